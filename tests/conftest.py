@@ -1,0 +1,41 @@
+"""Shared pytest configuration: markers, GPU skipping, and paths to the demo data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_DATA = REPO_ROOT / "data" / "demo"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    skip_slow = pytest.mark.skip(reason="slow; run with --runslow")
+    has_cuda = _cuda_available()
+    run_slow = config.getoption("--runslow") or os.environ.get("GENOMAMBA_RUN_SLOW") == "1"
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def demo_data() -> Path:
+    """Folder holding the committed demo genomes (see docs/data.md for provenance)."""
+    return DEMO_DATA
