@@ -1,0 +1,42 @@
+"""The ``genomamba`` command line: a click group whose commands are imported only when run.
+
+Each command lives in its own module under ``genomamba/cli/`` and does three things: parse
+options, call one library function, map errors to the documented exit codes
+(see :mod:`genomamba.errors`). Keeping imports lazy means ``genomamba --help`` and
+``genomamba validate`` never pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from genomamba import __version__
+
+# command name -> "module:attribute" of a click.Command; add one line per command.
+COMMANDS: dict[str, str] = {}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="genomamba")
+def main() -> None:
+    """genomamba: long-context DNA language models (bidirectional, reverse-complement aware Mamba).
+
+    Every command prints results to stdout or -o and logs to stderr. Exit codes: 0 ok, 1 failure,
+    2 usage error, 65 invalid input data, 69 no usable device or kernel for what was asked.
+    """
