@@ -1,0 +1,45 @@
+"""Chaining per-segment results: the small sequential step between the two parallel passes.
+
+Each segment ``s`` was scanned from a zero state and left ``local[s]`` (batch, dim, S, d_state) and
+``dtsum[s]`` (batch, dim, S), so the map from the state entering it to the state leaving it is
+``h -> exp(A * dtsum[s]) h + local[s]``. This kernel walks the S segments in order (S is at most a
+few dozen) and writes the state entering every segment plus the state leaving the last one. The
+backward pass uses it unchanged for the adjoint carries, walking the segments the other way.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _chain_segments_kernel(
+    local_ptr, dtsum_ptr, A_ptr, init_ptr, entering_ptr, final_ptr,
+    dim, d_state, n_seg,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, REVERSE: tl.constexpr, HAS_INIT: tl.constexpr,
+):
+    pid_d = tl.program_id(0)
+    b = tl.program_id(1)
+    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    n = tl.arange(0, BLOCK_N)
+    d_mask = d < dim
+    dn_mask = d_mask[:, None] & (n < d_state)[None, :]
+    A2 = tl.load(A_ptr + d[:, None] * d_state + n[None, :], mask=dn_mask, other=0.0).to(tl.float32)
+    A2 = A2 * 1.4426950408889634
+    state_off = (b * dim + d[:, None]) * d_state + n[None, :]
+    if HAS_INIT:
+        state = tl.load(init_ptr + state_off, mask=dn_mask, other=0.0)
+    else:
+        state = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    for i in range(0, n_seg):
+        if REVERSE:
+            s = n_seg - 1 - i
+        else:
+            s = i
+        off = ((b * dim + d[:, None]) * n_seg + s) * d_state + n[None, :]
+        tl.store(entering_ptr + off, state, mask=dn_mask)
+        dtsum = tl.load(dtsum_ptr + (b * dim + d) * n_seg + s, mask=d_mask, other=0.0)
+        local = tl.load(local_ptr + off, mask=dn_mask, other=0.0)
+        state = tl.exp2(dtsum[:, None] * A2) * state + local
+    tl.store(final_ptr + state_off, state, mask=dn_mask)

@@ -1,0 +1,266 @@
+"""Launchers and autograd wrappers for the Triton selective scan.
+
+Public functions follow the contract of ``genomamba.ops`` (DESIGN.md §2) minus ``backend``:
+
+* :func:`selective_scan_triton` — one direction, ``reverse=True`` reads right to left in place;
+* :func:`bidirectional_selective_scan_triton` — both directions summed, sharing the gate.
+
+Shapes: u, delta, z (batch, dim, length); A (dim, d_state); B, C (batch, d_state, length) or
+(batch, groups, d_state, length); D, delta_bias (dim,); initial_state (batch, dim, d_state) fp32.
+The state is fp32 throughout; y has u's dtype. The kernels live in scan_forward.py,
+scan_backward.py and scan_segments.py; this module only plans launches and wires autograd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+
+from .scan_backward import _selective_scan_bwd_kernel
+from .scan_forward import _selective_scan_fwd_kernel
+from .scan_segments import _chain_segments_kernel
+
+MAX_D_STATE = 256
+# Elements of one (BLOCK_D, BLOCK_N, BLOCK_T) tile; bounded so the tile stays in registers.
+_TILE_ELEMENTS = 4096
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """How a scan is cut into programs: channel blocks x segments x batch rows."""
+
+    block_d: int
+    block_n: int
+    block_t: int
+    segments: int
+    seg_len: int
+    num_warps: int
+
+    def grid(self, batch: int, dim: int) -> tuple[int, int, int]:
+        return (triton.cdiv(dim, self.block_d), self.segments, batch)
+
+
+def _programs_wanted(device: torch.device) -> int:
+    if device.type == "cuda":
+        return 2 * torch.cuda.get_device_properties(device).multi_processor_count
+    return 4  # interpreter runs: small, but enough to exercise segmenting in tests
+
+
+def plan_launch(
+    batch: int, dim: int, length: int, d_state: int, dim_per_group: int, device: torch.device,
+    *, segments: int | None = None, block_t: int | None = None,
+) -> LaunchPlan:
+    """Choose tile sizes and the number of sequence segments for one scan.
+
+    ``BLOCK_D`` is the largest power of two (up to what the tile budget allows) dividing the
+    channels of one group, so a program reads a single B/C group. Segments are added only when
+    batch x channel blocks would leave the GPU under-filled.
+    """
+    if d_state > MAX_D_STATE:
+        raise ValueError(f"d_state={d_state} exceeds the kernel's maximum of {MAX_D_STATE}")
+    block_n = triton.next_power_of_2(max(d_state, 1))
+    block_t = block_t or (64 if block_n <= 16 else 32)
+    block_d = max(1, min(16, _TILE_ELEMENTS // (block_n * block_t)))
+    while dim_per_group % block_d:
+        block_d //= 2
+    n_chunks = triton.cdiv(length, block_t)
+    if segments is None:
+        base = batch * triton.cdiv(dim, block_d)
+        segments = min(n_chunks, triton.cdiv(_programs_wanted(device), base)) if base else 1
+    segments = max(1, min(segments, n_chunks))
+    seg_len = triton.cdiv(n_chunks, segments) * block_t
+    segments = triton.cdiv(length, seg_len)
+    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps=4)
+
+
+def _as_4d(x: torch.Tensor) -> torch.Tensor:
+    """(batch, d_state, length) -> (batch, 1, d_state, length), with a unit stride along length."""
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
+def _contiguous(x: torch.Tensor | None) -> torch.Tensor | None:
+    return None if x is None else x.contiguous()
+
+
+def _chain(local, dtsum, A, init, plan: LaunchPlan, reverse: bool):
+    """States entering each segment, and the state leaving the last one (see scan_segments.py)."""
+    batch, dim, n_seg, d_state = local.shape
+    entering = torch.empty_like(local)
+    final = torch.empty(batch, dim, d_state, device=local.device, dtype=torch.float32)
+    block_d = 16
+    _chain_segments_kernel[(triton.cdiv(dim, block_d), batch)](
+        local, dtsum, A, init if init is not None else local, entering, final,
+        dim, d_state, n_seg,
+        BLOCK_D=block_d, BLOCK_N=plan.block_n, REVERSE=reverse, HAS_INIT=init is not None,
+    )
+    return entering, final
+
+
+def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, reverse, plan, want_ckpt):
+    """Run the forward scan. Returns (y, final_state, checkpoints)."""
+    batch, dim, length = u.shape
+    groups, d_state = B.shape[1], A.shape[1]
+    dev = u.device
+    seg_shape = (batch, dim, plan.segments, d_state)
+    y = torch.empty_like(u)
+    h_out = torch.empty(seg_shape, device=dev, dtype=torch.float32)
+    n_chunks = triton.cdiv(length, plan.block_t)
+    ckpt = torch.empty(batch, dim, n_chunks, d_state, device=dev, dtype=torch.float32) if want_ckpt else y
+    dtsum = torch.empty(batch, dim, plan.segments, device=dev, dtype=torch.float32)
+    h_in = None
+    if plan.segments > 1:
+        _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, None, y, h_out, dtsum, ckpt,
+                        plan, reverse, state_only=True, save_ckpt=False, groups=groups)
+        h_in, _ = _chain(h_out, dtsum, A, initial_state, plan, reverse)
+    elif initial_state is not None:
+        h_in = initial_state.reshape(seg_shape)
+    _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
+                    plan, reverse, state_only=False, save_ckpt=want_ckpt, groups=groups)
+    final = h_out[:, :, 0 if reverse else -1]
+    return y, final, (ckpt if want_ckpt else None)
+
+
+def _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
+                    plan, reverse, *, state_only, save_ckpt, groups):
+    batch, dim, length = u.shape
+    zz = z if z is not None else u
+    _selective_scan_fwd_kernel[plan.grid(batch, dim)](
+        u, delta, A, B, C, D if D is not None else A, zz, delta_bias if delta_bias is not None else A,
+        h_in if h_in is not None else h_out, y, h_out, dtsum, ckpt,
+        length, dim, A.shape[1], plan.seg_len, dim // groups,
+        u.stride(0), u.stride(1), delta.stride(0), delta.stride(1), zz.stride(0), zz.stride(1),
+        y.stride(0), y.stride(1),
+        B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
+        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, BLOCK_T=plan.block_t,
+        REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
+        HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
+        SAVE_CKPT=save_ckpt, num_warps=plan.num_warps,
+    )
+
+
+def _backward(saved, dout, d_final, grads, plan, reverse, accumulate):
+    """Run the backward scan, writing into ``grads`` (a dict of preallocated buffers).
+
+    Returns the gradient of the initial state (batch, dim, d_state) fp32.
+    """
+    u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt = saved
+    batch, dim, length = u.shape
+    d_state, groups = A.shape[1], B.shape[1]
+    seg_shape = (batch, dim, plan.segments, d_state)
+    carry_out = torch.empty(seg_shape, device=u.device, dtype=torch.float32)
+    dtsum = torch.empty(batch, dim, plan.segments, device=u.device, dtype=torch.float32)
+    carry_in = None
+    if plan.segments > 1:
+        _launch_backward(saved, dout, None, carry_out, dtsum, grads, plan, reverse, True, False, groups)
+        carry_in, _ = _chain(carry_out, dtsum, A, d_final, plan, not reverse)
+    elif d_final is not None:
+        carry_in = d_final.reshape(seg_shape).contiguous()
+    _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, reverse, False, accumulate, groups)
+    return carry_out[:, :, -1 if reverse else 0]
+
+
+def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, reverse, adjoint_only,
+                     accumulate, groups):
+    u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt = saved
+    batch, dim, length = u.shape
+    zz = z if z is not None else u
+    dB, dC = grads["B"], grads["C"]
+    _selective_scan_bwd_kernel[plan.grid(batch, dim)](
+        u, delta, A, B, C, D if D is not None else A, zz, delta_bias if delta_bias is not None else A,
+        dout, ckpt, carry_in if carry_in is not None else carry_out,
+        grads["u"], grads["delta"], grads["z"] if z is not None else grads["u"], grads["A"], dB, dC,
+        grads["D"] if D is not None else grads["A"], grads["delta_bias"] if delta_bias is not None else grads["A"],
+        carry_out, dtsum,
+        length, dim, A.shape[1], plan.seg_len, dim // groups,
+        u.stride(0), u.stride(1), delta.stride(0), delta.stride(1), zz.stride(0), zz.stride(1),
+        dout.stride(0), dout.stride(1),
+        B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
+        dB.stride(0), dB.stride(1), dB.stride(2), dC.stride(0), dC.stride(1), dC.stride(2),
+        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, BLOCK_T=plan.block_t,
+        REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=z is not None, HAS_D=D is not None,
+        HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_CARRY_IN=carry_in is not None,
+        ACCUMULATE=accumulate, num_warps=plan.num_warps,
+    )
+
+
+def _grad_buffers(u, delta, A, B, C, D, z, delta_bias, *, grad_dtype=None):
+    """Zeroed fp32 accumulators for the reduced gradients, uninitialised ones for the per-element ones."""
+    f32 = torch.float32
+
+    def zeros(x):
+        return None if x is None else torch.zeros(x.shape, device=x.device, dtype=f32)
+
+    return {
+        "u": torch.empty(u.shape, device=u.device, dtype=grad_dtype or u.dtype),
+        "delta": torch.empty(u.shape, device=u.device, dtype=grad_dtype or delta.dtype),
+        "z": None if z is None else torch.empty(u.shape, device=u.device, dtype=grad_dtype or z.dtype),
+        "A": zeros(A), "B": zeros(B), "C": zeros(C), "D": zeros(D), "delta_bias": zeros(delta_bias),
+    }
+
+
+class _SelectiveScanFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, reverse, plan,
+                need_grad):
+        b_shape, c_shape = B.shape, C.shape
+        u, delta, z = u.contiguous(), delta.contiguous(), _contiguous(z)
+        A, D, delta_bias = A.contiguous(), _contiguous(D), _contiguous(delta_bias)
+        B4, C4 = _as_4d(B), _as_4d(C)
+        h0 = None if initial_state is None else initial_state.float().contiguous()
+        y, final, ckpt = _forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, h0, reverse, plan,
+                                  want_ckpt=need_grad)
+        ctx.save_for_backward(u, delta, A, B4, C4, D, z, delta_bias, ckpt)
+        ctx.meta = (delta_softplus, reverse, plan, b_shape, c_shape, B.dtype, C.dtype, initial_state is not None)
+        return y, final
+
+    @staticmethod
+    def backward(ctx, dy, d_final):
+        u, delta, A, B4, C4, D, z, delta_bias, ckpt = ctx.saved_tensors
+        delta_softplus, reverse, plan, b_shape, c_shape, b_dtype, c_dtype, has_h0 = ctx.meta
+        grads = _grad_buffers(u, delta, A, B4, C4, D, z, delta_bias)
+        saved = (u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, ckpt)
+        d_final = None if d_final is None else d_final.float().contiguous()
+        dh0 = _backward(saved, dy.contiguous(), d_final, grads, plan, reverse, accumulate=False)
+        return (
+            grads["u"], grads["delta"], grads["A"].to(A.dtype),
+            grads["B"].reshape(b_shape).to(b_dtype), grads["C"].reshape(c_shape).to(c_dtype),
+            None if D is None else grads["D"].to(D.dtype), grads["z"],
+            None if delta_bias is None else grads["delta_bias"].to(delta_bias.dtype),
+            dh0 if has_h0 else None, None, None, None, None,
+        )
+
+
+def _validate(u, delta, A, B, C):
+    if u.dim() != 3 or delta.shape != u.shape:
+        raise ValueError(f"u and delta must be (batch, dim, length) and equal; got {tuple(u.shape)}, "
+                         f"{tuple(delta.shape)}")
+    if B.dim() not in (3, 4) or C.dim() not in (3, 4):
+        raise ValueError("B and C must be (batch, d_state, length) or (batch, groups, d_state, length)")
+    if A.dim() != 2 or A.shape[0] != u.shape[1]:
+        raise ValueError(f"A must be (dim, d_state) = ({u.shape[1]}, d_state); got {tuple(A.shape)}")
+    groups = 1 if B.dim() == 3 else B.shape[1]
+    if u.shape[1] % groups:
+        raise ValueError(f"dim={u.shape[1]} is not divisible by groups={groups}")
+    return groups
+
+
+def selective_scan_triton(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
+    initial_state=None, return_final_state=False, reverse=False, segments=None,
+):
+    """Selective scan on the GPU (or Triton's interpreter). See genomamba.ops for the contract.
+
+    ``segments`` overrides the automatic choice of sequence segments (a tuning and test knob).
+    Returns y (batch, dim, length) in u's dtype, or (y, final_state) with return_final_state.
+    """
+    groups = _validate(u, delta, A, B, C)
+    batch, dim, length = u.shape
+    plan = plan_launch(batch, dim, length, A.shape[1], dim // groups, u.device, segments=segments)
+    tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
+    need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    y, final = _SelectiveScanFn.apply(*tensors, bool(delta_softplus), bool(reverse), plan, need_grad)
+    return (y, final) if return_final_state else y
