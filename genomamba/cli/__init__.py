@@ -15,7 +15,9 @@ import click
 from genomamba import __version__
 
 # command name -> "module:attribute" of a click.Command; add one line per command.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "fetch": "genomamba.cli.fetch:fetch",
+}
 
 
 class LazyGroup(click.Group):
