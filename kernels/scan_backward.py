@@ -44,7 +44,7 @@ def _selective_scan_bwd_kernel(
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr,
     REVERSE: tl.constexpr, ADJOINT_ONLY: tl.constexpr, HAS_Z: tl.constexpr, HAS_D: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_CARRY_IN: tl.constexpr,
-    ACCUMULATE: tl.constexpr,
+    ACCUMULATE_DZ: tl.constexpr, ACCUMULATE_DU: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     seg = tl.program_id(1)
@@ -167,10 +167,10 @@ def _selective_scan_bwd_kernel(
                 if HAS_D:
                     y += Dv[:, None] * u
                 dz = dout * y * sig_z * (1.0 + zt * (1.0 - sig_z))
-                if ACCUMULATE:
+                if ACCUMULATE_DZ:
                     dz += tl.load(dz_ptr + grad_off, mask=m2, other=0.0).to(tl.float32)
                 tl.store(dz_ptr + grad_off, dz.to(dz_ptr.dtype.element_ty), mask=m2)
-            if ACCUMULATE:
+            if ACCUMULATE_DU:
                 du += tl.load(du_ptr + grad_off, mask=m2, other=0.0).to(tl.float32)
                 ddt += tl.load(ddelta_ptr + grad_off, mask=m2, other=0.0).to(tl.float32)
             tl.store(du_ptr + grad_off, du.to(du_ptr.dtype.element_ty), mask=m2)

@@ -87,6 +87,7 @@ def _selective_scan_fwd_kernel(
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr,
     REVERSE: tl.constexpr, STATE_ONLY: tl.constexpr, HAS_Z: tl.constexpr, HAS_D: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H_IN: tl.constexpr, SAVE_CKPT: tl.constexpr,
+    ADD_TO_Y: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     seg = tl.program_id(1)
@@ -159,15 +160,16 @@ def _selective_scan_fwd_kernel(
             if HAS_D:
                 y += Dv[:, None] * u
             m2 = d_mask[:, None] & t_mask[None, :]
+            y_off = b * stride_yb + d[:, None] * stride_yd + t[None, :]
+            if ADD_TO_Y:
+                # Bidirectional: y already holds the other direction's ungated output.
+                y += tl.load(y_ptr + y_off, mask=m2, other=0.0).to(tl.float32)
             if HAS_Z:
                 zt = tl.load(
                     z_ptr + b * stride_zb + d[:, None] * stride_zd + t[None, :], mask=m2, other=0.0
                 ).to(tl.float32)
                 y *= zt * tl.sigmoid(zt)
-            tl.store(
-                y_ptr + b * stride_yb + d[:, None] * stride_yd + t[None, :],
-                y.to(y_ptr.dtype.element_ty), mask=m2,
-            )
+            tl.store(y_ptr + y_off, y.to(y_ptr.dtype.element_ty), mask=m2)
     tl.store(h_out_ptr + seg_state_off, h, mask=dn_mask)
     if STATE_ONLY:
         tl.store(dtsum_ptr + (b * dim + d) * n_seg + seg, dt_total, mask=d_mask)

@@ -100,13 +100,19 @@ def _chain(local, dtsum, A, init, plan: LaunchPlan, reverse: bool):
     return entering, final
 
 
-def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, reverse, plan, want_ckpt):
-    """Run the forward scan. Returns (y, final_state, checkpoints)."""
+def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, reverse, plan, want_ckpt,
+             y=None):
+    """Run the forward scan. Returns (y, final_state, checkpoints).
+
+    With ``y`` given, it holds the other direction's ungated output and the result is added to it
+    before gating (the second half of a bidirectional scan).
+    """
     batch, dim, length = u.shape
     groups, d_state = B.shape[1], A.shape[1]
     dev = u.device
     seg_shape = (batch, dim, plan.segments, d_state)
-    y = torch.empty_like(u)
+    add_to_y = y is not None
+    y = torch.empty_like(u) if y is None else y
     h_out = torch.empty(seg_shape, device=dev, dtype=torch.float32)
     n_chunks = triton.cdiv(length, plan.block_t)
     ckpt = torch.empty(batch, dim, n_chunks, d_state, device=dev, dtype=torch.float32) if want_ckpt else y
@@ -114,18 +120,18 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
     h_in = None
     if plan.segments > 1:
         _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, None, y, h_out, dtsum, ckpt,
-                        plan, reverse, state_only=True, save_ckpt=False, groups=groups)
+                        plan, reverse, state_only=True, save_ckpt=False, add_to_y=False, groups=groups)
         h_in, _ = _chain(h_out, dtsum, A, initial_state, plan, reverse)
     elif initial_state is not None:
         h_in = initial_state.reshape(seg_shape)
     _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
-                    plan, reverse, state_only=False, save_ckpt=want_ckpt, groups=groups)
+                    plan, reverse, state_only=False, save_ckpt=want_ckpt, add_to_y=add_to_y, groups=groups)
     final = h_out[:, :, 0 if reverse else -1]
     return y, final, (ckpt if want_ckpt else None)
 
 
 def _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
-                    plan, reverse, *, state_only, save_ckpt, groups):
+                    plan, reverse, *, state_only, save_ckpt, add_to_y, groups):
     batch, dim, length = u.shape
     zz = z if z is not None else u
     _selective_scan_fwd_kernel[plan.grid(batch, dim)](
@@ -138,12 +144,15 @@ def _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, h_in, y
         BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, BLOCK_T=plan.block_t,
         REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
-        SAVE_CKPT=save_ckpt, num_warps=plan.num_warps,
+        SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, num_warps=plan.num_warps,
     )
 
 
-def _backward(saved, dout, d_final, grads, plan, reverse, accumulate):
+def _backward(saved, dout, d_final, grads, plan, reverse, accumulate_dz=False, accumulate_du=False):
     """Run the backward scan, writing into ``grads`` (a dict of preallocated buffers).
+
+    ``accumulate_dz`` / ``accumulate_du`` add to what the buffers for dz / (du, ddelta) already hold
+    (the second direction of a bidirectional scan). dA, dB, dC, dD, d delta_bias always accumulate.
 
     Returns the gradient of the initial state (batch, dim, d_state) fp32.
     """
@@ -155,16 +164,17 @@ def _backward(saved, dout, d_final, grads, plan, reverse, accumulate):
     dtsum = torch.empty(batch, dim, plan.segments, device=u.device, dtype=torch.float32)
     carry_in = None
     if plan.segments > 1:
-        _launch_backward(saved, dout, None, carry_out, dtsum, grads, plan, reverse, True, False, groups)
+        _launch_backward(saved, dout, None, carry_out, dtsum, grads, plan, reverse, True, False, False, groups)
         carry_in, _ = _chain(carry_out, dtsum, A, d_final, plan, not reverse)
     elif d_final is not None:
         carry_in = d_final.reshape(seg_shape).contiguous()
-    _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, reverse, False, accumulate, groups)
+    _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, reverse, False, accumulate_dz,
+                     accumulate_du, groups)
     return carry_out[:, :, -1 if reverse else 0]
 
 
 def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, reverse, adjoint_only,
-                     accumulate, groups):
+                     accumulate_dz, accumulate_du, groups):
     u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt = saved
     batch, dim, length = u.shape
     zz = z if z is not None else u
@@ -183,7 +193,7 @@ def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, rever
         BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, BLOCK_T=plan.block_t,
         REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_CARRY_IN=carry_in is not None,
-        ACCUMULATE=accumulate, num_warps=plan.num_warps,
+        ACCUMULATE_DZ=accumulate_dz, ACCUMULATE_DU=accumulate_du, num_warps=plan.num_warps,
     )
 
 
@@ -224,7 +234,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         grads = _grad_buffers(u, delta, A, B4, C4, D, z, delta_bias)
         saved = (u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, ckpt)
         d_final = None if d_final is None else d_final.float().contiguous()
-        dh0 = _backward(saved, dy.contiguous(), d_final, grads, plan, reverse, accumulate=False)
+        dh0 = _backward(saved, dy.contiguous(), d_final, grads, plan, reverse)
         return (
             grads["u"], grads["delta"], grads["A"].to(A.dtype),
             grads["B"].reshape(b_shape).to(b_dtype), grads["C"].reshape(c_shape).to(c_dtype),
@@ -264,3 +274,83 @@ def selective_scan_triton(
     need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     y, final = _SelectiveScanFn.apply(*tensors, bool(delta_softplus), bool(reverse), plan, need_grad)
     return (y, final) if return_final_state else y
+
+
+class _BidirectionalScanFn(torch.autograd.Function):
+    """(forward scan + reverse scan) * silu(z). Reverse-direction tensors that *are* the forward
+    ones (shared parameters) get one gradient buffer, accumulated in place by the second pass."""
+
+    @staticmethod
+    def forward(ctx, z, delta_softplus, plans, need_grad, *tensors):
+        fwd = _prepare_direction(tensors[:7])
+        rev = _prepare_direction(tensors[7:])
+        shared = [a is b for a, b in zip(tensors[:7], tensors[7:])]
+        z = _contiguous(z)
+        # Reverse first, ungated, into y; the forward pass adds its part and applies the gate.
+        y, _, ckpt_r = _forward(*rev[:5], rev[5], None, rev[6], delta_softplus, None, True, plans[1], need_grad)
+        y, _, ckpt_f = _forward(*fwd[:5], fwd[5], z, fwd[6], delta_softplus, None, False, plans[0], need_grad,
+                                y=y)
+        ctx.save_for_backward(z, *fwd, *rev, ckpt_f, ckpt_r)
+        ctx.meta = (delta_softplus, plans, shared, [t.shape if t is not None else None for t in tensors],
+                    [t.dtype if t is not None else None for t in tensors])
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        z, *rest = ctx.saved_tensors
+        fwd, rev, (ckpt_f, ckpt_r) = rest[:7], rest[7:14], rest[14:]
+        delta_softplus, plans, shared, shapes, dtypes = ctx.meta
+        dy = dy.contiguous()
+        grads_f = _grad_buffers(fwd[0], fwd[1], fwd[2], fwd[3], fwd[4], fwd[5], z, fwd[6])
+        grads_r = {k: (grads_f[k] if k == "z" else None) for k in grads_f}
+        names = ("u", "delta", "A", "B", "C", "D", "delta_bias")
+        fresh = _grad_buffers(rev[0], rev[1], rev[2], rev[3], rev[4], rev[5], None, rev[6])
+        for name, is_shared in zip(names, shared):
+            grads_r[name] = grads_f[name] if is_shared else fresh[name]
+        saved_f = (*fwd[:6], z, fwd[6], delta_softplus, ckpt_f)
+        saved_r = (*rev[:6], z, rev[6], delta_softplus, ckpt_r)
+        _backward(saved_f, dy, None, grads_f, plans[0], reverse=False)
+        _backward(saved_r, dy, None, grads_r, plans[1], reverse=True, accumulate_dz=True,
+                  accumulate_du=shared[0] and shared[1])
+        out = [None, None, None, None]  # z, delta_softplus, plans, need_grad
+        out[0] = grads_f["z"]
+        for direction, grads in ((0, grads_f), (1, grads_r)):
+            for i, name in enumerate(names):
+                k = direction * 7 + i
+                if shapes[k] is None or (direction == 1 and shared[i]):
+                    out.append(None)
+                    continue
+                g = grads[name]
+                out.append(g.reshape(shapes[k]).to(dtypes[k]) if name in ("A", "B", "C", "D", "delta_bias") else g)
+        return tuple(out)
+
+
+def _prepare_direction(tensors):
+    u, delta, A, B, C, D, delta_bias = tensors
+    return (u.contiguous(), delta.contiguous(), A.contiguous(), _as_4d(B), _as_4d(C), _contiguous(D),
+            _contiguous(delta_bias))
+
+
+def bidirectional_selective_scan_triton(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
+    u_rev=None, delta_rev=None, A_rev=None, B_rev=None, C_rev=None, D_rev=None, delta_bias_rev=None,
+    segments=None,
+):
+    """(scan(u, ...) + reverse scan(u_rev, ...)) * silu(z); ``*_rev=None`` shares the forward tensor.
+
+    Returns y (batch, dim, length) in u's dtype.
+    """
+    if (u_rev is None) != (delta_rev is None):
+        raise ValueError("u_rev and delta_rev must be given together (or both left out to share u, delta)")
+    fwd = (u, delta, A, B, C, D, delta_bias)
+    given = (u_rev, delta_rev, A_rev, B_rev, C_rev, D_rev, delta_bias_rev)
+    rev = tuple(f if r is None else r for f, r in zip(fwd, given))
+    plans = []
+    for direction in (fwd, rev):
+        groups = _validate(*direction[:5])
+        batch, dim, length = direction[0].shape
+        plans.append(plan_launch(batch, dim, length, direction[2].shape[1], dim // groups, u.device,
+                                 segments=segments))
+    tensors = fwd + rev
+    need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors + (z,))
+    return _BidirectionalScanFn.apply(z, bool(delta_softplus), tuple(plans), need_grad, *tensors)
