@@ -1,0 +1,17 @@
+"""Tensor operations the model needs, DNA-agnostic (torch only; never imports io/ or alphabet).
+
+Public surface: :func:`selective_scan` and :func:`bidirectional_selective_scan` (backend dispatch),
+:func:`backend_report` (for ``genomamba doctor``), and the references ``selective_scan_ref`` /
+``bidirectional_selective_scan_ref``. Importing this package imports torch; ``import genomamba`` does not.
+"""
+
+from genomamba.ops.dispatch import backend_report, bidirectional_selective_scan, selective_scan
+from genomamba.ops.selective_scan_ref import bidirectional_selective_scan_ref, selective_scan_ref
+
+__all__ = [
+    "selective_scan",
+    "bidirectional_selective_scan",
+    "backend_report",
+    "selective_scan_ref",
+    "bidirectional_selective_scan_ref",
+]

@@ -1,0 +1,273 @@
+"""Backend choice for the selective scan: Triton on CUDA, chunked PyTorch on CPU, never a silent fallback.
+
+Backends (same signature, see :mod:`genomamba.ops.selective_scan_ref` for the glossary and equations):
+
+* ``"reference"`` — :func:`~genomamba.ops.selective_scan_ref.selective_scan_ref`, sequential, the oracle;
+* ``"chunked"``   — :func:`~genomamba.ops.selective_scan_chunked.selective_scan_chunked`, pure PyTorch,
+  any device;
+* ``"triton"``    — ``genomamba.kernels.selective_scan_triton``, fused kernels, CUDA only, imported lazily;
+* ``"auto"``      — triton for CUDA tensors when the kernel module imports, chunked otherwise.
+
+The environment variable ``GENOMAMBA_SCAN_BACKEND`` (one of the names above) replaces ``"auto"``; an explicit
+``backend=`` argument wins over it. A request that the machine cannot honour (``triton`` on CPU tensors or
+without an importable kernel) raises :class:`genomamba.errors.UnavailableError` (exit code 69); ``auto``
+settling on something slower than expected (chunked on CUDA) emits a ``RuntimeWarning`` on every call and a
+logging warning once per reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from genomamba.errors import UnavailableError
+
+__all__ = [
+    "BACKENDS",
+    "ENV_VAR",
+    "selective_scan",
+    "bidirectional_selective_scan",
+    "resolve_backend",
+    "backend_report",
+]
+
+ENV_VAR = "GENOMAMBA_SCAN_BACKEND"
+BACKENDS = ("auto", "reference", "chunked", "triton")
+_KERNEL_MODULE = "genomamba.kernels.selective_scan_triton"
+
+log = logging.getLogger(__name__)
+_logged_reasons: set[str] = set()
+_triton_cache: dict[str, Any] = {}
+
+
+def _load_triton() -> tuple[Callable | None, Callable | None, str | None]:
+    """Import the Triton kernels once; returns ``(uni, bi, error)`` with ``error`` None on success."""
+    if "result" not in _triton_cache:
+        try:
+            mod = importlib.import_module(_KERNEL_MODULE)
+            _triton_cache["result"] = (
+                mod.selective_scan_triton,
+                mod.bidirectional_selective_scan_triton,
+                None,
+            )
+        except Exception as exc:  # any failure (ImportError, missing symbol, CUDA init) means "not usable"
+            _triton_cache["result"] = (None, None, f"{type(exc).__name__}: {exc}")
+    return _triton_cache["result"]
+
+
+def _reset_cache() -> None:
+    """Forget the cached kernel import and the logged reasons (tests use this after monkeypatching)."""
+    _triton_cache.clear()
+    _logged_reasons.clear()
+
+
+def _requested(backend: str) -> tuple[str, str]:
+    """``(name, source)``: the requested backend after the environment override, and who requested it."""
+    if backend not in BACKENDS:
+        raise ValueError(f"selective_scan: backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        env = os.environ.get(ENV_VAR, "").strip().lower()
+        if env:
+            if env not in BACKENDS:
+                raise ValueError(f"{ENV_VAR}={env!r} is not one of {BACKENDS}")
+            return env, f"{ENV_VAR}={env}"
+        return "auto", "auto"
+    return backend, f"backend={backend!r}"
+
+
+def _announce_fallback(reason: str) -> None:
+    msg = f"selective_scan: {reason}"
+    warnings.warn(msg, RuntimeWarning, stacklevel=4)
+    if reason not in _logged_reasons:
+        _logged_reasons.add(reason)
+        log.warning(msg)
+
+
+def resolve_backend(
+    backend: str = "auto", device: torch.device | str = "cpu", *, announce: bool = True
+) -> str:
+    """Name of the backend that will run a scan on ``device`` for the request ``backend``.
+
+    Returns:
+        ``"reference"``, ``"chunked"`` or ``"triton"``.
+
+    Raises:
+        ValueError: unknown backend name (argument or environment variable).
+        UnavailableError: triton asked for (argument or environment) but the tensors are not on CUDA or the
+            kernel module does not import.
+    """
+    name, source = _requested(backend)
+    on_cuda = torch.device(device).type == "cuda"
+    if name in ("reference", "chunked"):
+        return name
+    if name == "triton":
+        if not on_cuda:
+            raise UnavailableError(f"selective_scan: {source} needs CUDA tensors, got device {device}")
+        _, _, err = _load_triton()
+        if err is not None:
+            raise UnavailableError(f"selective_scan: {source} but {_KERNEL_MODULE} does not import ({err})")
+        return "triton"
+    if not on_cuda:
+        return "chunked"
+    _, _, err = _load_triton()
+    if err is None:
+        return "triton"
+    if announce:
+        _announce_fallback(
+            f"Triton kernel unavailable ({err}); falling back to the chunked PyTorch scan on CUDA, "
+            f"which is much slower. Set {ENV_VAR}=chunked to silence this."
+        )
+    return "chunked"
+
+
+def _impl(name: str, bidirectional: bool) -> Callable:
+    if name == "reference":
+        m = importlib.import_module("genomamba.ops.selective_scan_ref")
+        return m.bidirectional_selective_scan_ref if bidirectional else m.selective_scan_ref
+    if name == "chunked":
+        m = importlib.import_module("genomamba.ops.selective_scan_chunked")
+        return m.bidirectional_selective_scan_chunked if bidirectional else m.selective_scan_chunked
+    uni, bi, _ = _load_triton()
+    return bi if bidirectional else uni
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    *,
+    initial_state: torch.Tensor | None = None,
+    return_final_state: bool = False,
+    reverse: bool = False,
+    backend: str = "auto",
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Selective scan on the best available backend (contract: DESIGN.md §2; symbols: ``selective_scan_ref``).
+
+    Args:
+        u, delta, z: ``(batch, dim, length)``, any float dtype.
+        A: ``(dim, d_state)``, real, negative.
+        B, C: ``(batch, d_state, length)`` or ``(batch, groups, d_state, length)``.
+        D, delta_bias: ``(dim,)`` fp32.
+        initial_state: ``(batch, dim, d_state)`` fp32.
+        return_final_state: also return the fp32 state after the last scanned position.
+        reverse: scan right to left (the returned state is then the one after position 0).
+        backend: ``"auto"``, ``"reference"``, ``"chunked"`` or ``"triton"``.
+
+    Returns:
+        ``y`` ``(batch, dim, length)`` in ``u.dtype``, or ``(y, h_last)``.
+
+    Raises:
+        ValueError: bad shapes or backend name. UnavailableError: triton requested but unusable here.
+    """
+    fn = _impl(resolve_backend(backend, u.device), bidirectional=False)
+    return fn(
+        u,
+        delta,
+        A,
+        B,
+        C,
+        D,
+        z,
+        delta_bias,
+        delta_softplus,
+        initial_state=initial_state,
+        return_final_state=return_final_state,
+        reverse=reverse,
+    )
+
+
+def bidirectional_selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    *,
+    u_rev: torch.Tensor | None = None,
+    delta_rev: torch.Tensor | None = None,
+    A_rev: torch.Tensor | None = None,
+    B_rev: torch.Tensor | None = None,
+    C_rev: torch.Tensor | None = None,
+    D_rev: torch.Tensor | None = None,
+    delta_bias_rev: torch.Tensor | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """``(scan(u, ...) + reverse_scan(u_rev, ...)) · silu(z)``; each ``*_rev`` None reuses the forward tensor.
+
+    Shapes as in :func:`selective_scan`. Returns ``y`` ``(batch, dim, length)`` in ``u.dtype``.
+
+    Raises:
+        ValueError: bad shapes or backend name. UnavailableError: triton requested but unusable here.
+    """
+    fn = _impl(resolve_backend(backend, u.device), bidirectional=True)
+    return fn(
+        u,
+        delta,
+        A,
+        B,
+        C,
+        D,
+        z,
+        delta_bias,
+        delta_softplus,
+        u_rev=u_rev,
+        delta_rev=delta_rev,
+        A_rev=A_rev,
+        B_rev=B_rev,
+        C_rev=C_rev,
+        D_rev=D_rev,
+        delta_bias_rev=delta_bias_rev,
+    )
+
+
+def backend_report() -> dict[str, Any]:
+    """What ``auto`` would pick here, for ``genomamba doctor``. Never raises and never warns.
+
+    Returns:
+        A JSON-serialisable dict: ``cpu`` and ``cuda`` (each ``{"backend": name or None, "reason": str or
+        None}``), ``cuda_available``, ``triton_version`` (None when the triton package does not import),
+        ``kernel_importable``, ``kernel_error``, ``env_override`` (``GENOMAMBA_SCAN_BACKEND`` or None).
+    """
+    try:
+        import triton
+
+        triton_version: str | None = getattr(triton, "__version__", "unknown")
+    except Exception:
+        triton_version = None
+    _, _, err = _load_triton()
+    report: dict[str, Any] = {
+        "cuda_available": torch.cuda.is_available(),
+        "triton_version": triton_version,
+        "kernel_module": _KERNEL_MODULE,
+        "kernel_importable": err is None,
+        "kernel_error": err,
+        "env_override": os.environ.get(ENV_VAR) or None,
+    }
+    for device in ("cpu", "cuda"):
+        entry: dict[str, Any] = {"backend": None, "reason": None}
+        try:
+            entry["backend"] = resolve_backend("auto", device, announce=False)
+            if device == "cuda" and entry["backend"] == "chunked" and report["env_override"] is None:
+                entry["reason"] = f"Triton kernel unavailable ({err}); would fall back with a warning"
+            elif report["env_override"]:
+                entry["reason"] = f"{ENV_VAR}={report['env_override']}"
+        except (UnavailableError, ValueError) as exc:
+            entry["reason"] = str(exc)
+        report[device] = entry
+    return report

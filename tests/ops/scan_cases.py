@@ -1,0 +1,251 @@
+"""Random selective-scan cases and the measured-tolerance rule (DESIGN.md §3), shared by all backends' tests.
+
+Usage from any backend's test (CPU or GPU)::
+
+    from tests.ops.scan_cases import make_case, run_case
+    run_case(my_backend_fn, make_case(length=63, groups=2, dtype=torch.bfloat16), device="cuda")
+
+Tolerance rule: for every output and every input gradient, with an fp64 sequential oracle ``O``, the backend's
+value ``X`` and the fp32-computing sequential reference ``R`` fed the *same-precision* inputs::
+
+    max|X - O|  <=  2 * max|R - O|  +  floor,     floor = FLOOR[dtype] * max(1, max|O|)
+
+so a backend may be at most about twice as wrong as an honest same-precision implementation; the floor keeps
+cases where the reference happens to be almost exact (e.g. a sum reordered) from failing on rounding noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+
+import torch
+
+from genomamba.ops.selective_scan_ref import bidirectional_selective_scan_ref, selective_scan_ref
+
+_seeds = itertools.count(20240611)
+
+# Relative floor per input dtype (times max(1, max|oracle|)); small next to the dtype's own rounding.
+FLOOR = {torch.float64: 1e-10, torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
+REV_NAMES = ("u_rev", "delta_rev", "A_rev", "B_rev", "C_rev", "D_rev", "delta_bias_rev")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanCase:
+    """One random scan problem. ``groups=0`` means 3-D B/C ``(batch, d_state, length)``."""
+
+    batch: int = 2
+    dim: int = 4
+    length: int = 7
+    d_state: int = 4
+    groups: int = 0
+    dtype: torch.dtype = torch.float32
+    has_D: bool = True
+    has_z: bool = True
+    has_delta_bias: bool = True
+    delta_softplus: bool = True
+    has_initial_state: bool = False
+    return_final_state: bool = False
+    reverse: bool = False
+    distinct_rev: bool = False  # bidirectional: give the reverse direction its own parameters
+    seed: int = 0
+
+    def __str__(self) -> str:
+        flags = "".join(
+            c
+            for c, on in (
+                ("D", self.has_D),
+                ("z", self.has_z),
+                ("b", self.has_delta_bias),
+                ("s", self.delta_softplus),
+                ("i", self.has_initial_state),
+                ("f", self.return_final_state),
+                ("r", self.reverse),
+            )
+            if on
+        )
+        dt = str(self.dtype).replace("torch.", "")
+        return (
+            f"b{self.batch}d{self.dim}l{self.length}n{self.d_state}g{self.groups}-{dt}-{flags}"
+            f"-seed{self.seed}"
+        )
+
+
+def make_case(**overrides) -> ScanCase:
+    """A :class:`ScanCase` with a fresh seed from a process-wide counter (never reused within a run)."""
+    return ScanCase(**{**overrides, "seed": next(_seeds)})
+
+
+def make_inputs(
+    case: ScanCase, device: str | torch.device = "cpu", *, rev: bool = False
+) -> dict[str, torch.Tensor]:
+    """Random, never-zero leaf tensors for ``case`` (requires_grad on every float input).
+
+    u, delta, z, B, C are in ``case.dtype``; A, D, delta_bias, initial_state are fp32 (the contract).
+    A = -exp(N(0,1)) (negative, spread over two orders of magnitude); delta small and positive
+    (or pre-softplus around -1 so that softplus(delta + bias) is about 0.3).
+    With ``rev=True`` also adds independent ``*_rev`` tensors (for bidirectional cases).
+    """
+    g = torch.Generator().manual_seed(case.seed)
+    b, d, l, n = case.batch, case.dim, case.length, case.d_state
+
+    def rnd(*shape, scale=1.0, shift=0.0):
+        return torch.randn(*shape, generator=g) * scale + shift
+
+    def pos(*shape, lo, hi):
+        return torch.rand(*shape, generator=g) * (hi - lo) + lo
+
+    bc_shape = (b, n, l) if case.groups == 0 else (b, case.groups, n, l)
+
+    def one_direction() -> dict[str, torch.Tensor | None]:
+        return {
+            "u": rnd(b, d, l).to(case.dtype),
+            "delta": (
+                rnd(b, d, l, scale=0.5, shift=-1.0) if case.delta_softplus else pos(b, d, l, lo=0.01, hi=0.2)
+            ).to(case.dtype),
+            "A": -torch.exp(rnd(d, n)),
+            "B": rnd(*bc_shape).to(case.dtype),
+            "C": rnd(*bc_shape).to(case.dtype),
+            "D": rnd(d) if case.has_D else None,
+            "delta_bias": rnd(d, scale=0.1) if case.has_delta_bias else None,
+        }
+
+    t = one_direction()
+    t["z"] = rnd(b, d, l).to(case.dtype) if case.has_z else None
+    t["initial_state"] = rnd(b, d, n) if case.has_initial_state else None
+    if rev:
+        t.update({f"{k}_rev": v for k, v in one_direction().items()})
+    out = {}
+    for k, v in t.items():
+        if v is not None:
+            v = v.to(device).requires_grad_(True)
+        out[k] = v
+    return out
+
+
+def _call(fn: Callable, inputs: dict[str, torch.Tensor], case: ScanCase, bidirectional: bool, **kw):
+    i = inputs
+    if bidirectional:
+        rev = {k: i.get(k) for k in REV_NAMES}
+        return fn(
+            i["u"],
+            i["delta"],
+            i["A"],
+            i["B"],
+            i["C"],
+            i["D"],
+            i["z"],
+            i["delta_bias"],
+            case.delta_softplus,
+            **rev,
+            **kw,
+        )
+    return fn(
+        i["u"],
+        i["delta"],
+        i["A"],
+        i["B"],
+        i["C"],
+        i["D"],
+        i["z"],
+        i["delta_bias"],
+        case.delta_softplus,
+        initial_state=i["initial_state"],
+        return_final_state=case.return_final_state,
+        reverse=case.reverse,
+        **kw,
+    )
+
+
+def _forward_backward(fn, inputs, case, bidirectional, upstream, check_grads, **kw):
+    """Outputs and gradients of ``fn`` as fp64 tensors keyed by name."""
+    out = _call(fn, inputs, case, bidirectional, **kw)
+    outs = list(out) if isinstance(out, tuple) else [out]
+    names = ["y", "h_last"][: len(outs)]
+    res = {name: o.detach().double() for name, o in zip(names, outs, strict=False)}
+    if check_grads:
+        leaves = {k: v for k, v in inputs.items() if v is not None}
+        loss = sum((o.double() * up.to(o.device)).sum() for o, up in zip(outs, upstream, strict=True))
+        grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
+        for k, gr in zip(leaves, grads, strict=True):
+            res[f"d{k}"] = (torch.zeros_like(leaves[k]) if gr is None else gr).detach().double()
+    return res
+
+
+def _detached_copy(inputs: dict, dtype: torch.dtype | None = None) -> dict:
+    return {
+        k: None if v is None else v.detach().to(dtype or v.dtype).requires_grad_(True)
+        for k, v in inputs.items()
+    }
+
+
+def run_case(
+    backend_fn: Callable,
+    case: ScanCase,
+    *,
+    check_grads: bool = True,
+    bidirectional: bool = False,
+    device: str | torch.device = "cpu",
+    floor_scale: float = 1.0,
+    **backend_kwargs,
+) -> dict[str, tuple[float, float, float]]:
+    """Run ``backend_fn`` on a random case and assert the tolerance rule on y, h_last and all input gradients.
+
+    ``backend_fn`` has the contract signature (``selective_scan`` or, with ``bidirectional=True``,
+    ``bidirectional_selective_scan``); ``backend_kwargs`` are passed through (e.g. ``chunk_size=16``).
+    The oracle and the same-precision reference run on CPU.
+
+    Returns:
+        ``{name: (err_backend, err_reference, floor)}`` for every compared quantity.
+
+    Raises:
+        AssertionError: listing every quantity that breaks the rule.
+    """
+    cpu_inputs = make_inputs(case, "cpu", rev=bidirectional)
+    ref_fn = bidirectional_selective_scan_ref if bidirectional else selective_scan_ref
+    g = torch.Generator().manual_seed(case.seed + 7)
+    shape_y = (case.batch, case.dim, case.length)
+    upstream = [torch.randn(*shape_y, generator=g).to(case.dtype).double()]
+    if case.return_final_state and not bidirectional:
+        upstream.append(torch.randn(case.batch, case.dim, case.d_state, generator=g).double())
+
+    oracle = _forward_backward(
+        ref_fn,
+        _detached_copy(cpu_inputs, torch.float64),
+        case,
+        bidirectional,
+        upstream,
+        check_grads,
+        compute_dtype=torch.float64,
+    )
+    ref = _forward_backward(ref_fn, _detached_copy(cpu_inputs), case, bidirectional, upstream, check_grads)
+    dev_inputs = {
+        k: None if v is None else v.detach().to(device).requires_grad_(True) for k, v in cpu_inputs.items()
+    }
+    got = _forward_backward(
+        backend_fn, dev_inputs, case, bidirectional, upstream, check_grads, **backend_kwargs
+    )
+
+    report, failures = {}, []
+    for name, o in oracle.items():
+        x = got[name].cpu()
+        if x.shape != o.shape:
+            failures.append(f"{name}: shape {tuple(x.shape)} != {tuple(o.shape)}")
+            continue
+        if not torch.isfinite(x).all():
+            failures.append(f"{name}: non-finite values")
+            continue
+        err = (x - o).abs().max().item() if o.numel() else 0.0
+        err_ref = (ref[name] - o).abs().max().item() if o.numel() else 0.0
+        floor = floor_scale * FLOOR[case.dtype] * max(1.0, o.abs().max().item() if o.numel() else 0.0)
+        report[name] = (err, err_ref, floor)
+        if not err <= 2 * err_ref + floor:
+            failures.append(f"{name}: err {err:.3g} > 2 * ref_err {err_ref:.3g} + floor {floor:.3g}")
+    if failures:
+        raise AssertionError(
+            f"case {case}{' (bidirectional)' if bidirectional else ''}:\n  " + "\n  ".join(failures)
+        )
+    return report
