@@ -1,0 +1,204 @@
+"""GPU benchmark of the Triton selective scan against mamba_ssm's CUDA kernel, in one run.
+
+Shapes follow the scan issue: batch x length = 2^20 tokens, dim 512, d_state 16, bf16 u/delta/z/B/C,
+fp32 A/D/delta_bias, z gating, delta softplus. For each length it reports the median milliseconds
+(triton.testing.do_bench) of forward and forward+backward, unidirectional and bidirectional, the
+extra memory that forward+backward allocates beyond its inputs, and two floors:
+
+* HBM floor: bytes the forward must move (u, delta, z, B, C read once, y written once) over the
+  bandwidth of a measured device-to-device copy;
+* exp floor: batch x dim x length x d_state exponentials over the SFU rate (16 per SM per clock).
+
+Usage (on the GPU machine)::
+
+    python benchmarks/bench_scan.py --peer-sdist .carry/mamba_ssm-2.3.2.post1.tar.gz --json out.json
+
+Without --peer-sdist (or if it fails to build) the peer columns are empty and the run says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import triton
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mamba_ssm_peer import load_peer, peer_backward, peer_forward  # noqa: E402
+
+from genomamba.kernels import selective_scan_triton as sst  # noqa: E402
+
+
+def make_inputs(batch, dim, length, d_state, dtype, seed):
+    torch.manual_seed(seed)
+    dev = "cuda"
+    t = {
+        "u": torch.randn(batch, dim, length, device=dev, dtype=dtype),
+        "delta": (0.5 * torch.randn(batch, dim, length, device=dev) - 1.0).to(dtype),
+        "A": -torch.arange(1, d_state + 1, device=dev, dtype=torch.float32).repeat(dim, 1)
+        * torch.exp(0.1 * torch.randn(dim, d_state, device=dev)),
+        "B": torch.randn(batch, d_state, length, device=dev, dtype=dtype),
+        "C": torch.randn(batch, d_state, length, device=dev, dtype=dtype),
+        "D": torch.randn(dim, device=dev),
+        "z": torch.randn(batch, dim, length, device=dev, dtype=dtype),
+        "delta_bias": torch.rand(dim, device=dev) - 4.0,
+    }
+    return t
+
+
+def leaves(t):
+    return {k: v.detach().clone().requires_grad_() for k, v in t.items()}
+
+
+def bench(fn, grads=None):
+    return triton.testing.do_bench(fn, warmup=25, rep=100, grad_to_none=grads, return_mode="median")
+
+
+def extra_memory_gib(fn):
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**30
+
+
+def copy_bandwidth():
+    x = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    y = torch.empty_like(x)
+    ms = bench(lambda: y.copy_(x))
+    return 2 * x.numel() / (ms * 1e-3)
+
+
+def sm_clock_hz():
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=clocks.max.sm", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, check=True).stdout
+        return float(out.split()[0]) * 1e6
+    except (OSError, subprocess.CalledProcessError, ValueError, IndexError):
+        return None
+
+
+def rel_err(a, b):
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def run_length(length, args, peer, bw, clock):
+    batch = args.tokens // length
+    dtype = getattr(torch, args.dtype)
+    t = make_inputs(batch, args.dim, length, args.d_state, dtype, seed=length)
+    row = {"length": length, "batch": batch}
+    dout = torch.randn_like(t["u"])
+
+    def ours_fwd():
+        return sst.selective_scan_triton(**t, delta_softplus=True)
+
+    g = leaves(t)
+
+    def ours_fwd_bwd():
+        sst.selective_scan_triton(**g, delta_softplus=True).backward(dout)
+
+    def bi_fwd():
+        return sst.bidirectional_selective_scan_triton(**t, delta_softplus=True)
+
+    rev = {k + "_rev": v for k, v in make_inputs(batch, args.dim, length, args.d_state, dtype, length + 1).items()
+           if k not in ("z",)}
+
+    def bi_sep_fwd():
+        return sst.bidirectional_selective_scan_triton(**t, delta_softplus=True, **rev)
+
+    def bi_fwd_bwd():
+        sst.bidirectional_selective_scan_triton(**g, delta_softplus=True).backward(dout)
+
+    with torch.no_grad():
+        row["ours_fwd_ms"] = bench(ours_fwd)
+        row["bi_shared_fwd_ms"] = bench(bi_fwd)
+        row["bi_separate_fwd_ms"] = bench(bi_sep_fwd)
+    row["ours_fwd_bwd_ms"] = bench(ours_fwd_bwd, list(g.values()))
+    row["bi_shared_fwd_bwd_ms"] = bench(bi_fwd_bwd, list(g.values()))
+    row["ours_extra_mem_gib"] = extra_memory_gib(ours_fwd_bwd)
+    if peer is not None:
+        args_p = [t[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+        row["peer_fwd_ms"] = bench(lambda: peer_forward(peer, *args_p))
+
+        def peer_fwd_bwd():
+            _, saved = peer_forward(peer, *args_p)
+            peer_backward(peer, *args_p, dout, saved)
+
+        row["peer_fwd_bwd_ms"] = bench(peer_fwd_bwd)
+        row["peer_extra_mem_gib"] = extra_memory_gib(peer_fwd_bwd)
+        with torch.no_grad():
+            row["rel_err_vs_peer"] = rel_err(ours_fwd(), peer_forward(peer, *args_p)[0])
+    isz = t["u"].element_size()
+    n_bytes = 4 * batch * args.dim * length * isz + 2 * batch * args.d_state * length * isz
+    row["hbm_floor_ms"] = n_bytes / bw * 1e3
+    if clock:
+        sms = torch.cuda.get_device_properties(0).multi_processor_count
+        row["exp_floor_ms"] = batch * args.dim * length * args.d_state / (16 * sms * clock) * 1e3
+    return row
+
+
+def sweep(args):
+    """Forward time per tuning choice at the longest and shortest length (for choosing defaults)."""
+    dtype = getattr(torch, args.dtype)
+    for length in (min(args.lengths), max(args.lengths)):
+        t = make_inputs(args.tokens // length, args.dim, length, args.d_state, dtype, seed=1)
+        for block_t in (32, 64, 128):
+            for block_d in (2, 4, 8):
+                for warps in (2, 4, 8):
+                    for per_sm in (2, 4):
+                        sst.TUNING.clear()
+                        sst.TUNING.update(block_t=block_t, block_d=block_d, num_warps=warps, programs_per_sm=per_sm)
+                        try:
+                            with torch.no_grad():
+                                ms = bench(lambda: sst.selective_scan_triton(**t, delta_softplus=True))
+                        except Exception as exc:  # too many registers/shared memory for this tile
+                            ms = float("nan")
+                            print(f"  config failed: {type(exc).__name__}", file=sys.stderr)
+                        print(f"sweep L={length} T={block_t} BD={block_d} warps={warps} per_sm={per_sm}: "
+                              f"{ms:.3f} ms", flush=True)
+    sst.TUNING.clear()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[2**12, 2**15, 2**17, 2**20])
+    ap.add_argument("--tokens", type=int, default=2**20, help="batch x length")
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--d-state", type=int, default=16)
+    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--peer-sdist", default=None)
+    ap.add_argument("--peer-build-dir", default=".carry/peer_build")
+    ap.add_argument("--sweep", action="store_true", help="also sweep tile sizes and print forward times")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    peer = load_peer(args.peer_sdist, args.peer_build_dir)
+    bw = copy_bandwidth()
+    clock = sm_clock_hz()
+    info = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+            "copy_bandwidth_TBps": bw / 1e12, "sm_clock_max_MHz": clock and clock / 1e6, "peer": peer is not None}
+    print(json.dumps(info), flush=True)
+    if args.sweep:
+        sweep(args)
+    rows = []
+    for length in args.lengths:
+        row = run_length(length, args, peer, bw, clock)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"info": info, "rows": rows}, indent=2))
+    cols = ["length", "batch", "ours_fwd_ms", "peer_fwd_ms", "ours_fwd_bwd_ms", "peer_fwd_bwd_ms",
+            "bi_shared_fwd_ms", "bi_separate_fwd_ms", "bi_shared_fwd_bwd_ms", "ours_extra_mem_gib",
+            "peer_extra_mem_gib", "hbm_floor_ms", "exp_floor_ms", "rel_err_vs_peer"]
+    print("| " + " | ".join(cols) + " |")
+    for r in rows:
+        print("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
