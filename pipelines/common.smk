@@ -1,0 +1,24 @@
+# Helpers shared by the stage files: the manifest and the paths of each genome's fetched files.
+# (Functions only, no rules: keeps `snakemake --lint` quiet about mixing the two.)
+from pathlib import Path
+
+from genomamba.io.manifest import load_manifest
+
+MANIFEST = load_manifest(config["manifest"])
+# Fails at parse time, naming the manifest and its genomes, when config names an unknown genome.
+GENOMES = {name: MANIFEST.genome(name) for name in config["genomes"]}
+
+
+def genome_files(genome, role=None):
+    """Paths of the fetched files of `genome` (only those with `role`, e.g. "fasta", if given)."""
+    files = GENOMES[genome].files
+    return [f"{RESULTS}/genomes/{genome}/{f.name}" for f in files if role in (None, f.role)]
+
+
+def fasta_files(wildcards):
+    return genome_files(wildcards.genome, "fasta")
+
+
+def fetch_dir(wildcards, output):
+    """DIR of `genomamba fetch -o DIR`, which writes DIR/<genome>/<file>."""
+    return str(Path(output[0]).parent.parent)

@@ -1,0 +1,17 @@
+# Stage validate: a per-record TSV report for each genome; invalid input (exit 65) stops the run.
+
+
+rule validate_genome:
+    input:
+        fasta_files,
+    output:
+        f"{RESULTS}/validate/{{genome}}.tsv",
+    log:
+        f"{RESULTS}/logs/validate/{{genome}}.log",
+    params:
+        extra=config["validate"]["extra_args"],
+    shell:
+        "genomamba validate {input:q} --format tsv {params.extra} > {output:q} 2> {log:q}"
+
+
+STAGE_TARGETS["validate"] = lambda: expand(f"{RESULTS}/validate/{{genome}}.tsv", genome=GENOMES)
