@@ -93,6 +93,12 @@ def test_dry_run_of_demo_config(workflow):
     }
 
 
+def test_example_download_config_builds_its_dag_offline(workflow):
+    result = _snakemake(workflow, "-n", "--cores", "1", "--configfile", "config/hg38_chr21.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "results/hg38_chr21/genomes/hg38_chr21/chr21.fa.gz" in result.stdout
+
+
 def test_default_config_is_the_demo(workflow):
     result = _snakemake(workflow, "-n", "--cores", "1", "--printshellcmds")
     assert result.returncode == 0, result.stderr
