@@ -1,0 +1,244 @@
+"""Model configuration: dataclasses with defaults, named presets, strict dict round trip.
+
+No torch here, so the command line can list presets and validate configs without importing it.
+A config is what ``config.json`` of a model directory stores under ``"architecture"``
+(see :mod:`genomamba.checkpoint`); :func:`ModelConfig.from_dict` rejects unknown keys so a typo
+in a run file or a file from a newer genomamba fails loudly instead of being ignored.
+
+Glossary (sizes as Mamba names them):
+
+* ``d_model`` -- width of the residual stream of one strand. The parameter-sharing RC model
+  (``rc_strategy="ps"``) carries two strands, so its hidden states are ``2 * d_model`` wide,
+  but its parameters are those of a ``d_model`` model.
+* ``d_inner = expand * d_model`` -- width of the scan; ``d_state`` -- N, the state size per
+  channel; ``dt_rank`` -- rank of the input-dependent step size projection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from genomamba.alphabet import VOCAB_SIZE
+
+RC_STRATEGIES = ("none", "ps", "ph")
+COMBINE_MODES = ("sum", "product")
+HEAD_TASKS = ("none", "mlm", "sequence", "token")
+SEQUENCE_PROBLEMS = ("binary", "multiclass", "multilabel", "regression")
+POOLINGS = ("mean", "max", "first", "last")
+DT_INITS = ("random", "constant")
+
+
+class ConfigError(ValueError):
+    """An invalid or unknown configuration key or value; the message names it."""
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass
+class MixerConfig:
+    """One Mamba mixer (both directions of a BiMamba mixer share these sizes)."""
+
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    dt_rank: int | str = "auto"  # "auto" = ceil(d_model / 16), as Mamba
+    dt_min: float = 0.001
+    dt_max: float = 0.1
+    dt_init: str = "random"  # dt_proj weight: uniform(+-std) or constant std
+    dt_scale: float = 1.0
+    dt_init_floor: float = 1e-4
+    conv_bias: bool = True
+    proj_bias: bool = False  # bias on in_proj / out_proj
+
+    def __post_init__(self) -> None:
+        for name in ("d_state", "d_conv", "expand"):
+            _positive(f"mixer.{name}", getattr(self, name))
+        if self.dt_rank != "auto":
+            _positive("mixer.dt_rank", self.dt_rank)
+        _choice("mixer.dt_init", self.dt_init, DT_INITS)
+        if not 0 < self.dt_min <= self.dt_max:
+            raise ConfigError(f"need 0 < mixer.dt_min <= mixer.dt_max, got {self.dt_min}, {self.dt_max}")
+
+    def resolved_dt_rank(self, d_model: int) -> int:
+        return math.ceil(d_model / 16) if self.dt_rank == "auto" else int(self.dt_rank)
+
+
+@dataclass
+class HeadConfig:
+    """What sits on top of the backbone.
+
+    ``task``: ``"none"`` (embeddings only), ``"mlm"`` (masked-LM logits over the vocabulary),
+    ``"sequence"`` (one prediction per sequence, pooled), ``"token"`` (one per base).
+    ``problem_type`` (sequence task): binary (one logit, BCE), multiclass (softmax, CE),
+    multilabel (one logit per label, BCE), regression (``num_labels`` outputs, MSE).
+    Token classification is always multiclass.
+    """
+
+    task: str = "mlm"
+    problem_type: str | None = None
+    num_labels: int = 0
+    pooling: str = "mean"
+    dropout: float = 0.0
+    tie_embeddings: bool = True  # mlm: decoder weight is the embedding matrix
+    labels: list[str] | None = None  # label names, index = class id (the label map)
+
+    def __post_init__(self) -> None:
+        _choice("head.task", self.task, HEAD_TASKS)
+        _choice("head.pooling", self.pooling, POOLINGS)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"head.dropout must lie in [0, 1), got {self.dropout!r}")
+        if self.task == "sequence":
+            _choice("head.problem_type", self.problem_type, SEQUENCE_PROBLEMS)
+            if self.problem_type == "binary" and self.num_labels in (0, 1):
+                self.num_labels = 1
+            if self.problem_type == "binary" and self.num_labels != 1:
+                raise ConfigError("a binary head has exactly one output (num_labels=1)")
+            if self.problem_type == "multiclass" and self.num_labels < 2:
+                raise ConfigError("a multiclass head needs num_labels >= 2")
+        elif self.task == "token":
+            if self.problem_type not in (None, "multiclass"):
+                raise ConfigError("token classification is multiclass; problem_type must be 'multiclass'")
+            self.problem_type = "multiclass"
+            if self.num_labels < 2:
+                raise ConfigError("a token classification head needs num_labels >= 2")
+        elif self.problem_type is not None:
+            raise ConfigError(f"problem_type applies to sequence/token heads, not task {self.task!r}")
+        if self.task in ("sequence", "token"):
+            _positive("head.num_labels", self.num_labels)
+        if self.labels is not None:
+            if self.task not in ("sequence", "token") or len(self.labels) != self.num_labels:
+                raise ConfigError(
+                    f"head.labels needs a sequence/token head with num_labels={len(self.labels)} entries"
+                )
+            self.labels = [str(label) for label in self.labels]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> HeadConfig:
+        """Build from a plain dict; unknown keys raise :class:`ConfigError`."""
+        _reject_unknown(cls, data, "head.")
+        return cls(**data)
+
+
+@dataclass
+class ModelConfig:
+    """The whole architecture. Defaults are the ``small-1k`` sizes."""
+
+    d_model: int = 256
+    n_layer: int = 4
+    vocab_size: int = VOCAB_SIZE
+    mixer: MixerConfig = field(default_factory=MixerConfig)
+    bidirectional: bool = True
+    tie_projections: bool = True  # in_proj and out_proj shared by the two directions (Caduceus)
+    combine: str = "sum"  # how the two directions' outputs meet
+    rc_strategy: str = "ph"  # none | ps (parameter sharing) | ph (post-hoc conjoining)
+    norm_eps: float = 1e-5
+    residual_in_fp32: bool = True
+    gradient_checkpointing: bool = False
+    initializer_range: float = 0.02  # std of the embedding (and classifier) weights
+    rescale_prenorm_residual: bool = True  # out_proj /= sqrt(n_layer), as Mamba / GPT-2
+    max_length: int | None = None  # the window length the preset is sized for (advisory)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    preset: str | None = None  # name of the preset it started from, for model cards
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_layer", "vocab_size"):
+            _positive(name, getattr(self, name))
+        if self.vocab_size < VOCAB_SIZE:
+            raise ConfigError(f"vocab_size must cover the {VOCAB_SIZE} alphabet ids, got {self.vocab_size}")
+        _choice("combine", self.combine, COMBINE_MODES)
+        _choice("rc_strategy", self.rc_strategy, RC_STRATEGIES)
+        if self.rc_strategy == "ps" and not self.bidirectional:
+            raise ConfigError("rc_strategy='ps' needs bidirectional=True (both strands scan both ways)")
+        if self.max_length is not None:
+            _positive("max_length", self.max_length)
+
+    @property
+    def d_inner(self) -> int:
+        return self.mixer.expand * self.d_model
+
+    @property
+    def n_strands(self) -> int:
+        """Strands carried in the hidden state: 2 for the parameter-sharing RC model."""
+        return 2 if self.rc_strategy == "ps" else 1
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the backbone's output: ``n_strands * d_model``."""
+        return self.n_strands * self.d_model
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Build from a plain dict (``config.json`` or YAML); unknown keys raise :class:`ConfigError`."""
+        data = dict(data)
+        _reject_unknown(cls, data, "")
+        mixer = data.pop("mixer", {})
+        head = data.pop("head", {})
+        if not isinstance(mixer, dict) or not isinstance(head, dict):
+            raise ConfigError("'mixer' and 'head' must be mappings")
+        _reject_unknown(MixerConfig, mixer, "mixer.")
+        _reject_unknown(HeadConfig, head, "head.")
+        return cls(mixer=MixerConfig(**mixer), head=HeadConfig(**head), **data)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with top-level fields changed; ``mixer``/``head`` may be given as dicts of changes."""
+        data = self.to_dict()
+        for key, value in changes.items():
+            if key in ("mixer", "head") and isinstance(value, dict):
+                _reject_unknown(MixerConfig if key == "mixer" else HeadConfig, value, f"{key}.")
+                data[key] = {**data[key], **value}
+            elif dataclasses.is_dataclass(value):
+                data[key] = dataclasses.asdict(value)
+            else:
+                data[key] = value
+        return ModelConfig.from_dict(data)
+
+
+def _reject_unknown(cls: type, data: dict, prefix: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s): {', '.join(prefix + k for k in unknown)}; "
+            f"known: {', '.join(prefix + k for k in sorted(known))}"
+        )
+
+
+# Presets. Parameter counts (docs/model.md) are computed by tests/model/test_config.py.
+_PRESETS: dict[str, dict] = {
+    # CPU demos and tests: seconds per step on a laptop.
+    "tiny": {"d_model": 32, "n_layer": 2, "mixer": {"d_state": 8}, "max_length": 1024},
+    # Caduceus 1k sizes (d_model 256, 4 layers).
+    "small-1k": {"d_model": 256, "n_layer": 4, "max_length": 1024},
+    # Caduceus-131k sizes (d_model 256, 16 layers).
+    "base-131k": {"d_model": 256, "n_layer": 16, "max_length": 131_072, "gradient_checkpointing": True},
+    # 2^20-base windows at batch 1 on one 80 GB GPU with per-block checkpointing
+    # (measured footprint in docs/model.md).
+    "long-1m": {"d_model": 256, "n_layer": 16, "max_length": 1 << 20, "gradient_checkpointing": True},
+}
+PRESET_NAMES = tuple(_PRESETS)
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    """The named preset, with optional overrides (``mixer``/``head`` as dicts of changes).
+
+    Raises:
+        ConfigError: unknown preset name or override key.
+    """
+    if name not in _PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESET_NAMES)}")
+    base = ModelConfig.from_dict({**_PRESETS[name], "preset": name})
+    return base.replace(**overrides) if overrides else base

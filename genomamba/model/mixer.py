@@ -1,0 +1,175 @@
+"""The Mamba mixer: in_proj -> depthwise conv -> SiLU -> x_proj/dt_proj -> selective scan -> gate -> out_proj.
+
+This module holds the pieces every mixer shares:
+
+* :func:`channels_first` / :func:`channels_last` -- the only place where the model's
+  ``(batch, length, [strands,] channels)`` layout and the scan's ``(batch, channels, length)``
+  layout meet. Strands (two for the parameter-sharing RC model) become consecutive channel
+  blocks, which the scan sees as ``groups`` of ``B``/``C``.
+* :class:`ScanDirection` -- the parameters of one scan direction (conv, x_proj, dt_proj,
+  A_log, D) with Mamba's initialisation, and the helpers that turn a gated stream into scan
+  inputs.
+* :class:`MambaMixer` -- the plain unidirectional (causal) Mamba mixer for one strand.
+
+Glossary (Mamba paper -> code): x_t -> ``u`` (post-conv activations, (batch, d_inner, L));
+Delta -> ``delta`` before the bias, softplus(delta + dt_proj.bias) inside the scan;
+A -> ``-exp(A_log)``; B, C -> input-dependent (batch, d_state, L) slices of ``x_proj(u)``;
+D -> skip connection; z -> the gate branch of in_proj.
+
+Padding contract (right padding, ``mask`` True at real positions): the x stream is zeroed at
+padded positions before the conv and ``u`` is zeroed there before the scan. A causal conv or a
+left-to-right scan never looks past a real position anyway; an anti-causal conv then sees the
+same zeros past the end as for an unpadded sequence, and a right-to-left scan reaches the last
+real position with state exactly 0 (``h = exp(dt*A) h + dt*B*0`` keeps 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genomamba.model.config import MixerConfig
+from genomamba.ops import selective_scan
+
+
+def channels_first(t: torch.Tensor) -> torch.Tensor:
+    """``(batch, length, strands, c) -> (batch, strands * c, length)``, contiguous (a copy)."""
+    b, length, s, c = t.shape
+    return t.permute(0, 2, 3, 1).reshape(b, s * c, length)
+
+
+def channels_last(t: torch.Tensor, strands: int) -> torch.Tensor:
+    """``(batch, strands * c, length) -> (batch, length, strands, c)``, a view."""
+    b, sc, length = t.shape
+    return t.view(b, strands, sc // strands, length).permute(0, 3, 1, 2)
+
+
+def apply_mask(t: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero ``t`` (batch, channels, length) where ``mask`` (batch, length) is False."""
+    return t if mask is None else t * mask[:, None, :].to(t.dtype)
+
+
+def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, anti_causal: bool):
+    """Depthwise conv along length, causal or anti-causal, without padding copies or flips.
+
+    ``x`` (batch, channels, L), ``weight`` (channels, 1, K). Causal:
+    ``y[t] = sum_k w[k] x[t + k - (K-1)]``; anti-causal: ``y[t] = sum_k w[k] x[t + k]``.
+    Both are slices of one conv1d with K-1 zeros on each side.
+    """
+    k = weight.shape[-1]
+    out = F.conv1d(x, weight, bias, padding=k - 1, groups=x.shape[1])
+    return out[..., k - 1 :] if anti_causal else out[..., : x.shape[-1]]
+
+
+class ScanDirection(nn.Module):
+    """Parameters of one scan direction over ``d_inner`` channels, with Mamba's initialisation.
+
+    * ``A_log``: S4D-real, A = -(1, 2, ..., d_state) for every channel;
+    * ``dt_proj.bias``: inverse softplus of dt drawn log-uniformly in [dt_min, dt_max]
+      (floored at dt_init_floor), so the initial step sizes span that range;
+    * ``dt_proj.weight``: uniform(+-dt_rank**-0.5 * dt_scale) (or that constant);
+    * ``D`` = 1.
+    ``A_log``, ``D`` and ``dt_proj.bias`` carry ``_no_weight_decay = True``; ``dt_proj.bias``
+    also ``_no_reinit`` so model-level init leaves it alone.
+    """
+
+    def __init__(self, d_model: int, cfg: MixerConfig):
+        super().__init__()
+        d_inner = cfg.expand * d_model
+        self.d_inner, self.d_state = d_inner, cfg.d_state
+        self.dt_rank = cfg.resolved_dt_rank(d_model)
+        self.conv1d = nn.Conv1d(d_inner, d_inner, cfg.d_conv, groups=d_inner, bias=cfg.conv_bias)
+        self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * cfg.d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, d_inner, bias=True)
+        self.A_log = nn.Parameter(torch.empty(d_inner, cfg.d_state))
+        self.D = nn.Parameter(torch.empty(d_inner))
+        self.cfg = cfg
+        self.reset_ssm_parameters()
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self) -> None:
+        cfg = self.cfg
+        std = self.dt_rank**-0.5 * cfg.dt_scale
+        if cfg.dt_init == "constant":
+            nn.init.constant_(self.dt_proj.weight, std)
+        else:
+            nn.init.uniform_(self.dt_proj.weight, -std, std)
+        dt = torch.exp(
+            torch.rand(self.d_inner) * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min)
+        ).clamp(min=cfg.dt_init_floor)
+        # inverse of softplus: x = dt + log(1 - exp(-dt)), written with expm1 for small dt.
+        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        s4d_real = torch.arange(1, self.d_state + 1, dtype=torch.float32)  # A = -(1..N) in every channel
+        self.A_log.copy_(torch.log(s4d_real).expand_as(self.A_log))
+        self.D.fill_(1.0)
+        self.dt_proj.bias._no_reinit = True
+        for p in (self.A_log, self.D, self.dt_proj.bias):
+            p._no_weight_decay = True
+
+    def kernel(self, flipped: bool = False) -> torch.Tensor:
+        """Conv weight (d_inner, 1, K); ``flipped`` reverses the taps (a parameter flip, not data)."""
+        w = self.conv1d.weight
+        return w.flip(-1) if flipped else w
+
+    def A(self) -> torch.Tensor:
+        return -torch.exp(self.A_log.float())
+
+
+def ssm_inputs(directions: list[ScanDirection], u: torch.Tensor):
+    """Scan inputs for a stream whose channel blocks use different directions' parameters.
+
+    Args:
+        directions: one :class:`ScanDirection` per channel block (strand), in block order.
+        u: (batch, blocks * d_inner, L) post-conv activations.
+
+    Returns:
+        ``(delta, B, C, A, D, delta_bias)`` as :func:`genomamba.ops.selective_scan` takes them:
+        delta (batch, blocks*d_inner, L); B, C (batch, d_state, L) for one block, else
+        (batch, blocks, d_state, L) -- block g's channels read group g; A (blocks*d_inner, N);
+        D, delta_bias (blocks*d_inner,) fp32.
+    """
+    s = len(directions)
+    first = directions[0]
+    b, _, length = u.shape
+    u4 = u.view(b, s, first.d_inner, length)
+    # (s, R+2N, d_inner) @ (b, s, d_inner, L) -> (b, s, R+2N, L): x_proj in the channels-first layout.
+    w_x = torch.stack([d.x_proj.weight for d in directions])
+    x_dbl = torch.matmul(w_x, u4)
+    dt_in, B, C = x_dbl.split([first.dt_rank, first.d_state, first.d_state], dim=2)
+    w_dt = torch.stack([d.dt_proj.weight for d in directions])
+    delta = torch.matmul(w_dt, dt_in)
+    delta = delta.reshape(b, s * first.d_inner, length)
+    if s == 1:
+        B, C = B[:, 0], C[:, 0]
+    A = torch.cat([d.A() for d in directions])
+    D = torch.cat([d.D.float() for d in directions])
+    delta_bias = torch.cat([d.dt_proj.bias.float() for d in directions])
+    return delta, B.contiguous(), C.contiguous(), A, D, delta_bias
+
+
+class MambaMixer(nn.Module):
+    """Mamba's unidirectional (causal) mixer: output at position t depends on positions <= t only.
+
+    ``forward(hidden (batch, L, d_model), mask (batch, L) bool or None) -> (batch, L, d_model)``.
+    """
+
+    def __init__(self, d_model: int, cfg: MixerConfig):
+        super().__init__()
+        self.d_inner = cfg.expand * d_model
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=cfg.proj_bias)
+        self.fwd = ScanDirection(d_model, cfg)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=cfg.proj_bias)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if hidden.dim() == 4:  # (batch, L, 1, d) from a block; one strand only
+            return self.forward(hidden[:, :, 0], mask)[:, :, None]
+        xz = self.in_proj(hidden)[:, :, None]  # (batch, L, 1, 2*d_inner)
+        x = apply_mask(channels_first(xz[..., : self.d_inner]), mask)
+        z = channels_first(xz[..., self.d_inner :])
+        u = apply_mask(F.silu(depthwise_conv(x, self.fwd.kernel(), self.fwd.conv1d.bias, False)), mask)
+        delta, B, C, A, D, delta_bias = ssm_inputs([self.fwd], u)
+        y = selective_scan(u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=True)
+        return self.out_proj(channels_last(y, 1)[:, :, 0])
