@@ -15,11 +15,13 @@ rule tokenize_genome:
     params:
         window=TOKENIZE["window"],
         stride=TOKENIZE["stride"] or TOKENIZE["window"],
+        last_window=TOKENIZE["last_window"],
         max_n_fraction=TOKENIZE["max_n_fraction"],
         extra=TOKENIZE["extra_args"],
     shell:
         "genomamba tokenize {input.fasta:q} -o {output:q} --window {params.window}"
-        " --stride {params.stride} --max-n-fraction {params.max_n_fraction} {params.extra} > {log:q} 2>&1"
+        " --stride {params.stride} --last-window {params.last_window} --max-n-fraction {params.max_n_fraction}"
+        " {params.extra} > {log:q} 2>&1"
 
 
 STAGE_TARGETS["tokenize"] = lambda: expand(f"{RESULTS}/tokens/{{genome}}", genome=GENOMES)
