@@ -17,6 +17,9 @@ from genomamba import __version__
 # command name -> "module:attribute" of a click.Command; add one line per command.
 COMMANDS: dict[str, str] = {
     "fetch": "genomamba.cli.fetch:fetch",
+    "tokenize": "genomamba.cli.tokenize:tokenize",
+    "validate": "genomamba.cli.validate:validate",
+    "doctor": "genomamba.cli.doctor:doctor",
 }
 
 

@@ -1,0 +1,116 @@
+"""``genomamba doctor``: what this installation has (Python, torch, CUDA/GPU, Triton, scan backend)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from importlib import metadata
+
+import click
+
+from genomamba import __version__
+
+EPILOG = """\b
+Examples:
+  genomamba doctor
+  genomamba doctor --format json
+
+Reports the Python and platform, torch and whether CUDA works (with the GPU names), the
+Triton version, the versions of the packages genomamba uses, and which selective-scan backend
+would run on CPU and on CUDA (GENOMAMBA_SCAN_BACKEND overrides the automatic choice).
+Always exits 0: it describes, it does not judge.
+"""
+
+_PACKAGES = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pyfaidx",
+    "biopython",
+    "click",
+    "tqdm",
+    "safetensors",
+    "scikit-learn",
+    "snakemake",
+)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def collect() -> dict:
+    """Everything doctor reports, as a JSON-ready dict. Never raises."""
+    info: dict = {
+        "genomamba": __version__,
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_cuda_build"] = torch.version.cuda
+        info["cuda_available"] = bool(torch.cuda.is_available())
+        info["gpus"] = (
+            [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            if info["cuda_available"]
+            else []
+        )
+    except Exception as exc:  # a broken torch install is exactly what doctor must report
+        info.update(torch=None, torch_error=f"{type(exc).__name__}: {exc}", cuda_available=False, gpus=[])
+    try:
+        import triton
+
+        info["triton"] = getattr(triton, "__version__", "unknown")
+    except Exception as exc:
+        info["triton"] = None
+        info["triton_error"] = f"{type(exc).__name__}: {exc}"
+    info["packages"] = {name: _version(name) for name in _PACKAGES}
+    try:
+        from genomamba.ops.dispatch import backend_report
+
+        info["scan_backends"] = backend_report()
+    except Exception as exc:
+        info["scan_backends"] = None
+        info["scan_backends_error"] = f"{type(exc).__name__}: {exc}"
+    return info
+
+
+@click.command("doctor", epilog=EPILOG)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def doctor(fmt: str) -> None:
+    """Report the installation: Python, torch, CUDA/GPU, Triton, packages, scan backend."""
+    info = collect()
+    if fmt == "json":
+        click.echo(json.dumps(info, indent=1))
+        return
+    lines = [
+        f"genomamba {info['genomamba']}",
+        f"python {info['python']} ({info['executable']})",
+        f"platform {info['platform']}",
+        f"torch {info['torch'] or 'not importable (' + info.get('torch_error', '') + ')'}"
+        + (f" (CUDA build {info['torch_cuda_build']})" if info.get("torch_cuda_build") else ""),
+        f"cuda available: {'yes' if info['cuda_available'] else 'no'}",
+    ]
+    lines += [f"gpu {i}: {name}" for i, name in enumerate(info["gpus"])]
+    lines.append(f"triton {info['triton'] or 'not importable (' + info.get('triton_error', '') + ')'}")
+    lines += [f"{name} {version or 'not installed'}" for name, version in info["packages"].items()]
+    report = info["scan_backends"]
+    if report is None:
+        lines.append(f"scan backends: unavailable ({info['scan_backends_error']})")
+    else:
+        for device in ("cpu", "cuda"):
+            entry = report.get(device) or {}
+            backend = entry.get("backend") or "none"
+            reason = f" ({entry['reason']})" if entry.get("reason") else ""
+            lines.append(f"scan backend on {device}: {backend}{reason}")
+        if report.get("env_override"):
+            lines.append(f"GENOMAMBA_SCAN_BACKEND={report['env_override']}")
+    click.echo("\n".join(lines))

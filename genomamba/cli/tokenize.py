@@ -1,0 +1,144 @@
+"""``genomamba tokenize``: FASTA files -> a directory of memory-mappable token shards."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from genomamba.errors import GenomambaError
+from genomamba.io.shards import DEFAULT_SHARD_TOKENS
+from genomamba.io.windows import DEFAULT_WINDOW, LAST_WINDOW_POLICIES
+
+EPILOG = """\b
+Examples:
+  genomamba tokenize genome.fa.gz -o shards/genome
+  genomamba tokenize chr*.fa --window 65536 --stride 32768 -o shards/w64k
+  zcat genome.fa.gz | genomamba tokenize - -o shards/genome
+
+\b
+Input: FASTA, plain or gzip/BGZF/xz/bzip2 (detected from the bytes, not the name); '-' is stdin.
+Output DIR: tokens-NNNNN.npy (uint8 ids, np.load(..., mmap_mode='r')), softmask-NNNNN.npy
+(packed lower-case bits), index.parquet (record, start, end, strand, shard, offset, length,
+mask_offset, n_fraction, softmask_fraction, input; 0-based half-open) and manifest.json
+(input sha256, parameters, alphabet, versions). Only the + strand is stored; readers make the
+- strand with the complement table (genomamba.io.shards.TokenShards).
+
+\b
+Last window (--last-window), for the bases after the last full window:
+  keep   one shorter final window (default: windows tile the record exactly)
+  shift  a full window moved back to end at the record end (bases repeat)
+  pad    the shorter window padded with [PAD] up to --window tokens
+  drop   no final window (records shorter than --window give nothing)
+
+\b
+DIR is written atomically (DIR.tmp-<pid>, then renamed): after an error nothing is left.
+Re-running with the same inputs and parameters does nothing; other inputs or parameters on
+an existing DIR are an error unless --force.
+Exit codes: 0 ok; 1 DIR conflict; 2 usage; 65 invalid input (message names file, record,
+line and column).
+"""
+
+
+@click.command("tokenize", epilog=EPILOG, context_settings={"show_default": True})
+@click.argument(
+    "fasta", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True)
+)
+@click.option(
+    "-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory."
+)
+@click.option("--window", default=DEFAULT_WINDOW, type=click.IntRange(min=1), help="Window length in bases.")
+@click.option(
+    "--stride",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Step between window starts. [default: --window]",
+)
+@click.option(
+    "--last-window",
+    default="keep",
+    type=click.Choice(LAST_WINDOW_POLICIES),
+    help="What to do with the bases after the last full window (see below).",
+)
+@click.option(
+    "--max-n-fraction",
+    default=1.0,
+    type=click.FloatRange(0.0, 1.0),
+    help="Leave out windows with a larger fraction of N (1.0 keeps all).",
+)
+@click.option("--lenient", is_flag=True, help="Read invalid characters as N (counted in the manifest).")
+@click.option("--strict", is_flag=True, help="Records without sequence are errors, not warnings.")
+@click.option("--rna", is_flag=True, help="Read U as T.")
+@click.option(
+    "--shard-size", default=DEFAULT_SHARD_TOKENS, type=click.IntRange(min=1), help="Tokens per shard."
+)
+@click.option("--force", is_flag=True, help="Replace DIR if it holds shards of other inputs or parameters.")
+def tokenize(
+    fasta: tuple[str, ...],
+    out_dir: str,
+    window: int,
+    stride: int | None,
+    last_window: str,
+    max_n_fraction: float,
+    lenient: bool,
+    strict: bool,
+    rna: bool,
+    shard_size: int,
+    force: bool,
+) -> None:
+    """Cut the records of FASTA files into windows of token ids and write them to DIR (-o)."""
+    from genomamba.io.tokenize import TokenizeOptions, tokenize_files
+
+    if lenient and strict:
+        raise click.UsageError("--lenient and --strict cannot be used together")
+    options = TokenizeOptions(
+        window=window,
+        stride=stride,
+        last_window=last_window,
+        max_n_fraction=max_n_fraction,
+        lenient=lenient,
+        strict=strict,
+        rna=rna,
+        shard_tokens=shard_size,
+    )
+    bar = _progress_bar(fasta)
+    try:
+        result = tokenize_files(
+            fasta, out_dir, options, force=force, warn=_warn, progress=bar.update if bar is not None else None
+        )
+    except GenomambaError as exc:
+        _close(bar)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except ValueError as exc:
+        _close(bar)
+        raise click.UsageError(str(exc)) from exc
+    _close(bar)
+    totals = result.manifest["totals"]
+    verb = "up to date" if result.status == "up-to-date" else "wrote"
+    click.echo(
+        f"{verb}: {result.directory}: {totals['windows']} windows from {totals['records']} records "
+        f"({totals['bases']:,} bases, {totals['windows_filtered_n']} windows over --max-n-fraction)",
+        err=True,
+    )
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def _progress_bar(paths: tuple[str, ...]):
+    """A tqdm bar over input bytes on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    import os
+
+    from tqdm import tqdm
+
+    total = None if "-" in paths else sum(os.path.getsize(p) for p in paths)
+    return tqdm(total=total, unit="B", unit_scale=True, desc="tokenize", file=sys.stderr, leave=False)
+
+
+def _close(bar) -> None:
+    if bar is not None:
+        bar.close()
