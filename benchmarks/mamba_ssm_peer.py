@@ -57,6 +57,7 @@ def load_peer(sdist: str | os.PathLike | None, build_dir: str | os.PathLike):
 
 def peer_forward(mod, u, delta, A, B, C, D, z, delta_bias, delta_softplus=True):
     """Peer forward; returns (out_z, saved) where saved feeds :func:`peer_backward`."""
+    B, C = _four_dims(B), _four_dims(C)
     out, x, *rest = mod.fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     out_z = rest[0] if z is not None else out
     return out_z, (out, x)
@@ -64,4 +65,10 @@ def peer_forward(mod, u, delta, A, B, C, D, z, delta_bias, delta_softplus=True):
 
 def peer_backward(mod, u, delta, A, B, C, D, z, delta_bias, dout, saved, delta_softplus=True):
     out, x = saved
+    B, C = _four_dims(B), _four_dims(C)
     return mod.bwd(u, delta, A, B, C, D, z, delta_bias, dout, x, out, None, delta_softplus, False)
+
+
+def _four_dims(x):
+    # The CUDA entry points take variable B/C as (batch, groups, d_state, length) only.
+    return x.unsqueeze(1) if x.dim() == 3 else x

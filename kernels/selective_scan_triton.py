@@ -25,6 +25,9 @@ from .scan_segments import _chain_segments_kernel
 MAX_D_STATE = 256
 # Elements of one (BLOCK_D, BLOCK_N, BLOCK_T) tile; bounded so the tile stays in registers.
 _TILE_ELEMENTS = 4096
+#: Overrides for plan_launch's choices (keys: block_t, block_d, num_warps, programs_per_sm), set by
+#: benchmarks/bench_scan.py when it sweeps configurations; empty in normal use.
+TUNING: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,8 @@ class LaunchPlan:
 
 def _programs_wanted(device: torch.device) -> int:
     if device.type == "cuda":
-        return 2 * torch.cuda.get_device_properties(device).multi_processor_count
+        per_sm = TUNING.get("programs_per_sm", 2)
+        return per_sm * torch.cuda.get_device_properties(device).multi_processor_count
     return 4  # interpreter runs: small, but enough to exercise segmenting in tests
 
 
@@ -61,8 +65,8 @@ def plan_launch(
     if d_state > MAX_D_STATE:
         raise ValueError(f"d_state={d_state} exceeds the kernel's maximum of {MAX_D_STATE}")
     block_n = triton.next_power_of_2(max(d_state, 1))
-    block_t = block_t or (64 if block_n <= 16 else 32)
-    block_d = max(1, min(16, _TILE_ELEMENTS // (block_n * block_t)))
+    block_t = block_t or TUNING.get("block_t") or (64 if block_n <= 16 else 32)
+    block_d = TUNING.get("block_d") or max(1, min(16, _TILE_ELEMENTS // (block_n * block_t)))
     while dim_per_group % block_d:
         block_d //= 2
     n_chunks = triton.cdiv(length, block_t)
@@ -72,7 +76,7 @@ def plan_launch(
     segments = max(1, min(segments, n_chunks))
     seg_len = triton.cdiv(n_chunks, segments) * block_t
     segments = triton.cdiv(length, seg_len)
-    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps=4)
+    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps=TUNING.get("num_warps", 4))
 
 
 def _as_4d(x: torch.Tensor) -> torch.Tensor:

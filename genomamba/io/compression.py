@@ -101,6 +101,7 @@ class InputStream:
         self.path = str(path)
         self.name = display_name(path)
         self.block_size = block_size
+        self.read_size = min(RAW_READ_SIZE, block_size)
         self.raw_bytes_read = 0
         self.sha256: str | None = None
         self._digest = hashlib.sha256()
@@ -114,7 +115,7 @@ class InputStream:
                 self.size = os.fstat(self._handle.fileno()).st_size
             except OSError as exc:
                 raise InputDataError(f"{self.name}: cannot open: {exc.strerror or exc}") from exc
-        self._first = self._read_raw()
+        self._first = self._read_raw(max(self.read_size, 64))  # enough bytes to sniff BGZF
         self.compression = sniff_compression(self._first)
         if self.compression == "zstd":
             self.close()
@@ -133,9 +134,9 @@ class InputStream:
         if self.path != STDIN:
             self._handle.close()
 
-    def _read_raw(self) -> bytes:
+    def _read_raw(self, size: int | None = None) -> bytes:
         try:
-            data = self._handle.read(RAW_READ_SIZE)
+            data = self._handle.read(size or self.read_size)
         except OSError as exc:
             raise InputDataError(f"{self.name}: read error: {exc.strerror or exc}") from exc
         self._digest.update(data)

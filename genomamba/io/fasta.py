@@ -212,6 +212,9 @@ class FastaReader:
                     continue
                 if pos == len(block):
                     continue
+                if block[pos] not in b">@" and block.find(b"\n", pos) < 0 and len(block) - pos < 60:
+                    held = block[pos:]  # read on, to show the whole offending line in the message
+                    continue
                 self._check_first_line(block, pos)
                 state, pos, self._col = _HEADER, pos + 1, 1
             n = len(block)
@@ -245,7 +248,9 @@ class FastaReader:
         if state == _START:
             if held == b"\r":
                 raise self.error(f"line {self._line}: bare carriage return (CR) line ending")
-            if not seen_bytes or held:
+            if held:
+                self._check_first_line(held, 0)
+            if not seen_bytes:
                 raise self.error("empty file: no FASTA records")
             raise self.error("no FASTA records (the file holds only blank lines)")
         if state == _HEADER:  # last line is a header without a newline
@@ -328,12 +333,10 @@ class FastaReader:
             cr = region.find(b"\r")
             if cr >= 0:
                 line, column = line_and_column(region, line0, col0, cr)
-                kind = (
-                    "a CRLF line ending in a record whose header line ends with LF (mixed line endings)"
-                    if region[cr + 1 : cr + 2] == b"\n"
-                    else "carriage return (CR) in a record with LF line endings (bare CR or mixed endings)"
+                raise self.error(
+                    f"{self._where(line, column)}: carriage return (CR) in a record whose header line ends "
+                    "with LF (bare CR or mixed line endings)"
                 )
-                raise self.error(f"{self._where(line, column)}: {kind}")
             sequence = region.replace(b"\n", b"") if n_lf else region
         if n_lf:
             self._line += n_lf

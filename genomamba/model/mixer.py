@@ -38,7 +38,9 @@ from genomamba.ops import selective_scan
 def channels_first(t: torch.Tensor) -> torch.Tensor:
     """``(batch, length, strands, c) -> (batch, strands * c, length)``, contiguous (a copy)."""
     b, length, s, c = t.shape
-    return t.permute(0, 2, 3, 1).reshape(b, s * c, length)
+    # reshape alone may return a strided view (e.g. one strand sliced out of in_proj's output);
+    # the conv and the scan kernels want length-contiguous rows.
+    return t.permute(0, 2, 3, 1).reshape(b, s * c, length).contiguous()
 
 
 def channels_last(t: torch.Tensor, strands: int) -> torch.Tensor:

@@ -49,7 +49,8 @@ def flip_real(t: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 def reverse_complement_ids(input_ids: torch.Tensor, lengths: torch.Tensor, table: torch.Tensor):
-    """RC of each row's real part of ``input_ids`` (batch, L); pads keep their ids and place."""
+    """RC of each row's real part of ``input_ids`` (batch, L); padded positions keep their place
+    (their ids are complemented too, which leaves ``[PAD]`` as it is)."""
     return table[flip_real(input_ids, lengths)]
 
 

@@ -243,7 +243,8 @@ def bidirectional_selective_scan_ref(
 
     Each ``*_rev`` argument left as None means "the same tensor as the forward direction" (so with no
     ``*_rev`` at all, ``D · u`` is counted once per direction). Both directions share ``delta_softplus``
-    and the gate: ``y = (y_fwd + y_rev) · silu(z)``, returned in ``u.dtype`` (the sum is formed in ``compute_dtype``).
+    and the gate: ``y = (y_fwd + y_rev) · silu(z)``, returned in ``u.dtype`` (the sum is formed in
+    ``compute_dtype``).
 
     Raises:
         ValueError: on inconsistent shapes in either direction.

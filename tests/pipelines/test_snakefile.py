@@ -187,3 +187,14 @@ def test_demo_run_produces_token_shards(workflow):
 
     again = _snakemake(workflow, "--cores", "2", "--configfile", "config/demo.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_corrupted_input_stops_the_run_at_fetch(workflow):
+    fasta = workflow / "data" / "demo" / "lambda_virus.fa"
+    fasta.write_bytes(fasta.read_bytes().replace(b"GGGCGGCGAC", b"GGGCGGCGAA", 1))
+    result = _snakemake(workflow, "--cores", "1", "--config", "genomes=[lambda_plain]")
+    assert result.returncode != 0
+    log = workflow / "results" / "demo" / "logs" / "fetch" / "lambda_plain" / "lambda_virus.fa.log"
+    assert "checksum mismatch for lambda_plain/lambda_virus.fa" in log.read_text()
+    assert not (workflow / "results" / "demo" / "genomes" / "lambda_plain").exists()
+    assert not (workflow / "results" / "demo" / "tokens").exists()
