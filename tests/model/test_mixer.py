@@ -1,0 +1,101 @@
+"""The unidirectional Mamba mixer: initialisation, shapes, causality, layout helpers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from model_cases import TOL
+
+from genomamba.model import MixerConfig
+from genomamba.model.mixer import (
+    MambaMixer,
+    ScanDirection,
+    channels_first,
+    channels_last,
+    depthwise_conv,
+)
+
+
+def test_mamba_initialisation():
+    torch.manual_seed(0)
+    cfg = MixerConfig(d_state=8, dt_min=0.002, dt_max=0.05)
+    d = ScanDirection(24, cfg)  # d_inner 48, dt_rank ceil(24/16) = 2
+    assert d.d_inner == 48 and d.dt_rank == 2
+    # S4D-real: A = -(1..N) in every channel
+    expected_A = -torch.arange(1, 9, dtype=torch.float32).expand(48, 8)
+    torch.testing.assert_close(d.A(), expected_A)
+    # softplus(dt bias) lies in [dt_min, dt_max] and spreads over it (log-uniform draw)
+    dt = F.softplus(d.dt_proj.bias.detach())
+    assert dt.min() >= 0.002 * (1 - 1e-5) and dt.max() <= 0.05 * (1 + 1e-5)
+    assert dt.max() / dt.min() > 5
+    assert torch.equal(d.D.detach(), torch.ones(48))
+    std = d.dt_rank**-0.5 * cfg.dt_scale
+    assert d.dt_proj.weight.abs().max() <= std and d.dt_proj.weight.std() > std / 4
+    for p in (d.A_log, d.D, d.dt_proj.bias):
+        assert p._no_weight_decay
+
+
+def test_constant_dt_init():
+    d = ScanDirection(16, MixerConfig(dt_init="constant", dt_scale=2.0))
+    assert torch.allclose(d.dt_proj.weight, torch.full_like(d.dt_proj.weight, 2.0 * d.dt_rank**-0.5))
+
+
+def test_depthwise_conv_causal_and_anti_causal():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 9, dtype=torch.float64)
+    w = torch.randn(3, 1, 4, dtype=torch.float64)
+    b = torch.randn(3, dtype=torch.float64)
+    causal = depthwise_conv(x, w, b, anti_causal=False)
+    anti = depthwise_conv(x, w, b, anti_causal=True)
+    xp = F.pad(x, (3, 3))  # x[t] sits at xp[t + 3]
+    for t in range(9):
+        want_c = sum(w[:, 0, k] * xp[..., t + k] for k in range(4)) + b  # x[t + k - 3]
+        want_a = sum(w[:, 0, k] * xp[..., t + k + 3] for k in range(4)) + b  # x[t + k]
+        torch.testing.assert_close(causal[..., t], want_c)
+        torch.testing.assert_close(anti[..., t], want_a)
+
+
+def test_layout_helpers_round_trip():
+    t = torch.randn(2, 7, 2, 5)  # (batch, L, strands, c)
+    cf = channels_first(t)
+    assert cf.shape == (2, 10, 7) and cf.is_contiguous()
+    torch.testing.assert_close(cf[:, 5:], t[:, :, 1].transpose(1, 2))
+    assert torch.equal(channels_last(cf, 2), t)
+
+
+def _mixer(seed=0):
+    torch.manual_seed(seed)
+    return MambaMixer(16, MixerConfig(d_state=4)).double()
+
+
+def test_mixer_shapes_and_dtype():
+    m = _mixer()
+    y = m(torch.randn(3, 20, 16, dtype=torch.float64))
+    assert y.shape == (3, 20, 16) and y.dtype == torch.float64
+
+
+@pytest.mark.parametrize("t", [0, 11, 23])
+def test_unidirectional_mixer_is_causal(t, monkeypatch):
+    monkeypatch.setenv("GENOMAMBA_SCAN_BACKEND", "reference")  # sequential: exact, not merely close
+    m = _mixer()
+    x = torch.randn(2, 24, 16, dtype=torch.float64)
+    x2 = x.clone()
+    x2[:, t] += torch.randn(2, 16, dtype=torch.float64)
+    y, y2 = m(x), m(x2)
+    assert torch.equal(y[:, :t], y2[:, :t])  # the past never sees the future, not even in the last bit
+    assert (y[:, t:] - y2[:, t:]).abs().amax(dim=(0, 2)).min() > 0  # ... and every later position does
+
+
+def test_mixer_mask_zeroes_nothing_before_the_end():
+    m = _mixer()
+    x = torch.randn(1, 24, 16, dtype=torch.float64)
+    mask = torch.arange(24)[None] < 15
+    torch.testing.assert_close(m(x, mask)[:, :15], m(x[:, :15]), **TOL)
+
+
+def test_dt_rank_auto_is_ceil_d_model_over_16():
+    assert MixerConfig().resolved_dt_rank(250) == math.ceil(250 / 16) == 16
+    assert MixerConfig(dt_rank=3).resolved_dt_rank(250) == 3

@@ -1,0 +1,201 @@
+"""Model directories: save -> load gives identical outputs; every broken directory fails clearly."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, str(Path(__file__).parent / "model"))
+from model_cases import make_model, pad_batch, random_bases  # noqa: E402
+
+from genomamba import checkpoint  # noqa: E402
+from genomamba.alphabet import ALPHABET_VERSION  # noqa: E402
+from genomamba.checkpoint import CheckpointError, from_pretrained, read_config, save_pretrained  # noqa: E402
+from genomamba.errors import EXIT_DATA  # noqa: E402
+from genomamba.model import HeadConfig  # noqa: E402
+
+CLASSIFIER = {"task": "sequence", "problem_type": "multiclass", "num_labels": 3, "labels": ["a", "b", "c"],
+              "pooling": "last"}
+
+
+def _batch():
+    return pad_batch([random_bases(1, n, seed=n)[0] for n in (30, 12)], 30)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"rc_strategy": "ps"},  # MLM head tied to the embedding
+        {"rc_strategy": "ph", "tie_projections": False, "combine": "product", "head": CLASSIFIER},
+        {"rc_strategy": "none", "bidirectional": False, "head": {"task": "token", "num_labels": 2}},
+    ],
+)
+def test_save_load_gives_identical_outputs(tmp_path, overrides):
+    model = make_model(dtype=torch.float32, **overrides)
+    ids, mask = _batch()
+    before = model(ids, mask).logits
+    target = save_pretrained(model, tmp_path / "m", data_manifest_sha256="ab" * 32, provenance={"run": "t1"})
+    assert sorted(p.name for p in target.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    loaded = from_pretrained(target)
+    assert loaded.config == model.config and not loaded.training
+    assert torch.equal(loaded(ids, mask).logits, before)
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_config_json_and_model_card(tmp_path):
+    model = make_model(dtype=torch.float32, head=CLASSIFIER)
+    save_pretrained(model, tmp_path / "m", data_manifest_sha256="cd" * 32)
+    config = read_config(tmp_path / "m")
+    assert config["format"] == "genomamba-model" and config["format_version"] == checkpoint.FORMAT_VERSION
+    assert config["alphabet"]["version"] == ALPHABET_VERSION
+    assert config["architecture"]["head"]["labels"] == ["a", "b", "c"]
+    assert config["num_parameters"] == model.num_parameters()
+    prov = config["provenance"]
+    assert prov["training_data_manifest_sha256"] == "cd" * 32 and prov["genomamba_version"]
+    assert prov["git_commit"] is None or len(prov["git_commit"]) == 40
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert f"{model.num_parameters():,}" in card and "multiclass" in card and "a, b, c" in card
+    # the weights file holds each tensor once, by state-dict name
+    assert set(load_file(str(tmp_path / "m" / "model.safetensors"))) == set(model.state_dict())
+
+
+def test_loading_never_unpickles(tmp_path, monkeypatch):
+    save_pretrained(make_model(dtype=torch.float32), tmp_path / "m")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickling during load")
+
+    for mod, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
+        monkeypatch.setattr(mod, name, refuse)
+    from_pretrained(tmp_path / "m")
+
+
+def _saved(tmp_path, **overrides) -> Path:
+    return save_pretrained(make_model(dtype=torch.float32, **overrides), tmp_path / "m")
+
+
+def _rewrite_tensors(directory: Path, change) -> None:
+    tensors = load_file(str(directory / "model.safetensors"))
+    change(tensors)
+    save_file(tensors, str(directory / "model.safetensors"))
+
+
+def test_missing_tensor_is_named(tmp_path):
+    d = _saved(tmp_path)
+    _rewrite_tensors(d, lambda t: t.pop("backbone.layers.1.mixer.rev.A_log"))
+    needle = r"1 missing tensor\(s\): backbone.layers.1.mixer.rev.A_log"
+    with pytest.raises(CheckpointError, match=needle) as err:
+        from_pretrained(d)
+    assert err.value.exit_code == EXIT_DATA
+
+
+def test_extra_tensor_is_named(tmp_path):
+    d = _saved(tmp_path)
+    _rewrite_tensors(d, lambda t: t.update({"backbone.layers.2.norm.weight": torch.ones(16)}))
+    with pytest.raises(CheckpointError, match=r"1 unexpected tensor\(s\): backbone.layers.2.norm.weight"):
+        from_pretrained(d)
+
+
+def test_shape_mismatch_is_named(tmp_path):
+    d = _saved(tmp_path)
+    _rewrite_tensors(d, lambda t: t.update({"backbone.norm_f.weight": torch.ones(8)}))
+    with pytest.raises(CheckpointError, match=r"backbone.norm_f.weight: file \(8,\), model \(16,\)"):
+        from_pretrained(d)
+
+
+def _edit_config(directory: Path, change) -> None:
+    path = directory / "config.json"
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+
+
+def test_newer_format_version_is_refused(tmp_path):
+    d = _saved(tmp_path)
+    _edit_config(d, lambda c: c.update(format_version=checkpoint.FORMAT_VERSION + 1))
+    with pytest.raises(CheckpointError, match=r"format version 2.*reads versions up to 1.*upgrade"):
+        from_pretrained(d)
+
+
+def test_other_alphabet_version_is_refused(tmp_path):
+    d = _saved(tmp_path)
+    _edit_config(d, lambda c: c["alphabet"].update(version=ALPHABET_VERSION + 1))
+    with pytest.raises(CheckpointError, match="alphabet version"):
+        from_pretrained(d)
+
+
+def test_unknown_architecture_key_is_refused(tmp_path):
+    d = _saved(tmp_path)
+    _edit_config(d, lambda c: c["architecture"].update(attention_heads=8))
+    with pytest.raises(CheckpointError, match="attention_heads"):
+        from_pretrained(d)
+
+
+def test_not_a_model_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="config.json is missing"):
+        from_pretrained(tmp_path)
+    d = _saved(tmp_path)
+    (d / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors is missing"):
+        from_pretrained(d)
+    (d / "model.safetensors").write_bytes(b"\x80\x04not safetensors")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        from_pretrained(d)
+    (d / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        from_pretrained(d)
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "m"
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "model_card", crash)  # fails after the weights are written
+    with pytest.raises(OSError, match="disk full"):
+        save_pretrained(make_model(dtype=torch.float32), target)
+    assert list(tmp_path.iterdir()) == []  # no target, no temporary directory left behind
+
+
+def test_overwrite_replaces_only_when_asked(tmp_path, monkeypatch):
+    d = _saved(tmp_path)
+    with pytest.raises(FileExistsError):
+        save_pretrained(make_model(dtype=torch.float32), d)
+    second = make_model(seed=5, dtype=torch.float32)
+    monkeypatch.setattr(checkpoint, "model_card", lambda c: (_ for _ in ()).throw(OSError("boom")))
+    with pytest.raises(OSError):
+        save_pretrained(second, d, overwrite=True)
+    from_pretrained(d)  # a failed overwrite leaves the old model intact
+    monkeypatch.undo()
+    save_pretrained(second, d, overwrite=True)
+    ids, mask = _batch()
+    assert torch.equal(from_pretrained(d)(ids, mask).logits, second(ids, mask).logits)
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_new_head_on_a_pretrained_backbone(tmp_path):
+    pretrained = make_model(dtype=torch.float32, rc_strategy="ps")
+    d = save_pretrained(pretrained, tmp_path / "mlm")
+    head = HeadConfig(task="sequence", problem_type="binary")
+    model = from_pretrained(d, head=head, gradient_checkpointing=True)
+    assert model.config.head == head and model.config.gradient_checkpointing
+    for name, t in pretrained.backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[name], t), name
+    ids, mask = _batch()
+    assert model(ids, mask).logits.shape == (2, 1)
+    with pytest.raises(CheckpointError, match="head.classes"):
+        from_pretrained(d, head={"task": "sequence", "classes": 2})
+
+
+def test_load_to_dtype(tmp_path):
+    d = _saved(tmp_path)
+    model = from_pretrained(d, dtype=torch.bfloat16)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
