@@ -133,3 +133,23 @@ def test_names_must_agree_with_compression(tmp_path):
     other.write_bytes(FASTA)
     with pytest.raises(InputDataError, match="plain text, but its name ends in .gz"):
         IndexedFasta(other)
+
+
+def test_demo_lambda_bgzf_and_plain_agree(tmp_path, demo_data):
+    plain, bgz = demo_data / "lambda_virus.fa", demo_data / "lambda_virus.fa.bgz"
+    if not (plain.exists() and bgz.exists()):
+        pytest.skip("demo genomes not present in data/demo")
+    copies = []
+    for source in (plain, bgz):  # the index files are written next to the FASTA: use copies
+        copy = tmp_path / source.name
+        copy.write_bytes(source.read_bytes())
+        copies.append(copy)
+    rng = np.random.default_rng(2)
+    with IndexedFasta(copies[0]) as a, IndexedFasta(copies[1]) as b:
+        ((name, length),) = a.lengths.items()
+        assert b.lengths == {name: length} and length == 48502
+        for _ in range(50):
+            start = int(rng.integers(0, length))
+            end = int(rng.integers(start, min(length, start + 5000) + 1))
+            assert a.fetch(name, start, end) == b.fetch(name, start, end)
+        assert len(b.fetch(name, 0, length)) == length
