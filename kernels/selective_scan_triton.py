@@ -24,7 +24,7 @@ from .scan_segments import _chain_segments_kernel
 
 MAX_D_STATE = 256
 # Elements of one (BLOCK_D, BLOCK_N, BLOCK_T) tile; bounded so the tile stays in registers.
-_TILE_ELEMENTS = 4096
+_TILE_ELEMENTS = 1024
 #: Overrides for plan_launch's choices (keys: block_t, block_d, num_warps, programs_per_sm), set by
 #: benchmarks/bench_scan.py when it sweeps configurations; empty in normal use.
 TUNING: dict[str, int] = {}
@@ -47,7 +47,7 @@ class LaunchPlan:
 
 def _programs_wanted(device: torch.device) -> int:
     if device.type == "cuda":
-        per_sm = TUNING.get("programs_per_sm", 2)
+        per_sm = TUNING.get("programs_per_sm", 8)
         return per_sm * torch.cuda.get_device_properties(device).multi_processor_count
     return 4  # interpreter runs: small, but enough to exercise segmenting in tests
 
@@ -65,7 +65,9 @@ def plan_launch(
     if d_state > MAX_D_STATE:
         raise ValueError(f"d_state={d_state} exceeds the kernel's maximum of {MAX_D_STATE}")
     block_n = triton.next_power_of_2(max(d_state, 1))
-    block_t = block_t or TUNING.get("block_t") or (64 if block_n <= 16 else 32)
+    # Defaults from benchmarks/tune_scan.py on an H100 (docs/benchmarks.md): small tiles without
+    # register spills beat long chunks, whose scans and reductions spill.
+    block_t = block_t or TUNING.get("block_t") or 16
     block_d = TUNING.get("block_d") or max(1, min(16, _TILE_ELEMENTS // (block_n * block_t)))
     while dim_per_group % block_d:
         block_d //= 2
@@ -76,7 +78,7 @@ def plan_launch(
     segments = max(1, min(segments, n_chunks))
     seg_len = triton.cdiv(n_chunks, segments) * block_t
     segments = triton.cdiv(length, seg_len)
-    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps=TUNING.get("num_warps", 4))
+    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps=TUNING.get("num_warps", 2))
 
 
 def _as_4d(x: torch.Tensor) -> torch.Tensor:

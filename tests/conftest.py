@@ -8,11 +8,6 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_DATA = REPO_ROOT / "data" / "demo"
-
-
-def pytest_addoption(parser):
-    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
 
 
 def _cuda_available() -> bool:
@@ -21,6 +16,17 @@ def _cuda_available() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+# Without CUDA the Triton kernels run in Triton's interpreter. The variable is read when a kernel
+# is decorated, so it must be set before anything imports genomamba.kernels.
+if not _cuda_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+DEMO_DATA = REPO_ROOT / "data" / "demo"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
 
 
 def pytest_collection_modifyitems(config, items):

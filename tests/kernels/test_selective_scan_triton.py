@@ -1,0 +1,117 @@
+"""Triton selective scan against the sequential oracle: outputs and every input gradient.
+
+On a machine without CUDA the kernels run in Triton's interpreter (TRITON_INTERPRET=1, set by
+tests/conftest.py) at small sizes; the full grid and the long-sequence checks are marked ``gpu``.
+The tolerance rule is DESIGN.md §3's, implemented once in tests/ops/scan_cases.py.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from genomamba.kernels.selective_scan_triton import (
+    bidirectional_selective_scan_triton,
+    plan_launch,
+    selective_scan_triton,
+)
+from tests.ops.scan_cases import make_case, run_case
+
+BF16, FP16 = torch.bfloat16, torch.float16
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+# Small enough for the interpreter (a few seconds each); segments=3 forces the two-pass path.
+INTERPRETER_GRID = [
+    (dict(length=1), None),
+    (dict(length=7, groups=2, has_initial_state=True, return_final_state=True), None),
+    (dict(length=70, d_state=5, reverse=True, has_initial_state=True, return_final_state=True), 3),
+    (dict(length=70, dtype=BF16, has_D=False, has_z=False, has_delta_bias=False, delta_softplus=False), 2),
+]
+
+
+@pytest.mark.parametrize("overrides, segments", INTERPRETER_GRID)
+def test_triton_matches_reference_small(overrides, segments):
+    fn = functools.partial(selective_scan_triton, segments=segments)
+    report = run_case(fn, make_case(**overrides), device=DEVICE)
+    assert {"y", "du", "ddelta", "dA", "dB", "dC"} <= set(report)
+
+
+@pytest.mark.parametrize("distinct_rev", [False, True])
+def test_bidirectional_matches_reference_small(distinct_rev):
+    case = make_case(length=40, dim=4, d_state=3, distinct_rev=distinct_rev)
+    fn = functools.partial(bidirectional_selective_scan_triton, segments=2)
+    run_case(fn, case, bidirectional=True, device=DEVICE)
+
+
+def test_plan_keeps_channel_blocks_inside_one_group():
+    plan = plan_launch(1, 48, 1000, 16, 6, torch.device("cpu"))
+    assert 6 % plan.block_d == 0
+    assert plan.segments * plan.seg_len >= 1000 and plan.seg_len % plan.block_t == 0
+
+
+def test_rejects_oversized_state():
+    with pytest.raises(ValueError, match="d_state"):
+        plan_launch(1, 4, 10, 1024, 4, torch.device("cpu"))
+
+
+# ---------------------------------------------------------------- GPU: the full grid
+GPU_GRID = [
+    (dict(length=length, dtype=dtype, d_state=d_state, groups=groups, reverse=reverse, dim=dim,
+          has_initial_state=reverse, return_final_state=True), segments)
+    for length in (1, 7, 63, 1000)
+    for dtype in (torch.float32, BF16, FP16)
+    for (d_state, groups, dim) in ((1, 0, 4), (16, 2, 8), (64, 0, 4))
+    for reverse in (False, True)
+    for segments in ((None, 5) if length >= 63 else (None,))
+] + [
+    (dict(length=4097, dtype=dtype, d_state=16, groups=groups, reverse=reverse, dim=4,
+          has_initial_state=True, return_final_state=True), segments)
+    for dtype in (torch.float32, BF16)
+    for groups in (0, 2)
+    for reverse in (False, True)
+    for segments in (None, 7)
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("overrides, segments", GPU_GRID, ids=str)
+def test_triton_matches_reference_gpu(overrides, segments):
+    run_case(functools.partial(selective_scan_triton, segments=segments), make_case(**overrides), device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, BF16])
+@pytest.mark.parametrize("distinct_rev", [False, True])
+@pytest.mark.parametrize("length", [63, 1000, 4097])
+def test_bidirectional_matches_reference_gpu(dtype, distinct_rev, length):
+    case = make_case(length=length, dim=8, d_state=16, dtype=dtype, distinct_rev=distinct_rev)
+    run_case(bidirectional_selective_scan_triton, case, bidirectional=True, device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("reverse", [False, True])
+def test_long_sequence_equals_piecewise_scan_with_state_passing(reverse):
+    """At 2^20 positions the one-call scan equals four calls chained through their states."""
+    torch.manual_seed(1234 + reverse)
+    b, d, n, L = 1, 32, 16, 2**20
+    u = torch.randn(b, d, L, device="cuda")
+    delta = 0.5 * torch.randn(b, d, L, device="cuda") - 1
+    A = -torch.exp(torch.randn(d, n, device="cuda"))
+    B, C = torch.randn(b, n, L, device="cuda"), torch.randn(b, n, L, device="cuda")
+    D, z = torch.randn(d, device="cuda"), torch.randn(b, d, L, device="cuda")
+    kw = dict(delta_softplus=True, reverse=reverse, return_final_state=True)
+    y_full, h_full = selective_scan_triton(u, delta, A, B, C, D, z, **kw)
+    pieces, state = [None] * 4, None
+    bounds = [0, 1000, 2**19 + 17, 2**20 - 5, L]
+    order = range(3, -1, -1) if reverse else range(4)
+    for i in order:
+        s, e = bounds[i], bounds[i + 1]
+        pieces[i], state = selective_scan_triton(
+            u[..., s:e], delta[..., s:e], A, B[..., s:e], C[..., s:e], D, z[..., s:e], initial_state=state, **kw
+        )
+    y_pieces = torch.cat(pieces, dim=-1)
+    assert torch.isfinite(y_full).all()
+    assert (y_full - y_pieces).abs().max() <= 1e-4 * y_full.abs().max()
+    assert (h_full - state).abs().max() <= 1e-4 * h_full.abs().max()
