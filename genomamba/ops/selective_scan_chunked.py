@@ -74,9 +74,8 @@ def _scan_chunks(a, x, ptot, carry, reverse, after, pp, buf):
     K, T, M = x.shape
     order = list(range(T - 1, -1, -1)) if reverse else list(range(T))
     first, last = order[0], order[-1]
-    korder = list(range(K - 1, -1, -1)) if reverse else list(range(K))
-    # Pass 1 over all chunks but the last one scanned (its start state is known after the carry loop, and the
-    # first chunk's is the block's carry: its pass-1 result is still needed to carry into the second chunk).
+    # Pass 1 over every chunk but the last one scanned: no chunk needs that one's local end state (the carry
+    # leaving the block comes out of pass 2). With K = 1 there is no pass 1 at all.
     sel = slice(0, K - 1) if not reverse else slice(1, K)
     if K > 1:
         cur, prev = x[sel, first], first
@@ -86,13 +85,17 @@ def _scan_chunks(a, x, ptot, carry, reverse, after, pp, buf):
             prev = t
         if after:
             cur = cur * a[sel, last]
-    # Carry across chunks: buf[k] is the carry entering chunk k in scan order; buf[K] leaves the block.
-    buf = buf[: K + 1]
-    buf[0].copy_(carry)
-    for i, k in enumerate(korder[:-1]):
-        j = k if not reverse else k - 1  # row of `cur` for chunk k
-        torch.addcmul(cur[j], ptot[k], buf[i], out=buf[i + 1])
-    ins = buf[:K] if not reverse else buf[:K].flip(0)
+    # Carry across chunks: ins[k] is the carry entering chunk k; `cur` row j holds chunk j (forward) or
+    # chunk j + 1 (reverse) because pass 1 skipped the last chunk scanned.
+    ins = buf[:K]
+    if not reverse:
+        ins[0].copy_(carry)
+        for k in range(K - 1):
+            torch.addcmul(cur[k], ptot[k], ins[k], out=ins[k + 1])
+    else:
+        ins[K - 1].copy_(carry)
+        for k in range(K - 1, 0, -1):
+            torch.addcmul(cur[k - 1], ptot[k], ins[k], out=ins[k - 1])
     # Pass 2, in place, from the true chunk starts.
     if after:
         x[:, first].add_(ins)
@@ -102,7 +105,7 @@ def _scan_chunks(a, x, ptot, carry, reverse, after, pp, buf):
     for t in order[1:]:
         x[:, t].addcmul_(a[:, prev] if after else a[:, t], x[:, prev])
         prev = t
-    kl = korder[-1]
+    kl = 0 if reverse else K - 1  # the last chunk scanned
     return x[kl, last] * a[kl, last] if after else x[kl, last].clone()
 
 
@@ -131,7 +134,7 @@ class _Work:
         shape = (p.Lb, p.b, p.g, p.n, p.dg)
         self.big = [torch.empty(shape, dtype=dtype, device=device) for _ in range(n_big)]
         self.pp = torch.empty(2, max(p.K - 1, 1), p.M, dtype=dtype, device=device)
-        self.buf = torch.empty(p.K + 1, p.M, dtype=dtype, device=device)
+        self.buf = torch.empty(p.K, p.M, dtype=dtype, device=device)
 
 
 def _decays(p: _Plan, w_a, dtP, A2, s, e, k):
