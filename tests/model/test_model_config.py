@@ -12,7 +12,7 @@ import torch
 from genomamba.model import PRESET_NAMES, ConfigError, GenomambaModel, HeadConfig, ModelConfig, preset
 
 # Computed by building each preset; docs/model.md quotes these (MLM head tied to the embedding).
-PRESET_PARAMETERS = {"tiny": 21_674, "small-1k": 1_933_066, "base-131k": 7_723_786, "long-1m": 7_723_786}
+PRESET_PARAMETERS = {"tiny": 21_674, "small-1k": 1_933_066, "base-131k": 7_723_786, "long-1m": 16_697_482}
 
 
 def _count(config: ModelConfig) -> int:
