@@ -1,10 +1,10 @@
 """CPU selective-scan benchmark: the chunked PyTorch backend against the sequential reference.
 
 Default problem (issue 3): batch 2, dim 256, d_state 16, length 4096, fp32 inputs, with D, z gating,
-delta bias and softplus (what a Mamba layer passes). Timings are wall-clock (``time.perf_counter``) with the
-two backends interleaved repeat by repeat, so that load from other processes hits both alike; we report the
-median and the minimum. The load average before and after is recorded: on a shared 2-core VM, numbers
-taken under load are not comparable.
+delta bias and softplus (what a Mamba layer passes); ``--plain`` times the bare scan. Timings are
+wall-clock (``time.perf_counter``) with the two backends interleaved repeat by repeat, so that load from
+other processes hits both alike; we report the median and the minimum. The load average before and after
+is recorded: on a shared 2-core VM, numbers taken under load are not comparable.
 
     python benchmarks/bench_scan_cpu.py                      # forward, no autograd
     python benchmarks/bench_scan_cpu.py --grad --backward    # also forward with autograd, forward+backward
@@ -31,7 +31,7 @@ from genomamba.ops.selective_scan_chunked import _Plan, selective_scan_chunked
 from genomamba.ops.selective_scan_ref import selective_scan_ref
 
 
-def _inputs(batch, dim, d_state, length, requires_grad=False, seed=0):
+def _inputs(batch, dim, d_state, length, requires_grad=False, seed=0, plain=False):
     g = torch.Generator().manual_seed(seed)
     t = {
         "u": torch.randn(batch, dim, length, generator=g),
@@ -43,10 +43,15 @@ def _inputs(batch, dim, d_state, length, requires_grad=False, seed=0):
         "z": torch.randn(batch, dim, length, generator=g),
         "delta_bias": torch.randn(dim, generator=g) * 0.1,
     }
+    if plain:  # the bare scan: no D, no gate, no bias, Δ used as given (small and positive)
+        t = {k: v for k, v in t.items() if k not in ("D", "z", "delta_bias")}
+        t["delta"] = torch.rand(batch, dim, length, generator=g) * 0.1 + 0.001
     return {k: v.requires_grad_(requires_grad) for k, v in t.items()}
 
 
 def _call(fn, t, **kw):
+    if "z" not in t:
+        return fn(t["u"], t["delta"], t["A"], t["B"], t["C"], **kw)
     return fn(t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"], t["z"], t["delta_bias"], True, **kw)
 
 
@@ -94,6 +99,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--chunk-size", type=int, default=None)
     ap.add_argument("--block-chunks", type=int, default=None)
+    ap.add_argument("--plain", action="store_true", help="bare scan: no D, z, delta bias or softplus")
     ap.add_argument("--grad", action="store_true", help="also time the forward with autograd recording")
     ap.add_argument("--backward", action="store_true", help="also time forward+backward (reference is slow)")
     ap.add_argument("--json", help="write the results here as JSON")
@@ -106,7 +112,7 @@ def main(argv=None) -> dict:
     plan = _Plan(args.batch, 1, args.dim, args.d_state, args.length, args.chunk_size, args.block_chunks)
 
     # correctness of this exact problem, against the fp32 reference
-    t = _inputs(*size)
+    t = _inputs(*size, plain=args.plain)
     with torch.no_grad():
         err = (_call(chunked, t) - _call(selective_scan_ref, t)).abs().max().item()
 
@@ -114,7 +120,7 @@ def main(argv=None) -> dict:
     load_before = os.getloadavg()
     results = {}
     for mode in modes:
-        t = _inputs(*size, requires_grad=(mode != "fwd"))
+        t = _inputs(*size, requires_grad=(mode != "fwd"), plain=args.plain)
         dy = torch.randn(args.batch, args.dim, args.length)
         reps = args.repeats if mode != "fwd_bwd" else max(2, args.repeats // 3)
         for fn in backends.values():  # warm-up (allocator, thread pool)
@@ -137,7 +143,7 @@ def main(argv=None) -> dict:
               f"   speed-up x{r['speedup_median']} (median), x{r['speedup_min']} (min)", file=sys.stderr)
     report = {
         "problem": {"batch": args.batch, "dim": args.dim, "d_state": args.d_state, "length": args.length,
-                    "dtype": "float32", "D": True, "z": True, "delta_bias": True, "delta_softplus": True},
+                    "dtype": "float32", "gated": not args.plain},
         "chunked_plan": {"chunk_size": plan.T, "block_chunks": plan.K, "block_positions": plan.Lb,
                          "work_array_MiB": round(plan.Lb * plan.M * 4 / 2**20, 1)},
         "max_abs_diff_vs_reference": err,

@@ -177,12 +177,12 @@ class _ChunkedScan(torch.autograd.Function):
         b, d, L = dt.shape
         g, n = B.shape[1], B.shape[2]
         p = _Plan(b, g, d // g, n, L, T, K)
-        A2 = (A * LOG2E).view(g, p.dg, n).transpose(1, 2).contiguous()  # (g, n, dg)
+        A2 = (A * LOG2E).reshape(g, p.dg, n).transpose(1, 2).contiguous()  # (g, n, dg)
         dtP = _pos_major(dt, p.Lp).view(p.Lp, b, g, 1, p.dg)
         xP = _pos_major(x, p.Lp).view(p.Lp, b, g, 1, p.dg)
         BP = _pos_major(B.reshape(b, g * n, L), p.Lp).view(p.Lp, b, g, n, 1)
         CP = _pos_major(C.reshape(b, g * n, L), p.Lp).view(p.Lp, b, g, 1, n)
-        h0P = h0.view(b, g, p.dg, n).transpose(-1, -2).reshape(p.M)
+        h0P = h0.reshape(b, g, p.dg, n).transpose(-1, -2).reshape(p.M)
         work = _Work(p, dt.dtype, dt.device, 2)
         yP, h, starts = _forward_blocks(p, dtP, xP, BP, CP, A2, h0P, reverse, work, any(ctx.needs_input_grad))
         ctx.save_for_backward(dt, x, A, B, C, starts)
@@ -198,8 +198,8 @@ class _ChunkedScan(torch.autograd.Function):
         p, reverse = ctx.plan, ctx.reverse
         b, g, dg, n, L, Lp = p.b, p.g, p.dg, p.n, p.L, p.Lp
         d = g * dg
-        A2 = (A * LOG2E).view(g, dg, n).transpose(1, 2).contiguous()
-        A_nat = A.view(g, dg, n).transpose(1, 2).contiguous()
+        A2 = (A * LOG2E).reshape(g, dg, n).transpose(1, 2).contiguous()
+        A_nat = A.reshape(g, dg, n).transpose(1, 2).contiguous()
         dtP = _pos_major(dt, Lp).view(Lp, b, g, 1, dg)
         xP = _pos_major(x, Lp).view(Lp, b, g, 1, dg)
         BP = _pos_major(B.reshape(b, g * n, L), Lp).view(Lp, b, g, n, 1)
@@ -208,7 +208,7 @@ class _ChunkedScan(torch.autograd.Function):
         if dh_last is None:
             R = dt.new_zeros(p.M)
         else:
-            R = dh_last.view(b, g, dg, n).transpose(-1, -2).reshape(p.M)
+            R = dh_last.reshape(b, g, dg, n).transpose(-1, -2).reshape(p.M)
         ddtP, dxP = torch.empty_like(dtP), torch.empty_like(xP)
         dBP, dCP = torch.empty_like(BP), torch.empty_like(CP)
         dA = A2.new_zeros(g, n, dg)

@@ -130,3 +130,25 @@ def test_bad_chunk_size_is_a_value_error():
     i = make_inputs(make_case())
     with pytest.raises(ValueError, match="chunk_size"):
         selective_scan_chunked(i["u"], i["delta"], i["A"], i["B"], i["C"], chunk_size=0)
+
+
+def test_non_contiguous_inputs_and_gradients():
+    # Model code hands over transposed views ((b, L, d) activations) and sum() yields expanded gradients.
+    case = make_case(batch=2, dim=6, d_state=4, length=37, groups=2, has_initial_state=True)
+    i = {k: (v.detach() if v is not None else None) for k, v in make_inputs(case).items()}
+    nc = {k: (v.transpose(-1, -2).contiguous().transpose(-1, -2) if v is not None and v.dim() >= 2 else v)
+          for k, v in i.items()}
+    assert not nc["u"].is_contiguous() and not nc["initial_state"].is_contiguous()
+    for t in nc.values():
+        if t is not None:
+            t.requires_grad_(True)
+    args = lambda t: (t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"], t["z"], t["delta_bias"], True)  # noqa: E731
+    y, h = selective_scan_chunked(*args(nc), initial_state=nc["initial_state"], return_final_state=True,
+                                  chunk_size=4, block_chunks=3)
+    (y.sum() + h.sum()).backward()
+    ref = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in i.items()}
+    y0, h0 = selective_scan_ref(*args(ref), initial_state=ref["initial_state"], return_final_state=True)
+    (y0.sum() + h0.sum()).backward()
+    torch.testing.assert_close(y, y0, rtol=1e-4, atol=1e-5)
+    for k in ("u", "delta", "A", "B", "C", "initial_state"):
+        torch.testing.assert_close(nc[k].grad, ref[k].grad, rtol=1e-4, atol=1e-4, msg=k)
