@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import warnings
@@ -11,8 +12,10 @@ import torch
 
 from genomamba.errors import EXIT_UNAVAILABLE, UnavailableError
 from genomamba.ops import backend_report, bidirectional_selective_scan, dispatch, selective_scan
-from genomamba.ops import selective_scan_chunked as chunked_mod
 from tests.ops.scan_cases import make_case, make_inputs
+
+# the module itself (genomamba.ops re-exports functions whose names equal their modules')
+chunked_mod = importlib.import_module("genomamba.ops.selective_scan_chunked")
 
 
 @pytest.fixture(autouse=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
+import importlib
 
 import pytest
 import torch
 
-import genomamba.ops.selective_scan_chunked as chunked_mod
 from genomamba.ops.selective_scan_chunked import bidirectional_selective_scan_chunked, selective_scan_chunked
 from genomamba.ops.selective_scan_ref import selective_scan_ref
 from tests.ops.scan_cases import make_case, make_inputs, run_case
@@ -31,6 +31,9 @@ GRID = [
     (dict(length=4097, dim=2, d_state=4, return_final_state=True, has_initial_state=True), 16, 16),
     (dict(length=4097, dim=2, d_state=4, groups=2, reverse=True, return_final_state=True), 13, 7),
 ]
+
+# the module itself (genomamba.ops re-exports functions whose names equal their modules')
+chunked_mod = importlib.import_module("genomamba.ops.selective_scan_chunked")
 
 
 @pytest.mark.parametrize("overrides, chunk_size, block_chunks", GRID)
