@@ -43,7 +43,7 @@ __all__ = ["selective_scan_chunked", "bidirectional_selective_scan_chunked"]
 
 LOG2E = 1.0 / math.log(2.0)
 _BLOCK_ELEMENTS = 1 << 20  # work-array size per block: 4 MiB in fp32, well inside a small CPU's L3
-_LANES_PER_OP = 1 << 16  # elements per loop op, enough to amortise the ~2 us per-op overhead
+_LANES_PER_OP = 1 << 17  # elements per loop op, enough to amortise the ~2 us per-op overhead
 
 
 def _pos_major(X: torch.Tensor, Lp: int) -> torch.Tensor:
@@ -114,7 +114,7 @@ class _Plan:
 
     def __init__(self, b: int, g: int, dg: int, n: int, L: int, T: int | None, K: int | None):
         lanes = b * g * dg * n
-        self.T = T or 16
+        self.T = T or 8
         self.K = K or max(1, min(64, -(-_LANES_PER_OP // lanes), _BLOCK_ELEMENTS // (lanes * self.T) or 1))
         self.Lb = self.T * self.K
         self.Lp = -(-L // self.T) * self.T
@@ -300,8 +300,8 @@ def selective_scan_chunked(
         u, delta, z: ``(batch, dim, length)``; A ``(dim, d_state)``; B, C ``(batch, d_state, length)`` or
             ``(batch, groups, d_state, length)``; D, delta_bias ``(dim,)``;
             initial_state ``(batch, dim, d_state)``.
-        chunk_size: positions per chunk ``T`` (default 16).
-        block_chunks: chunks per block ``K`` (default: ~64K lanes per loop op, <= 1M elements per block).
+        chunk_size: positions per chunk ``T`` (default 8).
+        block_chunks: chunks per block ``K`` (default: ~128K lanes per loop op, <= 1M elements per block).
 
     Returns:
         ``y`` in ``u.dtype`` or ``(y, h_last)``; computed in fp32 (fp64 when ``u`` is fp64), ``h_last`` in
