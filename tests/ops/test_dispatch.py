@@ -158,3 +158,17 @@ def test_report_names_fallback_reason_and_override(no_kernel, monkeypatch):
     report = backend_report()
     assert report["env_override"] == "triton"
     assert report["cpu"]["backend"] is None and "needs CUDA" in report["cpu"]["reason"]
+
+
+@pytest.mark.gpu
+def test_auto_on_cuda_runs_triton_without_warning_and_matches_reference():
+    dispatch._reset_cache()
+    assert dispatch.resolve_backend("auto", "cuda") == "triton", backend_report()
+    i, args = _args()
+    cuda_args = [a.detach().cuda() if isinstance(a, torch.Tensor) else a for a in args]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = selective_scan(*cuda_args)
+    assert y.is_cuda
+    y_ref = selective_scan(*args, backend="reference").detach()
+    torch.testing.assert_close(y.cpu(), y_ref, rtol=1e-4, atol=1e-4)

@@ -155,3 +155,17 @@ def test_non_contiguous_inputs_and_gradients():
     torch.testing.assert_close(y, y0, rtol=1e-4, atol=1e-5)
     for k in ("u", "delta", "A", "B", "C", "initial_state"):
         torch.testing.assert_close(nc[k].grad, ref[k].grad, rtol=1e-4, atol=1e-4, msg=k)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(length=1000, d_state=16, groups=2, has_initial_state=True, return_final_state=True),
+        dict(length=257, dtype=BF16, reverse=True, return_final_state=True),
+    ],
+)
+def test_chunked_runs_on_cuda(overrides):
+    # The chunked path is plain torch, so it is also the (slow) CUDA fallback of the dispatcher.
+    run_case(functools.partial(selective_scan_chunked, chunk_size=8, block_chunks=4), make_case(**overrides),
+             device="cuda")
