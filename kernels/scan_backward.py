@@ -30,7 +30,47 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_forward import _first_order_combine, _load_chunk, _load_dt
+from .scan_forward import _softplus
+
+
+@triton.jit
+def _first_order_combine(a_left, b_left, a_right, b_right):
+    # Composition of two affine maps h -> a h + b, the left one applied first.
+    return a_left * a_right, a_right * b_left + b_right
+
+
+@triton.jit
+def _load_dt(
+    dt_ptr, bias_ptr, t, d, m2, d_mask, stride_dtd, stride_dtl, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr
+):
+    """The step dt = softplus(delta + bias) (BLOCK_D, BLOCK_T) in fp32, and delta + bias before softplus.
+
+    Masked positions get dt = 0, the identity map (a = 1, b = 0), whatever the bias says.
+    """
+    raw = tl.load(dt_ptr + d[:, None] * stride_dtd + t[None, :] * stride_dtl, mask=m2, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        raw += tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)[:, None]
+    if SOFTPLUS:
+        dt = _softplus(raw)
+    else:
+        dt = raw
+    return tl.where(m2, dt, 0.0), raw
+
+
+@triton.jit
+def _load_chunk(
+    u_ptr, dt_ptr, bias_ptr, B_ptr, t, d, n, t_mask, d_mask, n_mask,
+    stride_ud, stride_ul, stride_dtd, stride_dtl, stride_bn, stride_bl,
+    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+):
+    """Load u, dt, delta + bias (BLOCK_D, BLOCK_T) and B (BLOCK_N, BLOCK_T) in fp32."""
+    m2 = d_mask[:, None] & t_mask[None, :]
+    u = tl.load(u_ptr + d[:, None] * stride_ud + t[None, :] * stride_ul, mask=m2, other=0.0).to(tl.float32)
+    dt, raw = _load_dt(dt_ptr, bias_ptr, t, d, m2, d_mask, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS)
+    Bt = tl.load(
+        B_ptr + n[:, None] * stride_bn + t[None, :] * stride_bl, mask=n_mask[:, None] & t_mask[None, :], other=0.0
+    ).to(tl.float32)
+    return u, dt, raw, Bt
 
 
 @triton.jit
@@ -38,9 +78,10 @@ def _selective_scan_bwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, ckpt_ptr, carry_in_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, carry_out_ptr, dtsum_ptr,
     length, dim, d_state, seg_len, dim_per_group,
-    stride_ub, stride_ud, stride_dtb, stride_dtd, stride_zb, stride_zd, stride_ob, stride_od,
-    stride_bb, stride_bg, stride_bn, stride_cb, stride_cg, stride_cn,
-    stride_dbb, stride_dbg, stride_dbn, stride_dcb, stride_dcg, stride_dcn,
+    stride_ub, stride_ud, stride_ul, stride_dtb, stride_dtd, stride_dtl, stride_zb, stride_zd, stride_zl,
+    stride_ob, stride_od, stride_ol,
+    stride_bb, stride_bg, stride_bn, stride_bl, stride_cb, stride_cg, stride_cn, stride_cl,
+    stride_dbb, stride_dbg, stride_dbn, stride_dbl, stride_dcb, stride_dcg, stride_dcn, stride_dcl,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr,
     REVERSE: tl.constexpr, ADJOINT_ONLY: tl.constexpr, HAS_Z: tl.constexpr, HAS_D: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_CARRY_IN: tl.constexpr,
@@ -101,14 +142,14 @@ def _selective_scan_bwd_kernel(
         nt_mask = n_mask[:, None] & t_mask[None, :]
         u, dt, raw, Bt = _load_chunk(
             u_base, dt_base, bias_ptr, B_base, t, d, n, t_mask, d_mask, n_mask,
-            stride_ud, stride_dtd, stride_bn, HAS_BIAS, SOFTPLUS,
+            stride_ud, stride_ul, stride_dtd, stride_dtl, stride_bn, stride_bl, HAS_BIAS, SOFTPLUS,
         )
-        Ct = tl.load(C_base + n[:, None] * stride_cn + t[None, :], mask=nt_mask, other=0.0).to(tl.float32)
+        Ct = tl.load(C_base + n[:, None] * stride_cn + t[None, :] * stride_cl, mask=nt_mask, other=0.0).to(tl.float32)
         dout = tl.load(
-            dout_ptr + b * stride_ob + d[:, None] * stride_od + t[None, :], mask=m2, other=0.0
+            dout_ptr + b * stride_ob + d[:, None] * stride_od + t[None, :] * stride_ol, mask=m2, other=0.0
         ).to(tl.float32)
         if HAS_Z:
-            zt = tl.load(z_ptr + b * stride_zb + d[:, None] * stride_zd + t[None, :], mask=m2, other=0.0)
+            zt = tl.load(z_ptr + b * stride_zb + d[:, None] * stride_zd + t[None, :] * stride_zl, mask=m2, other=0.0)
             zt = zt.to(tl.float32)
             sig_z = tl.sigmoid(zt)
             g = dout * zt * sig_z
@@ -118,7 +159,9 @@ def _selective_scan_bwd_kernel(
         # chunk's last position gets 1 because its successor's factor travels in the carry c.
         t_next = t + step
         next_mask = d_mask[:, None] & ((t_next >= seg_start) & (t_next < seg_end) & not_last)[None, :]
-        dt_next, _ = _load_dt(dt_base, bias_ptr, t_next, d, next_mask, d_mask, stride_dtd, HAS_BIAS, SOFTPLUS)
+        dt_next, _ = _load_dt(
+            dt_base, bias_ptr, t_next, d, next_mask, d_mask, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS
+        )
         a_next = tl.exp2(dt_next[:, None, :] * A2[:, :, None])
         x = Ct[None, :, :] * g[:, None, :]
         P, X = tl.associative_scan((a_next, x), 2, _first_order_combine, reverse=not REVERSE)
@@ -153,15 +196,15 @@ def _selective_scan_bwd_kernel(
             dB = tl.sum(dh * dtu[:, None, :], axis=0)
             dC = tl.sum(hs * g[:, None, :], axis=0)
             tl.atomic_add(
-                dB_ptr + b * stride_dbb + g_idx * stride_dbg + n[:, None] * stride_dbn + t[None, :], dB,
+                dB_ptr + b * stride_dbb + g_idx * stride_dbg + n[:, None] * stride_dbn + t[None, :] * stride_dbl, dB,
                 mask=nt_mask, sem="relaxed",
             )
             tl.atomic_add(
-                dC_ptr + b * stride_dcb + g_idx * stride_dcg + n[:, None] * stride_dcn + t[None, :], dC,
+                dC_ptr + b * stride_dcb + g_idx * stride_dcg + n[:, None] * stride_dcn + t[None, :] * stride_dcl, dC,
                 mask=nt_mask, sem="relaxed",
             )
-            # du/ddelta/dz share u's strides (made contiguous by the launcher).
-            grad_off = b * stride_ub + d[:, None] * stride_ud + t[None, :]
+            # du/ddelta/dz are allocated with u's strides.
+            grad_off = b * stride_ub + d[:, None] * stride_ud + t[None, :] * stride_ul
             if HAS_Z:
                 y = tl.sum(Ct[None, :, :] * hs, axis=1)
                 if HAS_D:

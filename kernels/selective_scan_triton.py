@@ -23,16 +23,18 @@ from .scan_forward import _selective_scan_fwd_kernel
 from .scan_segments import _chain_segments_kernel
 
 MAX_D_STATE = 256
-# Elements of one (BLOCK_D, BLOCK_N, BLOCK_T) tile; bounded so the tile stays in registers.
-_TILE_ELEMENTS = 1024
-#: Overrides for plan_launch's choices (keys: block_t, block_d, num_warps, programs_per_sm), set by
-#: benchmarks/bench_scan.py when it sweeps configurations; empty in normal use.
+#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, bwd_block_d, bwd_warps, block_t,
+#: programs_per_sm), set by benchmarks/tune_scan.py when it sweeps configurations; empty in normal use.
 TUNING: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
 class LaunchPlan:
-    """How a scan is cut into programs: channel blocks x segments x batch rows."""
+    """How one pass of a scan is cut into programs: channel blocks x segments x batch rows.
+
+    ``block_t`` is the spacing of the forward pass's state checkpoints and the backward pass's chunk
+    length; both passes must agree on it.
+    """
 
     block_d: int
     block_n: int
@@ -54,42 +56,64 @@ def _programs_wanted(device: torch.device) -> int:
 
 def plan_launch(
     batch: int, dim: int, length: int, d_state: int, dim_per_group: int, device: torch.device,
-    *, segments: int | None = None, block_t: int | None = None,
+    *, segments: int | None = None, backward: bool = False,
 ) -> LaunchPlan:
-    """Choose tile sizes and the number of sequence segments for one scan.
+    """Choose tile sizes and the number of sequence segments for one forward or backward pass.
 
-    ``BLOCK_D`` is the largest power of two (up to what the tile budget allows) dividing the
-    channels of one group, so a program reads a single B/C group. Segments are added only when
-    batch x channel blocks would leave the GPU under-filled.
+    Defaults come from benchmarks/tune_scan.py on an H100 (docs/benchmarks.md). The forward pass
+    gives each thread whole channels (one warp, up to 2048 channel-states per program); the
+    backward pass works on (channels x states x block_t) tiles small enough to avoid spills.
+    ``BLOCK_D`` always divides the channels of one group, so a program reads a single B/C group.
+    Segments are added only when batch x channel blocks would leave the GPU under-filled.
     """
     if d_state > MAX_D_STATE:
         raise ValueError(f"d_state={d_state} exceeds the kernel's maximum of {MAX_D_STATE}")
     block_n = triton.next_power_of_2(max(d_state, 1))
-    # Defaults from benchmarks/tune_scan.py on an H100 (docs/benchmarks.md): small tiles without
-    # register spills beat long chunks, whose scans and reductions spill.
-    block_t = block_t or TUNING.get("block_t") or 16
-    block_d = TUNING.get("block_d") or max(1, min(16, _TILE_ELEMENTS // (block_n * block_t)))
+    block_t = TUNING.get("block_t", 32)
+    if backward:
+        block_d = TUNING.get("bwd_block_d") or max(1, min(16, 1024 // (block_n * block_t)))
+        num_warps = TUNING.get("bwd_warps", 2)
+    else:
+        block_d = TUNING.get("fwd_block_d") or max(1, min(128, 2048 // block_n))
+        num_warps = TUNING.get("fwd_warps", 1)
+    block_d = min(block_d, triton.next_power_of_2(dim_per_group))
     while dim_per_group % block_d:
         block_d //= 2
     n_chunks = triton.cdiv(length, block_t)
     if segments is None:
         base = batch * triton.cdiv(dim, block_d)
-        segments = min(n_chunks, triton.cdiv(_programs_wanted(device), base)) if base else 1
+        segments = triton.cdiv(_programs_wanted(device), base) if base else 1
     segments = max(1, min(segments, n_chunks))
     seg_len = triton.cdiv(n_chunks, segments) * block_t
     segments = triton.cdiv(length, seg_len)
-    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps=TUNING.get("num_warps", 2))
+    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps)
 
 
 def _as_4d(x: torch.Tensor) -> torch.Tensor:
-    """(batch, d_state, length) -> (batch, 1, d_state, length), with a unit stride along length."""
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    return x if x.stride(-1) == 1 else x.contiguous()
+    """(batch, d_state, length) -> (batch, 1, d_state, length); strides are kept as they are."""
+    return x.unsqueeze(1) if x.dim() == 3 else x
 
 
 def _contiguous(x: torch.Tensor | None) -> torch.Tensor | None:
     return None if x is None else x.contiguous()
+
+
+def _dense(x: torch.Tensor | None) -> torch.Tensor | None:
+    """Keep a (batch, dim, length) tensor stored channel-major or time-major as it is; copy others.
+
+    Gradient buffers are allocated like u (torch.empty_like), which keeps exactly these layouts.
+    """
+    if x is None or x.is_contiguous() or x.transpose(1, 2).is_contiguous():
+        return x
+    return x.contiguous()
+
+
+def _plans(batch, dim, length, d_state, groups, device, segments):
+    """(forward plan, backward plan) for one scan; they share block_t (the checkpoint spacing)."""
+    return tuple(
+        plan_launch(batch, dim, length, d_state, dim // groups, device, segments=segments, backward=bwd)
+        for bwd in (False, True)
+    )
 
 
 def _chain(local, dtsum, A, init, plan: LaunchPlan, reverse: bool):
@@ -141,13 +165,12 @@ def _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, h_in, y
     batch, dim, length = u.shape
     zz = z if z is not None else u
     _selective_scan_fwd_kernel[plan.grid(batch, dim)](
-        u, delta, A, B, C, D if D is not None else A, zz, delta_bias if delta_bias is not None else A,
+        u, delta, A.t().contiguous(), B, C, D if D is not None else A, zz,
+        delta_bias if delta_bias is not None else A,
         h_in if h_in is not None else h_out, y, h_out, dtsum, ckpt,
         length, dim, A.shape[1], plan.seg_len, dim // groups,
-        u.stride(0), u.stride(1), delta.stride(0), delta.stride(1), zz.stride(0), zz.stride(1),
-        y.stride(0), y.stride(1),
-        B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
-        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, BLOCK_T=plan.block_t,
+        *u.stride(), *delta.stride(), *zz.stride(), *y.stride(), *B.stride(), *C.stride(),
+        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, CKPT_EVERY=plan.block_t,
         REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
         SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, num_warps=plan.num_warps,
@@ -192,10 +215,8 @@ def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, rever
         grads["D"] if D is not None else grads["A"], grads["delta_bias"] if delta_bias is not None else grads["A"],
         carry_out, dtsum,
         length, dim, A.shape[1], plan.seg_len, dim // groups,
-        u.stride(0), u.stride(1), delta.stride(0), delta.stride(1), zz.stride(0), zz.stride(1),
-        dout.stride(0), dout.stride(1),
-        B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
-        dB.stride(0), dB.stride(1), dB.stride(2), dC.stride(0), dC.stride(1), dC.stride(2),
+        *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *B.stride(), *C.stride(),
+        *dB.stride(), *dC.stride(),
         BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, BLOCK_T=plan.block_t,
         REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_CARRY_IN=carry_in is not None,
@@ -211,9 +232,10 @@ def _grad_buffers(u, delta, A, B, C, D, z, delta_bias, *, grad_dtype=None):
         return None if x is None else torch.zeros(x.shape, device=x.device, dtype=f32)
 
     return {
-        "u": torch.empty(u.shape, device=u.device, dtype=grad_dtype or u.dtype),
-        "delta": torch.empty(u.shape, device=u.device, dtype=grad_dtype or delta.dtype),
-        "z": None if z is None else torch.empty(u.shape, device=u.device, dtype=grad_dtype or z.dtype),
+        # The backward kernel writes du, d delta and dz with u's strides.
+        "u": torch.empty_like(u, dtype=grad_dtype or u.dtype),
+        "delta": torch.empty_like(u, dtype=grad_dtype or delta.dtype),
+        "z": None if z is None else torch.empty_like(u, dtype=grad_dtype or z.dtype),
         "A": zeros(A), "B": zeros(B), "C": zeros(C), "D": zeros(D), "delta_bias": zeros(delta_bias),
     }
 
@@ -223,11 +245,11 @@ class _SelectiveScanFn(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, reverse, plan,
                 need_grad):
         b_shape, c_shape = B.shape, C.shape
-        u, delta, z = u.contiguous(), delta.contiguous(), _contiguous(z)
+        u, delta, z = _dense(u), _dense(delta), _dense(z)
         A, D, delta_bias = A.contiguous(), _contiguous(D), _contiguous(delta_bias)
         B4, C4 = _as_4d(B), _as_4d(C)
         h0 = None if initial_state is None else initial_state.float().contiguous()
-        y, final, ckpt = _forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, h0, reverse, plan,
+        y, final, ckpt = _forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, h0, reverse, plan[0],
                                   want_ckpt=need_grad)
         ctx.save_for_backward(u, delta, A, B4, C4, D, z, delta_bias, ckpt)
         ctx.meta = (delta_softplus, reverse, plan, b_shape, c_shape, B.dtype, C.dtype, initial_state is not None)
@@ -240,7 +262,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         grads = _grad_buffers(u, delta, A, B4, C4, D, z, delta_bias)
         saved = (u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, ckpt)
         d_final = None if d_final is None else d_final.float().contiguous()
-        dh0 = _backward(saved, dy.contiguous(), d_final, grads, plan, reverse)
+        dh0 = _backward(saved, _dense(dy), d_final, grads, plan[1], reverse)
         return (
             grads["u"], grads["delta"], grads["A"].to(A.dtype),
             grads["B"].reshape(b_shape).to(b_dtype), grads["C"].reshape(c_shape).to(c_dtype),
@@ -275,7 +297,7 @@ def selective_scan_triton(
     """
     groups = _validate(u, delta, A, B, C)
     batch, dim, length = u.shape
-    plan = plan_launch(batch, dim, length, A.shape[1], dim // groups, u.device, segments=segments)
+    plan = _plans(batch, dim, length, A.shape[1], groups, u.device, segments)
     tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
     need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     y, final = _SelectiveScanFn.apply(*tensors, bool(delta_softplus), bool(reverse), plan, need_grad)
@@ -291,10 +313,11 @@ class _BidirectionalScanFn(torch.autograd.Function):
         fwd = _prepare_direction(tensors[:7])
         rev = _prepare_direction(tensors[7:])
         shared = [a is b for a, b in zip(tensors[:7], tensors[7:])]
-        z = _contiguous(z)
+        z = _dense(z)
         # Reverse first, ungated, into y; the forward pass adds its part and applies the gate.
-        y, _, ckpt_r = _forward(*rev[:5], rev[5], None, rev[6], delta_softplus, None, True, plans[1], need_grad)
-        y, _, ckpt_f = _forward(*fwd[:5], fwd[5], z, fwd[6], delta_softplus, None, False, plans[0], need_grad,
+        y, _, ckpt_r = _forward(*rev[:5], rev[5], None, rev[6], delta_softplus, None, True, plans[1][0],
+                                need_grad)
+        y, _, ckpt_f = _forward(*fwd[:5], fwd[5], z, fwd[6], delta_softplus, None, False, plans[0][0], need_grad,
                                 y=y)
         ctx.save_for_backward(z, *fwd, *rev, ckpt_f, ckpt_r)
         ctx.meta = (delta_softplus, plans, shared, [t.shape if t is not None else None for t in tensors],
@@ -306,7 +329,7 @@ class _BidirectionalScanFn(torch.autograd.Function):
         z, *rest = ctx.saved_tensors
         fwd, rev, (ckpt_f, ckpt_r) = rest[:7], rest[7:14], rest[14:]
         delta_softplus, plans, shared, shapes, dtypes = ctx.meta
-        dy = dy.contiguous()
+        dy = _dense(dy)
         grads_f = _grad_buffers(fwd[0], fwd[1], fwd[2], fwd[3], fwd[4], fwd[5], z, fwd[6])
         grads_r = {k: (grads_f[k] if k == "z" else None) for k in grads_f}
         names = ("u", "delta", "A", "B", "C", "D", "delta_bias")
@@ -315,8 +338,8 @@ class _BidirectionalScanFn(torch.autograd.Function):
             grads_r[name] = grads_f[name] if is_shared else fresh[name]
         saved_f = (*fwd[:6], z, fwd[6], delta_softplus, ckpt_f)
         saved_r = (*rev[:6], z, rev[6], delta_softplus, ckpt_r)
-        _backward(saved_f, dy, None, grads_f, plans[0], reverse=False)
-        _backward(saved_r, dy, None, grads_r, plans[1], reverse=True, accumulate_dz=True,
+        _backward(saved_f, dy, None, grads_f, plans[0][1], reverse=False)
+        _backward(saved_r, dy, None, grads_r, plans[1][1], reverse=True, accumulate_dz=True,
                   accumulate_du=shared[0] and shared[1])
         out = [None, None, None, None]  # z, delta_softplus, plans, need_grad
         out[0] = grads_f["z"]
@@ -333,7 +356,7 @@ class _BidirectionalScanFn(torch.autograd.Function):
 
 def _prepare_direction(tensors):
     u, delta, A, B, C, D, delta_bias = tensors
-    return (u.contiguous(), delta.contiguous(), A.contiguous(), _as_4d(B), _as_4d(C), _contiguous(D),
+    return (_dense(u), _dense(delta), A.contiguous(), _as_4d(B), _as_4d(C), _contiguous(D),
             _contiguous(delta_bias))
 
 
@@ -355,8 +378,7 @@ def bidirectional_selective_scan_triton(
     for direction in (fwd, rev):
         groups = _validate(*direction[:5])
         batch, dim, length = direction[0].shape
-        plans.append(plan_launch(batch, dim, length, direction[2].shape[1], dim // groups, u.device,
-                                 segments=segments))
+        plans.append(_plans(batch, dim, length, direction[2].shape[1], groups, u.device, segments))
     tensors = fwd + rev
     need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors + (z,))
     return _BidirectionalScanFn.apply(z, bool(delta_softplus), tuple(plans), need_grad, *tensors)
