@@ -3,7 +3,10 @@
 Shapes follow the scan issue: batch x length = 2^20 tokens, dim 512, d_state 16, bf16 u/delta/z/B/C,
 fp32 A/D/delta_bias, z gating, delta softplus. For each length it reports the median milliseconds
 (triton.testing.do_bench) of forward and forward+backward, unidirectional and bidirectional, the
-extra memory that forward+backward allocates beyond its inputs, and two floors:
+extra memory that forward+backward allocates beyond its inputs, and two floors. Our kernel is
+timed on the same values stored channel-major ("cm", (batch, dim, length) contiguous, the peer's
+only layout) and time-major ("tm", (batch, length, dim) storage, what the model's projections
+produce); the peer always gets channel-major.
 
 * HBM floor: bytes the forward must move (u, delta, z, B, C read once, y written once) over the
   bandwidth of a measured device-to-device copy;
@@ -87,42 +90,48 @@ def rel_err(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
+def time_major(t):
+    """The same logical (batch, dim, length) tensors stored (batch, length, dim): what a linear
+    projection of (batch, length, d_model) activations produces, and the layout our kernel prefers."""
+    return {k: v.transpose(1, 2).contiguous().transpose(1, 2) if v.dim() == 3 else v for k, v in t.items()}
+
+
 def run_length(length, args, peer, bw, clock):
     batch = args.tokens // length
     dtype = getattr(torch, args.dtype)
-    t = make_inputs(batch, args.dim, length, args.d_state, dtype, seed=length)
+    t_cm = make_inputs(batch, args.dim, length, args.d_state, dtype, seed=length)
     row = {"length": length, "batch": batch}
-    dout = torch.randn_like(t["u"])
+    dout = torch.randn_like(t_cm["u"])
+    rev_cm = {k + "_rev": v for k, v in make_inputs(batch, args.dim, length, args.d_state, dtype, length + 1).items()
+              if k != "z"}
+    for layout, t, rev in (("cm", t_cm, rev_cm), ("tm", time_major(t_cm), time_major(rev_cm))):
+        g = leaves(t)
+        d_out = dout if layout == "cm" else time_major({"x": dout})["x"]
 
-    def ours_fwd():
-        return sst.selective_scan_triton(**t, delta_softplus=True)
+        def fwd(t=t):
+            return sst.selective_scan_triton(**t, delta_softplus=True)
 
-    g = leaves(t)
+        def fwd_bwd(g=g, d_out=d_out):
+            sst.selective_scan_triton(**g, delta_softplus=True).backward(d_out)
 
-    def ours_fwd_bwd():
-        sst.selective_scan_triton(**g, delta_softplus=True).backward(dout)
+        def bi_shared(t=t):
+            return sst.bidirectional_selective_scan_triton(**t, delta_softplus=True)
 
-    def bi_fwd():
-        return sst.bidirectional_selective_scan_triton(**t, delta_softplus=True)
+        def bi_separate(t=t, rev=rev):
+            return sst.bidirectional_selective_scan_triton(**t, delta_softplus=True, **rev)
 
-    rev = {k + "_rev": v for k, v in make_inputs(batch, args.dim, length, args.d_state, dtype, length + 1).items()
-           if k not in ("z",)}
+        def bi_fwd_bwd(g=g, d_out=d_out):
+            sst.bidirectional_selective_scan_triton(**g, delta_softplus=True).backward(d_out)
 
-    def bi_sep_fwd():
-        return sst.bidirectional_selective_scan_triton(**t, delta_softplus=True, **rev)
-
-    def bi_fwd_bwd():
-        sst.bidirectional_selective_scan_triton(**g, delta_softplus=True).backward(dout)
-
-    with torch.no_grad():
-        row["ours_fwd_ms"] = bench(ours_fwd)
-        row["bi_shared_fwd_ms"] = bench(bi_fwd)
-        row["bi_separate_fwd_ms"] = bench(bi_sep_fwd)
-    row["ours_fwd_bwd_ms"] = bench(ours_fwd_bwd, list(g.values()))
-    row["bi_shared_fwd_bwd_ms"] = bench(bi_fwd_bwd, list(g.values()))
-    row["ours_extra_mem_gib"] = extra_memory_gib(ours_fwd_bwd)
+        with torch.no_grad():
+            row[f"{layout}_fwd_ms"] = bench(fwd)
+            row[f"{layout}_bi_shared_fwd_ms"] = bench(bi_shared)
+            row[f"{layout}_bi_separate_fwd_ms"] = bench(bi_separate)
+        row[f"{layout}_fwd_bwd_ms"] = bench(fwd_bwd, list(g.values()))
+        row[f"{layout}_bi_fwd_bwd_ms"] = bench(bi_fwd_bwd, list(g.values()))
+        row[f"{layout}_extra_mem_gib"] = extra_memory_gib(fwd_bwd)
     if peer is not None:
-        args_p = [t[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+        args_p = [t_cm[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
         row["peer_fwd_ms"] = bench(lambda: peer_forward(peer, *args_p))
 
         def peer_fwd_bwd():
@@ -132,36 +141,15 @@ def run_length(length, args, peer, bw, clock):
         row["peer_fwd_bwd_ms"] = bench(peer_fwd_bwd)
         row["peer_extra_mem_gib"] = extra_memory_gib(peer_fwd_bwd)
         with torch.no_grad():
-            row["rel_err_vs_peer"] = rel_err(ours_fwd(), peer_forward(peer, *args_p)[0])
-    isz = t["u"].element_size()
+            ours = sst.selective_scan_triton(**t_cm, delta_softplus=True)
+            row["rel_err_vs_peer"] = rel_err(ours, peer_forward(peer, *args_p)[0])
+    isz = t_cm["u"].element_size()
     n_bytes = 4 * batch * args.dim * length * isz + 2 * batch * args.d_state * length * isz
     row["hbm_floor_ms"] = n_bytes / bw * 1e3
     if clock:
         sms = torch.cuda.get_device_properties(0).multi_processor_count
         row["exp_floor_ms"] = batch * args.dim * length * args.d_state / (16 * sms * clock) * 1e3
     return row
-
-
-def sweep(args):
-    """Forward time per tuning choice at the longest and shortest length (for choosing defaults)."""
-    dtype = getattr(torch, args.dtype)
-    for length in (min(args.lengths), max(args.lengths)):
-        t = make_inputs(args.tokens // length, args.dim, length, args.d_state, dtype, seed=1)
-        for block_t in (32, 64, 128):
-            for block_d in (2, 4, 8):
-                for warps in (2, 4, 8):
-                    for per_sm in (2, 4):
-                        sst.TUNING.clear()
-                        sst.TUNING.update(block_t=block_t, block_d=block_d, num_warps=warps, programs_per_sm=per_sm)
-                        try:
-                            with torch.no_grad():
-                                ms = bench(lambda: sst.selective_scan_triton(**t, delta_softplus=True))
-                        except Exception as exc:  # too many registers/shared memory for this tile
-                            ms = float("nan")
-                            print(f"  config failed: {type(exc).__name__}", file=sys.stderr)
-                        print(f"sweep L={length} T={block_t} BD={block_d} warps={warps} per_sm={per_sm}: "
-                              f"{ms:.3f} ms", flush=True)
-    sst.TUNING.clear()
 
 
 def main():
@@ -173,7 +161,6 @@ def main():
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--peer-sdist", default=None)
     ap.add_argument("--peer-build-dir", default=".carry/peer_build")
-    ap.add_argument("--sweep", action="store_true", help="also sweep tile sizes and print forward times")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -183,8 +170,6 @@ def main():
     info = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
             "copy_bandwidth_TBps": bw / 1e12, "sm_clock_max_MHz": clock and clock / 1e6, "peer": peer is not None}
     print(json.dumps(info), flush=True)
-    if args.sweep:
-        sweep(args)
     rows = []
     for length in args.lengths:
         row = run_length(length, args, peer, bw, clock)
@@ -192,9 +177,10 @@ def main():
         print(json.dumps(row), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"info": info, "rows": rows}, indent=2))
-    cols = ["length", "batch", "ours_fwd_ms", "peer_fwd_ms", "ours_fwd_bwd_ms", "peer_fwd_bwd_ms",
-            "bi_shared_fwd_ms", "bi_separate_fwd_ms", "bi_shared_fwd_bwd_ms", "ours_extra_mem_gib",
-            "peer_extra_mem_gib", "hbm_floor_ms", "exp_floor_ms", "rel_err_vs_peer"]
+    cols = ["length", "batch", "peer_fwd_ms", "cm_fwd_ms", "tm_fwd_ms", "peer_fwd_bwd_ms", "cm_fwd_bwd_ms",
+            "tm_fwd_bwd_ms", "tm_bi_shared_fwd_ms", "tm_bi_separate_fwd_ms", "tm_bi_fwd_bwd_ms",
+            "peer_extra_mem_gib", "cm_extra_mem_gib", "tm_extra_mem_gib", "hbm_floor_ms", "exp_floor_ms",
+            "rel_err_vs_peer"]
     print("| " + " | ".join(cols) + " |")
     for r in rows:
         print("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols) + " |")

@@ -1,4 +1,4 @@
-"""Sweep the Triton scan's tile choices and report forward time, registers and spills per choice.
+"""Sweep the Triton scan's forward tile choices (time-major inputs) and report time, registers, spills.
 
 Used to pick plan_launch's defaults; prints one line per configuration (GPU only)::
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scan import bench, make_inputs  # noqa: E402
+from bench_scan import bench, make_inputs, time_major  # noqa: E402
 
 from genomamba.kernels import selective_scan_triton as sst  # noqa: E402
 from genomamba.kernels.scan_forward import _selective_scan_fwd_kernel  # noqa: E402
@@ -35,18 +35,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lengths", type=int, nargs="+", default=[4096, 2**20])
     ap.add_argument("--tokens", type=int, default=2**20)
-    ap.add_argument("--block-t", type=int, nargs="+", default=[16, 32, 64])
-    ap.add_argument("--block-d", type=int, nargs="+", default=[1, 2, 4, 8])
-    ap.add_argument("--warps", type=int, nargs="+", default=[1, 2, 4])
-    ap.add_argument("--per-sm", type=int, nargs="+", default=[2, 8])
+    ap.add_argument("--block-t", type=int, nargs="+", default=[32])
+    ap.add_argument("--block-d", type=int, nargs="+", default=[32, 64, 128])
+    ap.add_argument("--warps", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--per-sm", type=int, nargs="+", default=[4, 8, 16])
     args = ap.parse_args()
     for length in args.lengths:
-        t = make_inputs(args.tokens // length, 512, length, 16, torch.bfloat16, seed=1)
+        t = time_major(make_inputs(args.tokens // length, 512, length, 16, torch.bfloat16, seed=1))
         per_sm_choices = args.per_sm if length >= 2**17 else args.per_sm[:1]
         for block_t, block_d, warps, per_sm in itertools.product(args.block_t, args.block_d, args.warps,
                                                                  per_sm_choices):
             sst.TUNING.clear()
-            sst.TUNING.update(block_t=block_t, block_d=block_d, num_warps=warps, programs_per_sm=per_sm)
+            sst.TUNING.update(block_t=block_t, fwd_block_d=block_d, fwd_warps=warps, programs_per_sm=per_sm)
             _selective_scan_fwd_kernel.device_caches.clear()
             try:
                 with torch.no_grad():
