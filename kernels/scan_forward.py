@@ -46,7 +46,7 @@ def _selective_scan_fwd_kernel(
     stride_ub, stride_ud, stride_ul, stride_dtb, stride_dtd, stride_dtl,
     stride_zb, stride_zd, stride_zl, stride_yb, stride_yd, stride_yl,
     stride_bb, stride_bg, stride_bn, stride_bl, stride_cb, stride_cg, stride_cn, stride_cl,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CKPT_EVERY: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CKPT_EVERY: tl.constexpr, UNROLL: tl.constexpr,
     REVERSE: tl.constexpr, STATE_ONLY: tl.constexpr, HAS_Z: tl.constexpr, HAS_D: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H_IN: tl.constexpr, SAVE_CKPT: tl.constexpr,
     ADD_TO_Y: tl.constexpr,
@@ -99,39 +99,42 @@ def _selective_scan_fwd_kernel(
         if SAVE_CKPT:
             ck_off = ((b * dim + d[:, None]) * n_blocks_total + t0 // CKPT_EVERY) * d_state + n[None, :]
             tl.store(ckpt_ptr + ck_off, h, mask=dn_mask)
-        for k in tl.static_range(CKPT_EVERY):
-            if REVERSE:
-                t = t0 + (CKPT_EVERY - 1 - k)
-            else:
-                t = t0 + k
-            # One vector compare per mask (a scalar & vector mix also trips Triton's interpreter).
-            live = t < seg_end
-            m = d < tl.where(live, dim, 0)
-            nm = n < tl.where(live, d_state, 0)
-            u = tl.load(u_row + t * stride_ul, mask=m, other=0.0).to(tl.float32)
-            dt = tl.load(dt_row + t * stride_dtl, mask=m, other=0.0).to(tl.float32)
-            if HAS_BIAS:
-                dt += bias
-            if SOFTPLUS:
-                dt = _softplus(dt)
-            # Positions past the end are the identity map (dt = 0) whatever the bias says.
-            dt = tl.where(m, dt, 0.0)
-            Bt = tl.load(B_col + t * stride_bl, mask=nm, other=0.0).to(tl.float32)
-            h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * Bt[None, :]
-            if STATE_ONLY:
-                dt_total += dt
-            else:
-                Ct = tl.load(C_col + t * stride_cl, mask=nm, other=0.0).to(tl.float32)
-                y = tl.sum(h * Ct[None, :], axis=1)
-                if HAS_D:
-                    y += Dv * u
-                if ADD_TO_Y:
-                    # Bidirectional: y already holds the other direction's ungated output.
-                    y += tl.load(y_row + t * stride_yl, mask=m, other=0.0).to(tl.float32)
-                if HAS_Z:
-                    zt = tl.load(z_row + t * stride_zl, mask=m, other=0.0).to(tl.float32)
-                    y *= zt * tl.sigmoid(zt)
-                tl.store(y_row + t * stride_yl, y.to(y_ptr.dtype.element_ty), mask=m)
+        # Unrolled by UNROLL (independent loads of the next steps can issue early) inside a plain
+        # loop, which keeps compile time low; the state update itself is a dependent chain.
+        for j in range(0, CKPT_EVERY // UNROLL):
+            for k in tl.static_range(UNROLL):
+                if REVERSE:
+                    t = t0 + (CKPT_EVERY - 1 - j * UNROLL - k)
+                else:
+                    t = t0 + j * UNROLL + k
+                # One vector compare per mask (a scalar & vector mix also trips Triton's interpreter).
+                live = t < seg_end
+                m = d < tl.where(live, dim, 0)
+                nm = n < tl.where(live, d_state, 0)
+                u = tl.load(u_row + t * stride_ul, mask=m, other=0.0).to(tl.float32)
+                dt = tl.load(dt_row + t * stride_dtl, mask=m, other=0.0).to(tl.float32)
+                if HAS_BIAS:
+                    dt += bias
+                if SOFTPLUS:
+                    dt = _softplus(dt)
+                # Positions past the end are the identity map (dt = 0) whatever the bias says.
+                dt = tl.where(m, dt, 0.0)
+                Bt = tl.load(B_col + t * stride_bl, mask=nm, other=0.0).to(tl.float32)
+                h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * Bt[None, :]
+                if STATE_ONLY:
+                    dt_total += dt
+                else:
+                    Ct = tl.load(C_col + t * stride_cl, mask=nm, other=0.0).to(tl.float32)
+                    y = tl.sum(h * Ct[None, :], axis=1)
+                    if HAS_D:
+                        y += Dv * u
+                    if ADD_TO_Y:
+                        # Bidirectional: y already holds the other direction's ungated output.
+                        y += tl.load(y_row + t * stride_yl, mask=m, other=0.0).to(tl.float32)
+                    if HAS_Z:
+                        zt = tl.load(z_row + t * stride_zl, mask=m, other=0.0).to(tl.float32)
+                        y *= zt * tl.sigmoid(zt)
+                    tl.store(y_row + t * stride_yl, y.to(y_ptr.dtype.element_ty), mask=m)
     tl.store(h_out_ptr + seg_state_off, h, mask=dn_mask)
     if STATE_ONLY:
         tl.store(dtsum_ptr + (b * dim + d) * n_seg + seg, dt_total, mask=d_mask)

@@ -170,7 +170,7 @@ def _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, h_in, y
         h_in if h_in is not None else h_out, y, h_out, dtsum, ckpt,
         length, dim, A.shape[1], plan.seg_len, dim // groups,
         *u.stride(), *delta.stride(), *zz.stride(), *y.stride(), *B.stride(), *C.stride(),
-        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, CKPT_EVERY=plan.block_t,
+        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, CKPT_EVERY=plan.block_t, UNROLL=4,
         REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
         SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, num_warps=plan.num_warps,
