@@ -31,9 +31,8 @@ import torch
 import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mamba_ssm_peer import load_peer, peer_backward, peer_forward  # noqa: E402
-
 from genomamba.kernels import selective_scan_triton as sst  # noqa: E402
+from mamba_ssm_peer import load_peer, peer_backward, peer_forward  # noqa: E402
 
 
 def make_inputs(batch, dim, length, d_state, dtype, seed):
@@ -102,8 +101,8 @@ def run_length(length, args, peer, bw, clock):
     t_cm = make_inputs(batch, args.dim, length, args.d_state, dtype, seed=length)
     row = {"length": length, "batch": batch}
     dout = torch.randn_like(t_cm["u"])
-    rev_cm = {k + "_rev": v for k, v in make_inputs(batch, args.dim, length, args.d_state, dtype, length + 1).items()
-              if k != "z"}
+    rev_inputs = make_inputs(batch, args.dim, length, args.d_state, dtype, length + 1)
+    rev_cm = {k + "_rev": v for k, v in rev_inputs.items() if k != "z"}
     for layout, t, rev in (("cm", t_cm, rev_cm), ("tm", time_major(t_cm), time_major(rev_cm))):
         g = leaves(t)
         d_out = dout if layout == "cm" else time_major({"x": dout})["x"]
@@ -168,7 +167,8 @@ def main():
     bw = copy_bandwidth()
     clock = sm_clock_hz()
     info = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
-            "copy_bandwidth_TBps": bw / 1e12, "sm_clock_max_MHz": clock and clock / 1e6, "peer": peer is not None}
+            "copy_bandwidth_TBps": bw / 1e12, "sm_clock_max_MHz": clock and clock / 1e6,
+            "peer": peer is not None}
     print(json.dumps(info), flush=True)
     rows = []
     for length in args.lengths:
@@ -183,7 +183,8 @@ def main():
             "rel_err_vs_peer"]
     print("| " + " | ".join(cols) + " |")
     for r in rows:
-        print("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols) + " |")
+        cells = (f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols)
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

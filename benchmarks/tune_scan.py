@@ -16,7 +16,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scan import bench, make_inputs, time_major  # noqa: E402
-
 from genomamba.kernels import selective_scan_triton as sst  # noqa: E402
 from genomamba.kernels.scan_forward import _selective_scan_fwd_kernel  # noqa: E402
 
@@ -50,7 +49,7 @@ def main():
             _selective_scan_fwd_kernel.device_caches.clear()
             try:
                 with torch.no_grad():
-                    ms = bench(lambda: sst.selective_scan_triton(**t, delta_softplus=True))
+                    ms = bench(lambda t=t: sst.selective_scan_triton(**t, delta_softplus=True))
                 regs, spills = compiled_resources()
             except Exception as exc:  # a tile too large for registers or shared memory
                 print(f"L={length} T={block_t} BD={block_d} w={warps} per_sm={per_sm}: failed {exc!r:.80}")

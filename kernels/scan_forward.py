@@ -32,6 +32,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+
 @triton.jit
 def _softplus(x):
     # log(1 + exp(x)) without overflow; matches torch.nn.functional.softplus (threshold 20).

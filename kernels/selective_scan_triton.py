@@ -204,7 +204,8 @@ def _backward(saved, dout, d_final, grads, plan, reverse, accumulate_dz=False, a
     dtsum = torch.empty(batch, dim, plan.segments, device=u.device, dtype=torch.float32)
     carry_in = None
     if plan.segments > 1:
-        _launch_backward(saved, dout, None, carry_out, dtsum, grads, plan, reverse, True, False, False, groups)
+        _launch_backward(saved, dout, None, carry_out, dtsum, grads, plan, reverse, True, False, False,
+                         groups)
         carry_in, _ = _chain(carry_out, dtsum, A, d_final, plan, not reverse)
     elif d_final is not None:
         carry_in = d_final.reshape(seg_shape).contiguous()
@@ -223,7 +224,8 @@ def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, rever
         u, delta, A, B, C, D if D is not None else A, zz, delta_bias if delta_bias is not None else A,
         dout, ckpt, carry_in if carry_in is not None else carry_out,
         grads["u"], grads["delta"], grads["z"] if z is not None else grads["u"], grads["A"], dB, dC,
-        grads["D"] if D is not None else grads["A"], grads["delta_bias"] if delta_bias is not None else grads["A"],
+        grads["D"] if D is not None else grads["A"],
+        grads["delta_bias"] if delta_bias is not None else grads["A"],
         carry_out, dtsum,
         length, dim, A.shape[1], plan.seg_len, dim // groups,
         *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *B.stride(), *C.stride(),
@@ -263,7 +265,8 @@ class _SelectiveScanFn(torch.autograd.Function):
         y, final, ckpt = _forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, h0, reverse, plan[0],
                                   want_ckpt=need_grad)
         ctx.save_for_backward(u, delta, A, B4, C4, D, z, delta_bias, ckpt)
-        ctx.meta = (delta_softplus, reverse, plan, b_shape, c_shape, B.dtype, C.dtype, initial_state is not None)
+        ctx.meta = (delta_softplus, reverse, plan, b_shape, c_shape, B.dtype, C.dtype,
+                    initial_state is not None)
         return y, final
 
     @staticmethod
@@ -323,13 +326,13 @@ class _BidirectionalScanFn(torch.autograd.Function):
     def forward(ctx, z, delta_softplus, plans, need_grad, *tensors):
         fwd = _prepare_direction(tensors[:7])
         rev = _prepare_direction(tensors[7:])
-        shared = [a is b for a, b in zip(tensors[:7], tensors[7:])]
+        shared = [a is b for a, b in zip(tensors[:7], tensors[7:], strict=True)]
         z = _dense(z)
         # Reverse first, ungated, into y; the forward pass adds its part and applies the gate.
         y, _, ckpt_r = _forward(*rev[:5], rev[5], None, rev[6], delta_softplus, None, True, plans[1][0],
                                 need_grad)
-        y, _, ckpt_f = _forward(*fwd[:5], fwd[5], z, fwd[6], delta_softplus, None, False, plans[0][0], need_grad,
-                                y=y)
+        y, _, ckpt_f = _forward(*fwd[:5], fwd[5], z, fwd[6], delta_softplus, None, False, plans[0][0],
+                                need_grad, y=y)
         ctx.save_for_backward(z, *fwd, *rev, ckpt_f, ckpt_r)
         ctx.meta = (delta_softplus, plans, shared, [t.shape if t is not None else None for t in tensors],
                     [t.dtype if t is not None else None for t in tensors])
@@ -345,7 +348,7 @@ class _BidirectionalScanFn(torch.autograd.Function):
         grads_r = {k: (grads_f[k] if k == "z" else None) for k in grads_f}
         names = ("u", "delta", "A", "B", "C", "D", "delta_bias")
         fresh = _grad_buffers(rev[0], rev[1], rev[2], rev[3], rev[4], rev[5], None, rev[6])
-        for name, is_shared in zip(names, shared):
+        for name, is_shared in zip(names, shared, strict=True):
             grads_r[name] = grads_f[name] if is_shared else fresh[name]
         saved_f = (*fwd[:6], z, fwd[6], delta_softplus, ckpt_f)
         saved_r = (*rev[:6], z, rev[6], delta_softplus, ckpt_r)
@@ -361,7 +364,8 @@ class _BidirectionalScanFn(torch.autograd.Function):
                     out.append(None)
                     continue
                 g = grads[name]
-                out.append(g.reshape(shapes[k]).to(dtypes[k]) if name in ("A", "B", "C", "D", "delta_bias") else g)
+                reduced = name in ("A", "B", "C", "D", "delta_bias")  # fp32 accumulators
+                out.append(g.reshape(shapes[k]).to(dtypes[k]) if reduced else g)
         return tuple(out)
 
 
@@ -384,7 +388,7 @@ def bidirectional_selective_scan_triton(
         raise ValueError("u_rev and delta_rev must be given together (or both left out to share u, delta)")
     fwd = (u, delta, A, B, C, D, delta_bias)
     given = (u_rev, delta_rev, A_rev, B_rev, C_rev, D_rev, delta_bias_rev)
-    rev = tuple(f if r is None else r for f, r in zip(fwd, given))
+    rev = tuple(f if r is None else r for f, r in zip(fwd, given, strict=True))
     plans = []
     for direction in (fwd, rev):
         groups = _validate(*direction[:5])

@@ -11,12 +11,12 @@ import functools
 
 import pytest
 import torch
-
 from genomamba.kernels.selective_scan_triton import (
     bidirectional_selective_scan_triton,
     plan_launch,
     selective_scan_triton,
 )
+
 from tests.ops.scan_cases import make_case, run_case
 
 BF16, FP16 = torch.bfloat16, torch.float16
@@ -79,7 +79,8 @@ GPU_GRID = [
 @pytest.mark.gpu
 @pytest.mark.parametrize("overrides, segments", GPU_GRID, ids=str)
 def test_triton_matches_reference_gpu(overrides, segments):
-    run_case(functools.partial(selective_scan_triton, segments=segments), make_case(**overrides), device="cuda")
+    fn = functools.partial(selective_scan_triton, segments=segments)
+    run_case(fn, make_case(**overrides), device="cuda")
 
 
 @pytest.mark.gpu
@@ -110,7 +111,8 @@ def test_long_sequence_equals_piecewise_scan_with_state_passing(reverse):
     for i in order:
         s, e = bounds[i], bounds[i + 1]
         pieces[i], state = selective_scan_triton(
-            u[..., s:e], delta[..., s:e], A, B[..., s:e], C[..., s:e], D, z[..., s:e], initial_state=state, **kw
+            u[..., s:e], delta[..., s:e], A, B[..., s:e], C[..., s:e], D, z[..., s:e],
+            initial_state=state, **kw,
         )
     y_pieces = torch.cat(pieces, dim=-1)
     assert torch.isfinite(y_full).all()
