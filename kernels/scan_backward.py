@@ -30,7 +30,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_forward import _softplus
+from .scan_forward import _program_coords, _softplus
 
 
 @triton.jit
@@ -88,16 +88,9 @@ def _selective_scan_bwd_kernel(
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_CARRY_IN: tl.constexpr,
     ACCUMULATE_DZ: tl.constexpr, ACCUMULATE_DU: tl.constexpr,
 ):
-    pid_d = tl.program_id(0)
-    seg = tl.program_id(1)
-    b = tl.program_id(2)
-    n_seg = tl.num_programs(1)
-    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    n = tl.arange(0, BLOCK_N)
-    d_mask = d < dim
-    n_mask = n < d_state
-    dn_mask = d_mask[:, None] & n_mask[None, :]
-    g_idx = (pid_d * BLOCK_D) // dim_per_group
+    seg, b, n_seg, d, n, d_mask, n_mask, dn_mask, g_idx = _program_coords(
+        dim, d_state, dim_per_group, BLOCK_D, BLOCK_N
+    )
     A = tl.load(A_ptr + d[:, None] * d_state + n[None, :], mask=dn_mask, other=0.0).to(tl.float32)
     A2 = A * 1.4426950408889634
 

@@ -40,6 +40,22 @@ def _softplus(x):
 
 
 @triton.jit
+def _program_coords(dim, d_state, dim_per_group, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+    """This program's (segment, batch row, segment count, channels, states, masks, B/C group).
+
+    The grid is (channel blocks, segments, batch); a channel block never straddles two groups.
+    """
+    pid_d = tl.program_id(0)
+    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    n = tl.arange(0, BLOCK_N)
+    d_mask = d < dim
+    n_mask = n < d_state
+    dn_mask = d_mask[:, None] & n_mask[None, :]
+    group = (pid_d * BLOCK_D) // dim_per_group
+    return tl.program_id(1), tl.program_id(2), tl.num_programs(1), d, n, d_mask, n_mask, dn_mask, group
+
+
+@triton.jit
 def _selective_scan_fwd_kernel(
     u_ptr, dt_ptr, AT_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
     h_in_ptr, y_ptr, h_out_ptr, dtsum_ptr, ckpt_ptr,
@@ -52,16 +68,9 @@ def _selective_scan_fwd_kernel(
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H_IN: tl.constexpr, SAVE_CKPT: tl.constexpr,
     ADD_TO_Y: tl.constexpr,
 ):
-    pid_d = tl.program_id(0)
-    seg = tl.program_id(1)
-    b = tl.program_id(2)
-    n_seg = tl.num_programs(1)
-    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    n = tl.arange(0, BLOCK_N)
-    d_mask = d < dim
-    n_mask = n < d_state
-    dn_mask = d_mask[:, None] & n_mask[None, :]
-    g = (pid_d * BLOCK_D) // dim_per_group  # a channel block never straddles two groups
+    seg, b, n_seg, d, n, d_mask, n_mask, dn_mask, g = _program_coords(
+        dim, d_state, dim_per_group, BLOCK_D, BLOCK_N
+    )
     # A arrives transposed, (d_state, dim): loads contiguous along channels put the channels across
     # threads and a channel's states inside one thread, so C . h needs no cross-thread reduction.
     # It is pre-scaled by log2(e) so that exp(dt A) is a single exp2.
