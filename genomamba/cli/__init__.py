@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "tokenize": "genomamba.cli.tokenize:tokenize",
     "validate": "genomamba.cli.validate:validate",
     "doctor": "genomamba.cli.doctor:doctor",
+    "pretrain": "genomamba.cli.pretrain:pretrain",
 }
 
 

@@ -1,0 +1,156 @@
+"""The pretraining run configuration: a dataclass of defaults, YAML that holds only per-run values.
+
+Precedence: dataclass defaults < ``--config run.yaml`` < command-line options. Unknown YAML keys
+and out-of-range values raise :class:`~genomamba.model.config.ConfigError` (a ``ValueError``),
+naming the key. The resolved configuration is written to ``RUN_DIR/run_config.json``; ``--resume``
+reads it back, and only the keys in :data:`CHANGEABLE_ON_RESUME` may differ then (anything else
+would make the resumed run a different run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genomamba.model.config import ConfigError
+
+RUN_CONFIG = "run_config.json"
+DEVICES = ("auto", "cpu", "cuda")
+#: keys a resumed run may change: where the data lives, how long to go on, where to run, how often to save.
+CHANGEABLE_ON_RESUME = frozenset(
+    {"data", "out", "max_steps", "checkpoint_every", "keep_checkpoints", "device"}
+)
+
+
+@dataclass
+class PretrainConfig:
+    """Every knob of ``genomamba pretrain`` (see docs/training.md for what each does)."""
+
+    data: list[str] = field(default_factory=list)  # token-shard directories
+    preset: str = "tiny"  # model preset (genomamba.model.config.preset)
+    model: dict = field(default_factory=dict)  # overrides of the preset (e.g. {d_model: 64})
+    out: str | None = None  # RUN_DIR
+    max_steps: int = 1000  # optimiser steps
+    seq_len: int = 1024  # crop length in bases (the final one with sequence-length warm-up)
+    tokens_per_step: int | None = None  # None: batch_size * seq_len (no accumulation)
+    batch_size: int = 8  # crops per forward pass at seq_len (more, shorter ones during warm-up)
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio at max_steps
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    mask_prob: float = 0.15
+    max_n_fraction: float = 0.5  # windows with more N are skipped
+    rc_augment: bool = True  # reverse-complement each crop with probability 1/2
+    seq_len_start: int | None = None  # sequence-length warm-up: first crop length (None: off)
+    seq_len_warmup_steps: int = 0  # steps over which crops double from seq_len_start to seq_len
+    seed: int = 0
+    checkpoint_every: int = 500  # steps between checkpoints (also at the end and on SIGTERM/SIGINT)
+    keep_checkpoints: int = 2  # newest checkpoints kept (0: all)
+    deterministic: bool = False  # deterministic algorithms only (regression tests)
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.data = [str(d) for d in self.data]
+        self.betas = [float(b) for b in self.betas]
+        for name in ("max_steps", "seq_len", "batch_size", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("warmup_steps", "seq_len_warmup_steps", "keep_checkpoints", "seed"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if self.tokens_per_step is not None and self.tokens_per_step < self.seq_len:
+            raise ConfigError(
+                f"tokens_per_step ({self.tokens_per_step}) must be at least seq_len ({self.seq_len})"
+            )
+        if self.seq_len_start is not None and not 1 <= self.seq_len_start <= self.seq_len:
+            raise ConfigError(
+                f"seq_len_start must lie in [1, seq_len={self.seq_len}], got {self.seq_len_start}"
+            )
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+        for name in ("min_lr_ratio", "mask_prob", "max_n_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("weight_decay and grad_clip must be >= 0")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not isinstance(self.model, dict):
+            raise ConfigError("model must be a mapping of preset overrides")
+
+    @property
+    def step_tokens(self) -> int:
+        """Tokens per optimiser step (crop slots, padding included)."""
+        return self.tokens_per_step or self.batch_size * self.seq_len
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PretrainConfig:
+        """Build from a mapping; unknown keys raise :class:`ConfigError` listing the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        try:
+            return cls(**data)
+        except TypeError as exc:  # e.g. a string where a list was expected
+            raise ConfigError(str(exc)) from exc
+
+
+def load_yaml(path: str | Path) -> dict:
+    """The mapping in a run YAML file (keys checked later by :meth:`PretrainConfig.from_dict`).
+
+    Raises:
+        ConfigError: unreadable YAML, or not a mapping at the top level.
+    """
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the run config must be a mapping of keys to values")
+    return data
+
+
+def resolve_config(yaml_values: dict, cli_values: dict, saved: dict | None = None) -> PretrainConfig:
+    """Merge defaults < YAML < command line; with ``saved`` (a resumed run's ``run_config.json``)
+    the saved values are the base and a given value that changes anything outside
+    :data:`CHANGEABLE_ON_RESUME` raises :class:`ConfigError`."""
+    given = {**yaml_values, **{k: v for k, v in cli_values.items() if v is not None}}
+    if saved is None:
+        return PretrainConfig.from_dict(given)
+    PretrainConfig.from_dict({**saved, **given})  # reports unknown keys / bad values first
+    changed = sorted(k for k, v in given.items() if k not in CHANGEABLE_ON_RESUME and saved.get(k) != v)
+    if changed:
+        raise ConfigError(
+            f"cannot change {', '.join(changed)} when resuming (the run was started with "
+            + ", ".join(f"{k}={saved.get(k)!r}" for k in changed)
+            + "); start a new run with another --out instead"
+        )
+    return PretrainConfig.from_dict({**saved, **given})
+
+
+def write_run_config(config: PretrainConfig, run_dir: Path) -> None:
+    tmp = run_dir / (RUN_CONFIG + ".tmp")
+    tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(run_dir / RUN_CONFIG)
+
+
+def read_run_config(run_dir: Path) -> dict | None:
+    path = run_dir / RUN_CONFIG
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

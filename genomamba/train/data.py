@@ -1,0 +1,138 @@
+"""Crop sampling over token-shard directories for pretraining (numpy only; no torch here).
+
+:class:`CropSampler` draws crops of a given length from the windows of one or more
+``genomamba tokenize`` directories:
+
+* a window is drawn with probability proportional to its real length (long and short windows are
+  covered evenly per base), then a uniformly random crop start inside it; windows shorter than the
+  crop give the whole window, right-padded with ``[PAD]``;
+* windows whose ``n_fraction`` exceeds ``max_n_fraction`` are never drawn;
+* with ``rc_augment`` each crop is the reverse complement with probability 1/2 (the minus strand
+  is made through :func:`genomamba.alphabet.reverse_complement`, so padding stays at the end);
+* everything random comes from one seeded ``numpy.random.Generator`` (PCG64); its state and the
+  number of crops drawn are the sampler's position (:meth:`state_dict` / :meth:`load_state_dict`),
+  so a resumed run sees exactly the crops an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genomamba.alphabet import PAD_ID, reverse_complement
+from genomamba.errors import InputDataError
+from genomamba.io.shards import MANIFEST, TokenShards
+
+
+def open_shards(directories: Sequence[str | Path]) -> list[TokenShards]:
+    """Open token-shard directories.
+
+    Raises:
+        InputDataError: a directory is missing or is not a token-shard directory.
+    """
+    opened = []
+    for directory in directories:
+        path = Path(directory)
+        if not path.is_dir():
+            raise InputDataError(
+                f"{path}: no such token-shard directory (make one with `genomamba tokenize`)"
+            )
+        if not (path / MANIFEST).is_file():
+            raise InputDataError(
+                f"{path}: not a token-shard directory (no {MANIFEST}); run `genomamba tokenize`"
+            )
+        try:
+            opened.append(TokenShards(path))
+        except (ValueError, OSError) as exc:
+            raise InputDataError(f"{path}: unreadable token shards: {exc}") from exc
+    return opened
+
+
+def manifests_sha256(directories: Sequence[str | Path]) -> str:
+    """sha256 identifying the training data: of one ``manifest.json``, or of the sorted hashes of several."""
+    digests = [hashlib.sha256((Path(d) / MANIFEST).read_bytes()).hexdigest() for d in directories]
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+
+
+class CropSampler:
+    """Seeded, resumable crops from token shards.
+
+    Args:
+        shards: opened directories (see :func:`open_shards`).
+        seed: seed of the generator (crops, strands; the trainer's masking uses :attr:`rng` too).
+        max_n_fraction: windows with a larger fraction of N are skipped.
+        rc_augment: reverse-complement each crop with probability 1/2.
+
+    Raises:
+        InputDataError: no window is left after the N filter.
+    """
+
+    def __init__(
+        self,
+        shards: Sequence[TokenShards],
+        seed: int = 0,
+        max_n_fraction: float = 0.5,
+        rc_augment: bool = True,
+    ):
+        self.shards = list(shards)
+        self.rc_augment = rc_augment
+        owners, windows, lengths = [], [], []
+        for k, store in enumerate(self.shards):
+            index = store.index
+            real = index.column("end").to_numpy() - index.column("start").to_numpy()
+            n_fraction = index.column("n_fraction").to_numpy()
+            keep = np.flatnonzero((n_fraction <= max_n_fraction) & (real > 0))
+            owners.append(np.full(keep.size, k, dtype=np.int64))
+            windows.append(keep.astype(np.int64))
+            lengths.append(real[keep].astype(np.int64))
+        self._owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
+        self._window = np.concatenate(windows) if windows else np.zeros(0, np.int64)
+        self._real = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        if self._window.size == 0:
+            names = ", ".join(str(s.directory) for s in self.shards)
+            raise InputDataError(f"{names}: no window with n_fraction <= {max_n_fraction} to train on")
+        self._cumulative = np.cumsum(self._real)
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.crops_drawn = 0
+
+    @property
+    def num_windows(self) -> int:
+        """Windows that can be drawn (after the N filter)."""
+        return int(self._window.size)
+
+    @property
+    def num_bases(self) -> int:
+        """Real bases in the drawable windows."""
+        return int(self._cumulative[-1])
+
+    def sample(self, batch_size: int, length: int) -> np.ndarray:
+        """``batch_size`` crops as uint8 ids, shape ``(batch_size, length)``, right-padded with PAD."""
+        out = np.full((batch_size, length), PAD_ID, dtype=np.uint8)
+        picks = np.searchsorted(
+            self._cumulative, self.rng.integers(0, self.num_bases, size=batch_size), "right"
+        )
+        starts_u = self.rng.random(batch_size)
+        flips = self.rng.random(batch_size) < 0.5
+        for row, j in enumerate(picks):
+            store = self.shards[int(self._owner[j])]
+            real = int(self._real[j])
+            offset = int(starts_u[row] * (real - length + 1)) if real > length else 0
+            ids = store.get(int(self._window[j]))[offset : offset + min(length, real)]
+            if self.rc_augment and flips[row]:
+                ids = reverse_complement(ids)
+            out[row, : ids.size] = ids
+        self.crops_drawn += batch_size
+        return out
+
+    def state_dict(self) -> dict:
+        """The position: generator state and crops drawn (plain Python objects, JSON-friendly)."""
+        return {"bit_generator": self.rng.bit_generator.state, "crops_drawn": self.crops_drawn}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["bit_generator"]
+        self.crops_drawn = int(state["crops_drawn"])

@@ -1,0 +1,82 @@
+"""Per-step training metrics: ``metrics.jsonl`` (one JSON object per optimiser step) and a PNG plot.
+
+Each line holds at least ``step`` (1-based), ``loss`` (mean cross-entropy over masked bases),
+``accuracy`` (masked-token accuracy), ``perplexity`` (``exp(loss)``), ``lr``, ``tokens``
+(tokens in the step, padding excluded), ``seq_len``, ``tokens_per_s``, ``elapsed_s``, and
+``peak_memory_bytes`` on CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "metrics.png"
+
+
+def perplexity(loss: float) -> float:
+    """``exp(loss)``, capped so that a diverged loss gives a large number, not an overflow."""
+    return math.exp(min(loss, 50.0))
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a ``metrics.jsonl`` (empty list when the file does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+class MetricsWriter:
+    """Append step records to ``metrics.jsonl``, flushed per line.
+
+    On resume, ``truncate_after`` drops records of steps later than the checkpoint being resumed
+    (steps that ran after it before the interruption), so the file is the run's single history.
+    """
+
+    def __init__(self, path: str | Path, truncate_after: int | None = None):
+        self.path = Path(path)
+        if truncate_after is not None:
+            kept = [r for r in read_metrics(self.path) if r["step"] <= truncate_after]
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+            os.replace(tmp, self.path)
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, record: dict) -> None:
+        self._handle.write(json.dumps(record, sort_keys=True) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path | None:
+    """Loss and masked accuracy against step as a PNG (matplotlib, Agg). None when there is no data."""
+    records = read_metrics(metrics_path)
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in records]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(steps, [r["loss"] for r in records], lw=1)
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("masked-token loss (nats)")
+    ax_loss.grid(alpha=0.3)
+    ax_acc.plot(steps, [r["accuracy"] for r in records], lw=1, color="tab:orange")
+    ax_acc.set_xlabel("step")
+    ax_acc.set_ylabel("masked-token accuracy")
+    ax_acc.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return Path(png_path)
