@@ -1,4 +1,4 @@
-# genomamba pipeline: fetch -> validate -> tokenize, one pipelines/<stage>.smk per stage.
+# genomamba pipeline: fetch -> validate -> tokenize -> pretrain, one pipelines/<stage>.smk per stage.
 #
 #   snakemake --cores 2 --configfile config/demo.yaml        (what `make demo` runs)
 #
@@ -36,6 +36,7 @@ include: "pipelines/common.smk"
 include: "pipelines/fetch.smk"
 include: "pipelines/validate.smk"
 include: "pipelines/tokenize.smk"
+include: "pipelines/pretrain.smk"
 
 
 rule all:

@@ -91,8 +91,9 @@ def test_dry_run_of_demo_config(workflow):
         "fetch_file": "3",
         "validate_genome": "2",
         "tokenize_genome": "2",
+        "pretrain": "1",
         "all": "1",
-        "total": "8",
+        "total": "9",
     }
 
 
@@ -129,7 +130,7 @@ def test_user_config_does_not_inherit_demo_values(workflow):
             "Additional properties are not allowed ('windw' was unexpected)",
         ),
         ("colour: blue\n", "Additional properties are not allowed ('colour' was unexpected)"),
-        ("stages: [pretrain]\n", "'pretrain' is not one of"),
+        ("stages: [finetune]\n", "'finetune' is not one of"),
         ("genomes: [mouse]\n", "no genome named 'mouse'"),
     ],
 )
