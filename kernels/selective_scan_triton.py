@@ -159,27 +159,28 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
     ckpt = torch.empty(batch, dim, n_chunks, d_state, device=dev, dtype=torch.float32) if want_ckpt else y
     dtsum = torch.empty(batch, dim, plan.segments, device=dev, dtype=torch.float32)
     h_in = None
+    A_t = A.t().contiguous()  # the forward kernel reads A as (d_state, dim)
     if plan.segments > 1:
-        _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, None, y, h_out, dtsum, ckpt,
+        _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, None, y, h_out, dtsum, ckpt,
                         plan, reverse, state_only=True, save_ckpt=False, add_to_y=False, groups=groups)
         h_in, _ = _chain(h_out, dtsum, A, initial_state, plan, reverse)
     elif initial_state is not None:
         h_in = initial_state.reshape(seg_shape)
-    _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
+    _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
                     plan, reverse, state_only=False, save_ckpt=want_ckpt, add_to_y=add_to_y, groups=groups)
     final = h_out[:, :, 0 if reverse else -1]
     return y, final, (ckpt if want_ckpt else None)
 
 
-def _launch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
+def _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
                     plan, reverse, *, state_only, save_ckpt, add_to_y, groups):
     batch, dim, length = u.shape
     zz = z if z is not None else u
     _selective_scan_fwd_kernel[plan.grid(batch, dim)](
-        u, delta, A.t().contiguous(), B, C, D if D is not None else A, zz,
-        delta_bias if delta_bias is not None else A,
+        u, delta, A_t, B, C, D if D is not None else A_t, zz,
+        delta_bias if delta_bias is not None else A_t,
         h_in if h_in is not None else h_out, y, h_out, dtsum, ckpt,
-        length, dim, A.shape[1], plan.seg_len, dim // groups,
+        length, dim, A_t.shape[0], plan.seg_len, dim // groups,
         *u.stride(), *delta.stride(), *zz.stride(), *y.stride(), *B.stride(), *C.stride(),
         BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, CKPT_EVERY=plan.block_t, UNROLL=4,
         REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
@@ -237,7 +238,7 @@ def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, rever
     )
 
 
-def _grad_buffers(u, delta, A, B, C, D, z, delta_bias, *, grad_dtype=None):
+def _grad_buffers(u, delta, A, B, C, D, z, delta_bias):
     """Zeroed fp32 accumulators for the reduced gradients, uninitialised ones for the per-element ones."""
     f32 = torch.float32
 
@@ -246,9 +247,9 @@ def _grad_buffers(u, delta, A, B, C, D, z, delta_bias, *, grad_dtype=None):
 
     return {
         # The backward kernel writes du, d delta and dz with u's strides.
-        "u": torch.empty_like(u, dtype=grad_dtype or u.dtype),
-        "delta": torch.empty_like(u, dtype=grad_dtype or delta.dtype),
-        "z": None if z is None else torch.empty_like(u, dtype=grad_dtype or z.dtype),
+        "u": torch.empty_like(u),
+        "delta": torch.empty_like(u, dtype=delta.dtype),
+        "z": None if z is None else torch.empty_like(u, dtype=z.dtype),
         "A": zeros(A), "B": zeros(B), "C": zeros(C), "D": zeros(D), "delta_bias": zeros(delta_bias),
     }
 
@@ -257,15 +258,14 @@ class _SelectiveScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, reverse, plan,
                 need_grad):
-        b_shape, c_shape = B.shape, C.shape
-        u, delta, z = _dense(u), _dense(delta), _dense(z)
-        A, D, delta_bias = A.contiguous(), _contiguous(D), _contiguous(delta_bias)
-        B4, C4 = _as_4d(B), _as_4d(C)
+        b_shape, c_shape, b_dtype, c_dtype = B.shape, C.shape, B.dtype, C.dtype
+        u, delta, A, B4, C4, D, delta_bias = _prepare_direction((u, delta, A, B, C, D, delta_bias))
+        z = _dense(z)
         h0 = None if initial_state is None else initial_state.float().contiguous()
         y, final, ckpt = _forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, h0, reverse, plan[0],
                                   want_ckpt=need_grad)
         ctx.save_for_backward(u, delta, A, B4, C4, D, z, delta_bias, ckpt)
-        ctx.meta = (delta_softplus, reverse, plan, b_shape, c_shape, B.dtype, C.dtype,
+        ctx.meta = (delta_softplus, reverse, plan, b_shape, c_shape, b_dtype, c_dtype,
                     initial_state is not None)
         return y, final
 
