@@ -1,8 +1,13 @@
-"""Sweep the Triton scan's forward tile choices (time-major inputs) and report time, registers, spills.
+"""Sweep the Triton scan's tile choices (time-major inputs) and report time, registers, spills.
 
-Used to pick plan_launch's defaults; prints one line per configuration (GPU only)::
+Used to pick plan_launch's defaults (GPU only); prints one line per configuration::
 
-    python benchmarks/tune_scan.py --lengths 4096 1048576
+    python benchmarks/tune_scan.py --lengths 4096 1048576                  # forward tiles
+    python benchmarks/tune_scan.py --backward --bwd-kernel stateloop tile \\
+        --bwd-block-d 8 16 32 --bwd-warps 2 4 8 --block-t 64 128 256       # forward + backward
+
+Backward mode times forward + backward (the backward cannot run alone: it needs the forward's
+checkpoints, whose spacing is ``block_t``); subtract the forward's time from the first mode.
 """
 
 from __future__ import annotations
@@ -15,47 +20,77 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scan import bench, make_inputs, time_major  # noqa: E402
+from bench_scan import bench, extra_memory_gib, leaves, make_inputs, time_major  # noqa: E402
 from genomamba.kernels import selective_scan_triton as sst  # noqa: E402
+from genomamba.kernels.scan_backward import _selective_scan_bwd_kernel  # noqa: E402
+from genomamba.kernels.scan_backward_stateloop import _selective_scan_bwd_stateloop_kernel  # noqa: E402
 from genomamba.kernels.scan_forward import _selective_scan_fwd_kernel  # noqa: E402
 
 
-def compiled_resources():
-    """(registers, spills) of the most recently compiled forward kernel variant."""
+def compiled_resources(kernel):
+    """(registers, spills) of the most recently compiled variant of ``kernel``."""
     try:
-        caches = _selective_scan_fwd_kernel.device_caches.values()
+        caches = kernel.device_caches.values()
         k = [k for cache in caches for k in cache[0].values()][-1]
         return getattr(k, "n_regs", None), getattr(k, "n_spills", None)
     except (AttributeError, IndexError, TypeError):  # Triton's cache layout differs between versions
         return None, None
 
 
+def forward_configs(args):
+    for block_t, block_d, warps in itertools.product(args.block_t, args.block_d, args.warps):
+        yield dict(block_t=block_t, fwd_block_d=block_d, fwd_warps=warps)
+
+
+def backward_configs(args):
+    for kernel, block_t, block_d, warps in itertools.product(args.bwd_kernel, args.block_t, args.bwd_block_d,
+                                                             args.bwd_warps):
+        yield dict(bwd_kernel=kernel, block_t=block_t, bwd_block_d=block_d, bwd_warps=warps)
+
+
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lengths", type=int, nargs="+", default=[4096, 2**20])
     ap.add_argument("--tokens", type=int, default=2**20)
     ap.add_argument("--block-t", type=int, nargs="+", default=[32])
     ap.add_argument("--block-d", type=int, nargs="+", default=[32, 64, 128])
     ap.add_argument("--warps", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--per-sm", type=int, nargs="+", default=[4, 8, 16])
+    ap.add_argument("--per-sm", type=int, nargs="+", default=[8])
+    ap.add_argument("--backward", action="store_true", help="time forward + backward over backward tiles")
+    ap.add_argument("--bwd-kernel", nargs="+", default=["stateloop"])
+    ap.add_argument("--bwd-block-d", type=int, nargs="+", default=[16])
+    ap.add_argument("--bwd-warps", type=int, nargs="+", default=[4])
     args = ap.parse_args()
     for length in args.lengths:
         t = time_major(make_inputs(args.tokens // length, 512, length, 16, torch.bfloat16, seed=1))
+        g = leaves(t)
+        d_out = time_major({"x": torch.randn_like(t["u"])})["x"]
         per_sm_choices = args.per_sm if length >= 2**17 else args.per_sm[:1]
-        for block_t, block_d, warps, per_sm in itertools.product(args.block_t, args.block_d, args.warps,
-                                                                 per_sm_choices):
+        configs = backward_configs(args) if args.backward else forward_configs(args)
+        for config, per_sm in itertools.product(list(configs), per_sm_choices):
             sst.TUNING.clear()
-            sst.TUNING.update(block_t=block_t, fwd_block_d=block_d, fwd_warps=warps, programs_per_sm=per_sm)
-            _selective_scan_fwd_kernel.device_caches.clear()
+            sst.TUNING.update(config, programs_per_sm=per_sm)
+            label = " ".join(f"{k}={v}" for k, v in {**config, "per_sm": per_sm}.items())
             try:
-                with torch.no_grad():
-                    ms = bench(lambda t=t: sst.selective_scan_triton(**t, delta_softplus=True))
-                regs, spills = compiled_resources()
+                if args.backward:
+                    def step(g=g, d_out=d_out):
+                        sst.selective_scan_triton(**g, delta_softplus=True).backward(d_out)
+
+                    ms = bench(step, list(g.values()))
+                    mem = extra_memory_gib(step)
+                    kernel = (_selective_scan_bwd_stateloop_kernel if config["bwd_kernel"] == "stateloop"
+                              else _selective_scan_bwd_kernel)
+                    regs, spills = compiled_resources(kernel)
+                    extra = f" extra_mem={mem:.2f}GiB"
+                else:
+                    with torch.no_grad():
+                        ms = bench(lambda t=t: sst.selective_scan_triton(**t, delta_softplus=True))
+                    regs, spills = compiled_resources(_selective_scan_fwd_kernel)
+                    extra = ""
             except Exception as exc:  # a tile too large for registers or shared memory
-                print(f"L={length} T={block_t} BD={block_d} w={warps} per_sm={per_sm}: failed {exc!r:.80}")
+                print(f"L={length} {label}: failed {exc!r:.120}", flush=True)
                 continue
-            print(f"L={length} T={block_t} BD={block_d} w={warps} per_sm={per_sm}: {ms:.3f} ms "
-                  f"regs={regs} spills={spills}", flush=True)
+            print(f"L={length} {label}: {ms:.3f} ms regs={regs} spills={spills}{extra}", flush=True)
     sst.TUNING.clear()
 
 

@@ -19,10 +19,12 @@ import torch
 import triton
 
 from .scan_backward import _selective_scan_bwd_kernel
+from .scan_backward_stateloop import _selective_scan_bwd_stateloop_kernel
 from .scan_forward import _selective_scan_fwd_kernel
 from .scan_segments import _chain_segments_kernel
 
 MAX_D_STATE = 256
+_BACKWARD_KERNELS = {"stateloop": _selective_scan_bwd_stateloop_kernel, "tile": _selective_scan_bwd_kernel}
 #: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, bwd_block_d, bwd_warps, block_t,
 #: programs_per_sm), set by benchmarks/tune_scan.py when it sweeps configurations; empty in normal use.
 TUNING: dict[str, int] = {}
@@ -42,6 +44,8 @@ class LaunchPlan:
     segments: int
     seg_len: int
     num_warps: int
+    #: backward only: "stateloop" (scan_backward_stateloop.py) or "tile" (scan_backward.py)
+    kernel: str = "stateloop"
 
     def grid(self, batch: int, dim: int) -> tuple[int, int, int]:
         return (triton.cdiv(dim, self.block_d), self.segments, batch)
@@ -75,8 +79,14 @@ def plan_launch(
     if d_state > MAX_D_STATE:
         raise ValueError(f"d_state={d_state} exceeds the kernel's maximum of {MAX_D_STATE}")
     block_n = triton.next_power_of_2(max(d_state, 1))
-    block_t = TUNING.get("block_t", 32)
-    if backward:
+    kernel = TUNING.get("bwd_kernel", "stateloop")
+    # The interpreter (CPU tests) uses short tiles so that small test lengths still span many tiles.
+    long_tiles = kernel == "stateloop" and device.type == "cuda"
+    block_t = TUNING.get("block_t", 128 if long_tiles else 32)
+    if backward and kernel == "stateloop":
+        block_d = TUNING.get("bwd_block_d", 16)
+        num_warps = TUNING.get("bwd_warps", 4)
+    elif backward:
         block_d = TUNING.get("bwd_block_d") or max(1, min(16, 1024 // (block_n * block_t)))
         num_warps = TUNING.get("bwd_warps", 2)
     else:
@@ -93,7 +103,7 @@ def plan_launch(
     segments = max(1, min(segments, n_chunks))
     seg_len = triton.cdiv(n_chunks, segments) * block_t
     segments = triton.cdiv(length, seg_len)
-    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps)
+    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps, kernel)
 
 
 def _as_4d(x: torch.Tensor) -> torch.Tensor:
@@ -221,7 +231,8 @@ def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, rever
     batch, dim, length = u.shape
     zz = z if z is not None else u
     dB, dC = grads["B"], grads["C"]
-    _selective_scan_bwd_kernel[plan.grid(batch, dim)](
+    kernel = _BACKWARD_KERNELS[plan.kernel]
+    kernel[plan.grid(batch, dim)](
         u, delta, A, B, C, D if D is not None else A, zz, delta_bias if delta_bias is not None else A,
         dout, ckpt, carry_in if carry_in is not None else carry_out,
         grads["u"], grads["delta"], grads["z"] if z is not None else grads["u"], grads["A"], dB, dC,

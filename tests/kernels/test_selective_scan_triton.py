@@ -11,6 +11,7 @@ import functools
 
 import pytest
 import torch
+from genomamba.kernels import selective_scan_triton as sst
 from genomamba.kernels.selective_scan_triton import (
     bidirectional_selective_scan_triton,
     plan_launch,
@@ -31,10 +32,25 @@ INTERPRETER_GRID = [
 ]
 
 
+def _interpreter_floor_scale(dtype: torch.dtype) -> float:
+    """Triton's interpreter casts fp32 to bf16 by truncation (round toward zero; checked with Triton
+    3.9, also with ``fp_downcast_rounding="rtne"``), so a stored bf16 value can be one unit in the last
+    place off where the GPU's round-to-nearest is half a unit. Allow that one extra unit on CPU only."""
+    return 2.0 if DEVICE == "cpu" and dtype == BF16 else 1.0
+
+
+@pytest.fixture(params=["stateloop", "tile"])
+def backward_kernel(request, monkeypatch):
+    """Run a test with each backward kernel (plan_launch's ``bwd_kernel`` choice)."""
+    monkeypatch.setitem(sst.TUNING, "bwd_kernel", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("overrides, segments", INTERPRETER_GRID)
-def test_triton_matches_reference_small(overrides, segments):
+def test_triton_matches_reference_small(overrides, segments, backward_kernel):
     fn = functools.partial(selective_scan_triton, segments=segments)
-    report = run_case(fn, make_case(**overrides), device=DEVICE)
+    case = make_case(**overrides)
+    report = run_case(fn, case, device=DEVICE, floor_scale=_interpreter_floor_scale(case.dtype))
     assert {"y", "du", "ddelta", "dA", "dB", "dC"} <= set(report)
 
 
