@@ -14,16 +14,17 @@ Caduceus-PS peer of caduceus_peer.py (mamba_ssm 2.3.2.post1's Mamba, non-fused p
 causal_conv1d is missing) without and with per-block gradient checkpointing (Caduceus has none).
 
 Usage on the GPU machine (H100; run caduceus_peer.py first, so the peer's CUDA scan is already
-compiled in the build directory; the whole run fits in 600 s, ``--deadline-s`` skips what would
-not)::
+compiled in the build directory; estimated 3-4 minutes from docs/model.md's step times, not yet
+run; ``--deadline-s`` skips what would start too late for a 600 s limit)::
 
     python3 -m pip install -q --no-deps --no-build-isolation -e .
     python3 benchmarks/caduceus_peer.py --peer-sdist .carry/mamba_ssm-2.3.2.post1.tar.gz \
         --peer-build-dir /tmp/peer_build --json $OUT/peer.json
     python3 benchmarks/bench_model.py --peer-sdist .carry/mamba_ssm-2.3.2.post1.tar.gz \
-        --peer-build-dir /tmp/peer_build --commit <sha> --json $OUT/model.json
+        --peer-build-dir /tmp/peer_build --json $OUT/model.json
 
-(the ``run`` tool must carry ``.carry`` and ``.whl``: the sdist and the einops/packaging wheels).
+(the ``run`` tool must carry ``.carry`` and ``.whl``: the sdist and the einops/packaging wheels;
+add ``--commit SHA`` where the device's copy of the tree has no ``.git``).
 CPU smoke test of the whole script (tiny preset, tiny lengths, peer skipped)::
 
     python3 benchmarks/bench_model.py --device cpu --smoke

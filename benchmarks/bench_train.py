@@ -20,15 +20,15 @@ and ours-ps / peer, the like-for-like ratio (both RC-equivariant two-strand mode
 training issue's peer numbers (H100) are printed beside them.
 
 Usage on the GPU machine (after ``caduceus_peer.py`` has compiled the peer's scan into
-/tmp/peer_build; about 5-8 minutes in all, so split the rows into two commands if one comes close
-to the 600 s limit -- ``--deadline-s`` skips what would not fit and every finished measurement is
-already in the JSON)::
+/tmp/peer_build; estimated 4-5 minutes for all rows from docs/model.md's step times, not yet run,
+so the rows are split over two commands for the 600 s limit -- ``--deadline-s`` skips what would
+start too late and every finished measurement is already in the JSON)::
 
     python3 benchmarks/bench_train.py --peer-sdist .carry/mamba_ssm-2.3.2.post1.tar.gz \
-        --peer-build-dir /tmp/peer_build --commit <sha> --rows 131072x1 131072x2 1024x128 \
+        --peer-build-dir /tmp/peer_build --rows 131072x1 131072x2 1024x128 \
         --json $OUT/train_a.json
     python3 benchmarks/bench_train.py --peer-sdist .carry/mamba_ssm-2.3.2.post1.tar.gz \
-        --peer-build-dir /tmp/peer_build --commit <sha> --rows 1048576x1 --json $OUT/train_b.json
+        --peer-build-dir /tmp/peer_build --rows 1048576x1 --json $OUT/train_b.json
 
 CPU smoke test (tiny preset, tiny rows, peer skipped)::
 
