@@ -150,7 +150,7 @@ def time_steps(step: Callable[[], None], warmup: int, steps: int, device: torch.
     except Exception as exc:  # noqa: BLE001 - only OOM is reported, the rest re-raised below
         if not is_oom(exc):
             raise
-        failure = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        failure = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
     # outside the except block, so the traceback (and the activations its frames hold) is gone
     free_memory(device)
     if failure is not None:

@@ -145,6 +145,7 @@ def load_mamba(sdist, build_dir, device: torch.device, wheels: str | Path | None
         scan = cpu_scan_module()
     try:
         return import_mamba(root, scan)
-    except ImportError as exc:
-        print(f"peer: cannot import mamba_ssm's Mamba ({exc}); running without the peer", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - ImportError (einops?) or a Triton incompatibility
+        print(f"peer: cannot import mamba_ssm's Mamba ({type(exc).__name__}: {exc}); "
+              "running without the peer", file=sys.stderr)
         return None
