@@ -24,6 +24,12 @@ are errors. Command-line options win over run.yaml; defaults are in docs/trainin
 RUN_DIR (--out): run_config.json, metrics.jsonl (one line per step), metrics.png,
 checkpoints/step-XXXXXX/ (resume state, atomic), model/ (the final model directory).
 SIGTERM/SIGINT write a checkpoint after the current step and stop; --resume continues exactly.
+
+\b
+Several GPUs (one process each; see docs/training.md, "Several GPUs"):
+  torchrun --nproc-per-node 2 $(which genomamba) pretrain --data ... --tokens-per-step ...
+The number of processes must divide the micro-batches of every step (exit 2 otherwise);
+only rank 0 writes to RUN_DIR; --deterministic also makes multi-process runs repeatable.
 Exit codes: 0 finished; 1 RUN_DIR already holds a run (use --resume); 2 usage or bad run config;
 65 missing or invalid token shards; 69 --device cuda without a GPU; 130/143 stopped by
 SIGINT/SIGTERM after writing a checkpoint.
@@ -63,7 +69,12 @@ SIGINT/SIGTERM after writing a checkpoint.
     "--checkpoint-every", type=click.IntRange(min=1), help="Steps between checkpoints. [default: 500]"
 )
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in RUN_DIR.")
-@click.option("--deterministic", is_flag=True, default=None, help="Deterministic algorithms only.")
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    default=None,
+    help="Deterministic algorithms only (repeatable runs for regression tests; slower on GPU).",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train. [default: auto]")
 def pretrain(config_path: str | None, resume: bool, **options) -> None:
     """Pretrain a masked-language model on token shards and export it to RUN_DIR/model."""
@@ -84,12 +95,21 @@ def pretrain(config_path: str | None, resume: bool, **options) -> None:
     except ConfigError as exc:
         raise click.UsageError(f"{config_path + ': ' if config_path else ''}{exc}") from exc
 
+    from genomamba.train.distributed import world_from_env
+
+    try:  # under torchrun: fail before any process waits for another
+        world = world_from_env()
+        config.check_world_size(world.world_size)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
     from genomamba.train.pretrain import pretrain as run_pretrain
 
     try:
         result = run_pretrain(config, resume=resume, progress=sys.stderr.isatty(), log=_log)
     except GenomambaError as exc:
-        click.echo(f"error: {exc}", err=True)
+        where = f"rank {world.rank}: " if world.world_size > 1 else ""
+        click.echo(f"error: {where}{exc}", err=True)
         sys.exit(exc.exit_code)
     if result.status == "interrupted":
         sys.exit(128 + result.signal if result.signal else 1)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genomamba.model.config import ConfigError
+from genomamba.train.schedule import seq_len_at
 
 RUN_CONFIG = "run_config.json"
 DEVICES = ("auto", "cpu", "cuda")
@@ -88,6 +89,52 @@ class PretrainConfig:
     def step_tokens(self) -> int:
         """Tokens per optimiser step (crop slots, padding included)."""
         return self.tokens_per_step or self.batch_size * self.seq_len
+
+    def micro_batch_sizes(self, length: int) -> list[int]:
+        """Crops per forward pass ("micro-batch") of one optimiser step at crop length ``length``.
+
+        A step takes ``step_tokens // length`` crops (at least one), in passes of at most
+        ``batch_size * seq_len // length`` crops (the memory of one full-length batch); the last
+        pass holds the remainder.
+        """
+        n_crops = max(1, self.step_tokens // length)
+        per_pass = max(1, self.batch_size * self.seq_len // length)
+        return [min(per_pass, n_crops - first) for first in range(0, n_crops, per_pass)]
+
+    def crop_lengths(self) -> list[int]:
+        """Every crop length the sequence-length schedule uses (shortest first; ``seq_len`` last)."""
+        lengths = {
+            seq_len_at(s, self.seq_len, self.seq_len_start, self.seq_len_warmup_steps)
+            for s in range(min(self.seq_len_warmup_steps, self.max_steps))
+        }
+        return sorted(lengths | {self.seq_len})
+
+    def check_world_size(self, world_size: int) -> None:
+        """Check that ``world_size`` processes can share every step's micro-batches evenly.
+
+        The rule: at every crop length of the schedule, the number of micro-batches per step
+        (:meth:`micro_batch_sizes`) is a multiple of the number of processes. Each process then
+        runs the same number of forward/backward passes, which data-parallel training needs (the
+        gradient all-reduce happens after every process's last pass of the step).
+
+        Raises:
+            ConfigError: naming the crop length, the counts and a ``tokens_per_step`` that works.
+        """
+        if world_size <= 1:
+            return
+        for length in self.crop_lengths():
+            sizes = self.micro_batch_sizes(length)
+            if len(sizes) % world_size:
+                per_pass = self.batch_size * self.seq_len
+                fits = -(-max(1, self.step_tokens // per_pass) // world_size) * world_size * per_pass
+                raise ConfigError(
+                    f"{world_size} processes cannot share the {len(sizes)} micro-batch(es) of an "
+                    f"optimiser step at crop length {length} ({sum(sizes)} crops, at most "
+                    f"{sizes[0]} per forward pass, tokens_per_step {self.step_tokens}): the number "
+                    "of processes must divide the number of micro-batches per step at every crop "
+                    f"length; e.g. set tokens_per_step to a multiple of world size x batch_size x "
+                    f"seq_len = {world_size * per_pass} (--tokens-per-step {fits})"
+                )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -9,9 +9,19 @@
 * windows whose ``n_fraction`` exceeds ``max_n_fraction`` are never drawn;
 * with ``rc_augment`` each crop is the reverse complement with probability 1/2 (the minus strand
   is made through :func:`genomamba.alphabet.reverse_complement`, so padding stays at the end);
-* everything random comes from one seeded ``numpy.random.Generator`` (PCG64); its state and the
-  number of crops drawn are the sampler's position (:meth:`state_dict` / :meth:`load_state_dict`),
-  so a resumed run sees exactly the crops an uninterrupted run would have seen.
+* everything random comes from a seeded ``numpy.random.Generator`` (PCG64): the sampler's own
+  (:attr:`CropSampler.rng`, whose state and crop count are :meth:`~CropSampler.state_dict`), or one
+  passed to :meth:`~CropSampler.sample`.
+
+The trainer passes one generator per micro-batch, :func:`micro_batch_rng` ``(seed, index)``, where
+``index`` counts micro-batches from the start of the run, and each of ``W`` processes takes the
+micro-batches ``rank, rank + W, ...`` of a step (:func:`rank_micro_batches`). Why keyed streams
+rather than one stream that every process advances: a process never draws (or reads from disk)
+the crops of another's micro-batches, so data preparation shrinks with ``W`` instead of eating
+into the scaling; the global batch of a step depends only on ``(seed, index)``, so ``W``
+processes train on exactly the crops and masks of one process (the world size can even change on
+resume); and the data position is one integer that every rank shares, so rank 0's checkpoint is
+enough to resume all of them.
 """
 
 from __future__ import annotations
@@ -110,14 +120,16 @@ class CropSampler:
         """Real bases in the drawable windows."""
         return int(self._cumulative[-1])
 
-    def sample(self, batch_size: int, length: int) -> np.ndarray:
-        """``batch_size`` crops as uint8 ids, shape ``(batch_size, length)``, right-padded with PAD."""
+    def sample(self, batch_size: int, length: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """``batch_size`` crops as uint8 ids, shape ``(batch_size, length)``, right-padded with PAD.
+
+        ``rng``: the generator to draw from (default: the sampler's own :attr:`rng`).
+        """
+        rng = self.rng if rng is None else rng
         out = np.full((batch_size, length), PAD_ID, dtype=np.uint8)
-        picks = np.searchsorted(
-            self._cumulative, self.rng.integers(0, self.num_bases, size=batch_size), "right"
-        )
-        starts_u = self.rng.random(batch_size)
-        flips = self.rng.random(batch_size) < 0.5
+        picks = np.searchsorted(self._cumulative, rng.integers(0, self.num_bases, size=batch_size), "right")
+        starts_u = rng.random(batch_size)
+        flips = rng.random(batch_size) < 0.5
         for row, j in enumerate(picks):
             store = self.shards[int(self._owner[j])]
             real = int(self._real[j])
@@ -136,3 +148,19 @@ class CropSampler:
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["bit_generator"]
         self.crops_drawn = int(state["crops_drawn"])
+
+
+def micro_batch_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of micro-batch ``index`` (0-based, counted from the start of the run) of a
+    run seeded ``seed``: crops, strands and masks of that micro-batch are drawn from it alone."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index,))))
+
+
+def rank_micro_batches(first: int, sizes: Sequence[int], rank: int, world_size: int) -> list[tuple[int, int]]:
+    """``(index, crops)`` of the micro-batches process ``rank`` of ``world_size`` trains on in a step.
+
+    ``first`` is the run-wide index of the step's first micro-batch and ``sizes`` the crops of each
+    (:meth:`PretrainConfig.micro_batch_sizes`); the process takes micro-batches ``rank, rank + W,
+    ...``. Together the processes cover the step's micro-batches exactly once.
+    """
+    return [(first + k, int(sizes[k])) for k in range(rank, len(sizes), world_size)]

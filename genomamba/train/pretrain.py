@@ -11,10 +11,19 @@ crops of token shards and writes into ``RUN_DIR`` (``config.out``)::
     model/                   the final model directory (genomamba.checkpoint.save_pretrained)
 
 One optimiser step sees ``config.step_tokens`` crop tokens: ``step_tokens // L`` crops of the
-current length ``L`` (sequence-length warm-up shortens ``L`` early on), in forward passes of at
-most ``batch_size * seq_len // L`` crops whose gradients accumulate. The loss of a step is the
-mean over all its masked bases (each pass's mean is weighted by its share of the step's masked
-bases), so accumulation gives the same gradient as one big batch.
+current length ``L`` (sequence-length warm-up shortens ``L`` early on), in forward passes
+("micro-batches") of at most ``batch_size * seq_len // L`` crops whose gradients accumulate. The
+loss of a step is the mean over all its masked bases (each pass's mean is weighted by its share of
+the step's masked bases), so accumulation gives the same gradient as one big batch.
+
+Under ``torchrun`` (several processes, :mod:`genomamba.train.distributed`) the step's
+micro-batches are shared out -- process ``r`` of ``W`` runs micro-batches ``r, r + W, ...``, each
+drawn from its own keyed generator (:func:`genomamba.train.data.micro_batch_rng`) -- and the
+model is wrapped in DistributedDataParallel. The step's masked-base count is summed over the
+processes before any backward pass, so every pass is weighted by its share of the *global* count
+(times ``W``, which DDP's gradient averaging divides out): the step's gradient is the gradient of
+the mean over all masked bases of the step, as with one process. Only rank 0 writes files; the
+decision to stop after a signal is all-reduced so that every rank stops after the same step.
 """
 
 from __future__ import annotations
@@ -34,14 +43,30 @@ import numpy as np
 import torch
 
 from genomamba.alphabet import PAD_ID
-from genomamba.errors import GenomambaError, UnavailableError
+from genomamba.errors import GenomambaError
 from genomamba.model import build_model
 from genomamba.train.config import PretrainConfig, read_run_config, write_run_config
-from genomamba.train.data import CropSampler, manifests_sha256, open_shards
+from genomamba.train.data import (
+    CropSampler,
+    manifests_sha256,
+    micro_batch_rng,
+    open_shards,
+    rank_micro_batches,
+)
+from genomamba.train.distributed import Distributed, distributed, resolve_device, world_from_env
 from genomamba.train.masking import IGNORE_INDEX, bert_mask
 from genomamba.train.metrics import METRICS_FILE, PLOT_FILE, MetricsWriter, perplexity, plot_metrics
 from genomamba.train.schedule import lr_factor, seq_len_at
-from genomamba.train.state import list_checkpoints, load_state, rng_states, save_state, set_rng_states
+from genomamba.train.state import list_checkpoints, restore_state, rng_states, save_state
+
+__all__ = [
+    "PretrainResult",
+    "RunExistsError",
+    "param_groups",
+    "pretrain",
+    "resolve_device",
+    "seed_everything",
+]
 
 MODEL_DIR = "model"
 
@@ -57,15 +82,6 @@ class PretrainResult:
     status: str  # "finished" or "interrupted" (checkpoint written, resume with --resume)
     signal: int | None = None  # the signal that interrupted the run, if any
     model_dir: Path | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU. Raises :class:`UnavailableError` for cuda without one."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UnavailableError("--device cuda: no CUDA device is available")
-    return torch.device(name)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -110,16 +126,54 @@ class _StopFlag:
 
 
 @contextlib.contextmanager
-def _deterministic(enabled: bool):
-    previous = torch.are_deterministic_algorithms_enabled()
+def deterministic_mode(enabled: bool, device: torch.device, log: Callable[[str], None]):
+    """Deterministic algorithms for the block (``--deterministic``); everything is restored after.
+
+    * ``torch.use_deterministic_algorithms(True)``: an op without a deterministic implementation
+      raises instead of running; cuDNN autotuning off and deterministic cuDNN kernels only. Its
+      companion ``fill_uninitialized_memory`` (NaN-filling every ``torch.empty``) is turned off:
+      it made CPU training 3-4x slower, and no op of the model reads memory it did not write
+      (such a read would show up as a difference between two runs in the regression tests);
+    * ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (unless set), which cuBLAS needs for reproducible
+      results on CUDA >= 10.2 (it must be in place before the first cuBLAS call of the process);
+    * on CUDA, the chunked PyTorch scan instead of the Triton kernels unless
+      ``GENOMAMBA_SCAN_BACKEND`` says otherwise: the Triton backward sums some gradients with
+      floating-point atomics, whose order (and so the last bits) varies from run to run.
+
+    Seeds are fixed by the run's ``seed`` in any mode. Gloo's CPU all-reduce has a fixed order;
+    NCCL's is reproducible for a fixed world size and topology but not guaranteed across versions.
+    """
+    from genomamba.ops.dispatch import ENV_VAR as SCAN_ENV_VAR
+
+    saved_env = {k: os.environ.get(k) for k in ("CUBLAS_WORKSPACE_CONFIG", SCAN_ENV_VAR)}
+    import torch.utils.deterministic
+
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+        torch.utils.deterministic.fill_uninitialized_memory,
+    )
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
+        torch.utils.deterministic.fill_uninitialized_memory = False
         torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        if device.type == "cuda" and not os.environ.get(SCAN_ENV_VAR):
+            os.environ[SCAN_ENV_VAR] = "chunked"
+            log(f"--deterministic on CUDA: chunked PyTorch scan instead of Triton ({SCAN_ENV_VAR}=chunked)")
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous)
+        torch.use_deterministic_algorithms(previous[0])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[1:3]
+        torch.utils.deterministic.fill_uninitialized_memory = previous[3]
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def pretrain(
@@ -132,22 +186,30 @@ def pretrain(
 ) -> PretrainResult:
     """Run (or resume) a pretraining run; see the module docstring for what is written.
 
+    Under ``torchrun`` every process calls this with the same configuration; the process group is
+    created and destroyed here (:func:`genomamba.train.distributed.distributed`). RUN_DIR must be
+    a directory every process can read (rank 0 writes it; all ranks read the checkpoint on resume).
+
     Args:
         config: the resolved configuration (``config.out`` is RUN_DIR, ``config.data`` the shards).
         resume: continue from the newest checkpoint in RUN_DIR (a fresh start when there is none).
-        progress: show a tqdm bar on stderr.
-        should_stop: called after each step with the step number; True checkpoints and returns
-            as a signal would (tests use it to interrupt at an exact step).
-        log: receives one-line messages (default: stderr).
+        progress: show a tqdm bar on stderr (rank 0 only).
+        should_stop: called after each step with the step number, on every rank; True on any rank
+            checkpoints and returns as a signal would (tests use it to interrupt at an exact step).
+        log: receives one-line messages (default: stderr); only rank 0 logs.
 
     Raises:
+        ConfigError: the world size does not divide the micro-batches of a step (raised before
+            any process waits for another), or an inconsistent torchrun environment.
         InputDataError: missing or unreadable shard directories, no window left to train on.
         RunExistsError: RUN_DIR holds checkpoints and ``resume`` is False.
-        UnavailableError: ``device='cuda'`` without a GPU.
+        UnavailableError: ``device='cuda'`` without a GPU, or a local rank without its own GPU.
+        GenomambaError: the checkpoint cannot be resumed (older data order, ranks disagree).
     """
     log = log or (lambda message: print(message, file=sys.stderr))
     if not config.out:
         raise ValueError("config.out (RUN_DIR) is required")
+    config.check_world_size(world_from_env().world_size)
     run_dir = Path(config.out)
     checkpoints = list_checkpoints(run_dir)
     if checkpoints and not resume:
@@ -155,135 +217,167 @@ def pretrain(
             f"{run_dir} already holds a run (step {checkpoints[-1][0]}); pass --resume or another --out"
         )
     shards = open_shards(config.data)
-    device = resolve_device(config.device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_config(config, run_dir)
-
-    with _deterministic(config.deterministic):
-        seed_everything(config.seed)
-        model = build_model(config.preset, **config.model)
-        if model.config.head.task != "mlm":
-            raise ValueError(
-                f"pretraining needs an mlm head, the model config has {model.config.head.task!r}"
+    with distributed(config.device) as world:
+        if not world.is_main:
+            log, progress = _silent, False
+        with deterministic_mode(config.deterministic, world.device, log):
+            return _pretrain(
+                config, world, shards, run_dir, resume and bool(checkpoints), progress, should_stop, log
             )
-        model.to(device).train()
-        optimizer = torch.optim.AdamW(
-            param_groups(model, config.weight_decay),
-            lr=config.lr,
-            betas=tuple(config.betas),
-            foreach=device.type == "cuda",
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_factor(s, config.warmup_steps, config.max_steps, config.min_lr_ratio)
-        )
-        sampler = CropSampler(shards, config.seed, config.max_n_fraction, config.rc_augment)
-        step = 0
-        if resume and checkpoints:
-            state = load_state(checkpoints[-1][1])
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            sampler.load_state_dict(state["sampler"])
-            set_rng_states(state["rng"])
-            step = int(state["step"])
-            log(f"resuming {run_dir} at step {step}")
-        log(
-            f"pretrain: {model.num_parameters():,} parameters ({config.preset}) on {device}; "
-            f"{sampler.num_windows} windows, {sampler.num_bases:,} bases; {config.step_tokens:,} tokens/step"
-        )
 
-        def save() -> None:
-            state = {
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "sampler": sampler.state_dict(),
-                "rng": rng_states(),
-                "config": config.to_dict(),
-            }
-            save_state(run_dir, step, state, keep=config.keep_checkpoints)
 
-        metrics = MetricsWriter(run_dir / METRICS_FILE, truncate_after=step)
-        bar = _bar(progress, step, config.max_steps)
-        start_time = time.perf_counter()
-        status, stop_signal = "finished", None
-        try:
-            with _StopFlag() as flag:
-                while step < config.max_steps:
-                    record = _train_step(model, optimizer, sampler, config, step, device)
-                    scheduler.step()
-                    step += 1
-                    record.update(step=step, elapsed_s=round(time.perf_counter() - start_time, 3))
+def _pretrain(config, world: Distributed, shards, run_dir: Path, resume, progress, should_stop, log):
+    device = world.device
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(config, run_dir)
+    seed_everything(config.seed)
+    model = build_model(config.preset, **config.model)
+    if model.config.head.task != "mlm":
+        raise ValueError(f"pretraining needs an mlm head, the model config has {model.config.head.task!r}")
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(
+        param_groups(model, config.weight_decay),
+        lr=config.lr,
+        betas=tuple(config.betas),
+        foreach=device.type == "cuda",
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, config.warmup_steps, config.max_steps, config.min_lr_ratio)
+    )
+    sampler = CropSampler(shards, config.seed, config.max_n_fraction, config.rc_augment)
+    step = done = 0  # optimiser steps; micro-batches drawn since the start of the run (all ranks)
+    if resume:
+        step, done = restore_state(list_checkpoints(run_dir)[-1][1], model, optimizer, scheduler, device)
+        high, low = world.all_reduce([step, -step], op="max")  # so that no rank waits for another
+        if high != -low:
+            raise GenomambaError(
+                f"ranks found different checkpoints in {run_dir} (steps {int(-low)} to {int(high)}): "
+                "RUN_DIR must be on a file system that every process sees"
+            )
+        log(f"resuming {run_dir} at step {step}")
+    net = world.wrap(model)
+    log(
+        f"pretrain: {model.num_parameters():,} parameters ({config.preset}) on {device}"
+        + (f" x {world.world_size} processes ({world.backend})" if world.active else "")
+        + f"; {sampler.num_windows} windows, {sampler.num_bases:,} bases; {config.step_tokens:,} tokens/step"
+    )
+
+    def save() -> None:
+        if not world.is_main:
+            return
+        state = {
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "sampler": {"micro_batches": done},
+            "rng": rng_states(device),
+            "world_size": world.world_size,
+            "config": config.to_dict(),
+        }
+        save_state(run_dir, step, state, keep=config.keep_checkpoints)
+
+    metrics = MetricsWriter(run_dir / METRICS_FILE, truncate_after=step) if world.is_main else None
+    bar = _bar(progress, step, config.max_steps)
+    start_time = time.perf_counter()
+    status, stop_signal = "finished", None
+    try:
+        with _StopFlag() as flag:
+            while step < config.max_steps:
+                record, n_micro = _train_step(net, optimizer, sampler, config, step, done, world)
+                scheduler.step()
+                step += 1
+                done += n_micro
+                record.update(step=step, elapsed_s=round(time.perf_counter() - start_time, 3))
+                asked = should_stop is not None and should_stop(step)
+                # every rank must take the same decision, or some would wait forever in a collective
+                stop, signum, peak = world.all_reduce(
+                    [float(asked or flag.signal is not None), float(flag.signal or 0), _peak_memory(device)],
+                    op="max",
+                )
+                if device.type == "cuda":
+                    record["peak_memory_bytes"] = int(peak)
+                if metrics is not None:
                     metrics.write(record)
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
-                    asked = should_stop is not None and should_stop(step)
-                    stop = asked or flag.signal is not None
-                    if stop or step % config.checkpoint_every == 0 or step == config.max_steps:
-                        save()
-                    if stop and step < config.max_steps:
-                        status, stop_signal = "interrupted", flag.signal
-                        log(f"interrupted at step {step}; checkpoint written, continue with --resume")
-                        break
-        finally:
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
+                if stop or step % config.checkpoint_every == 0 or step == config.max_steps:
+                    save()
+                if stop and step < config.max_steps:
+                    status, stop_signal = "interrupted", int(signum) or None
+                    log(f"interrupted at step {step}; checkpoint written, continue with --resume")
+                    break
+    finally:
+        if metrics is not None:
             metrics.close()
-            if bar is not None:
-                bar.close()
+        if bar is not None:
+            bar.close()
+    model_dir = None
+    if world.is_main:
         plot_metrics(run_dir / METRICS_FILE, run_dir / PLOT_FILE)
-        if status == "interrupted":
-            return PretrainResult(run_dir, step, status, stop_signal)
-        from genomamba.checkpoint import save_pretrained
+        if status == "finished":
+            from genomamba.checkpoint import save_pretrained
 
-        model_dir = save_pretrained(
-            model.cpu(),
-            run_dir / MODEL_DIR,
-            data_manifest_sha256=manifests_sha256(config.data),
-            provenance={"pretrain": {"steps": step, "config": config.to_dict()}},
-            overwrite=True,
-        )
-        log(f"finished {step} steps; model written to {model_dir}")
-        return PretrainResult(run_dir, step, status, None, model_dir)
+            model_dir = save_pretrained(
+                model.cpu(),
+                run_dir / MODEL_DIR,
+                data_manifest_sha256=manifests_sha256(config.data),
+                provenance={"pretrain": {"steps": step, "config": config.to_dict()}},
+                overwrite=True,
+            )
+            log(f"finished {step} steps; model written to {model_dir}")
+    world.barrier()  # no rank leaves (and no launcher kills rank 0) before rank 0 has written
+    if status == "finished" and model_dir is None:
+        model_dir = run_dir / MODEL_DIR
+    return PretrainResult(run_dir, step, status, stop_signal, model_dir)
 
 
-def _train_step(model, optimizer, sampler: CropSampler, config: PretrainConfig, step: int, device) -> dict:
-    """One optimiser step (sampling, masking, accumulated forward/backward, clip, update); its metrics."""
+def _train_step(net, optimizer, sampler: CropSampler, config: PretrainConfig, step: int, done: int, world):
+    """One optimiser step on this rank's share of the micro-batches; returns the step's metrics
+    (summed over ranks) and the number of micro-batches the step used (on all ranks together)."""
     tic = time.perf_counter()
+    device = world.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     length = seq_len_at(step, config.seq_len, config.seq_len_start, config.seq_len_warmup_steps)
-    n_crops = max(1, config.step_tokens // length)
-    per_pass = max(1, config.batch_size * config.seq_len // length)
+    sizes = config.micro_batch_sizes(length)
     passes = []
-    for first in range(0, n_crops, per_pass):
-        ids = sampler.sample(min(per_pass, n_crops - first), length)
-        inputs, labels = bert_mask(ids, sampler.rng, config.mask_prob)
-        passes.append((ids, inputs, labels))
-    n_labels = sum(int((labels != IGNORE_INDEX).sum()) for _, _, labels in passes)
+    for index, n_crops in rank_micro_batches(done, sizes, world.rank, world.world_size):
+        rng = micro_batch_rng(config.seed, index)
+        ids = sampler.sample(n_crops, length, rng)
+        inputs, labels = bert_mask(ids, rng, config.mask_prob)
+        passes.append((ids, inputs, labels, int((labels != IGNORE_INDEX).sum())))
+    # the weights need the step's masked-base count over all ranks (not each rank's own mean)
+    n_labels = int(world.all_reduce([sum(p[3] for p in passes)])[0])
     optimizer.zero_grad(set_to_none=True)
-    loss_sum = correct = tokens = 0.0
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss x count, correct, real tokens
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     )
-    for ids, inputs, labels in passes:
+    for k, (ids, inputs, labels, count) in enumerate(passes):
         real = torch.from_numpy(ids != PAD_ID)
         mask = None if bool(real.all()) else real.to(device)
         labels_t = torch.from_numpy(labels).to(device)
-        with autocast:
-            out = model(torch.from_numpy(inputs).to(device), mask, labels=labels_t)
-        count = int((labels != IGNORE_INDEX).sum())
-        # weight this pass's mean by its share of the step's masked bases (0 when it has none)
-        (out.loss * (count / max(n_labels, 1))).backward()
-        loss_sum += float(out.loss.detach()) * count
+        # gradients are exchanged once per step, after this rank's last pass
+        sync = contextlib.nullcontext() if not world.active or k == len(passes) - 1 else net.no_sync()
+        with sync:
+            with autocast:
+                out = net(torch.from_numpy(inputs).to(device), mask, labels=labels_t)
+            # this pass's mean, weighted by its share of the step's masked bases (0 when it has
+            # none), times the world size because DDP averages the ranks' gradients
+            (out.loss * (count * world.world_size / max(n_labels, 1))).backward()
         selected = labels_t != IGNORE_INDEX
-        correct += float((out.logits.detach().argmax(-1)[selected] == labels_t[selected]).sum())
-        tokens += float(real.sum())
+        totals[0] += out.loss.detach().double() * count
+        totals[1] += (out.logits.detach().argmax(-1)[selected] == labels_t[selected]).sum()
+        totals[2] += float(real.sum())
     grad_norm = None
     if config.grad_clip > 0:
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip))
     lr = optimizer.param_groups[0]["lr"]
     optimizer.step()
+    loss_sum, correct, tokens = world.all_reduce(list(totals))
     loss = loss_sum / n_labels if n_labels else 0.0
     seconds = time.perf_counter() - tic
     record = {
@@ -297,9 +391,15 @@ def _train_step(model, optimizer, sampler: CropSampler, config: PretrainConfig, 
         "seq_len": length,
         "tokens_per_s": tokens / seconds if seconds > 0 else None,
     }
-    if device.type == "cuda":
-        record["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(device))
-    return record
+    return record, len(sizes)
+
+
+def _peak_memory(device: torch.device) -> float:
+    return float(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else 0.0
+
+
+def _silent(message: str) -> None:
+    pass
 
 
 def _bar(enabled: bool, initial: int, total: int):

@@ -21,24 +21,44 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genomamba.errors import GenomambaError
+
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.pt"
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
 
-def rng_states() -> dict:
-    """The global RNG states of Python, numpy and torch (CPU, and CUDA when present)."""
+def rng_states(device: torch.device | None = None) -> dict:
+    """The global RNG states of Python, numpy and torch (CPU, and CUDA when present).
+
+    With a CUDA ``device`` only that device's generator is saved (key ``cuda_device``): under
+    data-parallel training each process owns one GPU, and asking for every device's state would
+    make each process touch every GPU. Without one, all CUDA devices' states are saved (``cuda``).
+    """
     states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
+    if device is not None and device.type == "cuda":
+        states["cuda_device"] = torch.cuda.get_rng_state(device)
+    elif device is None and torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
 
-def set_rng_states(states: dict) -> None:
+def set_rng_states(states: dict, device: torch.device | None = None) -> None:
+    """Restore what :func:`rng_states` saved. A ``cuda_device`` state goes to ``device`` (or the
+    current CUDA device); from a ``cuda`` list, a CUDA ``device`` takes its own entry, otherwise all
+    devices are set when their number matches."""
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
+    if not torch.cuda.is_available():
+        return
+    if "cuda_device" in states and (device is None or device.type == "cuda"):
+        torch.cuda.set_rng_state(states["cuda_device"], device if device is not None else "cuda")
+    elif "cuda" in states and device is not None and device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if index < len(states["cuda"]):
+            torch.cuda.set_rng_state(states["cuda"][index], device)
+    elif "cuda" in states and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
@@ -87,3 +107,27 @@ def load_state(directory: str | Path) -> dict:
     other plain Python objects besides tensors, so it is loaded with ``weights_only=False``: only
     load checkpoints your own runs wrote."""
     return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def restore_state(
+    directory: str | Path, model, optimizer, scheduler, device: torch.device
+) -> tuple[int, int]:
+    """Load a pretraining checkpoint into ``model``, ``optimizer``, ``scheduler`` and the global RNGs.
+
+    Returns ``(step, micro_batches)``: optimiser steps done and micro-batches drawn (the data position,
+    the same for every rank of a data-parallel run).
+
+    Raises:
+        GenomambaError: a checkpoint of an older version whose crops came from one sampler stream.
+    """
+    state = load_state(directory)
+    if "micro_batches" not in state["sampler"]:
+        raise GenomambaError(
+            f"{directory}: checkpoint of an older genomamba whose crops came from a single stream; "
+            "this version cannot resume it exactly (start a new run)"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_states(state["rng"], device)
+    return int(state["step"]), int(state["sampler"]["micro_batches"])
