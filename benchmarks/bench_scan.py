@@ -103,7 +103,8 @@ def run_length(length, args, peer, bw, clock):
     dout = torch.randn_like(t_cm["u"])
     rev_inputs = make_inputs(batch, args.dim, length, args.d_state, dtype, length + 1)
     rev_cm = {k + "_rev": v for k, v in rev_inputs.items() if k != "z"}
-    for layout, t, rev in (("cm", t_cm, rev_cm), ("tm", time_major(t_cm), time_major(rev_cm))):
+    layouts = (("cm", t_cm, rev_cm), ("tm", time_major(t_cm), time_major(rev_cm)))
+    for layout, t, rev in (x for x in layouts if x[0] in args.layouts):
         g = leaves(t)
         d_out = dout if layout == "cm" else time_major({"x": dout})["x"]
 
@@ -151,6 +152,14 @@ def run_length(length, args, peer, bw, clock):
     return row
 
 
+def _commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lengths", type=int, nargs="+", default=[2**12, 2**15, 2**17, 2**20])
@@ -161,14 +170,19 @@ def main():
     ap.add_argument("--peer-sdist", default=None)
     ap.add_argument("--peer-build-dir", default=".carry/peer_build")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--layouts", nargs="+", choices=["cm", "tm"], default=["cm", "tm"],
+                    help="input storage: channel-major (batch, dim, length) and/or time-major")
+    ap.add_argument("--tuning", type=json.loads, default={},
+                    help="JSON overrides of plan_launch's choices (kernels' TUNING), e.g. from tune_scan.py")
     args = ap.parse_args()
+    sst.TUNING.update(args.tuning)
 
     peer = load_peer(args.peer_sdist, args.peer_build_dir)
     bw = copy_bandwidth()
     clock = sm_clock_hz()
     info = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
             "copy_bandwidth_TBps": bw / 1e12, "sm_clock_max_MHz": clock and clock / 1e6,
-            "peer": peer is not None}
+            "peer": peer is not None, "tuning": dict(sst.TUNING), "commit": _commit()}
     print(json.dumps(info), flush=True)
     rows = []
     for length in args.lengths:

@@ -88,7 +88,7 @@ def _selective_scan_bwd_stateloop_kernel(
         t = t0 + lane
         t_mask = t < seg_end
         m2 = d_mask[:, None] & t_mask[None, :]
-        dt, raw = _load_dt(dt_base, bias_ptr, t, d, m2, d_mask, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS)
+        dt, _ = _load_dt(dt_base, bias_ptr, t, d, m2, d_mask, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS)
         # dt of the next position in scan order; the tile's last position gets 0 (a factor of 1)
         # because its successor's factor travels in the carry.
         t_next = t + step
@@ -96,16 +96,12 @@ def _selective_scan_bwd_stateloop_kernel(
         dt_next, _ = _load_dt(
             dt_base, bias_ptr, t_next, d, next_mask, d_mask, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS
         )
-        dout = tl.load(
-            dout_ptr + b * stride_ob + d[:, None] * stride_od + t[None, :] * stride_ol, mask=m2, other=0.0
-        ).to(tl.float32)
+        dout_off = b * stride_ob + d[:, None] * stride_od + t[None, :] * stride_ol
+        g = tl.load(dout_ptr + dout_off, mask=m2, other=0.0).to(tl.float32)
         if HAS_Z:
             z_off = b * stride_zb + d[:, None] * stride_zd + t[None, :] * stride_zl
             zt = tl.load(z_ptr + z_off, mask=m2, other=0.0).to(tl.float32)
-            sig_z = tl.sigmoid(zt)
-            g = dout * zt * sig_z
-        else:
-            g = dout
+            g = g * zt * tl.sigmoid(zt)
         if ADJOINT_ONLY:
             dt_total += tl.sum(dt, axis=1)
         else:
@@ -157,11 +153,16 @@ def _selective_scan_bwd_stateloop_kernel(
                 )
         c = c_next
         if not ADJOINT_ONLY:
+            # What the state loop did not need is loaded again here rather than kept live across it
+            # (fewer registers, no spills): delta before softplus, z and dout for dz.
             du = du * dt
             if HAS_D:
                 du += Dv[:, None] * g
                 dD_acc += tl.sum(g * u, axis=1)
             if SOFTPLUS:
+                raw, _ = _load_dt(
+                    dt_base, bias_ptr, t, d, m2, d_mask, stride_dtd, stride_dtl, HAS_BIAS, False
+                )
                 ddt = ddt * tl.sigmoid(raw)
             ddt = tl.where(m2, ddt, 0.0)
             dbias_acc += tl.sum(ddt, axis=1)
@@ -169,6 +170,9 @@ def _selective_scan_bwd_stateloop_kernel(
             if HAS_Z:
                 if HAS_D:
                     y += Dv[:, None] * u
+                zt = tl.load(z_ptr + z_off, mask=m2, other=0.0).to(tl.float32)
+                sig_z = tl.sigmoid(zt)
+                dout = tl.load(dout_ptr + dout_off, mask=m2, other=0.0).to(tl.float32)
                 dz = dout * y * sig_z * (1.0 + zt * (1.0 - sig_z))
                 if ACCUMULATE_DZ:
                     dz += tl.load(dz_ptr + u_off, mask=m2, other=0.0).to(tl.float32)
