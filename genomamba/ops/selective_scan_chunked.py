@@ -1,33 +1,35 @@
 """Chunked selective scan in pure PyTorch: the CPU backend (same contract as ``selective_scan_ref``).
 
-How it is parallel. The recurrence ``h_t = a_t ⊙ h_{t-1} + b_t`` (``a_t = exp(Δ_t A)``,
-``b_t = Δ_t B_t u_t``; glossary in :mod:`genomamba.ops.selective_scan_ref`) is elementwise in
-(batch, dim, d_state), so a sequential loop over positions has only ``batch·dim·d_state`` lanes per step
-and is dominated by per-op overhead. We cut the sequence into *blocks* of ``K`` *chunks* of ``T``
-positions and scan all ``K`` chunks of a block at once:
+How it is parallel. The recurrence ``h_t = a_t ⊙ h_{t-1} + x_t`` (``a_t = exp(Δ_t A)``, ``x_t = Δ_t u_t B_t``;
+glossary in :mod:`genomamba.ops.selective_scan_ref`) is elementwise over the ``M = batch·dim·d_state``
+*lanes*, so a loop over positions issues ``length`` tiny ops and is dominated by per-op overhead. We cut the
+sequence into *blocks* of ``K`` *chunks* of ``T`` positions and advance all ``K`` chunks of a block at once:
 
-1. pass 1 runs the recurrence inside every chunk from a zero state (loop of ``T`` steps, each step one
-   ``addcmul`` over ``K·batch·dim·d_state`` lanes) and keeps only each chunk's last local state;
-2. a loop over the ``K`` chunks carries the true state: ``start_{k+1} = (Π_chunk a) ⊙ start_k + end_k``,
-   with the chunk's total decay computed as ``exp(A·ΣΔ)``;
-3. pass 2 reruns the recurrence in place from the true chunk starts, leaving every ``h_t`` of the block;
-   ``y_t = C_t · h_t`` is then one batched matmul over d_state.
+1. pass 1 runs the recurrence inside every chunk from a zero state (``T`` ops over ``K·M`` lanes) and keeps
+   only each chunk's last local state;
+2. a loop over the ``K`` chunks carries the true state, ``start_{k+1} = (Π_chunk a) ⊙ start_k + end_k``,
+   the chunk's total decay being ``exp(A·ΣΔ)``;
+3. pass 2 reruns the recurrence in place from the true chunk starts, leaving every ``h_t`` of the block, and
+   ``y_t = C_t · h_t`` is one batched matmul over d_state.
 
-Every factor is a product of per-step decays ``exp(Δ·A)``, never ``exp(-cumsum(Δ·A))``, so nothing
-overflows whatever Δ and A are. The state goes from block to block in a Python loop; the work arrays hold
-one block (``T·K`` positions × batch × dim × d_state, about 1M elements), so memory is bounded by the
-block, never by the sequence. Exponentials use ``exp2`` with ``A·log2(e)``: ~3× faster than ``exp`` on CPU.
-``reverse=True`` walks the same arrays right to left (no flipped copy).
+Every factor is a product of per-step decays ``exp(Δ·A)`` (never ``exp(-cumsum(Δ·A))``), so nothing
+overflows whatever Δ and A are. Exponentials use ``exp2`` with ``A·log2(e)`` (~3x faster than ``exp`` here).
 
-Backward (a ``torch.autograd.Function``) saves only the inputs and one state per block (O(inputs)). For
-each block, last to first, it recomputes the block's states from its saved start state, runs the adjoint
-recurrence ``dh_t = C_t dy_t + a_{t+1} ⊙ dh_{t+1}`` with the same chunked machinery in the opposite
-direction, and forms ``dA, dΔ, dB, dC, du, dh_0`` from ``dh_t`` and ``a_t ⊙ h_{t-1}``. The elementwise
-parts (bias, softplus, ``Δ·u``, ``D·u``, gate) stay in plain autograd, all O(batch·dim·length).
+Layout and memory. The state work arrays are position-major, ``(positions, batch, groups, d_state,
+dim/groups)``, so that one position is a contiguous run of lanes. Everything else is done per block too:
+the block's slice of Δ, u, z is read from the caller's ``(batch, dim, length)`` tensors, bias, softplus,
+``Δ·u``, ``D·u`` and the gate are applied to that slice, and the block's output goes straight into ``y``.
+The working set is a few block-sized arrays (~1M state elements, 4 MiB in fp32) that stay in cache; there
+is no whole-sequence intermediate, so memory is bounded by the block.
 
-Speed (docs/benchmarks.md, "Selective scan (CPU)"): the passes over the block arrays are bound by cache
-bandwidth and ``exp2`` throughput, so this path is several times faster than the sequential reference,
-not orders of magnitude; it is the CPU fallback and the test double of the Triton kernels.
+Backward (one ``torch.autograd.Function`` for the whole gated scan) saves the inputs, one state per block and,
+with a gate, the ungated output (all O(inputs)). For each block, last scanned first, it recomputes the block's
+states from its saved start state, runs the adjoint recurrence ``dh_t = C_t dy_t + a_{t+1} ⊙ dh_{t+1}``
+with the same chunked machinery in the opposite direction, and forms every input gradient from ``dh_t``,
+``h_t`` and ``a_t ⊙ h_{t-1}``. ``reverse=True`` walks blocks, chunks and positions right to left over the
+same arrays (no flipped copy).
+
+Speed and its limits are measured in docs/benchmarks.md ("Selective scan (CPU)").
 """
 
 from __future__ import annotations
@@ -42,239 +44,411 @@ from genomamba.ops.selective_scan_ref import check_scan_inputs
 __all__ = ["selective_scan_chunked", "bidirectional_selective_scan_chunked"]
 
 LOG2E = 1.0 / math.log(2.0)
-_BLOCK_ELEMENTS = 1 << 20  # work-array size per block: 4 MiB in fp32, well inside a small CPU's L3
-_LANES_PER_OP = 1 << 17  # elements per loop op, enough to amortise the ~2 us per-op overhead
-
-
-def _pos_major(X: torch.Tensor, Lp: int) -> torch.Tensor:
-    """``(b, c, L)`` → contiguous ``(Lp, b, c)``, zero-padded at the end (zero Δ and input are neutral)."""
-    b, c, L = X.shape
-    out = X.new_empty(Lp, b, c)
-    out[L:].zero_()
-    # a 2-D transpose copy takes ATen's blocked path: ~3x faster than copying a 3-D permuted view
-    out[:L].view(L, b * c).copy_(X.reshape(b * c, L).t())
-    return out
-
-
-def _from_pos_major(XP: torch.Tensor, L: int, b: int, c: int) -> torch.Tensor:
-    """``(Lp, b, ...)`` with ``c`` trailing elements per batch → contiguous ``(b, c, L)``."""
-    return XP[:L].reshape(L, b * c).t().contiguous().view(b, c, L)
-
-
-def _scan_chunks(a, x, ptot, carry, reverse, after, pp, buf):
-    """In-place chunked linear scan of one block; returns the carry leaving the block (a new tensor).
-
-    ``a, x``: ``(K, T, M)`` views (decays and inputs); ``ptot``: ``(K, M)`` product of ``a`` over each chunk;
-    ``carry``: ``(M,)``. Positions are processed in increasing index order, or decreasing when ``reverse``.
-
-    * ``after=False`` (the forward recurrence): ``x_t ← a_t x_prev + x_t``; the carry is the state.
-    * ``after=True`` (the adjoint recurrence): ``x_t ← a_prev x_prev + x_t``; the carry entering a chunk is
-      already multiplied by its decay, and the carry leaving is ``a_last · x_last``.
-    """
-    K, T, M = x.shape
-    order = list(range(T - 1, -1, -1)) if reverse else list(range(T))
-    first, last = order[0], order[-1]
-    # Pass 1 over every chunk but the last one scanned: no chunk needs that one's local end state (the carry
-    # leaving the block comes out of pass 2). With K = 1 there is no pass 1 at all.
-    sel = slice(0, K - 1) if not reverse else slice(1, K)
-    if K > 1:
-        cur, prev = x[sel, first], first
-        for i, t in enumerate(order[1:]):
-            alpha = a[sel, prev] if after else a[sel, t]
-            cur = torch.addcmul(x[sel, t], alpha, cur, out=pp[i % 2, : K - 1])
-            prev = t
-        if after:
-            cur = cur * a[sel, last]
-    # Carry across chunks: ins[k] is the carry entering chunk k; `cur` row j holds chunk j (forward) or
-    # chunk j + 1 (reverse) because pass 1 skipped the last chunk scanned.
-    ins = buf[:K]
-    if not reverse:
-        ins[0].copy_(carry)
-        for k in range(K - 1):
-            torch.addcmul(cur[k], ptot[k], ins[k], out=ins[k + 1])
-    else:
-        ins[K - 1].copy_(carry)
-        for k in range(K - 1, 0, -1):
-            torch.addcmul(cur[k - 1], ptot[k], ins[k], out=ins[k - 1])
-    # Pass 2, in place, from the true chunk starts.
-    if after:
-        x[:, first].add_(ins)
-    else:
-        x[:, first].addcmul_(a[:, first], ins)
-    prev = first
-    for t in order[1:]:
-        x[:, t].addcmul_(a[:, prev] if after else a[:, t], x[:, prev])
-        prev = t
-    kl = 0 if reverse else K - 1  # the last chunk scanned
-    return x[kl, last] * a[kl, last] if after else x[kl, last].clone()
+_BLOCK_ELEMENTS = 1 << 20  # state elements per block work array: 4 MiB in fp32, cache-resident on a small CPU
+_LANES_PER_OP = 1 << 16  # elements per loop op: smaller ops are overhead-bound and run on one thread
+_SPAN_ELEMENTS = 1 << 18  # batch·dim·positions per span: the channel-major steps work on 1 MiB slices
 
 
 class _Plan:
-    """Sizes of the position-major work layout for one call."""
+    """Sizes of one call.
+
+    ``T`` positions per chunk, ``K`` chunks per block (``Lb = T·K`` positions, the unit of the state work),
+    ``m`` blocks per *span* (``Ls = m·Lb`` positions, the unit of the channel-major work: bias, softplus,
+    gate and the layout changes, which cost a few microseconds per op whatever their size, so they are
+    done on slices larger than a block; longer slices also read the caller's arrays in longer runs).
+    """
 
     def __init__(self, b: int, g: int, dg: int, n: int, L: int, T: int | None, K: int | None):
-        lanes = b * g * dg * n
-        self.T = T or 8
-        self.K = K or max(1, min(64, -(-_LANES_PER_OP // lanes), _BLOCK_ELEMENTS // (lanes * self.T) or 1))
-        self.Lb = self.T * self.K
-        self.Lp = -(-L // self.T) * self.T
-        self.nblk = -(-self.Lp // self.Lb)
+        lanes = b * g * n * dg
+        self.T = T = T or 16
+        if K is None:
+            K = max(2, -(-_LANES_PER_OP // lanes))
+            K = max(1, min(K, 64, _BLOCK_ELEMENTS // (lanes * T) or 1, -(-L // T)))
+        self.K = K
+        self.Lb = T * K
+        self.nblk = -(-L // self.Lb)
+        self.m = max(1, min(self.nblk, _SPAN_ELEMENTS // (b * g * dg * self.Lb)))
+        self.Ls = self.m * self.Lb
+        self.nspan = -(-self.nblk // self.m)
         self.b, self.g, self.dg, self.n, self.L, self.M = b, g, dg, n, L, lanes
 
-    def block(self, j: int) -> tuple[int, int, int]:
-        s = j * self.Lb
-        e = min(self.Lp, s + self.Lb)
-        return s, e, (e - s) // self.T
+    def span(self, i: int) -> tuple[int, int]:
+        """``(start, end)`` of span ``i``."""
+        return i * self.Ls, min(self.L, (i + 1) * self.Ls)
+
+    def blocks(self, i: int, reverse: bool) -> list[tuple[int, int, int, int]]:
+        """``(j, start, end, chunks)`` of the blocks of span ``i`` in scan order; the sequence's last block
+        may be short, its last chunk padded."""
+        out = []
+        for j in range(i * self.m, min(self.nblk, (i + 1) * self.m)):
+            s = j * self.Lb
+            e = min(self.L, s + self.Lb)
+            out.append((j, s, e, -(-(e - s) // self.T)))
+        return out[::-1] if reverse else out
+
+    def spans(self, reverse: bool) -> range:
+        return range(self.nspan - 1, -1, -1) if reverse else range(self.nspan)
 
 
 class _Work:
-    """Work arrays reused by every block (fresh multi-MB tensors per block would cost page faults)."""
+    """Buffers reused by every block and span (fresh multi-MB tensors each time would cost page faults).
+
+    ``big``: ``n_big`` state arrays ``(Lb, b, g, n, dg)``; ``pm(i, l)``: position-major ``(l, b, d)`` span
+    arrays; ``nat(i, l)``: contiguous channel-major ``(b, d, l)`` span arrays.
+    """
 
     def __init__(self, p: _Plan, dtype, device, n_big: int):
-        shape = (p.Lb, p.b, p.g, p.n, p.dg)
-        self.big = [torch.empty(shape, dtype=dtype, device=device) for _ in range(n_big)]
+        d = p.g * p.dg
+        self.p, self.d = p, d
+        self.big = [torch.empty(p.Lb, p.b, p.g, p.n, p.dg, dtype=dtype, device=device) for _ in range(n_big)]
+        self._pm = [torch.empty(p.Ls, p.b, d, dtype=dtype, device=device) for _ in range(5)]
+        self._nat = [torch.empty(p.b * d * p.Ls, dtype=dtype, device=device) for _ in range(6)]
+        self.ptot = torch.empty(p.Ls // p.T, p.b, p.g, p.n, p.dg, dtype=dtype, device=device)
         self.pp = torch.empty(2, max(p.K - 1, 1), p.M, dtype=dtype, device=device)
-        self.buf = torch.empty(p.K, p.M, dtype=dtype, device=device)
+        self.ins = torch.empty(p.K, p.M, dtype=dtype, device=device)
+        self.carry = [torch.empty(p.M, dtype=dtype, device=device) for _ in range(2)]
+        self._steps: dict = {}
+
+    def pm(self, i: int, l: int) -> torch.Tensor:
+        return self._pm[i][:l]
+
+    def nat(self, i: int, l: int) -> torch.Tensor:
+        return self._nat[i][: self.p.b * self.d * l].view(self.p.b, self.d, l)
+
+    def steps(self, X: torch.Tensor, k: int):
+        """Per-position ``(k, M)`` views of a big array: all chunks, all but the last, all but the first."""
+        key = (X.data_ptr(), k)
+        if key not in self._steps:  # cached: each slice costs about a microsecond of Python
+            v = X[: k * self.p.T].view(k, self.p.T, self.p.M).unbind(1)
+            self._steps[key] = (v, [s[: k - 1] for s in v], [s[1:] for s in v])
+        return self._steps[key]
 
 
-def _decays(p: _Plan, w_a, dtP, A2, s, e, k):
-    """``a = 2^(Δ·A·log2 e)`` for positions [s, e) into ``w_a``, and each chunk's total decay ``(k, M)``."""
-    a = w_a[: e - s]
-    torch.mul(dtP[s:e], A2, out=a)
-    a.exp2_()
-    dsum = dtP[s:e].view(k, p.T, p.b, p.g, 1, p.dg).sum(1)
-    ptot = (dsum * A2).exp2_()
-    return a, ptot.view(k, p.M)
+def _scan_chunks(w: _Work, a, x, k: int, ptot, carry, reverse: bool, after: bool, out) -> torch.Tensor:
+    """In-place chunked linear scan of one block's ``k`` chunks; returns the carry leaving it (in ``out``).
+
+    ``a, x``: big arrays (decays; inputs, which become the states); ``ptot``: ``(k, M)`` decay over each
+    chunk; ``carry``: ``(M,)`` entering the block. Positions go in increasing order (decreasing if
+    ``reverse``).
+
+    * ``after=False`` (forward recurrence): ``x_t ← a_t x_prev + x_t``; the carry is the state.
+    * ``after=True`` (adjoint recurrence): ``x_t ← a_prev x_prev + x_t``; the carry entering a chunk is
+      already multiplied by the decay of the position before it, and the carry leaving is ``a_last·x_last``.
+    """
+    T = w.p.T
+    a_all, a_head, a_tail = w.steps(a, k)
+    x_all, x_head, x_tail = w.steps(x, k)
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    first, last = order[0], order[-1]
+    # Pass 1 over every chunk but the last one scanned (nobody needs that one's local end state).
+    a_sel, x_sel = (a_tail, x_tail) if reverse else (a_head, x_head)
+    pp = w.pp[:, : k - 1]
+    cur = x_sel[first]
+    if k > 1:
+        prev = first
+        for i, t in enumerate(order[1:]):
+            cur = torch.addcmul(x_sel[t], a_sel[prev] if after else a_sel[t], cur, out=pp[i % 2])
+            prev = t
+        if after:
+            cur = torch.mul(cur, a_sel[last], out=pp[(T - 1) % 2])
+    # Carry across chunks: ins[c] enters chunk c; cur row r holds chunk r (forward) or r + 1 (reverse).
+    ins = w.ins[:k]
+    ins_l, cur_l, ptot_l = ins.unbind(0), cur.unbind(0), ptot.unbind(0)
+    if not reverse:
+        ins_l[0].copy_(carry)
+        for c in range(k - 1):
+            torch.addcmul(cur_l[c], ptot_l[c], ins_l[c], out=ins_l[c + 1])
+    else:
+        ins_l[k - 1].copy_(carry)
+        for c in range(k - 1, 0, -1):
+            torch.addcmul(cur_l[c - 1], ptot_l[c], ins_l[c], out=ins_l[c - 1])
+    # Pass 2, in place, from the true chunk starts.
+    if after:
+        x_all[first].add_(ins)
+    else:
+        x_all[first].addcmul_(a_all[first], ins)
+    prev = first
+    for t in order[1:]:
+        x_all[t].addcmul_(a_all[prev] if after else a_all[t], x_all[prev])
+        prev = t
+    kl = 0 if reverse else k - 1  # the last chunk scanned
+    if after:
+        return torch.mul(x_all[last][kl], a_all[last][kl], out=out)
+    return out.copy_(x_all[last][kl])
 
 
-def _forward_blocks(p: _Plan, dtP, xP, BP, CP, A2, h0, reverse, work: _Work, keep_starts: bool):
-    """Scan every block; returns ``(yP (Lp, b, g, 1, dg), h_last (M,), block start states or None)``."""
-    yP = dtP.new_empty(p.Lp, p.b, p.g, 1, p.dg)
-    starts = dtP.new_empty(p.nblk, p.M) if keep_starts else None
-    h = h0
-    for j in range(p.nblk - 1, -1, -1) if reverse else range(p.nblk):
-        s, e, k = p.block(j)
-        a, ptot = _decays(p, work.big[0], dtP, A2, s, e, k)
-        x = work.big[1][: e - s]
-        torch.mul(xP[s:e], BP[s:e], out=x)  # b_t = Δ_t u_t B_t
-        if starts is not None:
-            starts[j].copy_(h)
-        h = _scan_chunks(a.view(k, p.T, p.M), x.view(k, p.T, p.M), ptot, h, reverse, False, work.pp, work.buf)
-        nb = (e - s) * p.b * p.g
-        torch.bmm(CP[s:e].view(nb, 1, p.n), x.view(nb, p.n, p.dg), out=yP[s:e].view(nb, 1, p.dg))
-    return yP, h, starts
+def _to_pm(nat: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Contiguous ``(b, c, l)`` → ``out[:l]`` ``(l, b, c)`` (a 2-D transposed view copies ~3x faster)."""
+    b, c, l = nat.shape
+    out[:l].view(l, b * c).copy_(nat.view(b * c, l).t())
+    return out
+
+
+def _from_pm(pm: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Contiguous ``(l, b, c)`` → contiguous ``out`` ``(b, c, l)``."""
+    b, c, l = out.shape
+    out.view(b * c, l).copy_(pm[:l].view(l, b * c).t())
+    return out
+
+
+def _channel_major(t: torch.Tensor | None) -> torch.Tensor | None:
+    # A block slice [:, :, s:e] of a length-contiguous tensor is runs of e - s elements; anything else (such
+    # as a (b, L, d) activation viewed as (b, d, L)) is copied once, O(inputs), instead of gathered per block.
+    return t if t is None or t.stride(-1) == 1 else t.contiguous()
+
+
+class _Scan:
+    """One call's operands in compute precision and block layouts, and the per-block steps shared by the
+    forward and the backward."""
+
+    def __init__(self, u, delta, A, B, C, D, z, bias, h0, softplus, reverse, T, K):
+        b, d, L = u.shape
+        g, n = B.shape[1], B.shape[2]
+        self.cd = cd = torch.float64 if u.dtype == torch.float64 else torch.float32
+        p = self.p = _Plan(b, g, d // g, n, L, T, K)
+        dev = u.device
+        self.u, self.delta, self.z = _channel_major(u), _channel_major(delta), _channel_major(z)
+        self.A = A.to(cd)
+        self.A2 = (self.A * LOG2E).view(g, p.dg, n).transpose(1, 2).contiguous()  # (g, n, dg), log2 units
+        # B and C are d_state/dim the size of u: one position-major copy (zero past L) for the whole call.
+        Lp = p.nblk * p.Lb
+        self.BP = torch.zeros(Lp, b, g, n, dtype=cd, device=dev)
+        self.BP[:L].copy_(B.permute(3, 0, 1, 2))
+        self.CP = torch.zeros(Lp, b, g, n, dtype=cd, device=dev)
+        self.CP[:L].copy_(C.permute(3, 0, 1, 2))
+        self.D = None if D is None else D.to(cd)[:, None]
+        self.bias = None if bias is None else bias.to(cd)[:, None]
+        self.softplus, self.reverse = softplus, reverse
+        self.h0 = torch.zeros(p.M, dtype=cd, device=dev) if h0 is None else self.lanes(h0.to(cd))
+
+    def lanes(self, h: torch.Tensor) -> torch.Tensor:
+        """State ``(b, d, n)`` → lanes ``(M,)`` in (b, g, n, dg) order."""
+        p = self.p
+        return h.reshape(p.b, p.g, p.dg, p.n).transpose(-1, -2).reshape(p.M)
+
+    def unlanes(self, h: torch.Tensor) -> torch.Tensor:
+        p = self.p
+        return h.view(p.b, p.g, p.n, p.dg).transpose(-1, -2).reshape(p.b, p.g * p.dg, p.n)
+
+    def raw_dt(self, s: int, e: int, out: torch.Tensor) -> torch.Tensor:
+        """``delta + bias`` for positions [s, e) as channel-major ``(b, d, e - s)`` in ``out``."""
+        if self.bias is None:
+            return out.copy_(self.delta[:, :, s:e])
+        return torch.add(self.delta[:, :, s:e], self.bias, out=out)
+
+    def span_inputs(self, w: _Work, S0: int, E0: int):
+        """Channel-major ``delta + bias`` and Δ of span [S0, E0), and position-major Δ and Δ·u, zero-padded
+        to whole chunks: ``(raw, dt, dtP, xP)``; also each chunk's decay ``exp(A·ΣΔ)`` into ``w.ptot``."""
+        p = self.p
+        l = E0 - S0
+        lp = -(-l // p.T) * p.T
+        raw = self.raw_dt(S0, E0, w.nat(0, l))
+        dt = F.softplus(raw) if self.softplus else raw
+        xn = torch.mul(dt, self.u[:, :, S0:E0], out=w.nat(1, l))
+        dtP, xP = _to_pm(dt, w.pm(0, lp)), _to_pm(xn, w.pm(1, lp))
+        if lp > l:  # Δ = 0 and input 0 make the padded positions leave the state unchanged
+            dtP[l:].zero_()
+            xP[l:].zero_()
+        nc = lp // p.T
+        ptot = w.ptot[:nc]
+        torch.mul(dtP.view(nc, p.T, p.b, p.g, 1, p.dg).sum(1), self.A2, out=ptot)
+        ptot.exp2_()
+        return raw, dt, dtP, xP
+
+    def states(self, w: _Work, dtP, xP, ptot, s: int, k: int, h, out_carry, x_buf):
+        """Scan one block (``dtP, xP``: its ``k·T`` rows) from state ``h``: ``(a, x, carry)``, ``x`` holding
+        every state of the block and ``a = 2^(Δ·A·log2 e)`` (in ``w.big[0]``) its decays."""
+        p = self.p
+        kT = k * p.T
+        a = w.big[0][:kT]
+        torch.mul(dtP.view(kT, p.b, p.g, 1, p.dg), self.A2, out=a)
+        a.exp2_()
+        x = x_buf[:kT]
+        torch.mul(xP.view(kT, p.b, p.g, 1, p.dg), self.BP[s : s + kT].unsqueeze(-1), out=x)
+        carry = _scan_chunks(w, a, x, k, ptot.view(k, p.M), h, self.reverse, False, out_carry)
+        return a, x, carry
+
+    def output(self, x: torch.Tensor, s: int, k: int, out: torch.Tensor) -> torch.Tensor:
+        """``y_t = Σ_n C_t[n] h_t[n]`` for the block, position-major ``(k·T, b, d)`` in ``out``."""
+        p = self.p
+        nb = k * p.T * p.b * p.g
+        torch.bmm(self.CP[s : s + k * p.T].view(nb, 1, p.n), x.view(nb, p.n, p.dg), out=out.view(nb, 1, p.dg))
+        return out
+
+
+def _forward(S: _Scan, y: torch.Tensor, starts, ypre) -> torch.Tensor:
+    """Every span and block in scan order: writes ``y`` (and ``starts``, ``ypre`` when given); returns the
+    last state."""
+    p = S.p
+    w = _Work(p, S.cd, S.h0.device, 2)
+    h = S.h0
+    for i in p.spans(S.reverse):
+        S0, E0 = p.span(i)
+        l = E0 - S0
+        _, _, dtP, xP = S.span_inputs(w, S0, E0)
+        yP = w.pm(2, dtP.shape[0])
+        for j, s, _, k in p.blocks(i, S.reverse):
+            o, kT = s - S0, k * p.T
+            if starts is not None:
+                starts[j].copy_(h)
+            ptot = w.ptot[o // p.T : o // p.T + k]
+            _, x, h = S.states(w, dtP[o : o + kT], xP[o : o + kT], ptot, s, k, h, w.carry[j % 2], w.big[1])
+            S.output(x, s, k, yP[o : o + kT])
+        yn = _from_pm(yP, w.nat(2, l))
+        if S.D is not None:
+            yn.addcmul_(S.u[:, :, S0:E0], S.D)
+        if ypre is not None:
+            ypre[:, :, S0:E0].copy_(yn)
+        if S.z is None:
+            y[:, :, S0:E0].copy_(yn)
+        else:
+            gate = F.silu(w.nat(0, l).copy_(S.z[:, :, S0:E0]), inplace=True)
+            torch.mul(yn, gate, out=y[:, :, S0:E0])
+    return h.clone()
 
 
 class _ChunkedScan(torch.autograd.Function):
-    """Core scan ``y_t = Σ_n C_t h_t`` with ``h_t = exp(Δ_t A) h_{t-1} + x_t B_t`` (``x = Δ·u`` given).
+    """The whole gated scan ``y = (C·h + D·u) · silu(z)`` with ``Δ = softplus(delta + bias)``, as one node.
 
-    Inputs: dt, x ``(b, d, L)``; A ``(d, n)``; B, C ``(b, g, n, L)``; h0 ``(b, d, n)``; all one float dtype.
-    Outputs: y ``(b, d, L)`` and h_last ``(b, d, n)`` in that dtype.
+    Inputs: u, delta, z ``(b, d, L)``; A ``(d, n)``; B, C ``(b, g, n, L)``; D, bias ``(d,)``; h0 ``(b, d, n)``
+    (D, z, bias, h0 may be None). Outputs: y ``(b, d, L)`` in ``out_dtype``, h_last ``(b, d, n)`` in the
+    compute precision (fp64 for fp64 ``u``, else fp32).
     """
 
     @staticmethod
-    def forward(ctx, dt, x, A, B, C, h0, reverse, T, K):
-        b, d, L = dt.shape
-        g, n = B.shape[1], B.shape[2]
-        p = _Plan(b, g, d // g, n, L, T, K)
-        A2 = (A * LOG2E).reshape(g, p.dg, n).transpose(1, 2).contiguous()  # (g, n, dg)
-        dtP = _pos_major(dt, p.Lp).view(p.Lp, b, g, 1, p.dg)
-        xP = _pos_major(x, p.Lp).view(p.Lp, b, g, 1, p.dg)
-        BP = _pos_major(B.reshape(b, g * n, L), p.Lp).view(p.Lp, b, g, n, 1)
-        CP = _pos_major(C.reshape(b, g * n, L), p.Lp).view(p.Lp, b, g, 1, n)
-        h0P = h0.reshape(b, g, p.dg, n).transpose(-1, -2).reshape(p.M)
-        work = _Work(p, dt.dtype, dt.device, 2)
-        yP, h, starts = _forward_blocks(p, dtP, xP, BP, CP, A2, h0P, reverse, work, any(ctx.needs_input_grad))
-        ctx.save_for_backward(dt, x, A, B, C, starts)
-        ctx.plan, ctx.reverse = p, reverse
-        y = _from_pos_major(yP, L, b, d)
-        h_last = h.view(b, g, n, p.dg).transpose(-1, -2).reshape(b, d, n)
-        return y, h_last
+    def forward(ctx, u, delta, A, B, C, D, z, bias, h0, softplus, reverse, T, K, keep, out_dtype):
+        S = _Scan(u, delta, A, B, C, D, z, bias, h0, softplus, reverse, T, K)
+        p = S.p
+        y = torch.empty(u.shape, dtype=out_dtype, device=u.device)
+        starts = torch.empty(p.nblk, p.M, dtype=S.cd, device=u.device) if keep else None
+        ypre = torch.empty(u.shape, dtype=S.cd, device=u.device) if keep and z is not None else None
+        h = _forward(S, y, starts, ypre)
+        if keep:
+            ctx.save_for_backward(u, delta, A, B, C, D, z, bias, h0, starts, ypre)
+            ctx.cfg = (softplus, reverse, T, K)
+        return y, S.unlanes(h)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy, dh_last):
-        dt, x, A, B, C, starts = ctx.saved_tensors
-        p, reverse = ctx.plan, ctx.reverse
-        b, g, dg, n, L, Lp = p.b, p.g, p.dg, p.n, p.L, p.Lp
+        u, delta, A, B, C, D, z, bias, h0, starts, ypre = ctx.saved_tensors
+        S = _Scan(u, delta, A, B, C, D, z, bias, h0, *ctx.cfg)
+        need = ctx.needs_input_grad
+        p, cd, dev = S.p, S.cd, u.device
+        b, g, n, dg, L, M = p.b, p.g, p.n, p.dg, p.L, p.M
         d = g * dg
-        A2 = (A * LOG2E).reshape(g, dg, n).transpose(1, 2).contiguous()
-        A_nat = A.reshape(g, dg, n).transpose(1, 2).contiguous()
-        dtP = _pos_major(dt, Lp).view(Lp, b, g, 1, dg)
-        xP = _pos_major(x, Lp).view(Lp, b, g, 1, dg)
-        BP = _pos_major(B.reshape(b, g * n, L), Lp).view(Lp, b, g, n, 1)
-        CP = _pos_major(C.reshape(b, g * n, L), Lp).view(Lp, b, g, n, 1)  # column layout this time
-        dyP = _pos_major(dy if dy is not None else dt.new_zeros(b, d, L), Lp).view(Lp, b, g, 1, dg)
-        if dh_last is None:
-            R = dt.new_zeros(p.M)
-        else:
-            R = dh_last.reshape(b, g, dg, n).transpose(-1, -2).reshape(p.M)
-        ddtP, dxP = torch.empty_like(dtP), torch.empty_like(xP)
-        dBP, dCP = torch.empty_like(BP), torch.empty_like(CP)
-        dA = A2.new_zeros(g, n, dg)
-        work = _Work(p, dt.dtype, dt.device, 3)
-        for j in range(p.nblk) if reverse else range(p.nblk - 1, -1, -1):
-            s, e, k = p.block(j)
-            nb = (e - s) * b * g
-            a, ptot = _decays(p, work.big[0], dtP, A2, s, e, k)
-            h = work.big[1][: e - s]
-            torch.mul(xP[s:e], BP[s:e], out=h)
-            _scan_chunks(a.view(k, p.T, p.M), h.view(k, p.T, p.M), ptot, starts[j], reverse, False,
-                         work.pp, work.buf)
-            # dC_t[n] = Σ_dg h_t[n, dg] dy_t[dg]
-            torch.bmm(h.view(nb, n, dg), dyP[s:e].view(nb, dg, 1), out=dCP[s:e].view(nb, n, 1))
-            gr = work.big[2][: e - s]
-            torch.mul(dyP[s:e], CP[s:e], out=gr)  # C_t dy_t, the input of the adjoint recurrence
-            R = _scan_chunks(a.view(k, p.T, p.M), gr.view(k, p.T, p.M), ptot, R, not reverse, True,
-                             work.pp, work.buf)  # gr now holds dh_t
-            torch.bmm(BP[s:e].view(nb, 1, n), gr.view(nb, n, dg), out=dxP[s:e].view(nb, 1, dg))
-            torch.bmm(gr.view(nb, n, dg), xP[s:e].view(nb, dg, 1), out=dBP[s:e].view(nb, n, 1))
-            # ∂loss/∂(Δ_t A) = dh_t ⊙ a_t ⊙ h_{t-1}, formed in a's buffer (a_t h_{t-1} = h_t - b_t would lose
-            # precision by cancellation when the decay is strong).
-            a2, h2 = a.view(e - s, p.M), h.view(e - s, p.M)
-            if reverse:  # the previous state of position t is h_{t+1}; at the block end, the block's start
-                a2[:-1].mul_(h2[1:])
-                a2[-1].mul_(starts[j])
-            else:
-                a2[1:].mul_(h2[:-1])
-                a2[0].mul_(starts[j])
-            a.mul_(gr)
-            dA += (a * dtP[s:e]).sum((0, 1))
-            a.mul_(A_nat)
-            torch.sum(a, dim=-2, keepdim=True, out=ddtP[s:e])
-        ddt = _from_pos_major(ddtP, L, b, d)
-        dx = _from_pos_major(dxP, L, b, d)
-        dB = _from_pos_major(dBP, L, b, g * n).view(b, g, n, L)
-        dC = _from_pos_major(dCP, L, b, g * n).view(b, g, n, L)
-        dA_out = dA.transpose(1, 2).reshape(d, n)
-        dh0 = R.view(b, g, n, dg).transpose(-1, -2).reshape(b, d, n)
-        return ddt, dx, dA_out, dB, dC, dh0, None, None, None
+        dy = torch.zeros(u.shape, dtype=cd, device=dev) if dy is None else _channel_major(dy)
+        w = _Work(p, cd, dev, 3)
+        R = w.carry[1]
+        R.copy_(S.lanes(dh_last.to(cd)) if dh_last is not None else torch.zeros(M, dtype=cd, device=dev))
+        du = torch.empty(u.shape, dtype=u.dtype, device=dev)
+        ddelta = torch.empty(delta.shape, dtype=delta.dtype, device=dev)
+        dz = torch.empty(z.shape, dtype=z.dtype, device=dev) if z is not None and need[6] else None
+        dBP, dCP = torch.zeros_like(S.BP), torch.zeros_like(S.CP)
+        dA = torch.zeros(g, n, dg, dtype=cd, device=dev)
+        A_nat = S.A.view(g, dg, n).transpose(1, 2).contiguous()  # (g, n, dg): d(Δ·A)/dΔ
+        dD = torch.zeros(d, dtype=cd, device=dev) if D is not None else None
+        dbias = torch.zeros(d, dtype=cd, device=dev) if bias is not None else None
+        for i in p.spans(not S.reverse):
+            S0, E0 = p.span(i)
+            l = E0 - S0
+            un = S.u[:, :, S0:E0]
+            raw, dt, dtP, xP = S.span_inputs(w, S0, E0)
+            lp = dtP.shape[0]
+            # gradient of the ungated output: dy · silu(z); and dz = dy · y_pre · silu'(z)
+            dyn = w.nat(2, l).copy_(dy[:, :, S0:E0])
+            if S.z is not None:
+                zn = w.nat(3, l).copy_(S.z[:, :, S0:E0])
+                sig = torch.sigmoid(zn)
+                silu = zn * sig
+                if dz is not None:  # silu'(z) = σ(z) (1 + z (1 - σ(z)))
+                    zn.sub_(silu).add_(1.0).mul_(sig).mul_(dyn).mul_(ypre[:, :, S0:E0])
+                    dz[:, :, S0:E0].copy_(zn)
+                dyn.mul_(silu)
+            if dD is not None:
+                dD += torch.mul(dyn, un, out=w.nat(4, l)).sum((0, 2))
+            dyP = _to_pm(dyn, w.pm(2, lp))
+            dyP[l:].zero_()
+            dxP, ddtP = w.pm(3, lp), w.pm(4, lp)
+            for j, s, _, k in p.blocks(i, not S.reverse):
+                o, kT = s - S0, k * p.T
+                nb = kT * b * g
+                dyb, xb, dtb = dyP[o : o + kT], xP[o : o + kT], dtP[o : o + kT]
+                ptot = w.ptot[o // p.T : o // p.T + k]
+                # the block's states again, from its saved start state
+                a, h, _ = S.states(w, dtb, xb, ptot, s, k, starts[j], w.carry[0], w.big[1])
+                # dC_t[n] = Σ_dg dy_t[dg] h_t[n, dg]. As a row times a transposed matrix: MKL's batched
+                # matrix-vector form (n×dg)·(dg×1) measured ten times slower here.
+                if need[4]:
+                    torch.bmm(dyb.view(nb, 1, dg), h.view(nb, n, dg).transpose(1, 2),
+                              out=dCP[s : s + kT].view(nb, 1, n))
+                gr = w.big[2][:kT]  # C_t dy_t, then the adjoint dh_t
+                torch.mul(dyb.view(kT, b, g, 1, dg), S.CP[s : s + kT].unsqueeze(-1), out=gr)
+                R = _scan_chunks(w, a, gr, k, ptot.view(k, M), R, not S.reverse, True, R)
+                # dx_t[dg] = Σ_n B_t[n] dh_t[n, dg]; dB_t[n] = Σ_dg x_t[dg] dh_t[n, dg]
+                torch.bmm(S.BP[s : s + kT].view(nb, 1, n), gr.view(nb, n, dg),
+                          out=dxP[o : o + kT].view(nb, 1, dg))
+                if need[3]:
+                    torch.bmm(xb.view(nb, 1, dg), gr.view(nb, n, dg).transpose(1, 2),
+                              out=dBP[s : s + kT].view(nb, 1, n))
+                # q = dh_t ⊙ a_t ⊙ h_prev, the gradient of the log-decay Δ_t·A (h_prev: the state before t in
+                # scan order, the block's saved start for its first position). Formed from a_t·h_prev rather
+                # than h_t - x_t, which would lose precision by cancellation when the decay is strong.
+                a2, h2 = a.view(kT, M), h.view(kT, M)
+                if S.reverse:
+                    a2[:-1].mul_(h2[1:])
+                    a2[-1].mul_(starts[j])
+                else:
+                    a2[1:].mul_(h2[:-1])
+                    a2[0].mul_(starts[j])
+                a.mul_(gr)
+                if need[2]:
+                    dA += torch.mul(a, dtb.view(kT, b, g, 1, dg), out=h).sum((0, 1))
+                a.mul_(A_nat)
+                torch.sum(a, dim=3, out=ddtP[o : o + kT].view(kT, b, g, dg))
+            # back to channel-major: du = dx·Δ + dy·D; dΔ = Σ_n q·A + dx·u, through softplus and the bias
+            dxn = _from_pm(dxP, w.nat(4, l))
+            ddtn = _from_pm(ddtP, w.nat(5, l))
+            ddtn.addcmul_(dxn, un)
+            dxn.mul_(dt)
+            if S.D is not None:
+                dxn.addcmul_(dyn, S.D)
+            du[:, :, S0:E0].copy_(dxn)
+            if S.softplus:
+                ddtn.mul_(torch.sigmoid(raw))
+            ddelta[:, :, S0:E0].copy_(ddtn)
+            if dbias is not None:
+                dbias += ddtn.sum((0, 2))
+        dB = dBP[:L].permute(1, 2, 3, 0).to(B.dtype) if need[3] else None
+        dC = dCP[:L].permute(1, 2, 3, 0).to(C.dtype) if need[4] else None
+        dA_out = dA.transpose(1, 2).reshape(d, n).to(A.dtype)
+        dD_out = None if dD is None else dD.to(D.dtype)
+        dbias_out = None if dbias is None else dbias.to(bias.dtype)
+        dh0 = None if h0 is None else S.unlanes(R).to(h0.dtype)
+        return du, ddelta, dA_out, dB, dC, dD_out, dz, dbias_out, dh0, None, None, None, None, None, None
 
 
-def _core(u, delta, A, B, C, D, delta_bias, delta_softplus, initial_state, reverse, chunk_size, block_chunks):
-    """Ungated ``(y (b, d, L), h_last (b, d, n))`` in the compute dtype (fp64 for fp64 ``u``, else fp32)."""
-    shapes = check_scan_inputs(u, delta, A, B, C, D, None, delta_bias, initial_state)
+def _core(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, reverse, chunk_size,
+          block_chunks, out_dtype):
+    """``(y (b, d, L) in out_dtype, h_last (b, d, n))``; h_last in fp64 for fp64 ``u``, else fp32."""
+    shapes = check_scan_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state)
     batch, dim, length, d_state, groups = shapes
     cd = torch.float64 if u.dtype == torch.float64 else torch.float32
-    uc = u.to(cd)
-    dt = delta.to(cd)
-    if delta_bias is not None:
-        dt = dt + delta_bias.to(cd)[:, None]
-    if delta_softplus:
-        dt = F.softplus(dt)
-    Bg = (B.unsqueeze(1) if groups == 0 else B).to(cd)
-    Cg = (C.unsqueeze(1) if groups == 0 else C).to(cd)
-    if initial_state is None:
-        h0 = uc.new_zeros(batch, dim, d_state)
-    else:
-        h0 = initial_state.to(cd)
     if length == 0:
-        y, h = uc.new_zeros(batch, dim, 0), h0
-    else:
-        y, h = _ChunkedScan.apply(dt, dt * uc, A.to(cd), Bg, Cg, h0, reverse, chunk_size, block_chunks)
-    if D is not None:
-        y = y + D.to(cd)[:, None] * uc
-    return y, h
+        h = initial_state.to(cd) if initial_state is not None else u.new_zeros(batch, dim, d_state, dtype=cd)
+        y = u.new_zeros(batch, dim, 0, dtype=out_dtype)
+        return y, h
+    B4 = B.unsqueeze(1) if groups == 0 else B
+    C4 = C.unsqueeze(1) if groups == 0 else C
+    tensors = (u, delta, A, B4, C4, D, z, delta_bias, initial_state)
+    keep = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    return _ChunkedScan.apply(*tensors, bool(delta_softplus), bool(reverse), chunk_size, block_chunks, keep,
+                              out_dtype)
+
+
+def _check_sizes(chunk_size: int | None, block_chunks: int | None) -> None:
+    if (chunk_size is not None and chunk_size < 1) or (block_chunks is not None and block_chunks < 1):
+        raise ValueError(f"chunk_size and block_chunks must be >= 1, got {chunk_size}, {block_chunks}")
 
 
 def selective_scan_chunked(
@@ -300,8 +474,9 @@ def selective_scan_chunked(
         u, delta, z: ``(batch, dim, length)``; A ``(dim, d_state)``; B, C ``(batch, d_state, length)`` or
             ``(batch, groups, d_state, length)``; D, delta_bias ``(dim,)``;
             initial_state ``(batch, dim, d_state)``.
-        chunk_size: positions per chunk ``T`` (default 8).
-        block_chunks: chunks per block ``K`` (default: ~128K lanes per loop op, <= 1M elements per block).
+        chunk_size: positions per chunk ``T`` (default 16).
+        block_chunks: chunks per block ``K`` (default: ~64K lanes per loop op, <= 1M state elements per
+            block).
 
     Returns:
         ``y`` in ``u.dtype`` or ``(y, h_last)``; computed in fp32 (fp64 when ``u`` is fp64), ``h_last`` in
@@ -310,15 +485,9 @@ def selective_scan_chunked(
     Raises:
         ValueError: inconsistent shapes (see ``check_scan_inputs``) or a non-positive chunk size.
     """
-    if (chunk_size is not None and chunk_size < 1) or (block_chunks is not None and block_chunks < 1):
-        raise ValueError(f"chunk_size and block_chunks must be >= 1, got {chunk_size}, {block_chunks}")
-    if z is not None and tuple(z.shape) != tuple(u.shape):
-        raise ValueError(f"selective_scan: z must have shape {tuple(u.shape)}, got {tuple(z.shape)}")
-    y, h = _core(u, delta, A, B, C, D, delta_bias, delta_softplus, initial_state, reverse, chunk_size,
-                 block_chunks)
-    if z is not None:
-        y = y * F.silu(z.to(y.dtype))
-    y = y.to(u.dtype)
+    _check_sizes(chunk_size, block_chunks)
+    y, h = _core(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, reverse, chunk_size,
+                 block_chunks, u.dtype)
     return (y, h) if return_final_state else y
 
 
@@ -348,14 +517,17 @@ def bidirectional_selective_scan_chunked(
     Each ``*_rev`` left as None reuses the forward tensor; the sum is formed in fp32 and cast once.
 
     Raises:
-        ValueError: inconsistent shapes in either direction.
+        ValueError: inconsistent shapes in either direction, or a non-positive chunk size.
     """
+    _check_sizes(chunk_size, block_chunks)
     if z is not None and tuple(z.shape) != tuple(u.shape):
         raise ValueError(f"selective_scan: z must have shape {tuple(u.shape)}, got {tuple(z.shape)}")
     ur = u if u_rev is None else u_rev
     if tuple(ur.shape) != tuple(u.shape):
         raise ValueError(f"selective_scan: u_rev must have shape {tuple(u.shape)}, got {tuple(ur.shape)}")
-    y_f, _ = _core(u, delta, A, B, C, D, delta_bias, delta_softplus, None, False, chunk_size, block_chunks)
+    cd = torch.float64 if u.dtype == torch.float64 else torch.float32
+    y_f, _ = _core(u, delta, A, B, C, D, None, delta_bias, delta_softplus, None, False, chunk_size,
+                   block_chunks, cd)
     y_r, _ = _core(
         ur,
         delta if delta_rev is None else delta_rev,
@@ -363,12 +535,14 @@ def bidirectional_selective_scan_chunked(
         B if B_rev is None else B_rev,
         C if C_rev is None else C_rev,
         D if D_rev is None else D_rev,
+        None,
         delta_bias if delta_bias_rev is None else delta_bias_rev,
         delta_softplus,
         None,
         True,
         chunk_size,
         block_chunks,
+        cd,
     )
     y = y_f + y_r
     if z is not None:
