@@ -1,14 +1,23 @@
 """CPU selective-scan benchmark: the chunked PyTorch backend against the sequential reference.
 
-Default problem (issue 3): batch 2, dim 256, d_state 16, length 4096, fp32 inputs, with D, z gating,
-delta bias and softplus (what a Mamba layer passes); ``--plain`` times the bare scan. Timings are
-wall-clock (``time.perf_counter``) with the two backends interleaved repeat by repeat, so that load from
-other processes hits both alike; we report the median and the minimum. The load average before and after
-is recorded: on a shared 2-core VM, numbers taken under load are not comparable.
+Problems: batch x dim x d_state x length, fp32 inputs, with D, z gating, delta bias and softplus (what a
+Mamba layer passes). The default cases are issue 3's (2 x 256 x 16 x 4096) and a few others (lengths 1000
+and 16384, batch 1); ``--case B,D,N,L`` replaces them.
 
-    python benchmarks/bench_scan_cpu.py                      # forward, no autograd
-    python benchmarks/bench_scan_cpu.py --grad --backward    # also forward with autograd, forward+backward
-    python benchmarks/bench_scan_cpu.py --json out.json
+Time: wall-clock (``time.perf_counter``) of one call, after one warm-up call of each backend, the two
+backends interleaved repeat by repeat so that load from other processes hits both alike; we report the
+median and the minimum. ``fwd`` runs under ``torch.no_grad()``; ``fwd_bwd`` runs the forward with every
+input requiring grad and ``torch.autograd.grad`` for all of them. The 1-minute load average before and
+after each case is recorded: on a shared 2-core VM, timings taken under load are not comparable.
+
+Memory: torch allocates outside Python's heap, so ``tracemalloc`` cannot see it. Each (case, backend, mode)
+runs once more in a fresh interpreter (``--memory-child``) that builds the inputs (and the upstream
+gradient), records ``ru_maxrss``, makes one call, and records ``ru_maxrss`` again: the difference is the
+peak resident memory that call added on top of its inputs, outputs and gradients included. It is an upper
+bound on the working memory (the allocator may keep freed pages) and it does not depend on timing.
+
+    python benchmarks/bench_scan_cpu.py --json /tmp/scan-cpu.json
+    python benchmarks/bench_scan_cpu.py --case 2,256,16,4096 --modes fwd --repeats 9 --no-memory
 
 Never run as a test.
 """
@@ -20,6 +29,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,8 +40,12 @@ import torch
 from genomamba.ops.selective_scan_chunked import _Plan, selective_scan_chunked
 from genomamba.ops.selective_scan_ref import selective_scan_ref
 
+CASES = [(2, 256, 16, 4096), (2, 256, 16, 1000), (2, 256, 16, 16384), (1, 256, 16, 4096)]
+BACKENDS = {"reference": selective_scan_ref, "chunked": selective_scan_chunked}
+NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
-def _inputs(batch, dim, d_state, length, requires_grad=False, seed=0, plain=False):
+
+def _inputs(batch, dim, d_state, length, requires_grad=False, seed=0):
     g = torch.Generator().manual_seed(seed)
     t = {
         "u": torch.randn(batch, dim, length, generator=g),
@@ -43,29 +57,50 @@ def _inputs(batch, dim, d_state, length, requires_grad=False, seed=0, plain=Fals
         "z": torch.randn(batch, dim, length, generator=g),
         "delta_bias": torch.randn(dim, generator=g) * 0.1,
     }
-    if plain:  # the bare scan: no D, no gate, no bias, Δ used as given (small and positive)
-        t = {k: v for k, v in t.items() if k not in ("D", "z", "delta_bias")}
-        t["delta"] = torch.rand(batch, dim, length, generator=g) * 0.1 + 0.001
-    return {k: v.requires_grad_(requires_grad) for k, v in t.items()}
+    dy = torch.randn(batch, dim, length, generator=g)
+    return {k: v.requires_grad_(requires_grad) for k, v in t.items()}, dy
 
 
-def _call(fn, t, **kw):
-    if "z" not in t:
-        return fn(t["u"], t["delta"], t["A"], t["B"], t["C"], **kw)
-    return fn(t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"], t["z"], t["delta_bias"], True, **kw)
+def _call(fn, t):
+    return fn(*(t[k] for k in NAMES), True)
 
 
-def _time(fn, mode, t, dy):
-    start = time.perf_counter()
+def _run(fn, mode, t, dy):
     if mode == "fwd":
         with torch.no_grad():
-            _call(fn, t)
-    elif mode == "fwd_grad":
-        _call(fn, t)
-    else:
-        y = _call(fn, t)
-        torch.autograd.grad(y, [v for v in t.values()], dy)
+            return _call(fn, t), None
+    y = _call(fn, t)
+    return y, torch.autograd.grad(y, [t[k] for k in NAMES], dy)
+
+
+def _time(fn, mode, t, dy) -> float:
+    start = time.perf_counter()
+    _run(fn, mode, t, dy)
     return time.perf_counter() - start
+
+
+def _memory_child(backend: str, mode: str, case: tuple[int, ...]) -> None:
+    t, dy = _inputs(*case, requires_grad=mode != "fwd")
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _run(BACKENDS[backend], mode, t, dy)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"base_MiB": round(base / 1024, 1), "added_MiB": round((peak - base) / 1024, 1)}))
+
+
+def _memory(backend: str, mode: str, case: tuple[int, ...]) -> dict:
+    cmd = [sys.executable, __file__, "--memory-child", backend, mode, ",".join(map(str, case))]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _errors(t, dy) -> dict:
+    """Chunked against the fp32 reference on this problem: output and every input gradient."""
+    ref_y, ref_g = _run(selective_scan_ref, "fwd_bwd", t, dy)
+    y, g = _run(selective_scan_chunked, "fwd_bwd", t, dy)
+    out = {"y": (y - ref_y).abs().max().item() / ref_y.abs().max().item()}
+    for k, a, b in zip(NAMES, g, ref_g, strict=True):
+        out["d" + k] = (a - b).abs().max().item() / b.abs().max().item()
+    return {k: float(f"{v:.2g}") for k, v in out.items()}
 
 
 def _commit() -> str:
@@ -90,68 +125,68 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--dim", type=int, default=256)
-    ap.add_argument("--d-state", type=int, default=16)
-    ap.add_argument("--length", type=int, default=4096)
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--chunk-size", type=int, default=None)
-    ap.add_argument("--block-chunks", type=int, default=None)
-    ap.add_argument("--plain", action="store_true", help="bare scan: no D, z, delta bias or softplus")
-    ap.add_argument("--grad", action="store_true", help="also time the forward with autograd recording")
-    ap.add_argument("--backward", action="store_true", help="also time forward+backward (reference is slow)")
-    ap.add_argument("--json", help="write the results here as JSON")
-    args = ap.parse_args(argv)
-
-    size = (args.batch, args.dim, args.d_state, args.length)
-    chunked = lambda *a, **k: selective_scan_chunked(  # noqa: E731
-        *a, chunk_size=args.chunk_size, block_chunks=args.block_chunks, **k)
-    backends = {"reference": selective_scan_ref, "chunked": chunked}
-    plan = _Plan(args.batch, 1, args.dim, args.d_state, args.length, args.chunk_size, args.block_chunks)
-
-    # correctness of this exact problem, against the fp32 reference
-    t = _inputs(*size, plain=args.plain)
-    with torch.no_grad():
-        err = (_call(chunked, t) - _call(selective_scan_ref, t)).abs().max().item()
-
-    modes = ["fwd"] + (["fwd_grad"] if args.grad else []) + (["fwd_bwd"] if args.backward else [])
-    load_before = os.getloadavg()
-    results = {}
+def _bench_case(case, modes, repeats, memory) -> dict:
+    b, d, n, L = case
+    plan = _Plan(b, 1, d, n, L, None, None)
+    res = {"batch": b, "dim": d, "d_state": n, "length": L,
+           "chunked_plan": {"chunk_size": plan.T, "block_chunks": plan.K, "span_positions": plan.Ls},
+           "loadavg_before": round(os.getloadavg()[0], 2)}
     for mode in modes:
-        t = _inputs(*size, requires_grad=(mode != "fwd"), plain=args.plain)
-        dy = torch.randn(args.batch, args.dim, args.length)
-        reps = args.repeats if mode != "fwd_bwd" else max(2, args.repeats // 3)
-        for fn in backends.values():  # warm-up (allocator, thread pool)
+        t, dy = _inputs(*case, requires_grad=mode != "fwd")
+        reps = repeats if mode == "fwd" or L <= 4096 else max(1, repeats // 3)
+        for fn in BACKENDS.values():  # warm-up (allocator, thread pool, lazy initialisation)
             _time(fn, mode, t, dy)
-        times = {name: [] for name in backends}
+        times = {name: [] for name in BACKENDS}
         for _ in range(reps):
-            for name, fn in backends.items():
+            for name, fn in BACKENDS.items():
                 times[name].append(_time(fn, mode, t, dy))
         med = {k: statistics.median(v) for k, v in times.items()}
         best = {k: min(v) for k, v in times.items()}
-        results[mode] = {
+        r = res[mode] = {
             "repeats": reps,
             "median_ms": {k: round(v * 1e3, 2) for k, v in med.items()},
             "min_ms": {k: round(v * 1e3, 2) for k, v in best.items()},
             "speedup_median": round(med["reference"] / med["chunked"], 1),
             "speedup_min": round(best["reference"] / best["chunked"], 1),
         }
-        r, ms = results[mode], results[mode]["median_ms"]
-        print(f"{mode:8s} reference {ms['reference']:9.1f} ms   chunked {ms['chunked']:8.1f} ms"
-              f"   speed-up x{r['speedup_median']} (median), x{r['speedup_min']} (min)", file=sys.stderr)
+        if memory:
+            r["peak_added_MiB"] = {k: _memory(k, mode, case)["added_MiB"] for k in BACKENDS}
+        ms = r["median_ms"]
+        print(f"{b}x{d}x{n}x{L} {mode:7s} reference {ms['reference']:9.1f} ms   "
+              f"chunked {ms['chunked']:8.1f} ms   x{r['speedup_median']} (median), x{r['speedup_min']} (min)"
+              + (f"   peak +MiB {r['peak_added_MiB']}" if memory else ""), file=sys.stderr, flush=True)
+    t, dy = _inputs(*case, requires_grad=True)
+    res["max_rel_diff_vs_reference"] = _errors(t, dy)
+    res["loadavg_after"] = round(os.getloadavg()[0], 2)
+    return res
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", action="append", help="B,D,N,L (repeatable); default: the four CASES")
+    ap.add_argument("--modes", default="fwd,fwd_bwd")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-memory", action="store_true", help="skip the fresh-process peak-memory runs")
+    ap.add_argument("--json", help="write the results here as JSON")
+    ap.add_argument("--memory-child", nargs=3, metavar=("BACKEND", "MODE", "CASE"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.memory_child:
+        backend, mode, case = args.memory_child
+        _memory_child(backend, mode, tuple(int(x) for x in case.split(",")))
+        return {}
+
+    cases = [tuple(int(x) for x in c.split(",")) for c in args.case] if args.case else CASES
+    modes = args.modes.split(",")
     report = {
-        "problem": {"batch": args.batch, "dim": args.dim, "d_state": args.d_state, "length": args.length,
-                    "dtype": "float32", "gated": not args.plain},
-        "chunked_plan": {"chunk_size": plan.T, "block_chunks": plan.K, "block_positions": plan.Lb,
-                         "work_array_MiB": round(plan.Lb * plan.M * 4 / 2**20, 1)},
-        "max_abs_diff_vs_reference": err,
-        "results": results,
+        "problem": "gated scan (D, z, delta bias, softplus), fp32 inputs; batch x dim x d_state x length",
+        "timing": "wall clock, one warm-up, backends interleaved; fwd under no_grad, fwd_bwd = forward + "
+                  "autograd.grad of all inputs",
+        "memory": "ru_maxrss growth over one call in a fresh process, inputs already built",
+        "cases": [_bench_case(c, modes, args.repeats, not args.no_memory) for c in cases],
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version(),
-                    "loadavg_before": [round(x, 2) for x in load_before],
-                    "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+                    "torch": torch.__version__, "mkl": torch.backends.mkl.is_available(),
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                    "python": platform.python_version()},
         "commit": _commit(),
         "date": datetime.date.today().isoformat(),
     }

@@ -83,6 +83,21 @@ def test_extreme_decays_stay_finite_and_exact():
     assert (h.double() - h0).abs().max() <= 1e-5 * h0.abs().max()
 
 
+@pytest.mark.parametrize("overrides, chunk_size, block_chunks", [
+    (dict(length=203, has_initial_state=True, return_final_state=True), 4, 3),
+    (dict(length=203, groups=2, reverse=True, has_initial_state=True, return_final_state=True), 4, 3),
+    (dict(length=97, dtype=BF16, reverse=True, has_z=False), 5, 2),
+])
+def test_several_spans(monkeypatch, overrides, chunk_size, block_chunks):
+    # The channel-major work goes span by span (several blocks each); shrink spans to 1-3 blocks so that a
+    # short sequence crosses span borders, ends with a partial span and a partial chunk, in both directions.
+    monkeypatch.setattr(chunked_mod, "_SPAN_ELEMENTS", 2 * 4 * 30)
+    plan = chunked_mod._Plan(2, 1, 4, 4, overrides["length"], chunk_size, block_chunks)
+    assert plan.nspan >= 3 and 1 < plan.m < plan.nblk
+    fn = functools.partial(selective_scan_chunked, chunk_size=chunk_size, block_chunks=block_chunks)
+    run_case(fn, make_case(**overrides))
+
+
 def test_work_memory_is_bounded_by_the_block(monkeypatch):
     # Work arrays hold one block (T*K positions), never the whole sequence, and the autograd graph saves
     # only O(inputs): no (batch, dim, length, d_state) tensor anywhere.
