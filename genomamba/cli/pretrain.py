@@ -24,15 +24,15 @@ are errors. Command-line options win over run.yaml; defaults are in docs/trainin
 RUN_DIR (--out): run_config.json, metrics.jsonl (one line per step), metrics.png,
 checkpoints/step-XXXXXX/ (resume state, atomic), model/ (the final model directory).
 SIGTERM/SIGINT write a checkpoint after the current step and stop; --resume continues exactly.
+Exit codes: 0 finished; 1 RUN_DIR already holds a run (use --resume); 2 usage or bad run config;
+65 missing or invalid token shards; 69 --device cuda without a GPU; 130/143 stopped by
+SIGINT/SIGTERM after writing a checkpoint.
 
 \b
 Several GPUs (one process each; see docs/training.md, "Several GPUs"):
   torchrun --nproc-per-node 2 $(which genomamba) pretrain --data ... --tokens-per-step ...
 The number of processes must divide the micro-batches of every step (exit 2 otherwise);
 only rank 0 writes to RUN_DIR; --deterministic also makes multi-process runs repeatable.
-Exit codes: 0 finished; 1 RUN_DIR already holds a run (use --resume); 2 usage or bad run config;
-65 missing or invalid token shards; 69 --device cuda without a GPU; 130/143 stopped by
-SIGINT/SIGTERM after writing a checkpoint.
 """
 
 

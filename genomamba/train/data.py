@@ -74,7 +74,7 @@ class CropSampler:
 
     Args:
         shards: opened directories (see :func:`open_shards`).
-        seed: seed of the generator (crops, strands; the trainer's masking uses :attr:`rng` too).
+        seed: seed of the sampler's own generator :attr:`rng` (used when :meth:`sample` gets none).
         max_n_fraction: windows with a larger fraction of N are skipped.
         rc_augment: reverse-complement each crop with probability 1/2.
 
