@@ -21,6 +21,9 @@ COMMANDS: dict[str, str] = {
     "validate": "genomamba.cli.validate:validate",
     "doctor": "genomamba.cli.doctor:doctor",
     "pretrain": "genomamba.cli.pretrain:pretrain",
+    "finetune": "genomamba.cli.finetune:finetune",
+    "evaluate": "genomamba.cli.evaluate:evaluate",
+    "make-task": "genomamba.cli.make_task:make_task",
 }
 
 

@@ -1,0 +1,79 @@
+"""``genomamba evaluate``: metrics of a fine-tuned model on a labelled file (genomamba.train.evaluate)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from genomamba.errors import GenomambaError
+
+EPILOG = """\b
+Examples:
+  genomamba evaluate ft/demo/model --data test.csv
+  genomamba evaluate ft/demo/model --data task.csv --split test --out ft/demo/eval
+  genomamba evaluate ft/peaks/model --data held_out.bed --genome hg38.fa --out eval/peaks
+  genomamba evaluate ft/prom/model --data promoter=prom_test.fa --data random=bg_test.fa
+
+\b
+--data takes the formats of `genomamba finetune` (CSV/TSV with sequence,label columns; BED with
+a label column and --genome; LABEL=FASTA, repeatable). Labels are mapped with the label map
+stored in the model directory: a label the model was never trained on is an error (exit 65).
+
+\b
+Output: without --out, metrics.json is printed to stdout. With --out DIR: DIR/metrics.json,
+DIR/confusion_matrix.png (binary, multiclass) and DIR/roc.png (binary, multilabel). Metrics:
+n, loss, accuracy, MCC, F1, precision, recall, AUROC, AUPRC, per-class counts (n, predicted,
+correct) and the confusion matrix; regression: MSE, RMSE, MAE, R2, Pearson, Spearman.
+
+\b
+Exit codes: 0 done; 2 usage; 65 invalid data, an unknown label, or a model directory that
+cannot be loaded or has no sequence head; 69 --device cuda without a GPU.
+"""
+
+
+@click.command("evaluate", epilog=EPILOG)
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    metavar="FILE|LABEL=FASTA",
+    help="Labelled data (LABEL=FASTA is repeatable).",
+)
+@click.option("--genome", type=click.Path(exists=True, dir_okay=False), help="FASTA for BED data.")
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "test"]),
+    help="Only the rows whose split column says so. [default: all rows]",
+)
+@click.option("--out", type=click.Path(file_okay=False), help="Write metrics.json and plots here.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, help="Sequences per forward pass.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run.")
+@click.option("--lenient", is_flag=True, help="Read invalid sequence characters as N.")
+def evaluate(model_dir: str, data: tuple[str, ...], **options) -> None:
+    """Evaluate the fine-tuned model in MODEL_DIR on labelled data."""
+    from pathlib import Path
+
+    from genomamba.io.labels import parse_input
+
+    for value in data:
+        if not Path(parse_input(value)[1]).is_file():
+            raise click.BadParameter(f"no such file: {parse_input(value)[1]}", param_hint="--data")
+    from genomamba.train.evaluate import evaluate as run_evaluate
+
+    try:
+        report = run_evaluate(model_dir, list(data), log=_log, **options)
+    except GenomambaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except ValueError as exc:  # e.g. BED without --genome, FASTA classes mixed with a table
+        raise click.UsageError(str(exc)) from exc
+    if options["out"] is None:
+        click.echo(json.dumps(report, indent=2))
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)

@@ -1,0 +1,180 @@
+"""``genomamba finetune``: train a sequence classifier or regressor (genomamba.train.finetune)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from genomamba.errors import GenomambaError
+
+EPILOG = """\b
+Examples:
+  genomamba finetune --train task.csv --model runs/demo/model --out ft/demo
+  genomamba finetune --train peaks.bed --genome hg38.fa --test test.bed --preset tiny --out ft/peaks
+  genomamba finetune --class promoter=prom.fa --class random=bg.fa --preset tiny --out ft/prom
+  genomamba finetune --train task.csv --preset tiny --out ft/seeds --seeds 1,2,3,4,5
+
+\b
+Input formats (--train, --val, --test; chosen by the file name, any compression):
+  CSV (.csv) or TSV (.tsv/.tab/.txt): a header row with the columns sequence and label, and
+    optionally id, group (rows of one group never straddle train and validation) and split
+    (train/val/test: val and test rows of the --train file are the validation and test sets).
+    Multi-label rows separate their labels with ';'.
+  BED (.bed) + --genome FASTA: chrom, start, end (0-based, half-open) and the label as the 4th
+    column (BED4), or a header line ('#chrom start end name label strand group split', any
+    order) naming a label column; group defaults to the chromosome; strand '-' is reverse
+    complemented.
+  FASTA per class: LABEL=FILE (repeatable; --class LABEL=FILE is --train LABEL=FILE): every record
+    is one example of that class.
+Sequences: A C G T N in any case; IUPAC codes read as N; anything else is an error (--lenient: N).
+
+\b
+Tasks: inferred from the training labels (override with --task): ';' anywhere -> multilabel;
+numbers with a fraction -> regression; two labels -> binary (the second in sorted order is the
+positive class unless --positive names it); more -> multiclass. A label in validation or test
+data that the training data lacks is an error.
+
+\b
+Without validation data, --val-fraction of the training groups (seeded) is held out. Early
+stopping on the validation --metric (default: mcc; auroc for multilabel; loss for regression)
+after --patience epochs without improvement; the best epoch's model is exported.
+
+\b
+OUT: finetune_config.json, metrics.jsonl (per epoch), metrics.json (val and test metrics: accuracy,
+MCC, F1, AUROC, AUPRC, per-class counts, confusion matrix), confusion_matrix.png, roc.png, model/
+(the best model with its label map). --seeds 1,2,3: one run per seed in OUT/seed-N/, and
+OUT/summary.json + summary.md with mean, std and spread (max - min) of every metric.
+
+\b
+Exit codes: 0 done; 1 OUT is not empty (pass --overwrite); 2 usage (e.g. --model and --preset
+together, BED without --genome); 65 invalid labelled data (message names file, line, column) or
+model directory; 69 --device cuda without a GPU.
+"""
+
+
+def _inputs(values: tuple[str, ...], option: str) -> list[str]:
+    from pathlib import Path
+
+    from genomamba.io.labels import parse_input
+
+    for value in values:
+        path = parse_input(value)[1]
+        if not Path(path).is_file():
+            raise click.BadParameter(f"no such file: {path}", param_hint=option)
+    return list(values)
+
+
+@click.command("finetune", epilog=EPILOG)
+@click.option(
+    "--train",
+    "train",
+    multiple=True,
+    metavar="FILE|LABEL=FASTA",
+    help="Training data (LABEL=FASTA is repeatable).",
+)
+@click.option("--class", "classes", multiple=True, metavar="LABEL=FASTA", help="Same as --train LABEL=FASTA.")
+@click.option("--val", "val", multiple=True, metavar="FILE|LABEL=FASTA", help="Validation data.")
+@click.option("--test", "test", multiple=True, metavar="FILE|LABEL=FASTA", help="Test data.")
+@click.option("--genome", type=click.Path(exists=True, dir_okay=False), help="FASTA for BED inputs.")
+@click.option("--model", type=click.Path(exists=True, file_okay=False), help="Pretrained model directory.")
+@click.option("--preset", help="Or train from scratch: tiny, small-1k, base-131k, long-1m.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory OUT.")
+@click.option(
+    "--task",
+    type=click.Choice(["binary", "multiclass", "multilabel", "regression"]),
+    help="Override task inference.",
+)
+@click.option("--positive", help="Binary: the positive class label.")
+@click.option(
+    "--rc-strategy",
+    type=click.Choice(["none", "ps", "ph"]),
+    help="--preset only. [default: the preset's, ph]",
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(["mean", "max", "first", "last"]),
+    help="Head pooling. [default: mean]",
+)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Head dropout. [default: 0.1]")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of training groups held out when there is no validation data (0: none). [default: 0.1]",
+)
+@click.option("--epochs", type=click.IntRange(min=1), help="[default: 10]")
+@click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many optimiser steps.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="[default: 32]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate. [default: 1e-3]")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="[default: 0.01]")
+@click.option(
+    "--warmup-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="LR warm-up share of all steps. [default: 0.1]",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=0),
+    help="Epochs without improvement before stopping (0: never). [default: 3]",
+)
+@click.option(
+    "--metric",
+    help=(
+        "Early-stopping metric: loss, accuracy, mcc, f1, auroc, auprc (classification); r2, pearson, "
+        "spearman, mse, mae (regression)."
+    ),
+)
+@click.option(
+    "--rc-augment/--no-rc-augment",
+    default=None,
+    help="Reverse-complement training sequences at random. [default: on unless PS]",
+)
+@click.option("--seed", type=click.IntRange(min=0), help="[default: 0]")
+@click.option("--seeds", help="Several runs, e.g. 1,2,3,4,5 or 1-5: OUT/seed-N/ and OUT/summary.json.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
+@click.option("--lenient", is_flag=True, default=None, help="Read invalid sequence characters as N.")
+@click.option("--overwrite", is_flag=True, default=None, help="Replace the results in a non-empty OUT.")
+def finetune(classes: tuple[str, ...], seeds: str | None, **options) -> None:
+    """Fine-tune a model on labelled sequences and export the best one to OUT/model."""
+    from genomamba.model.config import ConfigError
+
+    train = list(options.pop("train")) + list(classes)
+    if not train:
+        raise click.UsageError("give training data: --train FILE or --class LABEL=FASTA")
+    options["train"] = _inputs(tuple(train), "--train/--class")
+    options["val"] = _inputs(options["val"], "--val")
+    options["test"] = _inputs(options["test"], "--test")
+    values = {k: v for k, v in options.items() if v is not None}
+    try:
+        from genomamba.train.finetune import FinetuneConfig, load_data
+        from genomamba.train.seeds import parse_seeds
+
+        seed_list = parse_seeds(seeds) if seeds is not None else None
+        config = FinetuneConfig(**values)
+        if config.preset is not None:
+            from genomamba.model.config import preset
+
+            preset(config.preset)  # an unknown name is a usage error, found before any data is read
+    except (ConfigError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from exc
+
+    from genomamba.train.finetune import finetune as run_finetune
+    from genomamba.train.seeds import finetune_seeds
+
+    progress = sys.stderr.isatty()
+    try:
+        try:
+            prepared = load_data(config)
+        except ValueError as exc:  # input combinations that cannot work together
+            raise click.UsageError(str(exc)) from exc
+        if seed_list is None:
+            run_finetune(config, prepared=prepared, progress=progress, log=_log)
+        else:
+            finetune_seeds(config, seed_list, prepared=prepared, progress=progress, log=_log)
+    except GenomambaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)

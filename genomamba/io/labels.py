@@ -1,0 +1,339 @@
+"""Labelled sequences for fine-tuning and evaluation: reading CSV/TSV, BED + genome, FASTA per class.
+
+numpy only (no torch). Three input formats, chosen by the file name (after a ``.gz``/``.bgz``/
+``.xz``/``.bz2`` suffix; the compression itself is recognised from the bytes):
+
+* **CSV / TSV** (``.csv``; ``.tsv``, ``.tab``, ``.txt``): a header row naming the columns
+  ``sequence`` and ``label`` (required) and optionally ``id``, ``group``, ``split``; other
+  columns are ignored. Multi-label rows list their labels separated by ``;``.
+* **BED** (``.bed``): ``chrom start end`` (0-based, half-open) plus the label, with sequences
+  fetched from ``genome`` (a plain or BGZF FASTA, through :mod:`genomamba.io.indexed`). Without
+  a header the 4th column is the label (BED4). With a header line (``#chrom start end name
+  label ...`` or the same without ``#``) the columns are found by name: ``label`` is required,
+  ``name`` (the id), ``strand`` (``-`` gives the reverse complement), ``group`` and ``split`` are
+  optional. ``track``/``browser`` lines and later ``#`` lines are skipped. ``group`` defaults
+  to the chromosome, so a grouped split keeps each chromosome on one side.
+* **FASTA per class**: ``LABEL=FILE`` (FASTA, any compression); every record of FILE is one
+  example with label LABEL, its id and group the record name.
+
+Sequences follow the alphabet's policy (:func:`genomamba.alphabet.encode`): any case, IUPAC codes
+read as N, anything else an error unless ``lenient``. ``split`` values are ``train``, ``val``
+(or ``validation``) and ``test``; empty means unassigned.
+
+Which task the labels pose and their numeric targets: :mod:`genomamba.io.targets`.
+
+Every error is an :class:`~genomamba.errors.InputDataError` (exit 65) whose message starts
+with the file and names the line (and column, or record) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genomamba.alphabet import InvalidCharacterError, encode, reverse_complement
+from genomamba.errors import InputDataError
+from genomamba.io.compression import open_input
+from genomamba.io.records import invalid_character_message
+
+SPLITS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+_COMPRESSION_SUFFIXES = (".gz", ".bgz", ".xz", ".bz2")
+_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".bed": "bed"}
+_BED_ALIASES = {"chr": "chrom", "seqid": "chrom", "chromstart": "start", "chromend": "end", "id": "name"}
+
+
+@dataclass
+class LabelledData:
+    """Examples in input order. ``sequences``: uint8 token-id arrays (alphabet ids, length >= 1);
+    ``labels``: the label as written (stripped); ``splits``: ``train``/``val``/``test`` or None;
+    ``sources``: where each example came from (``FILE: line N``), for error messages."""
+
+    ids: list[str] = field(default_factory=list)
+    sequences: list[np.ndarray] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    splits: list[str | None] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # the input files, for provenance
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, id_, sequence, label, group, split, source) -> None:
+        for name, value in zip(
+            ("ids", "sequences", "labels", "groups", "splits", "sources"),
+            (id_, sequence, label, group, split, source),
+            strict=True,
+        ):
+            getattr(self, name).append(value)
+
+    def subset(self, index) -> LabelledData:
+        """The examples at ``index`` (a sequence of ints or a boolean mask), in that order."""
+        index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, dtype=int)
+        pick = lambda values: [values[i] for i in index]  # noqa: E731
+        return LabelledData(
+            pick(self.ids),
+            pick(self.sequences),
+            pick(self.labels),
+            pick(self.groups),
+            pick(self.splits),
+            pick(self.sources),
+            list(self.files),
+        )
+
+
+# -- reading --------------------------------------------------------------------------------------
+def parse_input(value: str) -> tuple[str | None, str]:
+    """``"LABEL=FILE"`` -> ``(LABEL, FILE)``; a plain path (even one holding ``=``) -> ``(None, path)``."""
+    if "=" in value and not os.path.exists(value):
+        label, path = value.split("=", 1)
+        if label.strip() and path:
+            return label.strip(), path
+    return None, value
+
+
+def read_labelled(
+    inputs: str | list[str],
+    *,
+    genome: str | os.PathLike | None = None,
+    lenient: bool = False,
+    rna: bool = False,
+) -> LabelledData:
+    """Read one table/BED file, or one or more ``LABEL=FILE`` FASTA classes (not both).
+
+    Raises:
+        InputDataError: any problem with the data (see the module docstring).
+        ValueError: a mix of ``LABEL=FILE`` and plain files, several plain files, or BED without
+            ``genome`` (usage errors).
+    """
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+    parsed = [parse_input(v) for v in inputs]
+    classes = [(label, path) for label, path in parsed if label is not None]
+    if classes:
+        if len(classes) != len(parsed):
+            raise ValueError("give either one labelled file or LABEL=FASTA entries, not both")
+        return read_fasta_classes(classes, lenient=lenient, rna=rna)
+    if len(parsed) != 1:
+        raise ValueError(f"give one labelled file, got {len(parsed)}: {', '.join(inputs)}")
+    path = parsed[0][1]
+    kind = input_format(path)
+    if kind == "bed":
+        if genome is None:
+            raise ValueError(f"{path}: BED input needs --genome FASTA to fetch the sequences from")
+        return read_bed(path, genome, lenient=lenient, rna=rna)
+    return read_table(path, delimiter="," if kind == "csv" else "\t", lenient=lenient, rna=rna)
+
+
+def input_format(path: str | os.PathLike) -> str:
+    """``csv``, ``tsv`` or ``bed`` from the file name. Raises InputDataError for other names."""
+    name = Path(path).name.lower()
+    for suffix in _COMPRESSION_SUFFIXES:
+        name = name.removesuffix(suffix)
+    kind = _FORMATS.get(Path(name).suffix)
+    if kind is None:
+        raise InputDataError(
+            f"{path}: cannot tell the format from the file name; name it .csv, .tsv or .bed "
+            "(or give FASTA files as LABEL=FILE)"
+        )
+    return kind
+
+
+def _read_text(path: str | os.PathLike) -> str:
+    with open_input(path) as stream:
+        data = b"".join(stream.blocks())
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputDataError(f"{path}: line {line}: not valid UTF-8 text") from None
+
+
+def _encode(text: str, where: str, lenient: bool, rna: bool) -> np.ndarray:
+    """Token ids of a sequence cell; ``where`` names file, line and column for errors."""
+    sequence = text.strip()
+    if not sequence:
+        raise InputDataError(f"{where}: empty sequence")
+    try:
+        raw = sequence.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise InputDataError(
+            f"{where}, position {exc.start + 1}: invalid character {sequence[exc.start]!r} (not ASCII)"
+        ) from None
+    try:
+        ids, _, _ = encode(raw, rna=rna, lenient=lenient)
+    except InvalidCharacterError as exc:
+        message = invalid_character_message(exc.byte)
+        raise InputDataError(f"{where}, position {exc.offset + 1}: {message}") from None
+    return ids
+
+
+def _split_value(value: str, where: str) -> str | None:
+    value = value.strip().lower()
+    if not value:
+        return None
+    if value not in SPLITS:
+        raise InputDataError(f"{where}: split {value!r} is not one of train, val, test (or empty)")
+    return SPLITS[value]
+
+
+def read_table(
+    path: str | os.PathLike, *, delimiter: str = ",", lenient: bool = False, rna: bool = False
+) -> LabelledData:
+    """Read a CSV (``delimiter=","``) or TSV (``"\\t"``) file; see the module docstring."""
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        while header is not None and not any(cell.strip() for cell in header):
+            header = next(reader, None)
+    except csv.Error as exc:
+        raise InputDataError(f"{path}: line {reader.line_num}: {exc}") from None
+    if header is None:
+        raise InputDataError(f"{path}: empty file: expected a header row with the columns sequence,label")
+    header_line = reader.line_num
+    names = [cell.strip().lower() for cell in header]
+    duplicated = sorted({n for n in names if n and names.count(n) > 1})
+    if duplicated:
+        raise InputDataError(f"{path}: line {header_line}: duplicate column(s) {', '.join(duplicated)}")
+    missing = [c for c in ("sequence", "label") if c not in names]
+    if missing:
+        sep = "tab" if delimiter == "\t" else repr(delimiter)
+        raise InputDataError(
+            f"{path}: line {header_line}: missing column(s) {', '.join(map(repr, missing))} in the header "
+            f"(found: {', '.join(map(repr, names))}; columns separated by {sep})"
+        )
+    col = {name: names.index(name) for name in ("sequence", "label", "id", "group", "split") if name in names}
+    data = LabelledData(files=[str(path)])
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(names):
+                raise InputDataError(
+                    f"{path}: line {line}: {len(row)} field(s), but the header (line {header_line}) "
+                    f"has {len(names)}"
+                )
+            where = f"{path}: line {line}"
+            ids = _encode(row[col["sequence"]], f"{where}, column 'sequence'", lenient, rna)
+            id_ = row[col["id"]].strip() if "id" in col else ""
+            id_ = id_ or f"{Path(path).name}:{line}"
+            group = row[col["group"]].strip() if "group" in col else ""
+            split = _split_value(row[col["split"]], f"{where}, column 'split'") if "split" in col else None
+            data.add(id_, ids, row[col["label"]].strip(), group or id_, split, where)
+    except csv.Error as exc:
+        raise InputDataError(f"{path}: line {reader.line_num}: {exc}") from None
+    if not data.ids:
+        raise InputDataError(f"{path}: no data rows after the header (line {header_line})")
+    return data
+
+
+def _bed_header(fields: list[str]) -> list[str] | None:
+    """Column names when ``fields`` (a line split on tabs) is a header line, else None."""
+    first = fields[0]
+    if first.startswith("#"):
+        names = [f.strip().lower().lstrip("#") for f in fields]
+        return names if "label" in names or names[0] in ("chrom", "chr", "seqid") else None
+    if len(fields) >= 2 and not fields[1].strip().lstrip("-").isdigit():
+        return [f.strip().lower() for f in fields]
+    return None
+
+
+def read_bed(
+    path: str | os.PathLike, genome: str | os.PathLike, *, lenient: bool = False, rna: bool = False
+) -> LabelledData:
+    """Read a BED file with labels and fetch its intervals from ``genome``; see the module docstring."""
+    from genomamba.io.indexed import IndexedFasta
+
+    text = _read_text(path)
+    lines = [(n, line.rstrip("\r")) for n, line in enumerate(text.split("\n"), start=1)]
+    lines = [(n, line) for n, line in lines if line.strip() and not line.startswith(("track", "browser"))]
+    if not lines:
+        raise InputDataError(f"{path}: empty file: no BED intervals")
+    names = _bed_header(lines[0][1].split("\t"))
+    if names is None:
+        width = len(lines[0][1].split("\t"))
+        if width != 4:
+            raise InputDataError(
+                f"{path}: line {lines[0][0]}: {width} columns without a header line; give chrom, start, "
+                "end, label (BED4) or add a header line naming the columns "
+                "(e.g. '#chrom\\tstart\\tend\\tname\\tlabel')"
+            )
+        names = ["chrom", "start", "end", "label"]
+    else:
+        header_line = lines[0][0]
+        lines = lines[1:]
+        names = [_BED_ALIASES.get(n, n) for n in names]
+        missing = [c for c in ("chrom", "start", "end", "label") if c not in names]
+        if missing:
+            raise InputDataError(
+                f"{path}: line {header_line}: missing column(s) {', '.join(map(repr, missing))} in the "
+                f"header (found: {', '.join(map(repr, names))}; columns separated by tabs)"
+            )
+    col = {name: names.index(name) for name in names}
+    lines = [(n, line) for n, line in lines if not line.startswith("#")]
+    if not lines:
+        raise InputDataError(f"{path}: no intervals after the header")
+    data = LabelledData(files=[str(path), str(genome)])
+    with IndexedFasta(genome) as fasta:
+        for number, line in lines:
+            where = f"{path}: line {number}"
+            fields = line.split("\t")
+            if len(fields) != len(names):
+                raise InputDataError(f"{where}: {len(fields)} tab-separated column(s), expected {len(names)}")
+            chrom = fields[col["chrom"]].strip()
+            try:
+                start, end = int(fields[col["start"]]), int(fields[col["end"]])
+            except ValueError:
+                raise InputDataError(
+                    f"{where}: start and end (columns {col['start'] + 1}, {col['end'] + 1}) must be "
+                    f"integers, got {fields[col['start']]!r}, {fields[col['end']]!r}"
+                ) from None
+            if chrom not in fasta.lengths:
+                raise InputDataError(f"{where}: chromosome {chrom!r} is not in the genome {genome}")
+            length = fasta.lengths[chrom]
+            if not 0 <= start < end:
+                raise InputDataError(f"{where}: need 0 <= start < end, got start {start}, end {end}")
+            if end > length:
+                raise InputDataError(
+                    f"{where}: interval {chrom}:{start}-{end} runs past the end of {chrom!r} "
+                    f"(length {length:,}) in {genome}"
+                )
+            strand = fields[col["strand"]].strip() if "strand" in col else "+"
+            if strand not in ("+", "-", "."):
+                raise InputDataError(f"{where}: strand must be +, - or ., got {strand!r}")
+            raw = fasta.fetch(chrom, start, end)
+            try:
+                ids, _, _ = encode(raw, rna=rna, lenient=lenient)
+            except InvalidCharacterError as exc:
+                message = f"{chrom}:{start + exc.offset + 1}: {invalid_character_message(exc.byte)}"
+                raise InputDataError(f"{where}: {genome} {message}") from None
+            if strand == "-":
+                ids = reverse_complement(ids)
+            id_ = fields[col["name"]].strip() if "name" in col else ""
+            group = fields[col["group"]].strip() if "group" in col else ""
+            split = _split_value(fields[col["split"]], f"{where}, column 'split'") if "split" in col else None
+            label = fields[col["label"]].strip()
+            data.add(id_ or f"{chrom}:{start + 1}-{end}", ids, label, group or chrom, split, where)
+    return data
+
+
+def read_fasta_classes(
+    classes: list[tuple[str, str | os.PathLike]], *, lenient: bool = False, rna: bool = False
+) -> LabelledData:
+    """Every record of each FASTA file is one example of its class: ``[(label, path), ...]``."""
+    from genomamba.io.fasta import read_fasta
+
+    data = LabelledData(files=[str(path) for _, path in classes])
+    for label, path in classes:
+        for record in read_fasta(path, lenient=lenient, rna=rna, softmask=False):
+            where = f"{path}: record '{record.name}' (line {record.stats.header_line})"
+            data.add(record.name, record.ids, label, record.name, None, where)
+    return data

@@ -1,0 +1,436 @@
+"""Fine-tuning a sequence-level head (binary, multiclass, multilabel, regression): one readable loop.
+
+``finetune(config)`` trains a pretrained backbone (``config.model``, a model directory) with a new
+head, or a preset from scratch (``config.preset``), on labelled sequences
+(:mod:`genomamba.io.labels`) and writes into OUT (``config.out``)::
+
+    finetune_config.json   the resolved FinetuneConfig
+    metrics.jsonl          one record per epoch: step, lr, train_loss, val_<metric> ...
+    metrics.json           task, label map, best epoch, val (and test) metrics with counts
+    confusion_matrix.png   of the test split (else validation): binary, multiclass
+    roc.png                of the same split: binary, multilabel
+    model/                 the best model by the validation metric (genomamba.checkpoint); its
+                           config.json holds the task (head.problem_type), the output names
+                           (head.labels; binary: the positive class) and the whole label map
+                           (provenance.finetune.label_map)
+
+Data: rows of the training input whose ``split`` column says ``val``/``test`` are the validation
+and test sets unless ``--val``/``--test`` files are given; without validation rows a seeded
+fraction of the training groups (``group`` column; default one group per row, per chromosome for
+BED) is held out, so a group never straddles train and validation. Batches are right-padded with
+an attention mask (padding never changes a sequence's result). Optimiser: AdamW (no decay on
+1-D and ``_no_weight_decay`` parameters), linear warm-up then cosine decay, gradient clipping.
+Reverse complement: Ph (and ``none``) models see each training sequence reverse-complemented with
+probability 1/2 and are conjoined over both strands at evaluation; PS models are RC-invariant by
+construction. Early stopping: after ``patience`` epochs without improvement of the validation
+metric. On CPU a run is deterministic given ``seed`` (split, initialisation, order, strands,
+dropout).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genomamba.alphabet import reverse_complement
+from genomamba.errors import GenomambaError, InputDataError
+from genomamba.io.labels import LabelledData, read_labelled
+from genomamba.io.targets import TaskSpec, encode_targets, infer_task
+from genomamba.model.config import ConfigError
+from genomamba.train.evaluate import (
+    EVAL_BATCH_SIZE,
+    METRICS_JSON,
+    autocast_for,
+    head_labels,
+    pad_batch,
+    score_data,
+    write_report,
+)
+from genomamba.train.schedule import lr_factor
+from genomamba.train.scores import LOWER_IS_BETTER, headline, write_json_atomic, write_jsonl_atomic
+
+CONFIG_JSON = "finetune_config.json"
+EPOCHS_JSONL = "metrics.jsonl"
+MODEL_DIR = "model"
+DEFAULT_METRIC = {"binary": "mcc", "multiclass": "mcc", "multilabel": "auroc", "regression": "loss"}
+_METRICS = {
+    "binary": ("loss", "accuracy", "mcc", "f1", "auroc", "auprc"),
+    "multiclass": ("loss", "accuracy", "mcc", "f1", "auroc", "auprc"),
+    "multilabel": ("loss", "accuracy", "label_accuracy", "mcc", "f1", "auroc", "auprc"),
+    "regression": ("loss", "mse", "rmse", "mae", "r2", "pearson", "spearman"),
+}
+
+
+class OutputExistsError(GenomambaError):
+    """OUT already holds files and ``overwrite`` was not given (exit 1)."""
+
+
+@dataclass
+class FinetuneConfig:
+    """Every knob of ``genomamba finetune`` (docs/training.md, "Fine-tuning and evaluation")."""
+
+    train: list[str]  # one CSV/TSV/BED file, or LABEL=FASTA entries
+    out: str
+    val: list[str] = field(default_factory=list)
+    test: list[str] = field(default_factory=list)
+    model: str | None = None  # pretrained model directory (backbone kept, new head)
+    preset: str | None = None  # or a preset trained from scratch
+    genome: str | None = None  # FASTA for BED inputs
+    task: str | None = None  # None: inferred from the training labels
+    positive: str | None = None  # binary: the positive class
+    rc_strategy: str | None = None  # preset only: none | ps | ph (None: the preset's)
+    pooling: str = "mean"
+    dropout: float = 0.1
+    val_fraction: float = 0.1  # of the training groups, when there is no validation data
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many optimiser steps (None: epochs decide)
+    batch_size: int = 32
+    eval_batch_size: int = EVAL_BATCH_SIZE
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_fraction: float = 0.1  # of all steps
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    patience: int = 3  # epochs without improvement before stopping (0: never stop early)
+    metric: str | None = None  # early-stopping metric (None: DEFAULT_METRIC of the task)
+    rc_augment: bool | None = None  # None: on unless the model is PS
+    seed: int = 0
+    device: str = "auto"
+    lenient: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.model is None) == (self.preset is None):
+            raise ConfigError("give exactly one of model (a pretrained model directory) and preset")
+        if self.rc_strategy is not None and self.model is not None:
+            raise ConfigError("rc_strategy applies to --preset only; a pretrained model keeps its own")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be a positive integer, got {self.max_steps!r}")
+        if self.patience < 0 or self.seed < 0:
+            raise ConfigError("patience and seed must be >= 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must lie in [0, 1), got {self.val_fraction!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0 or not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError("warmup_fraction must lie in [0, 1) and min_lr_ratio in [0, 1]")
+        if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("lr must be positive; weight_decay and grad_clip >= 0")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> FinetuneConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Split:
+    """One part of the data with its targets."""
+
+    data: LabelledData
+    targets: np.ndarray
+
+
+@dataclass
+class Prepared:
+    """Validated inputs: the task, training data, and validation/test data when given."""
+
+    spec: TaskSpec
+    train: Split
+    val: Split | None
+    test: Split | None
+
+
+@dataclass
+class FinetuneResult:
+    out: Path
+    report: dict  # what metrics.json holds
+    model_dir: Path
+
+
+def load_data(config: FinetuneConfig) -> Prepared:
+    """Read and check every input before anything is written (see the module docstring).
+
+    Raises:
+        InputDataError: invalid data, labels in validation/test data that training never saw,
+            no training rows.
+        ValueError: unusable input combinations (usage errors).
+    """
+    opts = {"genome": config.genome, "lenient": config.lenient}
+    given = read_labelled(config.train, **opts)
+    parts = {name: given.subset([s == name for s in given.splits]) for name in ("val", "test")}
+    train = given.subset([s in (None, "train") for s in given.splits])
+    for name, files in (("val", config.val), ("test", config.test)):
+        if files:
+            if len(parts[name]):
+                raise ValueError(
+                    f"{given.files[0]} has rows with split '{name}' and --{name} was given as well; "
+                    "give the data once"
+                )
+            parts[name] = read_labelled(files, **opts)
+    if not len(train):
+        raise InputDataError(f"{given.files[0]}: no training rows (every row has split val or test)")
+    spec = infer_task(train, config.task, config.positive)
+    metric = config.metric or DEFAULT_METRIC[spec.task]
+    if metric not in _METRICS[spec.task]:
+        raise ValueError(
+            f"metric {metric!r} is not defined for {spec.task}; use one of {_METRICS[spec.task]}"
+        )
+
+    def split(data: LabelledData) -> Split | None:
+        return Split(data, encode_targets(data, spec)) if len(data) else None
+
+    return Prepared(spec, split(train), split(parts["val"]), split(parts["test"]))
+
+
+def grouped_split(groups: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_index, val_index)``: whole groups, in a seeded random order, go to validation until
+    it holds at least ``fraction`` of the rows; at least one group stays on each side.
+
+    Raises:
+        InputDataError: fewer than two groups.
+    """
+    names, inverse = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
+    if len(names) < 2:
+        raise InputDataError(
+            "cannot hold out a validation set: the training data has a single group; give --val, or a "
+            "group column with several groups"
+        )
+    sizes = np.bincount(inverse)
+    order = np.random.default_rng(seed).permutation(len(names))
+    taken = np.cumsum(sizes[order])
+    count = int(np.searchsorted(taken, fraction * len(groups))) + 1
+    val_groups = order[: min(count, len(names) - 1)]
+    is_val = np.isin(inverse, val_groups)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def _build_model(config: FinetuneConfig, spec: TaskSpec, device: torch.device):
+    head = {
+        "task": "sequence",
+        "problem_type": spec.task,
+        "num_labels": spec.num_outputs,
+        "pooling": config.pooling,
+        "dropout": config.dropout,
+        "labels": head_labels(spec),
+    }
+    if config.model is not None:
+        from genomamba.checkpoint import from_pretrained
+
+        model = from_pretrained(config.model, head=head)
+    else:
+        from genomamba.model import build_model
+
+        overrides = {"rc_strategy": config.rc_strategy} if config.rc_strategy else {}
+        model = build_model(config.preset, head=head, **overrides)
+    return model.to(device)
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse (OutputExistsError) an OUT that is a file, or a non-empty directory without ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputExistsError(
+            f"{out} is not empty; pass --overwrite to replace its results, or another --out"
+        )
+
+
+def finetune(
+    config: FinetuneConfig,
+    *,
+    prepared: Prepared | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> FinetuneResult:
+    """Fine-tune and export the best model; see the module docstring for what is written.
+
+    Args:
+        prepared: data from :func:`load_data` (read here when None).
+
+    Raises:
+        InputDataError: see :func:`load_data`, :func:`grouped_split`; an unloadable model directory.
+        OutputExistsError: OUT holds files and ``config.overwrite`` is False.
+        UnavailableError: ``device='cuda'`` without a GPU.
+    """
+    from genomamba.train.pretrain import param_groups, resolve_device, seed_everything
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    out = Path(config.out)
+    check_out_dir(out, config.overwrite)
+    prepared = prepared or load_data(config)
+    spec, train, val, test = prepared.spec, prepared.train, prepared.val, prepared.test
+    if val is None and config.val_fraction > 0:
+        train_idx, val_idx = grouped_split(train.data.groups, config.val_fraction, config.seed)
+        val = Split(train.data.subset(val_idx), train.targets[val_idx])
+        train = Split(train.data.subset(train_idx), train.targets[train_idx])
+    device = resolve_device(config.device)
+    metric = config.metric or DEFAULT_METRIC[spec.task]
+    lower_better = metric in LOWER_IS_BETTER
+
+    seed_everything(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = _build_model(config, spec, device)
+    rc_augment = config.rc_augment if config.rc_augment is not None else model.config.rc_strategy != "ps"
+    n_train = len(train.data)
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    total_steps = min(config.max_steps or math.inf, config.epochs * steps_per_epoch)
+    warmup = int(config.warmup_fraction * total_steps)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, config.weight_decay), lr=config.lr, foreach=device.type == "cuda"
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, warmup, total_steps, config.min_lr_ratio)
+    )
+    source = f"model {config.model}" if config.model else f"preset {config.preset}"
+    log(
+        f"finetune: {spec.task} ({', '.join(spec.labels) if spec.labels else 'values'}) from {source}, "
+        f"rc {model.config.rc_strategy}{' + RC augmentation' if rc_augment else ''}; "
+        f"{n_train} train, {len(val.data) if val else 0} val, {len(test.data) if test else 0} test; "
+        f"{total_steps} steps on {device}"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / CONFIG_JSON, config.to_dict())
+
+    records: list[dict] = []
+    best = {"epoch": None, "value": None, "state": None, "val": None}
+    bar = _bar(progress, total_steps)
+    step, stale, start = 0, 0, time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = rng.permutation(n_train)
+        loss_sum = 0.0
+        seen = 0
+        for first in range(0, n_train, config.batch_size):
+            if step >= total_steps:
+                break
+            index = order[first : first + config.batch_size]
+            flips = rng.random(len(index)) < 0.5 if rc_augment else np.zeros(len(index), bool)
+            seqs = [
+                reverse_complement(train.data.sequences[i]) if f else train.data.sequences[i]
+                for i, f in zip(index, flips, strict=True)
+            ]
+            ids, mask = pad_batch(seqs, device)
+            labels = torch.from_numpy(train.targets[index]).to(device)
+            with autocast_for(device):
+                output = model(ids, mask, labels=labels)
+            optimizer.zero_grad(set_to_none=True)
+            output.loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            loss_sum += float(output.loss.detach()) * len(index)
+            seen += len(index)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{float(output.loss):.3f}")
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / max(seen, 1),
+        }
+        improved = True
+        if val is not None:
+            val_metrics, _ = score_data(
+                model, val.data, val.targets, spec, batch_size=config.eval_batch_size, device=device
+            )
+            record.update({f"val_{k}": v for k, v in val_metrics.items() if k in _METRICS[spec.task]})
+            value = val_metrics[metric]
+            improved = best["epoch"] is None or (
+                value is not None
+                and (
+                    best["value"] is None
+                    or (value < best["value"] if lower_better else value > best["value"])
+                )
+            )
+            if improved:
+                best.update(value=value, val=val_metrics)
+        if improved:
+            best.update(epoch=epoch, state={k: v.detach().clone() for k, v in model.state_dict().items()})
+            stale = 0
+        else:
+            stale += 1
+        record.update(best=improved, elapsed_s=round(time.perf_counter() - start, 3))
+        records.append(record)
+        write_jsonl_atomic(out / EPOCHS_JSONL, records)
+        shown = f", val {metric} {record.get('val_' + metric)}" if val is not None else ""
+        log(f"epoch {epoch}: train loss {record['train_loss']:.4f}{shown}{' (best)' if improved else ''}")
+        if step >= total_steps or (val is not None and config.patience and stale >= config.patience):
+            break
+    if bar is not None:
+        bar.close()
+
+    model.load_state_dict(best["state"])
+    report = {
+        "task": spec.task,
+        "labels": list(spec.labels) if spec.labels else None,
+        "source": {"model": config.model} if config.model else {"preset": config.preset},
+        "rc_strategy": model.config.rc_strategy,
+        "rc_augment": rc_augment,
+        "seed": config.seed,
+        "epochs_run": len(records),
+        "steps": step,
+        "best_epoch": best["epoch"],
+        "early_stopping": {"metric": metric, "value": best["value"], "patience": config.patience},
+        "n": {"train": n_train, "val": len(val.data) if val else 0, "test": len(test.data) if test else 0},
+        "val": best["val"],
+    }
+    shown_split, shown = ("val", val) if test is None else ("test", test)
+    scores = None
+    if test is not None:
+        report["test"], scores = score_data(
+            model, test.data, test.targets, spec, batch_size=config.eval_batch_size, device=device
+        )
+        log(f"test: {headline(report['test'])}")
+    elif val is not None:
+        _, scores = score_data(
+            model, val.data, val.targets, spec, batch_size=config.eval_batch_size, device=device
+        )
+    model_dir = _export(model, config, report, out)
+    if shown is not None:
+        write_report(
+            out, spec, shown.targets, scores, report[shown_split], report, f"{shown_split} ({source})"
+        )
+    else:
+        write_json_atomic(out / METRICS_JSON, report)
+    log(f"best epoch {best['epoch']}; model written to {model_dir}")
+    return FinetuneResult(out, report, model_dir)
+
+
+def _export(model, config: FinetuneConfig, report: dict, out: Path) -> Path:
+    from genomamba.checkpoint import save_pretrained
+    from genomamba.io.compression import sha256_file
+    from genomamba.io.labels import parse_input
+
+    files = [parse_input(v)[1] for v in config.train]
+    provenance = {
+        "finetune": {
+            "config": config.to_dict(),
+            "train_sha256": {f: sha256_file(f) for f in files},
+            "label_map": report["labels"],
+            "best_epoch": report["best_epoch"],
+            "early_stopping": report["early_stopping"],
+        }
+    }
+    return save_pretrained(model.cpu(), out / MODEL_DIR, provenance=provenance, overwrite=True)
+
+
+def _bar(enabled: bool, total: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", desc="finetune", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,241 @@
+"""Labelled inputs (genomamba.io.labels) and their tasks and targets (genomamba.io.targets)."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from genomamba import alphabet as ab
+from genomamba.errors import InputDataError
+from genomamba.io.labels import input_format, parse_input, read_labelled
+from genomamba.io.targets import TaskSpec, encode_targets, infer_task
+
+GENOME = ">chr1\nACGTACGTAC\nGGGGCCCCAA\n>chr2\nTTTTTAAAAA\n"
+
+
+def ids(text: str) -> list[int]:
+    return ab.encode(text.encode())[0].tolist()
+
+
+@pytest.fixture
+def genome(tmp_path):
+    path = tmp_path / "genome.fa"
+    path.write_text(GENOME)
+    return path
+
+
+def write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_csv_with_every_column(tmp_path):
+    path = write(
+        tmp_path,
+        "a.csv",
+        "id,sequence,label,group,split,note\n"
+        "s1,ACGT,yes,g1,train,x\n"
+        "\n"
+        's2,"acgtRY",no,g1,validation,y\n'
+        "s3,NNAC,yes,g2,test,\n",
+    )
+    data = read_labelled(str(path))
+    assert data.ids == ["s1", "s2", "s3"]
+    assert [s.tolist() for s in data.sequences] == [ids("ACGT"), ids("ACGTNN"), ids("NNAC")]
+    assert data.labels == ["yes", "no", "yes"]
+    assert data.groups == ["g1", "g1", "g2"]
+    assert data.splits == ["train", "val", "test"]
+    assert data.sources == [f"{path}: line 2", f"{path}: line 4", f"{path}: line 5"]
+    sub = data.subset([2, 0])
+    assert sub.ids == ["s3", "s1"] and sub.sources[0].endswith("line 5")
+
+
+def test_tsv_gzip_defaults_and_multilabel(tmp_path):
+    path = tmp_path / "m.tsv.gz"
+    path.write_bytes(gzip.compress(b"label\tsequence\nTF1;TF2\tACGT\nTF2\tCCCC\n\tGGGG\n"))
+    data = read_labelled(str(path))
+    assert data.ids == ["m.tsv.gz:2", "m.tsv.gz:3", "m.tsv.gz:4"]
+    assert data.groups == data.ids and data.splits == [None] * 3
+    spec = infer_task(data)
+    assert spec == TaskSpec("multilabel", ("TF1", "TF2"))
+    assert encode_targets(data, spec).tolist() == [[1, 1], [0, 1], [0, 0]]
+
+
+def test_task_inference_and_overrides(tmp_path):
+    def table(labels):
+        rows = "".join(f"ACGT,{label}\n" for label in labels)
+        return read_labelled(str(write(tmp_path, "t.csv", "sequence,label\n" + rows)))
+
+    assert infer_task(table(["b", "a", "b"])) == TaskSpec("binary", ("a", "b"))
+    assert infer_task(table(["b", "a"]), positive="a") == TaskSpec("binary", ("b", "a"))
+    assert infer_task(table(["10", "2", "1"])) == TaskSpec("multiclass", ("1", "2", "10"))  # numeric order
+    assert infer_task(table(["0.5", "2", "-1e-3"])).task == "regression"
+    assert infer_task(table(["1", "2", "3"]), task="regression").task == "regression"
+    assert infer_task(table(["a", "b"]), task="multiclass") == TaskSpec("multiclass", ("a", "b"))
+    data = table(["0.5", "2"])
+    assert encode_targets(data, infer_task(data)).tolist() == [0.5, 2.0]
+    binary = table(["neg", "pos", "pos"])
+    targets = encode_targets(binary, infer_task(binary))
+    assert targets.dtype == np.float32 and targets.tolist() == [0, 1, 1]
+    multi = table(["x", "z", "y"])
+    assert encode_targets(multi, infer_task(multi)).tolist() == [0, 2, 1]
+
+
+def test_bed_headerless_and_with_header(tmp_path, genome):
+    bed4 = write(tmp_path, "a.bed", "track name=x\nchr1\t0\t4\tup\nchr2\t5\t10\tdown\n")
+    data = read_labelled(str(bed4), genome=genome)
+    assert [s.tolist() for s in data.sequences] == [ids("ACGT"), ids("AAAAA")]
+    assert data.labels == ["up", "down"] and data.groups == ["chr1", "chr2"]
+    assert data.ids == ["chr1:1-4", "chr2:6-10"]
+    bed = write(
+        tmp_path,
+        "b.bed",
+        "#chrom\tstart\tend\tname\tscore\tstrand\tlabel\tsplit\n"
+        "chr1\t8\t12\tr1\t0\t-\tup\ttest\n"
+        "# a comment\n"
+        "chr1\t0\t2\tr2\t0\t+\tdown\t\n",
+    )
+    data = read_labelled(str(bed), genome=genome)
+    # chr1[8:12] = ACGG; the minus strand reads CCGT
+    assert [s.tolist() for s in data.sequences] == [ids("CCGT"), ids("AC")]
+    assert data.ids == ["r1", "r2"] and data.splits == ["test", None] and data.labels == ["up", "down"]
+
+
+def test_fasta_classes(tmp_path):
+    pos = write(tmp_path, "pos.fa", ">p1\nACGT\n>p2\nGG\n")
+    neg = write(tmp_path, "neg.fa", ">n1\nTTTT\n")
+    data = read_labelled([f"promoter={pos}", f"background={neg}"])
+    assert data.ids == ["p1", "p2", "n1"] and data.labels == ["promoter", "promoter", "background"]
+    assert data.sources[1] == f"{pos}: record 'p2' (line 3)"
+    assert infer_task(data) == TaskSpec("binary", ("background", "promoter"))
+
+
+def test_parse_input_and_format(tmp_path):
+    odd = write(tmp_path, "a=b.csv", "sequence,label\nA,x\n")
+    assert parse_input(str(odd)) == (None, str(odd))  # an existing path with '=' is a path
+    assert parse_input("tf=x.fa") == ("tf", "x.fa")
+    assert [input_format(n) for n in ("a.CSV", "b.tsv.gz", "c.bed.bgz", "d.txt")] == [
+        "csv",
+        "tsv",
+        "bed",
+        "tsv",
+    ]
+    with pytest.raises(InputDataError, match="cannot tell the format"):
+        input_format("data.parquet")
+    with pytest.raises(ValueError, match="needs --genome"):
+        read_labelled(str(write(tmp_path, "x.bed", "chr1\t0\t2\ta\n")))
+
+
+BAD_TABLES = [
+    ("empty.csv", "", "empty.csv: empty file"),
+    ("blank.csv", "\n\n", "blank.csv: empty file"),
+    ("header.csv", "sequence,label\n", "header.csv: no data rows after the header (line 1)"),
+    ("nolabel.csv", "sequence,lab\nACGT,a\n", "nolabel.csv: line 1: missing column(s) 'label'"),
+    ("tabs.tsv", "sequence,label\nACGT,a\n", "tabs.tsv: line 1: missing column(s) 'sequence', 'label'"),
+    (
+        "base.csv",
+        "sequence,label\nACGT,a\nACXT,b\n",
+        "base.csv: line 3, column 'sequence', position 3: invalid character 'X'",
+    ),
+    ("space.csv", "sequence,label\nAC GT,a\n", "position 3: invalid character ' ' (whitespace"),
+    ("emptyseq.csv", "sequence,label\n  ,a\n", "emptyseq.csv: line 2, column 'sequence': empty sequence"),
+    (
+        "fields.csv",
+        "sequence,label\nACGT,a,extra\n",
+        "fields.csv: line 2: 3 field(s), but the header (line 1) has 2",
+    ),
+    (
+        "split.csv",
+        "sequence,label,split\nACGT,a,dev\n",
+        "split.csv: line 2, column 'split': split 'dev' is not one of",
+    ),
+    ("dup.csv", "sequence,label,Label\nACGT,a,b\n", "dup.csv: line 1: duplicate column(s) label"),
+    (
+        "utf.csv",
+        "sequence,label\nACGT,a\nAC\u00e9T,b\n",
+        "line 3, column 'sequence', position 3: invalid character 'é' (not ASCII)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "message"), BAD_TABLES, ids=[b[0] for b in BAD_TABLES])
+def test_bad_tables_name_file_and_line(tmp_path, name, text, message):
+    path = write(tmp_path, name, text)
+    with pytest.raises(InputDataError) as info:
+        read_labelled(str(path))
+    assert str(info.value).startswith(str(tmp_path)), info.value
+    assert message in str(info.value)
+
+
+BAD_BEDS = [
+    ("chr1\t8\t21\tup\n", "line 1: interval chr1:8-21 runs past the end of 'chr1' (length 20)"),
+    ("chr1\t0\t4\tup\nchr9\t0\t4\tup\n", "line 2: chromosome 'chr9' is not in the genome"),
+    ("chr1\t5\t5\tup\n", "line 1: need 0 <= start < end, got start 5, end 5"),
+    ("chr1\t0\tx\tup\n", "must be integers"),
+    ("chr1\t0\t4\tup\t0\n", "line 1: 5 columns without a header line"),
+    ("#chrom\tstart\tend\tname\nchr1\t0\t4\tx\n", "line 1: missing column(s) 'label'"),
+    ("", "empty file: no BED intervals"),
+    ("chrom\tstart\tend\tlabel\n", "no intervals after the header"),
+    ("chrom\tstart\tend\tlabel\tstrand\nchr1\t0\t4\tup\t*\n", "line 2: strand must be +, - or ."),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_BEDS)
+def test_bad_beds_name_file_and_line(tmp_path, genome, text, message):
+    path = write(tmp_path, "x.bed", text)
+    with pytest.raises(InputDataError) as info:
+        read_labelled(str(path), genome=genome)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value), info.value
+
+
+def test_bed_interval_with_a_bad_base_in_the_genome(tmp_path):
+    genome = write(tmp_path, "g.fa", ">c\nACGTXACGTA\n")
+    bed = write(tmp_path, "x.bed", "c\t0\t3\tok\nc\t2\t8\tbad\n")
+    with pytest.raises(InputDataError, match=r"x.bed: line 2: .*g.fa c:5: invalid character 'X'"):
+        read_labelled(str(bed), genome=genome)
+    assert len(read_labelled(str(bed), genome=genome, lenient=True)) == 2
+
+
+def test_bad_fasta_class_names_record(tmp_path):
+    bad = write(tmp_path, "bad.fa", ">a\nACGT\n>b\nAC*T\n")
+    with pytest.raises(InputDataError, match=r"bad.fa: record 'b', line 4, column 3: invalid character '\*'"):
+        read_labelled([f"x={bad}"])
+
+
+def test_label_errors_name_file_and_line(tmp_path):
+    train = read_labelled(str(write(tmp_path, "train.csv", "sequence,label\nAC,a\nGT,b\n")))
+    spec = infer_task(train)
+    test = read_labelled(str(write(tmp_path, "test.csv", "sequence,label\nAC,a\nGT,c\n")))
+    with pytest.raises(InputDataError) as info:
+        encode_targets(test, spec)
+    assert str(info.value) == (
+        f"{tmp_path / 'test.csv'}: line 3: label 'c' is not in the training data (known labels: a, b)"
+    )
+    single = read_labelled(str(write(tmp_path, "one.csv", "sequence,label\nAC,a\nGT,a\n")))
+    with pytest.raises(InputDataError, match="one.csv: the training data has a single label 'a'"):
+        infer_task(single)
+    empty = read_labelled(str(write(tmp_path, "e.csv", "sequence,label\nAC,a\nGT,\nGG,b\n")))
+    with pytest.raises(InputDataError, match="e.csv: line 3: empty label"):
+        infer_task(empty)
+    values = read_labelled(str(write(tmp_path, "r.csv", "sequence,label\nAC,0.5\nGT,inf\n")))
+    with pytest.raises(InputDataError, match="r.csv: line 3: regression label 'inf' is not a finite number"):
+        infer_task(values, task="regression")
+    with pytest.raises(InputDataError, match="--positive 'c' is not a label"):
+        infer_task(train, positive="c")
+    with pytest.raises(InputDataError, match="a binary task needs exactly two labels"):
+        infer_task(
+            read_labelled(str(write(tmp_path, "3.csv", "sequence,label\nA,a\nC,b\nG,c\n"))), task="binary"
+        )
+
+
+def test_readers_do_not_import_torch():
+    code = (
+        "import sys, genomamba.io.labels, genomamba.io.targets, genomamba.tasks.coding; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
