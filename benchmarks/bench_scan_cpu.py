@@ -37,7 +37,8 @@ import time
 
 import torch
 
-from genomamba.ops.selective_scan_chunked import _Plan, selective_scan_chunked
+from genomamba.ops._chunked_blocks import _Plan
+from genomamba.ops.selective_scan_chunked import selective_scan_chunked
 from genomamba.ops.selective_scan_ref import selective_scan_ref
 
 CASES = [(2, 256, 16, 4096), (2, 256, 16, 1000), (2, 256, 16, 16384), (1, 256, 16, 4096)]

@@ -34,6 +34,7 @@ GRID = [
 
 # the module itself (genomamba.ops re-exports functions whose names equal their modules')
 chunked_mod = importlib.import_module("genomamba.ops.selective_scan_chunked")
+blocks_mod = importlib.import_module("genomamba.ops._chunked_blocks")
 
 
 @pytest.mark.parametrize("overrides, chunk_size, block_chunks", GRID)
@@ -91,8 +92,8 @@ def test_extreme_decays_stay_finite_and_exact():
 def test_several_spans(monkeypatch, overrides, chunk_size, block_chunks):
     # The channel-major work goes span by span (several blocks each); shrink spans to 1-3 blocks so that a
     # short sequence crosses span borders, ends with a partial span and a partial chunk, in both directions.
-    monkeypatch.setattr(chunked_mod, "_SPAN_ELEMENTS", 2 * 4 * 30)
-    plan = chunked_mod._Plan(2, 1, 4, 4, overrides["length"], chunk_size, block_chunks)
+    monkeypatch.setattr(blocks_mod, "_SPAN_ELEMENTS", 2 * 4 * 30)
+    plan = blocks_mod._Plan(2, 1, 4, 4, overrides["length"], chunk_size, block_chunks)
     assert plan.nspan >= 3 and 1 < plan.m < plan.nblk
     fn = functools.partial(selective_scan_chunked, chunk_size=chunk_size, block_chunks=block_chunks)
     run_case(fn, make_case(**overrides))
