@@ -132,8 +132,8 @@ def deterministic_mode(enabled: bool, device: torch.device, log: Callable[[str],
     * ``torch.use_deterministic_algorithms(True)``: an op without a deterministic implementation
       raises instead of running; cuDNN autotuning off and deterministic cuDNN kernels only. Its
       companion ``fill_uninitialized_memory`` (NaN-filling every ``torch.empty``) is turned off:
-      it made CPU training 3-4x slower, and no op of the model reads memory it did not write
-      (such a read would show up as a difference between two runs in the regression tests);
+      it made CPU training up to 3.7x slower, and no op of the model reads memory it did not
+      write (such a read would show up as a difference between two runs in the regression tests);
     * ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (unless set), which cuBLAS needs for reproducible
       results on CUDA >= 10.2 (it must be in place before the first cuBLAS call of the process);
     * on CUDA, the chunked PyTorch scan instead of the Triton kernels unless
