@@ -1,4 +1,4 @@
-# genomamba pipeline: fetch -> validate -> tokenize -> pretrain, one pipelines/<stage>.smk per stage.
+# genomamba pipeline: fetch -> validate -> tokenize -> pretrain -> finetune, one pipelines/<stage>.smk per stage.
 #
 #   snakemake --cores 2 --configfile config/demo.yaml        (what `make demo` runs)
 #
@@ -37,6 +37,7 @@ include: "pipelines/fetch.smk"
 include: "pipelines/validate.smk"
 include: "pipelines/tokenize.smk"
 include: "pipelines/pretrain.smk"
+include: "pipelines/finetune.smk"
 
 
 rule all:

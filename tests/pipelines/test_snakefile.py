@@ -92,8 +92,11 @@ def test_dry_run_of_demo_config(workflow):
         "validate_genome": "2",
         "tokenize_genome": "2",
         "pretrain": "1",
+        "make_task": "1",
+        "finetune": "1",
+        "evaluate": "1",
         "all": "1",
-        "total": "9",
+        "total": "12",
     }
 
 
@@ -130,7 +133,9 @@ def test_user_config_does_not_inherit_demo_values(workflow):
             "Additional properties are not allowed ('windw' was unexpected)",
         ),
         ("colour: blue\n", "Additional properties are not allowed ('colour' was unexpected)"),
-        ("stages: [finetune]\n", "'finetune' is not one of"),
+        ("stages: [embed]\n", "'embed' is not one of"),
+        ("stages: [finetune]\nfinetune: {genome: mouse}\n", "finetune.genome must be one of the run's"),
+        ("stages: [finetune]\nfinetune: {genome: lambda}\n", "has no annotation (GFF3) file"),
         ("genomes: [mouse]\n", "no genome named 'mouse'"),
     ],
 )
@@ -186,6 +191,15 @@ def test_demo_run_produces_token_shards(workflow):
         tokens = np.load(arrays[0], mmap_mode="r")
         assert tokens.dtype == np.uint8 and tokens.size >= sum(lengths.values())
 
+    # finetune stage: the demo task, a fine-tuned model that beats chance on the held-out chrI,
+    # and `genomamba evaluate` reproducing its test metrics
+    finetuned = json.loads((run / "finetune" / "run" / "metrics.json").read_text())
+    evaluated = json.loads((run / "finetune" / "evaluate" / "metrics.json").read_text())
+    assert finetuned["labels"] == ["intergenic", "coding"] and finetuned["n"]["test"] == 576
+    assert finetuned["test"]["auroc"] > 0.7, finetuned["test"]
+    assert evaluated["metrics"]["confusion_matrix"] == finetuned["test"]["confusion_matrix"]
+    assert (run / "finetune" / "run" / "model" / "model.safetensors").is_file()
+
     again = _snakemake(workflow, "--cores", "2", "--configfile", "config/demo.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
@@ -193,7 +207,8 @@ def test_demo_run_produces_token_shards(workflow):
 def test_corrupted_input_stops_the_run_at_fetch(workflow):
     fasta = workflow / "data" / "demo" / "lambda_virus.fa"
     fasta.write_bytes(fasta.read_bytes().replace(b"GGGCGGCGAC", b"GGGCGGCGAA", 1))
-    result = _snakemake(workflow, "--cores", "1", "--config", "genomes=[lambda_plain]")
+    # (stages up to tokenize: the demo's finetune stage needs the yeast genome and its GFF3)
+    result = _snakemake(workflow, "--cores", "1", "--config", "genomes=[lambda_plain]", "stages=[tokenize]")
     assert result.returncode != 0
     log = workflow / "results" / "demo" / "logs" / "fetch" / "lambda_plain" / "lambda_virus.fa.log"
     assert "checksum mismatch for lambda_plain/lambda_virus.fa" in log.read_text()
