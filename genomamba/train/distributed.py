@@ -181,7 +181,7 @@ class Distributed:
 
 
 @contextlib.contextmanager
-def distributed(device_name: str = "auto", environ: Mapping[str, str] | None = None) -> Iterator[Distributed]:
+def distributed(device_name: str = "auto") -> Iterator[Distributed]:
     """Join the world torchrun describes for the duration of the block.
 
     One process: no process group, the device from :func:`resolve_device`. Several: the device is
@@ -193,7 +193,7 @@ def distributed(device_name: str = "auto", environ: Mapping[str, str] | None = N
         ConfigError: see :func:`world_from_env`.
         UnavailableError: see :func:`resolve_device`.
     """
-    world = world_from_env(environ)
+    world = world_from_env()
     device = resolve_device(device_name, world)
     if world.world_size == 1:
         yield Distributed(world, device, None)
