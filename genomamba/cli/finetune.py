@@ -146,7 +146,7 @@ def finetune(classes: tuple[str, ...], seeds: str | None, **options) -> None:
     options["test"] = _inputs(options["test"], "--test")
     values = {k: v for k, v in options.items() if v is not None}
     try:
-        from genomamba.train.finetune import FinetuneConfig, load_data
+        from genomamba.train.finetune_data import FinetuneConfig, load_data
         from genomamba.train.seeds import parse_seeds
 
         seed_list = parse_seeds(seeds) if seeds is not None else None

@@ -24,10 +24,9 @@ from genomamba.alphabet import PAD_ID
 from genomamba.errors import InputDataError
 from genomamba.io.labels import LabelledData, read_labelled
 from genomamba.io.targets import TaskSpec, encode_targets
-from genomamba.train.scores import compute_metrics, headline, write_json_atomic, write_plots
+from genomamba.train.scores import EVAL_BATCH_SIZE, compute_metrics, headline, write_json_atomic, write_plots
 
 METRICS_JSON = "metrics.json"
-EVAL_BATCH_SIZE = 64
 
 
 def pad_batch(sequences: Sequence[np.ndarray], device=None) -> tuple[torch.Tensor, torch.Tensor | None]:

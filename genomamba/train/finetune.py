@@ -29,24 +29,20 @@ dropout).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from genomamba.alphabet import reverse_complement
-from genomamba.errors import GenomambaError, InputDataError
-from genomamba.io.labels import LabelledData, read_labelled
-from genomamba.io.targets import TaskSpec, encode_targets, infer_task
-from genomamba.model.config import ConfigError
+from genomamba.errors import GenomambaError
+from genomamba.io.targets import TaskSpec
 from genomamba.train.evaluate import (
-    EVAL_BATCH_SIZE,
     METRICS_JSON,
     autocast_for,
     head_labels,
@@ -54,19 +50,21 @@ from genomamba.train.evaluate import (
     score_data,
     write_report,
 )
+from genomamba.train.finetune_data import (
+    DEFAULT_METRIC,
+    TASK_METRICS,
+    FinetuneConfig,
+    Prepared,
+    Split,
+    grouped_split,
+    load_data,
+)
 from genomamba.train.schedule import lr_factor
 from genomamba.train.scores import LOWER_IS_BETTER, headline, write_json_atomic, write_jsonl_atomic
 
 CONFIG_JSON = "finetune_config.json"
 EPOCHS_JSONL = "metrics.jsonl"
 MODEL_DIR = "model"
-DEFAULT_METRIC = {"binary": "mcc", "multiclass": "mcc", "multilabel": "auroc", "regression": "loss"}
-_METRICS = {
-    "binary": ("loss", "accuracy", "mcc", "f1", "auroc", "auprc"),
-    "multiclass": ("loss", "accuracy", "mcc", "f1", "auroc", "auprc"),
-    "multilabel": ("loss", "accuracy", "label_accuracy", "mcc", "f1", "auroc", "auprc"),
-    "regression": ("loss", "mse", "rmse", "mae", "r2", "pearson", "spearman"),
-}
 
 
 class OutputExistsError(GenomambaError):
@@ -74,145 +72,10 @@ class OutputExistsError(GenomambaError):
 
 
 @dataclass
-class FinetuneConfig:
-    """Every knob of ``genomamba finetune`` (docs/training.md, "Fine-tuning and evaluation")."""
-
-    train: list[str]  # one CSV/TSV/BED file, or LABEL=FASTA entries
-    out: str
-    val: list[str] = field(default_factory=list)
-    test: list[str] = field(default_factory=list)
-    model: str | None = None  # pretrained model directory (backbone kept, new head)
-    preset: str | None = None  # or a preset trained from scratch
-    genome: str | None = None  # FASTA for BED inputs
-    task: str | None = None  # None: inferred from the training labels
-    positive: str | None = None  # binary: the positive class
-    rc_strategy: str | None = None  # preset only: none | ps | ph (None: the preset's)
-    pooling: str = "mean"
-    dropout: float = 0.1
-    val_fraction: float = 0.1  # of the training groups, when there is no validation data
-    epochs: int = 10
-    max_steps: int | None = None  # stop after this many optimiser steps (None: epochs decide)
-    batch_size: int = 32
-    eval_batch_size: int = EVAL_BATCH_SIZE
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup_fraction: float = 0.1  # of all steps
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    patience: int = 3  # epochs without improvement before stopping (0: never stop early)
-    metric: str | None = None  # early-stopping metric (None: DEFAULT_METRIC of the task)
-    rc_augment: bool | None = None  # None: on unless the model is PS
-    seed: int = 0
-    device: str = "auto"
-    lenient: bool = False
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if (self.model is None) == (self.preset is None):
-            raise ConfigError("give exactly one of model (a pretrained model directory) and preset")
-        if self.rc_strategy is not None and self.model is not None:
-            raise ConfigError("rc_strategy applies to --preset only; a pretrained model keeps its own")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be a positive integer, got {self.max_steps!r}")
-        if self.patience < 0 or self.seed < 0:
-            raise ConfigError("patience and seed must be >= 0")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must lie in [0, 1), got {self.val_fraction!r}")
-        if not 0.0 <= self.warmup_fraction < 1.0 or not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError("warmup_fraction must lie in [0, 1) and min_lr_ratio in [0, 1]")
-        if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ConfigError("lr must be positive; weight_decay and grad_clip >= 0")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes) -> FinetuneConfig:
-        return dataclasses.replace(self, **changes)
-
-
-@dataclass
-class Split:
-    """One part of the data with its targets."""
-
-    data: LabelledData
-    targets: np.ndarray
-
-
-@dataclass
-class Prepared:
-    """Validated inputs: the task, training data, and validation/test data when given."""
-
-    spec: TaskSpec
-    train: Split
-    val: Split | None
-    test: Split | None
-
-
-@dataclass
 class FinetuneResult:
     out: Path
     report: dict  # what metrics.json holds
     model_dir: Path
-
-
-def load_data(config: FinetuneConfig) -> Prepared:
-    """Read and check every input before anything is written (see the module docstring).
-
-    Raises:
-        InputDataError: invalid data, labels in validation/test data that training never saw,
-            no training rows.
-        ValueError: unusable input combinations (usage errors).
-    """
-    opts = {"genome": config.genome, "lenient": config.lenient}
-    given = read_labelled(config.train, **opts)
-    parts = {name: given.subset([s == name for s in given.splits]) for name in ("val", "test")}
-    train = given.subset([s in (None, "train") for s in given.splits])
-    for name, files in (("val", config.val), ("test", config.test)):
-        if files:
-            if len(parts[name]):
-                raise ValueError(
-                    f"{given.files[0]} has rows with split '{name}' and --{name} was given as well; "
-                    "give the data once"
-                )
-            parts[name] = read_labelled(files, **opts)
-    if not len(train):
-        raise InputDataError(f"{given.files[0]}: no training rows (every row has split val or test)")
-    spec = infer_task(train, config.task, config.positive)
-    metric = config.metric or DEFAULT_METRIC[spec.task]
-    if metric not in _METRICS[spec.task]:
-        raise ValueError(
-            f"metric {metric!r} is not defined for {spec.task}; use one of {_METRICS[spec.task]}"
-        )
-
-    def split(data: LabelledData) -> Split | None:
-        return Split(data, encode_targets(data, spec)) if len(data) else None
-
-    return Prepared(spec, split(train), split(parts["val"]), split(parts["test"]))
-
-
-def grouped_split(groups: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(train_index, val_index)``: whole groups, in a seeded random order, go to validation until
-    it holds at least ``fraction`` of the rows; at least one group stays on each side.
-
-    Raises:
-        InputDataError: fewer than two groups.
-    """
-    names, inverse = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
-    if len(names) < 2:
-        raise InputDataError(
-            "cannot hold out a validation set: the training data has a single group; give --val, or a "
-            "group column with several groups"
-        )
-    sizes = np.bincount(inverse)
-    order = np.random.default_rng(seed).permutation(len(names))
-    taken = np.cumsum(sizes[order])
-    count = int(np.searchsorted(taken, fraction * len(groups))) + 1
-    val_groups = order[: min(count, len(names) - 1)]
-    is_val = np.isin(inverse, val_groups)
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
 def _build_model(config: FinetuneConfig, spec: TaskSpec, device: torch.device):
@@ -347,7 +210,7 @@ def finetune(
             val_metrics, _ = score_data(
                 model, val.data, val.targets, spec, batch_size=config.eval_batch_size, device=device
             )
-            record.update({f"val_{k}": v for k, v in val_metrics.items() if k in _METRICS[spec.task]})
+            record.update({f"val_{k}": v for k, v in val_metrics.items() if k in TASK_METRICS[spec.task]})
             value = val_metrics[metric]
             improved = best["epoch"] is None or (
                 value is not None

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+#: sequences per forward pass when scoring (fine-tuning's evaluations and `genomamba evaluate`)
+EVAL_BATCH_SIZE = 64
 #: metrics where lower is better (early stopping minimises them)
 LOWER_IS_BETTER = frozenset({"loss", "mse", "rmse", "mae"})
 _EPS = 1e-7

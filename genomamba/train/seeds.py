@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genomamba.train.finetune import FinetuneConfig, Prepared, check_out_dir, finetune, load_data
+from genomamba.train.finetune import check_out_dir, finetune
+from genomamba.train.finetune_data import FinetuneConfig, Prepared, load_data
 from genomamba.train.scores import write_json_atomic, write_text_atomic
 
 SUMMARY_JSON = "summary.json"
