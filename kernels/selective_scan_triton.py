@@ -389,7 +389,7 @@ def _backward_layout(plan: LaunchPlan, u, delta, B, C, z, dy):
     so it gets channel-major copies (one read and write of each tensor); its per-element gradients
     come back channel-major. The tile backward takes the forward's time-major storage.
     """
-    if plan.kernel == "stateloop" and TUNING.get("bwd_channel_major", 1):
+    if plan.kernel == "stateloop" and TUNING.get("bwd_channel_major", 0):
         return tuple(None if x is None else x.contiguous() for x in (u, delta, B, C, z, dy))
     return u, delta, B, C, z, _dense(dy)
 
