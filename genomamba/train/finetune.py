@@ -21,10 +21,10 @@ BED) is held out, so a group never straddles train and validation. Batches are r
 an attention mask (padding never changes a sequence's result). Optimiser: AdamW (no decay on
 1-D and ``_no_weight_decay`` parameters), linear warm-up then cosine decay, gradient clipping.
 Reverse complement: Ph (and ``none``) models see each training sequence reverse-complemented with
-probability 1/2 and are conjoined over both strands at evaluation; PS models are RC-invariant by
-construction. Early stopping: after ``patience`` epochs without improvement of the validation
-metric. On CPU a run is deterministic given ``seed`` (split, initialisation, order, strands,
-dropout).
+probability 1/2 (labels are taken to hold for both strands) and are conjoined over both strands at
+evaluation; PS models are RC-invariant by construction. Early stopping: after ``patience``
+epochs without improvement of the validation metric. On CPU a run is deterministic given ``seed``
+(split, initialisation, order, strands, dropout).
 """
 
 from __future__ import annotations
@@ -212,6 +212,8 @@ def finetune(
             )
             record.update({f"val_{k}": v for k, v in val_metrics.items() if k in TASK_METRICS[spec.task]})
             value = val_metrics[metric]
+            if value is None:
+                log(f"epoch {epoch}: validation {metric} is undefined (one class only?); not compared")
             improved = best["epoch"] is None or (
                 value is not None
                 and (
