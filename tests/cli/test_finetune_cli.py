@@ -140,3 +140,18 @@ def test_make_task_finetune_seeds_and_evaluate(tmp_path, demo_data):
     assert not (tmp_path / "ev2").exists()
     again = _run("finetune", *common)
     assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_fasta_classes_on_the_command_line(tmp_path):
+    pos = _write(tmp_path, "pos.fa", "".join(f">p{i}\nGGCCGGCCGCGC{'GC' * i}\n" for i in range(6)))
+    neg = _write(tmp_path, "neg.fa", "".join(f">n{i}\nATATTATAATAT{'AT' * i}\n" for i in range(6)))
+    out = tmp_path / "out"
+    result = _run(
+        "finetune", "--class", f"gc={pos}", "--class", f"at={neg}", "--preset", "tiny", "--out", out,
+        "--max-steps", 2, "--batch-size", 4, "--val-fraction", 0.3, "--positive", "gc",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["labels"] == ["at", "gc"] and report["n"]["train"] + report["n"]["val"] == 12
+    evaluated = _run("evaluate", out / "model", "--data", f"gc={pos}", "--data", f"at={neg}")
+    assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["metrics"]["n"] == 12

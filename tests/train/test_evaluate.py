@@ -10,6 +10,7 @@ import pytest
 import torch
 from finetune_cases import quiet, trained_demo_run
 
+from genomamba import alphabet as ab
 from genomamba.checkpoint import read_config, save_pretrained
 from genomamba.errors import InputDataError
 from genomamba.io.targets import TaskSpec
@@ -73,6 +74,17 @@ def test_pad_batch_and_predictions_do_not_depend_on_batching():
     alone = predict_scores(model, seqs, "multiclass", batch_size=1)
     np.testing.assert_allclose(together, alone, atol=1e-5)
     np.testing.assert_allclose(together.sum(1), 1.0, atol=1e-6)
+
+
+def test_ph_models_are_conjoined_and_ps_models_invariant():
+    rng = np.random.default_rng(1)
+    seqs = [rng.integers(5, 9, size=n).astype(np.uint8) for n in (30, 17)]
+    both = seqs + [ab.reverse_complement(s) for s in seqs]
+    for rc in ("ph", "ps"):
+        torch.manual_seed(0)
+        model = build_model("tiny", rc_strategy=rc, head={"task": "sequence", "problem_type": "binary"})
+        scores = predict_scores(model, both, "binary", batch_size=4)
+        np.testing.assert_allclose(scores[:2], scores[2:], atol=1e-5)
 
 
 def test_label_map_of_a_model(tmp_path):
