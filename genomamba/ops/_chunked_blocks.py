@@ -168,7 +168,8 @@ def _to_pm(nat: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 
 def _from_pm(pm: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Contiguous ``(l, b, c)`` → contiguous ``out`` ``(b, c, l)``."""
+    """Contiguous ``(≥l, b, c)`` → ``out`` ``(b, c, l)``, contiguous or a length slice of a contiguous tensor
+    (any float dtype)."""
     b, c, l = out.shape
     out.view(b * c, l).copy_(pm[:l].view(l, b * c).t())
     return out
@@ -190,6 +191,7 @@ class _Scan:
         self.cd = cd = torch.float64 if u.dtype == torch.float64 else torch.float32
         p = self.p = _Plan(b, g, d // g, n, L, T, K)
         dev = u.device
+        # delta is None in the backward, which reads the saved Δ instead
         self.u, self.delta, self.z = _channel_major(u), _channel_major(delta), _channel_major(z)
         self.A = A.to(cd)
         self.A2 = (self.A * LOG2E).view(g, p.dg, n).transpose(1, 2).contiguous()  # (g, n, dg), log2 units
@@ -213,30 +215,48 @@ class _Scan:
         p = self.p
         return h.view(p.b, p.g, p.n, p.dg).transpose(-1, -2).reshape(p.b, p.g * p.dg, p.n)
 
-    def raw_dt(self, s: int, e: int, out: torch.Tensor) -> torch.Tensor:
-        """``delta + bias`` for positions [s, e) as channel-major ``(b, d, e - s)`` in ``out``."""
-        if self.bias is None:
-            return out.copy_(self.delta[:, :, s:e])
-        return torch.add(self.delta[:, :, s:e], self.bias, out=out)
-
-    def span_inputs(self, w: _Work, S0: int, E0: int):
-        """Channel-major ``delta + bias`` and Δ of span [S0, E0), and position-major Δ and Δ·u, zero-padded
-        to whole chunks: ``(raw, dt, dtP, xP)``; also each chunk's decay ``exp(A·ΣΔ)`` into ``w.ptot``."""
+    def span_inputs(self, w: _Work, S0: int, E0: int, save: torch.Tensor | None = None):
+        """Position-major Δ and Δ·u of span [S0, E0), zero-padded to whole chunks: ``(dtP, xP)`` in
+        ``w.pm(0)``, ``w.pm(1)``; ``Δ = softplus(delta + bias)`` is also copied into ``save[S0:]`` when given.
+        Each chunk's total decay ``exp(A·ΣΔ)`` goes to ``w.ptot``."""
         p = self.p
         l = E0 - S0
         lp = -(-l // p.T) * p.T
-        raw = self.raw_dt(S0, E0, w.nat(0, l))
+        raw = w.nat(0, l)
+        if self.bias is None:
+            raw.copy_(self.delta[:, :, S0:E0])
+        else:
+            torch.add(self.delta[:, :, S0:E0], self.bias, out=raw)
         dt = F.softplus(raw) if self.softplus else raw
         xn = torch.mul(dt, self.u[:, :, S0:E0], out=w.nat(1, l))
         dtP, xP = _to_pm(dt, w.pm(0, lp)), _to_pm(xn, w.pm(1, lp))
         if lp > l:  # Δ = 0 and input 0 make the padded positions leave the state unchanged
             dtP[l:].zero_()
             xP[l:].zero_()
-        nc = lp // p.T
+        if save is not None:
+            save[S0 : S0 + lp].copy_(dtP)
+        self.chunk_decays(w, dtP)
+        return dtP, xP
+
+    def span_inputs_saved(self, w: _Work, S0: int, E0: int, saved: torch.Tensor):
+        """As :meth:`span_inputs` from the saved position-major Δ: ``(dtP, xP, uP)``, ``uP`` (zero-padded)
+        in ``w.pm(0)`` and ``xP`` in ``w.pm(1)``."""
+        p = self.p
+        l = E0 - S0
+        lp = -(-l // p.T) * p.T
+        dtP = saved[S0 : S0 + lp]
+        uP = _to_pm(w.nat(1, l).copy_(self.u[:, :, S0:E0]), w.pm(0, lp))
+        uP[l:].zero_()
+        xP = torch.mul(dtP, uP, out=w.pm(1, lp))
+        self.chunk_decays(w, dtP)
+        return dtP, xP, uP
+
+    def chunk_decays(self, w: _Work, dtP: torch.Tensor) -> None:
+        p = self.p
+        nc = dtP.shape[0] // p.T
         ptot = w.ptot[:nc]
         torch.mul(dtP.view(nc, p.T, p.b, p.g, 1, p.dg).sum(1), self.A2, out=ptot)
         ptot.exp2_()
-        return raw, dt, dtP, xP
 
     def states(self, w: _Work, dtP, xP, ptot: list, s: int, k: int, h, out_carry, x_buf):
         """Scan one block (``dtP, xP``: its ``k·T`` rows; ``ptot``: its chunks' decays) from state ``h``:

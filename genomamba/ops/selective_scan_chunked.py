@@ -43,16 +43,16 @@ from genomamba.ops.selective_scan_ref import check_scan_inputs
 __all__ = ["selective_scan_chunked", "bidirectional_selective_scan_chunked"]
 
 
-def _forward(S: _Scan, y: torch.Tensor, starts, ypre) -> torch.Tensor:
-    """Every span and block in scan order: writes ``y`` (and ``starts``, ``ypre`` when given); returns the
-    last state."""
+def _forward(S: _Scan, y: torch.Tensor, starts, ypre, dt_saved) -> torch.Tensor:
+    """Every span and block in scan order: writes ``y`` (and ``starts``, ``ypre``, ``dt_saved`` when given);
+    returns the last state."""
     p = S.p
     w = _Work(p, S.cd, S.h0.device, 2)
     h = S.h0
     for i in p.spans(S.reverse):
         S0, E0 = p.span(i)
         l = E0 - S0
-        _, _, dtP, xP = S.span_inputs(w, S0, E0)
+        dtP, xP = S.span_inputs(w, S0, E0, dt_saved)
         yP = w.pm(2, dtP.shape[0])
         for j, s, _, k in p.blocks(i, S.reverse):
             o, kT = s - S0, k * p.T
@@ -61,6 +61,9 @@ def _forward(S: _Scan, y: torch.Tensor, starts, ypre) -> torch.Tensor:
             ptot = w.ptot_rows[o // p.T : o // p.T + k]
             _, x, h = S.states(w, dtP[o : o + kT], xP[o : o + kT], ptot, s, k, h, w.carry[j % 2], w.big[1])
             S.output(x, s, k, yP[o : o + kT])
+        if S.z is None and S.D is None:
+            _from_pm(yP, y[:, :, S0:E0])
+            continue
         yn = _from_pm(yP, w.nat(2, l))
         if S.D is not None:
             yn.addcmul_(S.u[:, :, S0:E0], S.D)
@@ -79,27 +82,32 @@ class _ChunkedScan(torch.autograd.Function):
 
     Inputs: u, delta, z ``(b, d, L)``; A ``(d, n)``; B, C ``(b, g, n, L)``; D, bias ``(d,)``; h0 ``(b, d, n)``
     (D, z, bias, h0 may be None). Outputs: y ``(b, d, L)`` in ``out_dtype``, h_last ``(b, d, n)`` in the
-    compute precision (fp64 for fp64 ``u``, else fp32).
+    compute precision (fp64 for fp64 ``u``, else fp32). Saved for the backward, besides the inputs: one state
+    per block, Δ (position-major) and, with a gate, the ungated output: O(inputs) in all.
     """
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, bias, h0, softplus, reverse, T, K, keep, out_dtype):
         S = _Scan(u, delta, A, B, C, D, z, bias, h0, softplus, reverse, T, K)
-        p = S.p
-        y = torch.empty(u.shape, dtype=out_dtype, device=u.device)
-        starts = torch.empty(p.nblk, p.M, dtype=S.cd, device=u.device) if keep else None
-        ypre = torch.empty(u.shape, dtype=S.cd, device=u.device) if keep and z is not None else None
-        h = _forward(S, y, starts, ypre)
+        p, dev = S.p, u.device
+        y = torch.empty(u.shape, dtype=out_dtype, device=dev)
+        starts = dt_saved = ypre = None
         if keep:
-            ctx.save_for_backward(u, delta, A, B, C, D, z, bias, h0, starts, ypre)
+            starts = torch.empty(p.nblk, p.M, dtype=S.cd, device=dev)
+            dt_saved = torch.empty(-(-p.L // p.T) * p.T, p.b, p.g * p.dg, dtype=S.cd, device=dev)
+            ypre = torch.empty(u.shape, dtype=S.cd, device=dev) if z is not None else None
+        h = _forward(S, y, starts, ypre, dt_saved)
+        if keep:
+            ctx.save_for_backward(u, A, B, C, D, z, bias, h0, starts, ypre, dt_saved)
             ctx.cfg = (softplus, reverse, T, K)
+            ctx.delta_dtype = delta.dtype
         return y, S.unlanes(h)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy, dh_last):
-        u, delta, A, B, C, D, z, bias, h0, starts, ypre = ctx.saved_tensors
-        S = _Scan(u, delta, A, B, C, D, z, bias, h0, *ctx.cfg)
+        u, A, B, C, D, z, bias, h0, starts, ypre, dt_saved = ctx.saved_tensors
+        S = _Scan(u, None, A, B, C, D, z, bias, h0, *ctx.cfg)
         need = ctx.needs_input_grad
         p, cd, dev = S.p, S.cd, u.device
         b, g, n, dg, L, M = p.b, p.g, p.n, p.dg, p.L, p.M
@@ -109,33 +117,35 @@ class _ChunkedScan(torch.autograd.Function):
         R = w.carry[1]
         R.copy_(S.lanes(dh_last.to(cd)) if dh_last is not None else torch.zeros(M, dtype=cd, device=dev))
         du = torch.empty(u.shape, dtype=u.dtype, device=dev)
-        ddelta = torch.empty(delta.shape, dtype=delta.dtype, device=dev)
+        ddelta = torch.empty(u.shape, dtype=ctx.delta_dtype, device=dev)
         dz = torch.empty(z.shape, dtype=z.dtype, device=dev) if z is not None and need[6] else None
         dBP, dCP = torch.zeros_like(S.BP), torch.zeros_like(S.CP)
         dA = torch.zeros(g, n, dg, dtype=cd, device=dev)
         A_nat = S.A.view(g, dg, n).transpose(1, 2).contiguous()  # (g, n, dg): d(Δ·A)/dΔ
+        D_row = None if D is None else S.D.view(d)
         dD = torch.zeros(d, dtype=cd, device=dev) if D is not None else None
         dbias = torch.zeros(d, dtype=cd, device=dev) if bias is not None else None
         for i in p.spans(not S.reverse):
             S0, E0 = p.span(i)
             l = E0 - S0
-            un = S.u[:, :, S0:E0]
-            raw, dt, dtP, xP = S.span_inputs(w, S0, E0)
+            dtP, xP, uP = S.span_inputs_saved(w, S0, E0, dt_saved)
             lp = dtP.shape[0]
             # gradient of the ungated output: dy · silu(z); and dz = dy · y_pre · silu'(z)
-            dyn = w.nat(2, l).copy_(dy[:, :, S0:E0])
+            dys = dy[:, :, S0:E0]
             if S.z is not None:
-                zn = w.nat(3, l).copy_(S.z[:, :, S0:E0])
-                sig = torch.sigmoid(zn)
-                silu = zn * sig
+                zs = S.z[:, :, S0:E0].to(cd)
+                sig = torch.sigmoid(zs)
+                silu = zs * sig
                 if dz is not None:  # silu'(z) = σ(z) (1 + z (1 - σ(z)))
-                    zn.sub_(silu).add_(1.0).mul_(sig).mul_(dyn).mul_(ypre[:, :, S0:E0])
-                    dz[:, :, S0:E0].copy_(zn)
-                dyn.mul_(silu)
-            if dD is not None:
-                dD += torch.mul(dyn, un, out=w.nat(4, l)).sum((0, 2))
+                    t = torch.sub(zs, silu).add_(1.0).mul_(sig).mul_(dys)
+                    torch.mul(t, ypre[:, :, S0:E0], out=dz[:, :, S0:E0])
+                dyn = torch.mul(dys, silu, out=w.nat(2, l))
+            else:
+                dyn = w.nat(2, l).copy_(dys)
             dyP = _to_pm(dyn, w.pm(2, lp))
             dyP[l:].zero_()
+            if dD is not None:
+                dD += torch.mul(dyP[:l], uP[:l], out=w.pm(3, l)).sum((0, 1))
             dxP, ddtP = w.pm(3, lp), w.pm(4, lp)
             for j, s, _, k in p.blocks(i, not S.reverse):
                 o, kT = s - S0, k * p.T
@@ -173,19 +183,18 @@ class _ChunkedScan(torch.autograd.Function):
                     dA += torch.mul(a, dtb.view(kT, b, g, 1, dg), out=h).sum((0, 1))
                 a.mul_(A_nat)
                 torch.sum(a, dim=3, out=ddtP[o : o + kT].view(kT, b, g, dg))
-            # back to channel-major: du = dx·Δ + dy·D; dΔ = Σ_n q·A + dx·u, through softplus and the bias
-            dxn = _from_pm(dxP, w.nat(4, l))
-            ddtn = _from_pm(ddtP, w.nat(5, l))
-            ddtn.addcmul_(dxn, un)
-            dxn.mul_(dt)
-            if S.D is not None:
-                dxn.addcmul_(dyn, S.D)
-            du[:, :, S0:E0].copy_(dxn)
+            # position-major: du = dx·Δ + dy·D; dΔ = (Σ_n q·A + dx·u) · softplus'(delta + bias), where
+            # softplus'(v) = sigmoid(v) = 1 - exp(-softplus(v)) = -expm1(-Δ)
+            ddtP = ddtP[:l].addcmul_(dxP[:l], uP[:l])
             if S.softplus:
-                ddtn.mul_(torch.sigmoid(raw))
-            ddelta[:, :, S0:E0].copy_(ddtn)
+                ddtP.mul_(torch.neg(dtP[:l]).expm1_().neg_())
             if dbias is not None:
-                dbias += ddtn.sum((0, 2))
+                dbias += ddtP.sum((0, 1))
+            _from_pm(ddtP, ddelta[:, :, S0:E0])
+            duP = dxP[:l].mul_(dtP[:l])
+            if D_row is not None:
+                duP.addcmul_(dyP[:l], D_row)
+            _from_pm(duP, du[:, :, S0:E0])
         dB = dBP[:L].permute(1, 2, 3, 0).to(B.dtype) if need[3] else None
         dC = dCP[:L].permute(1, 2, 3, 0).to(C.dtype) if need[4] else None
         dA_out = dA.transpose(1, 2).reshape(d, n).to(A.dtype)
