@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 LOG2E = 1.0 / math.log(2.0)
 _BLOCK_ELEMENTS = 1 << 20  # state elements per block work array: 4 MiB in fp32, cache-resident on a small CPU
@@ -227,7 +226,9 @@ class _Scan:
             raw.copy_(self.delta[:, :, S0:E0])
         else:
             torch.add(self.delta[:, :, S0:E0], self.bias, out=raw)
-        dt = F.softplus(raw) if self.softplus else raw
+        if self.softplus:  # F.softplus, in place: a fresh span-sized tensor each span costs page faults
+            torch.ops.aten.softplus.out(raw, 1.0, 20.0, out=raw)
+        dt = raw
         xn = torch.mul(dt, self.u[:, :, S0:E0], out=w.nat(1, l))
         dtP, xP = _to_pm(dt, w.pm(0, lp)), _to_pm(xn, w.pm(1, lp))
         if lp > l:  # Δ = 0 and input 0 make the padded positions leave the state unchanged
