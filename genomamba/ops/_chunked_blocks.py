@@ -181,29 +181,31 @@ def _channel_major(t: torch.Tensor | None) -> torch.Tensor | None:
 
 
 class _Scan:
-    """One call's operands in compute precision and block layouts, and the per-block steps shared by the
-    forward and the backward."""
+    """One call's operands in compute precision and block layouts, and the per-span and per-block steps shared
+    by the forward and the backward.
 
-    def __init__(self, u, delta, A, B, C, D, z, bias, h0, softplus, reverse, T, K):
-        b, d, L = u.shape
+    ``shape`` is ``(batch, dim, length)``; ``cd`` the compute dtype. ``u`` and ``delta`` are given to the
+    forward; the backward, which reads the position-major Δ and u that the forward saved, passes None.
+    """
+
+    def __init__(self, shape, cd, device, u, delta, A, B, C, D, z, bias, h0, softplus, reverse, T, K):
+        b, d, L = shape
         g, n = B.shape[1], B.shape[2]
-        self.cd = cd = torch.float64 if u.dtype == torch.float64 else torch.float32
+        self.cd = cd
         p = self.p = _Plan(b, g, d // g, n, L, T, K)
-        dev = u.device
-        # delta is None in the backward, which reads the saved Δ instead
         self.u, self.delta, self.z = _channel_major(u), _channel_major(delta), _channel_major(z)
         self.A = A.to(cd)
         self.A2 = (self.A * LOG2E).view(g, p.dg, n).transpose(1, 2).contiguous()  # (g, n, dg), log2 units
         # B and C are d_state/dim the size of u: one position-major copy (zero past L) for the whole call.
         Lp = p.nblk * p.Lb
-        self.BP = torch.zeros(Lp, b, g, n, dtype=cd, device=dev)
+        self.BP = torch.zeros(Lp, b, g, n, dtype=cd, device=device)
         self.BP[:L].copy_(B.permute(3, 0, 1, 2))
-        self.CP = torch.zeros(Lp, b, g, n, dtype=cd, device=dev)
+        self.CP = torch.zeros(Lp, b, g, n, dtype=cd, device=device)
         self.CP[:L].copy_(C.permute(3, 0, 1, 2))
-        self.D = None if D is None else D.to(cd)[:, None]
+        self.D = None if D is None else D.to(cd)  # (d,): broadcasts over position-major (l, b, d)
         self.bias = None if bias is None else bias.to(cd)[:, None]
         self.softplus, self.reverse = softplus, reverse
-        self.h0 = torch.zeros(p.M, dtype=cd, device=dev) if h0 is None else self.lanes(h0.to(cd))
+        self.h0 = torch.zeros(p.M, dtype=cd, device=device) if h0 is None else self.lanes(h0.to(cd))
 
     def lanes(self, h: torch.Tensor) -> torch.Tensor:
         """State ``(b, d, n)`` → lanes ``(M,)`` in (b, g, n, dg) order."""
@@ -214,13 +216,15 @@ class _Scan:
         p = self.p
         return h.view(p.b, p.g, p.n, p.dg).transpose(-1, -2).reshape(p.b, p.g * p.dg, p.n)
 
-    def span_inputs(self, w: _Work, S0: int, E0: int, save: torch.Tensor | None = None):
-        """Position-major Δ and Δ·u of span [S0, E0), zero-padded to whole chunks: ``(dtP, xP)`` in
-        ``w.pm(0)``, ``w.pm(1)``; ``Δ = softplus(delta + bias)`` is also copied into ``save[S0:]`` when given.
-        Each chunk's total decay ``exp(A·ΣΔ)`` goes to ``w.ptot``."""
-        p = self.p
+    def padded(self, l: int) -> int:
+        return -(-l // self.p.T) * self.p.T
+
+    def span_inputs(self, w: _Work, S0: int, E0: int, save_dt=None, save_u=None):
+        """Position-major Δ, u and Δ·u of span [S0, E0), zero-padded to whole chunks: ``(dtP, uP, xP)`` in
+        ``w.pm(0)``, ``w.pm(3)``, ``w.pm(1)``, with ``Δ = softplus(delta + bias)``; Δ and u are also copied
+        into ``save_dt[S0:]``, ``save_u[S0:]`` when given. Each chunk's total decay goes to ``w.ptot``."""
         l = E0 - S0
-        lp = -(-l // p.T) * p.T
+        lp = self.padded(l)
         raw = w.nat(0, l)
         if self.bias is None:
             raw.copy_(self.delta[:, :, S0:E0])
@@ -228,29 +232,26 @@ class _Scan:
             torch.add(self.delta[:, :, S0:E0], self.bias, out=raw)
         if self.softplus:  # F.softplus, in place: a fresh span-sized tensor each span costs page faults
             torch.ops.aten.softplus.out(raw, 1.0, 20.0, out=raw)
-        dt = raw
-        xn = torch.mul(dt, self.u[:, :, S0:E0], out=w.nat(1, l))
-        dtP, xP = _to_pm(dt, w.pm(0, lp)), _to_pm(xn, w.pm(1, lp))
+        dtP = _to_pm(raw, w.pm(0, lp))
+        # u is copied to a contiguous buffer first: transposing straight out of the (b, d, L) tensor reads
+        # rows length-stride apart and measured several times slower
+        uP = _to_pm(w.nat(1, l).copy_(self.u[:, :, S0:E0]), w.pm(3, lp))
         if lp > l:  # Δ = 0 and input 0 make the padded positions leave the state unchanged
             dtP[l:].zero_()
-            xP[l:].zero_()
-        if save is not None:
-            save[S0 : S0 + lp].copy_(dtP)
+            uP[l:].zero_()
+        if save_dt is not None:
+            save_dt[S0 : S0 + lp].copy_(dtP)
+            save_u[S0 : S0 + lp].copy_(uP)
         self.chunk_decays(w, dtP)
-        return dtP, xP
+        return dtP, uP, torch.mul(dtP, uP, out=w.pm(1, lp))
 
-    def span_inputs_saved(self, w: _Work, S0: int, E0: int, saved: torch.Tensor):
-        """As :meth:`span_inputs` from the saved position-major Δ: ``(dtP, xP, uP)``, ``uP`` (zero-padded)
-        in ``w.pm(0)`` and ``xP`` in ``w.pm(1)``."""
-        p = self.p
-        l = E0 - S0
-        lp = -(-l // p.T) * p.T
-        dtP = saved[S0 : S0 + lp]
-        uP = _to_pm(w.nat(1, l).copy_(self.u[:, :, S0:E0]), w.pm(0, lp))
-        uP[l:].zero_()
-        xP = torch.mul(dtP, uP, out=w.pm(1, lp))
+    def span_inputs_saved(self, w: _Work, S0: int, E0: int, saved_dt, saved_u):
+        """As :meth:`span_inputs` from the saved position-major Δ and u: ``(dtP, uP, xP)``, ``xP`` in
+        ``w.pm(1)``."""
+        lp = self.padded(E0 - S0)
+        dtP, uP = saved_dt[S0 : S0 + lp], saved_u[S0 : S0 + lp]
         self.chunk_decays(w, dtP)
-        return dtP, xP, uP
+        return dtP, uP, torch.mul(dtP, uP, out=w.pm(1, lp))
 
     def chunk_decays(self, w: _Work, dtP: torch.Tensor) -> None:
         p = self.p

@@ -43,16 +43,16 @@ from genomamba.ops.selective_scan_ref import check_scan_inputs
 __all__ = ["selective_scan_chunked", "bidirectional_selective_scan_chunked"]
 
 
-def _forward(S: _Scan, y: torch.Tensor, starts, ypre, dt_saved) -> torch.Tensor:
-    """Every span and block in scan order: writes ``y`` (and ``starts``, ``ypre``, ``dt_saved`` when given);
+def _forward(S: _Scan, y: torch.Tensor, starts, ypre, saved_dt, saved_u) -> torch.Tensor:
+    """Every span and block in scan order: writes ``y`` (and ``starts``, ``ypre``, ``saved_*`` when given);
     returns the last state."""
     p = S.p
-    w = _Work(p, S.cd, S.h0.device, 2)
+    w = _Work(p, S.cd, y.device, 2)
     h = S.h0
     for i in p.spans(S.reverse):
         S0, E0 = p.span(i)
         l = E0 - S0
-        dtP, xP = S.span_inputs(w, S0, E0, dt_saved)
+        dtP, uP, xP = S.span_inputs(w, S0, E0, saved_dt, saved_u)
         yP = w.pm(2, dtP.shape[0])
         for j, s, _, k in p.blocks(i, S.reverse):
             o, kT = s - S0, k * p.T
@@ -61,19 +61,17 @@ def _forward(S: _Scan, y: torch.Tensor, starts, ypre, dt_saved) -> torch.Tensor:
             ptot = w.ptot_rows[o // p.T : o // p.T + k]
             _, x, h = S.states(w, dtP[o : o + kT], xP[o : o + kT], ptot, s, k, h, w.carry[j % 2], w.big[1])
             S.output(x, s, k, yP[o : o + kT])
-        if S.z is None and S.D is None:
-            _from_pm(yP, y[:, :, S0:E0])
+        if S.D is not None:
+            yP.addcmul_(uP, S.D)
+        if S.z is None:
+            _from_pm(yP, w.nat(2, l))
+            y[:, :, S0:E0].copy_(w.nat(2, l))
             continue
         yn = _from_pm(yP, w.nat(2, l))
-        if S.D is not None:
-            yn.addcmul_(S.u[:, :, S0:E0], S.D)
         if ypre is not None:
             ypre[:, :, S0:E0].copy_(yn)
-        if S.z is None:
-            y[:, :, S0:E0].copy_(yn)
-        else:
-            gate = F.silu(w.nat(0, l).copy_(S.z[:, :, S0:E0]), inplace=True)
-            torch.mul(yn, gate, out=y[:, :, S0:E0])
+        gate = F.silu(w.nat(0, l).copy_(S.z[:, :, S0:E0]), inplace=True)
+        torch.mul(yn, gate, out=y[:, :, S0:E0])
     return h.clone()
 
 
@@ -82,53 +80,57 @@ class _ChunkedScan(torch.autograd.Function):
 
     Inputs: u, delta, z ``(b, d, L)``; A ``(d, n)``; B, C ``(b, g, n, L)``; D, bias ``(d,)``; h0 ``(b, d, n)``
     (D, z, bias, h0 may be None). Outputs: y ``(b, d, L)`` in ``out_dtype``, h_last ``(b, d, n)`` in the
-    compute precision (fp64 for fp64 ``u``, else fp32). Saved for the backward, besides the inputs: one state
-    per block, Δ (position-major) and, with a gate, the ungated output: O(inputs) in all.
+    compute precision (fp64 for fp64 ``u``, else fp32). Saved for the backward: Δ and u position-major (in
+    place of delta and u), one state per block, with a gate z and the ungated output; O(inputs) in all.
     """
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, bias, h0, softplus, reverse, T, K, keep, out_dtype):
-        S = _Scan(u, delta, A, B, C, D, z, bias, h0, softplus, reverse, T, K)
-        p, dev = S.p, u.device
+        cd = torch.float64 if u.dtype == torch.float64 else torch.float32
+        dev = u.device
+        S = _Scan(u.shape, cd, dev, u, delta, A, B, C, D, z, bias, h0, softplus, reverse, T, K)
+        p = S.p
         y = torch.empty(u.shape, dtype=out_dtype, device=dev)
-        starts = dt_saved = ypre = None
+        starts = saved_dt = saved_u = ypre = None
         if keep:
-            starts = torch.empty(p.nblk, p.M, dtype=S.cd, device=dev)
-            dt_saved = torch.empty(-(-p.L // p.T) * p.T, p.b, p.g * p.dg, dtype=S.cd, device=dev)
-            ypre = torch.empty(u.shape, dtype=S.cd, device=dev) if z is not None else None
-        h = _forward(S, y, starts, ypre, dt_saved)
+            starts = torch.empty(p.nblk, p.M, dtype=cd, device=dev)
+            saved_dt, saved_u = (torch.empty(S.padded(p.L), p.b, p.g * p.dg, dtype=cd, device=dev)
+                                 for _ in range(2))
+            ypre = torch.empty(u.shape, dtype=cd, device=dev) if z is not None else None
+        h = _forward(S, y, starts, ypre, saved_dt, saved_u)
         if keep:
-            ctx.save_for_backward(u, A, B, C, D, z, bias, h0, starts, ypre, dt_saved)
+            ctx.save_for_backward(A, B, C, D, z, bias, h0, starts, ypre, saved_dt, saved_u)
             ctx.cfg = (softplus, reverse, T, K)
-            ctx.delta_dtype = delta.dtype
+            ctx.meta = (tuple(u.shape), cd, u.dtype, delta.dtype)
         return y, S.unlanes(h)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy, dh_last):
-        u, A, B, C, D, z, bias, h0, starts, ypre, dt_saved = ctx.saved_tensors
-        S = _Scan(u, None, A, B, C, D, z, bias, h0, *ctx.cfg)
+        A, B, C, D, z, bias, h0, starts, ypre, saved_dt, saved_u = ctx.saved_tensors
+        shape, cd, u_dtype, delta_dtype = ctx.meta
+        dev = A.device
+        S = _Scan(shape, cd, dev, None, None, A, B, C, D, z, bias, h0, *ctx.cfg)
         need = ctx.needs_input_grad
-        p, cd, dev = S.p, S.cd, u.device
+        p = S.p
         b, g, n, dg, L, M = p.b, p.g, p.n, p.dg, p.L, p.M
         d = g * dg
-        dy = torch.zeros(u.shape, dtype=cd, device=dev) if dy is None else _channel_major(dy)
+        dy = torch.zeros(shape, dtype=cd, device=dev) if dy is None else _channel_major(dy)
         w = _Work(p, cd, dev, 3)
         R = w.carry[1]
         R.copy_(S.lanes(dh_last.to(cd)) if dh_last is not None else torch.zeros(M, dtype=cd, device=dev))
-        du = torch.empty(u.shape, dtype=u.dtype, device=dev)
-        ddelta = torch.empty(u.shape, dtype=ctx.delta_dtype, device=dev)
+        du = torch.empty(shape, dtype=u_dtype, device=dev)
+        ddelta = torch.empty(shape, dtype=delta_dtype, device=dev)
         dz = torch.empty(z.shape, dtype=z.dtype, device=dev) if z is not None and need[6] else None
         dBP, dCP = torch.zeros_like(S.BP), torch.zeros_like(S.CP)
         dA = torch.zeros(g, n, dg, dtype=cd, device=dev)
         A_nat = S.A.view(g, dg, n).transpose(1, 2).contiguous()  # (g, n, dg): d(Δ·A)/dΔ
-        D_row = None if D is None else S.D.view(d)
         dD = torch.zeros(d, dtype=cd, device=dev) if D is not None else None
         dbias = torch.zeros(d, dtype=cd, device=dev) if bias is not None else None
         for i in p.spans(not S.reverse):
             S0, E0 = p.span(i)
             l = E0 - S0
-            dtP, xP, uP = S.span_inputs_saved(w, S0, E0, dt_saved)
+            dtP, uP, xP = S.span_inputs_saved(w, S0, E0, saved_dt, saved_u)
             lp = dtP.shape[0]
             # gradient of the ungated output: dy · silu(z); and dz = dy · y_pre · silu'(z)
             dys = dy[:, :, S0:E0]
@@ -190,11 +192,11 @@ class _ChunkedScan(torch.autograd.Function):
                 ddtP.mul_(torch.neg(dtP[:l]).expm1_().neg_())
             if dbias is not None:
                 dbias += ddtP.sum((0, 1))
-            _from_pm(ddtP, ddelta[:, :, S0:E0])
+            ddelta[:, :, S0:E0].copy_(_from_pm(ddtP, w.nat(4, l)))  # (via a contiguous buffer: 2x faster)
             duP = dxP[:l].mul_(dtP[:l])
-            if D_row is not None:
-                duP.addcmul_(dyP[:l], D_row)
-            _from_pm(duP, du[:, :, S0:E0])
+            if S.D is not None:
+                duP.addcmul_(dyP[:l], S.D)
+            du[:, :, S0:E0].copy_(_from_pm(duP, w.nat(5, l)))
         dB = dBP[:L].permute(1, 2, 3, 0).to(B.dtype) if need[3] else None
         dC = dCP[:L].permute(1, 2, 3, 0).to(C.dtype) if need[4] else None
         dA_out = dA.transpose(1, 2).reshape(d, n).to(A.dtype)
