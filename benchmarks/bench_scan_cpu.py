@@ -12,9 +12,11 @@ after each case is recorded: on a shared 2-core VM, timings taken under load are
 
 Memory: torch allocates outside Python's heap, so ``tracemalloc`` cannot see it. Each (case, backend, mode)
 runs once more in a fresh interpreter (``--memory-child``) that builds the inputs (and the upstream
-gradient), records ``ru_maxrss``, makes one call, and records ``ru_maxrss`` again: the difference is the
-peak resident memory that call added on top of its inputs, outputs and gradients included. It is an upper
-bound on the working memory (the allocator may keep freed pages) and it does not depend on timing.
+gradient), resets the kernel's peak-RSS counter (``/proc/self/clear_refs``), makes one call, and reads the
+peak (``VmHWM``): peak minus the RSS before the call is the resident memory that call added on top of its
+inputs, outputs and gradients included. It counts pages, not tensors (an allocator may keep freed pages, and
+pages first touched by the call count even if reused), and it does not depend on timing. ``ru_maxrss`` was
+not used: in a child started by fork + exec it begins at the parent's RSS. Linux only.
 
     python benchmarks/bench_scan_cpu.py --json /tmp/scan-cpu.json
     python benchmarks/bench_scan_cpu.py --case 2,256,16,4096 --modes fwd --repeats 9 --no-memory
@@ -29,7 +31,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -80,11 +81,23 @@ def _time(fn, mode, t, dy) -> float:
     return time.perf_counter() - start
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
 def _memory_child(backend: str, mode: str, case: tuple[int, ...]) -> None:
     t, dy = _inputs(*case, requires_grad=mode != "fwd")
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Reset the peak-RSS counter to the current RSS (Linux >= 4.0), so the peak is this call's alone.
+    # (ru_maxrss would not do: after fork + exec it starts from the parent's RSS.)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _status_kib("VmRSS")
     _run(BACKENDS[backend], mode, t, dy)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kib("VmHWM")
     print(json.dumps({"base_MiB": round(base / 1024, 1), "added_MiB": round((peak - base) / 1024, 1)}))
 
 
@@ -182,7 +195,8 @@ def main(argv=None) -> dict:
         "problem": "gated scan (D, z, delta bias, softplus), fp32 inputs; batch x dim x d_state x length",
         "timing": "wall clock, one warm-up, backends interleaved; fwd under no_grad, fwd_bwd = forward + "
                   "autograd.grad of all inputs",
-        "memory": "ru_maxrss growth over one call in a fresh process, inputs already built",
+        "memory": "peak RSS (VmHWM, reset before the call) minus RSS before one call, in a fresh process "
+                  "with the inputs already built",
         "cases": [_bench_case(c, modes, args.repeats, not args.no_memory) for c in cases],
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "mkl": torch.backends.mkl.is_available(),
