@@ -13,6 +13,8 @@ scan_backward.py and scan_segments.py; this module only plans launches and wires
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 
 import torch
@@ -25,9 +27,27 @@ from .scan_segments import _chain_segments_kernel
 
 MAX_D_STATE = 256
 _BACKWARD_KERNELS = {"stateloop": _selective_scan_bwd_stateloop_kernel, "tile": _selective_scan_bwd_kernel}
-#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, bwd_block_d, bwd_warps, block_t,
-#: programs_per_sm), set by benchmarks/tune_scan.py when it sweeps configurations; empty in normal use.
-TUNING: dict[str, int] = {}
+#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, bwd_kernel ("stateloop" or "tile"),
+#: bwd_block_d, bwd_warps, block_t, min_programs_per_sm, programs_per_sm, bwd_channel_major), set by
+#: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
+#: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
+TUNING: dict[str, int | str] = {}
+
+
+def _tuning_from_environment() -> dict[str, int | str]:
+    raw = os.environ.get("GENOMAMBA_SCAN_TUNING", "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"GENOMAMBA_SCAN_TUNING is not valid JSON ({exc}): {raw!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"GENOMAMBA_SCAN_TUNING must be a JSON object of plan overrides, got {raw!r}")
+    return value
+
+
+TUNING.update(_tuning_from_environment())
 
 
 @dataclass(frozen=True)

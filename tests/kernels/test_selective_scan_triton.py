@@ -134,3 +134,14 @@ def test_long_sequence_equals_piecewise_scan_with_state_passing(reverse):
     assert torch.isfinite(y_full).all()
     assert (y_full - y_pieces).abs().max() <= 1e-4 * y_full.abs().max()
     assert (h_full - state).abs().max() <= 1e-4 * h_full.abs().max()
+
+
+def test_tuning_from_environment(monkeypatch):
+    monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", '{"bwd_block_d": 8, "bwd_kernel": "tile"}')
+    assert sst._tuning_from_environment() == {"bwd_block_d": 8, "bwd_kernel": "tile"}
+    monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", "bwd_block_d=8")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        sst._tuning_from_environment()
+    monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", "[8]")
+    with pytest.raises(ValueError, match="JSON object"):
+        sst._tuning_from_environment()
