@@ -8,7 +8,11 @@ Time: wall-clock (``time.perf_counter``) of one call, after one warm-up call of 
 backends interleaved repeat by repeat so that load from other processes hits both alike; we report the
 median and the minimum. ``fwd`` runs under ``torch.no_grad()``; ``fwd_bwd`` runs the forward with every
 input requiring grad and ``torch.autograd.grad`` for all of them. The 1-minute load average before and
-after each case is recorded: on a shared 2-core VM, timings taken under load are not comparable.
+after each case is recorded: on a shared 2-core VM, timings taken under load are not comparable. The
+reference's forward+backward is timed only up to ``--ref-bwd-max-length`` (4096): its autograd backward is
+quadratic in the length (each step's slice backward writes a full-length gradient), minutes at 16384.
+Accuracy: the chunked output and every input gradient against the fp32 reference on the same problem,
+as max |difference| / max |reference|.
 
 Memory: torch allocates outside Python's heap, so ``tracemalloc`` cannot see it. Each (case, backend, mode)
 runs once more in a fresh interpreter (``--memory-child``) that builds the inputs (and the upstream
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -38,7 +43,7 @@ import time
 
 import torch
 
-from genomamba.ops._chunked_blocks import _Plan
+from genomamba.ops._chunked_blocks import _Plan, _Scan, _Work
 from genomamba.ops.selective_scan_chunked import selective_scan_chunked
 from genomamba.ops.selective_scan_ref import selective_scan_ref
 
@@ -117,6 +122,87 @@ def _errors(t, dy) -> dict:
     return {k: float(f"{v:.2g}") for k, v in out.items()}
 
 
+def _variants(b=2, d=256, n=16, L=4096, T=16, K=8, repeats=5) -> dict:
+    """Three ways to compute every state h_t (the (b, n, d) x positions space), block by block, from the same
+    position-major Δ, Δ·u and B: the implemented two-pass chunk scan, the within-chunk closed form
+    h_t = E_t (h_0 + Σ_{s<=t} x_s / E_s) with E_t = exp(A·cumsum Δ), and the quadratic masked form
+    h_t = Σ_{s<=t} exp(A (c_t - c_s)) x_s + E_t h_0. Times the state work only (no prologue, no y)."""
+    g = torch.Generator().manual_seed(0)
+    dtP = torch.nn.functional.softplus(torch.randn(L, b, d, generator=g) * 0.5 - 1.0)
+    xP = dtP * torch.randn(L, b, d, generator=g)
+    Bp = torch.randn(L, b, n, generator=g)
+    A = -torch.exp(torch.randn(d, n, generator=g))
+    A2 = A.t() * (1 / math.log(2.0))  # (n, d), log2 units
+    B4 = Bp.permute(1, 2, 0)[:, None]  # (b, 1, n, L); C is unused here
+    S = _Scan((b, d, L), torch.float32, "cpu", None, None, A, B4, B4, None, None, None, None, False, False,
+              T, K)
+    p, M, Lb = S.p, b * n * d, T * K
+    w = _Work(p, torch.float32, "cpu", 2)
+
+    def implemented():
+        h, last = torch.zeros(M), None
+        for i in p.spans(False):
+            S0, E0 = p.span(i)
+            S.chunk_decays(w, dtP[S0:E0])
+            for j, s, _, k in p.blocks(i, False):
+                o, kT = s - S0, k * T
+                ptot = w.ptot_rows[o // T : o // T + k]
+                _, last, h = S.states(w, dtP[s : s + kT], xP[s : s + kT], ptot, s, k, h, w.carry[j % 2],
+                                      w.big[1])
+        return last[-1].reshape(b, n, d).clone()
+
+    E, x = torch.empty(Lb, b, n, d), torch.empty(Lb, b, n, d)
+
+    def closed_form():
+        h = torch.zeros(M)
+        for s in range(0, L, Lb):
+            c = dtP[s : s + Lb].view(K, T, b, d).cumsum(1).view(Lb, b, 1, d)  # cumulative Δ within the chunk
+            torch.mul(c, A2, out=E).exp2_()                                      # E_t = exp(A c_t)
+            torch.mul(xP[s : s + Lb, :, None], Bp[s : s + Lb, :, :, None], out=x).div_(E)
+            xv, Ev = x.view(K, T, M), E.view(K, T, M)
+            for t in range(1, T):
+                xv[:, t].add_(xv[:, t - 1])                                      # Σ_{s<=t} x_s / E_s
+            hs = [h]
+            for k in range(K - 1):
+                hs.append(Ev[k, T - 1] * (hs[-1] + xv[k, T - 1]))
+            xv.add_(torch.stack(hs)[:, None]).mul_(Ev)
+            h = xv[K - 1, T - 1].clone()
+        return x[-1].clone()
+
+    mask = torch.ones(T, T).tril_().view(1, T, T, 1, 1, 1)
+
+    def quadratic():
+        h = torch.zeros(M)
+        for s in range(0, L, Lb):
+            c = dtP[s : s + Lb].view(K, T, b, 1, d).cumsum(1)
+            W = ((c[:, :, None] - c[:, None, :]) * A2).exp2_().mul_(mask)      # (K, T, T, b, n, d)
+            torch.mul(xP[s : s + Lb, :, None], Bp[s : s + Lb, :, :, None], out=x)
+            hl = (W * x.view(K, 1, T, b, n, d)).sum(2)
+            E0 = (c * A2).exp2_()
+            tot, hs = E0[:, -1].reshape(K, M), [h]
+            for k in range(K - 1):
+                hs.append(tot[k] * hs[-1] + hl[k, -1].reshape(M))
+            hl += E0 * torch.stack(hs).view(K, 1, b, n, d)
+            h = hl[K - 1, T - 1].reshape(M).clone()
+        return hl[-1, -1].clone()
+
+    ref = implemented()
+    out = {"shape": [b, d, n, L], "chunk_size": T, "block_chunks": K}
+    for name, fn in (("implemented_two_pass", implemented), ("closed_form_cumsum", closed_form),
+                     ("quadratic_masked", quadratic)):
+        last = fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        err = ((last - ref).abs().max() / ref.abs().max()).item()
+        out[name] = {"min_ms": round(min(times) * 1e3, 1), "finite": bool(torch.isfinite(last).all()),
+                     "max_rel_diff_last_state": float(f"{err:.2g}")}
+        print(f"T={T} K={K} {name:22s} {out[name]}", file=sys.stderr, flush=True)
+    return out
+
+
 def _commit() -> str:
     try:
         def git(*cmd):
@@ -139,38 +225,40 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def _bench_case(case, modes, repeats, memory) -> dict:
+def _bench_case(case, modes, repeats, memory, ref_bwd_max_length) -> dict:
     b, d, n, L = case
     plan = _Plan(b, 1, d, n, L, None, None)
     res = {"batch": b, "dim": d, "d_state": n, "length": L,
            "chunked_plan": {"chunk_size": plan.T, "block_chunks": plan.K, "span_positions": plan.Ls},
            "loadavg_before": round(os.getloadavg()[0], 2)}
+    with_ref_bwd = L <= ref_bwd_max_length
     for mode in modes:
         t, dy = _inputs(*case, requires_grad=mode != "fwd")
-        reps = repeats if mode == "fwd" or L <= 4096 else max(1, repeats // 3)
-        for fn in BACKENDS.values():  # warm-up (allocator, thread pool, lazy initialisation)
+        backends = BACKENDS if mode == "fwd" or with_ref_bwd else {"chunked": selective_scan_chunked}
+        for fn in backends.values():  # warm-up (allocator, thread pool, lazy initialisation)
             _time(fn, mode, t, dy)
-        times = {name: [] for name in BACKENDS}
-        for _ in range(reps):
-            for name, fn in BACKENDS.items():
+        times = {name: [] for name in backends}
+        for _ in range(repeats):
+            for name, fn in backends.items():
                 times[name].append(_time(fn, mode, t, dy))
         med = {k: statistics.median(v) for k, v in times.items()}
         best = {k: min(v) for k, v in times.items()}
         r = res[mode] = {
-            "repeats": reps,
+            "repeats": repeats,
             "median_ms": {k: round(v * 1e3, 2) for k, v in med.items()},
             "min_ms": {k: round(v * 1e3, 2) for k, v in best.items()},
-            "speedup_median": round(med["reference"] / med["chunked"], 1),
-            "speedup_min": round(best["reference"] / best["chunked"], 1),
         }
+        if "reference" in backends:
+            r["speedup_median"] = round(med["reference"] / med["chunked"], 1)
+            r["speedup_min"] = round(best["reference"] / best["chunked"], 1)
         if memory:
-            r["peak_added_MiB"] = {k: _memory(k, mode, case)["added_MiB"] for k in BACKENDS}
-        ms = r["median_ms"]
-        print(f"{b}x{d}x{n}x{L} {mode:7s} reference {ms['reference']:9.1f} ms   "
-              f"chunked {ms['chunked']:8.1f} ms   x{r['speedup_median']} (median), x{r['speedup_min']} (min)"
+            r["peak_added_MiB"] = {k: _memory(k, mode, case)["added_MiB"] for k in backends}
+        print(f"{b}x{d}x{n}x{L} {mode:7s} median ms {r['median_ms']}  min ms {r['min_ms']}  "
+              f"speed-up x{r.get('speedup_median')} (median), x{r.get('speedup_min')} (min)"
               + (f"   peak +MiB {r['peak_added_MiB']}" if memory else ""), file=sys.stderr, flush=True)
-    t, dy = _inputs(*case, requires_grad=True)
-    res["max_rel_diff_vs_reference"] = _errors(t, dy)
+    if with_ref_bwd:
+        t, dy = _inputs(*case, requires_grad=True)
+        res["max_rel_diff_vs_reference"] = _errors(t, dy)
     res["loadavg_after"] = round(os.getloadavg()[0], 2)
     return res
 
@@ -181,6 +269,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--modes", default="fwd,fwd_bwd")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-memory", action="store_true", help="skip the fresh-process peak-memory runs")
+    ap.add_argument("--ref-bwd-max-length", type=int, default=4096,
+                    help="time the reference's forward+backward only up to this length: its autograd "
+                         "backward is quadratic in length (each step's slice backward writes a full-length "
+                         "gradient)")
+    ap.add_argument("--variants", action="store_true",
+                    help="instead: time three formulations of the state computation (see _variants)")
     ap.add_argument("--json", help="write the results here as JSON")
     ap.add_argument("--memory-child", nargs=3, metavar=("BACKEND", "MODE", "CASE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -189,6 +283,11 @@ def main(argv=None) -> dict:
         _memory_child(backend, mode, tuple(int(x) for x in case.split(",")))
         return {}
 
+    if args.variants:
+        report = {"variants": [_variants(T=T, K=K) for T, K in ((16, 8), (8, 16), (4, 32))],
+                  "commit": _commit(), "date": datetime.date.today().isoformat()}
+        print(json.dumps(report, indent=2))
+        return report
     cases = [tuple(int(x) for x in c.split(",")) for c in args.case] if args.case else CASES
     modes = args.modes.split(",")
     report = {
@@ -197,7 +296,8 @@ def main(argv=None) -> dict:
                   "autograd.grad of all inputs",
         "memory": "peak RSS (VmHWM, reset before the call) minus RSS before one call, in a fresh process "
                   "with the inputs already built",
-        "cases": [_bench_case(c, modes, args.repeats, not args.no_memory) for c in cases],
+        "cases": [_bench_case(c, modes, args.repeats, not args.no_memory, args.ref_bwd_max_length)
+                  for c in cases],
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "mkl": torch.backends.mkl.is_available(),
                     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
