@@ -203,6 +203,44 @@ def _variants(b=2, d=256, n=16, L=4096, T=16, K=8, repeats=5) -> dict:
     return out
 
 
+def _floor(b=2, d=256, n=16, L=4096, repeats=7) -> dict:
+    """The unavoidable passes of any eager (op-by-op) chunked scan, each timed alone at the problem's full
+    size in cache-sized pieces (1M state elements, 256K channel-major elements): what the forward would cost
+    with no overhead, no carry and perfect fusion within each op."""
+    big, small = 1 << 20, 1 << 18
+    a, x, o = (torch.rand(big) for _ in range(3))
+    e = -10 * torch.rand(big)  # exponents of typical decays (exp2 is not timed on inf or denormal results)
+    d3, d3b = torch.rand(128, b, 1, d), torch.rand(128, b, n, 1)
+    A2 = torch.rand(n, d)
+    s1, s2 = torch.rand(small), torch.rand(small)
+    nat, pm = torch.rand(b * d, small // (b * d)), torch.rand(small // (b * d), b * d)
+    c5, h5, y5 = torch.rand(512, 1, n), torch.rand(512, n, d), torch.empty(512, 1, d)
+    nbig, nsmall = b * d * n * L // big, b * d * L // small
+    ops = {  # name: (op, how many times it runs per forward)
+        "decay product Δ·A (write)": (lambda: torch.mul(d3, A2, out=o.view(128, b, n, d)), nbig),
+        "exp2 of the decays": (lambda: torch.exp2(e, out=o), nbig),
+        "input product Δu·B (write)": (lambda: torch.mul(d3, d3b, out=o.view(128, b, n, d)), nbig),
+        "one recurrence pass (addcmul)": (lambda: torch.addcmul(x, a, o, out=o), nbig),
+        "y = C·h (bmm over d_state)": (lambda: torch.bmm(c5, h5, out=y5), b * d * n * L // h5.numel()),
+        "softplus (channel-major)": (lambda: torch.ops.aten.softplus.out(s1, 1.0, 20.0, out=s2), nsmall),
+        "one layout change (2-D transpose copy)": (lambda: pm.copy_(nat.t()), nsmall),
+        "silu (channel-major)": (lambda: torch.nn.functional.silu(s1), nsmall),
+        "one elementwise mul (channel-major)": (lambda: torch.mul(s1, s2, out=s2), nsmall),
+    }
+    out = {}
+    for name, (fn, count) in ops.items():
+        fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(count):
+                fn()
+            times.append(time.perf_counter() - start)
+        out[name] = round(min(times) * 1e3, 2)
+        print(f"{name:40s} {out[name]:7.2f} ms per forward", file=sys.stderr, flush=True)
+    return out
+
+
 def _commit() -> str:
     try:
         def git(*cmd):
@@ -275,6 +313,8 @@ def main(argv=None) -> dict:
                          "gradient)")
     ap.add_argument("--variants", action="store_true",
                     help="instead: time three formulations of the state computation (see _variants)")
+    ap.add_argument("--floor", action="store_true",
+                    help="instead: time the unavoidable passes of an eager chunked scan one by one (_floor)")
     ap.add_argument("--json", help="write the results here as JSON")
     ap.add_argument("--memory-child", nargs=3, metavar=("BACKEND", "MODE", "CASE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -283,6 +323,11 @@ def main(argv=None) -> dict:
         _memory_child(backend, mode, tuple(int(x) for x in case.split(",")))
         return {}
 
+    if args.floor:
+        report = {"floor_ms": _floor(), "torch_threads": torch.get_num_threads(), "commit": _commit(),
+                  "date": datetime.date.today().isoformat()}
+        print(json.dumps(report, indent=2))
+        return report
     if args.variants:
         report = {"variants": [_variants(T=T, K=K) for T, K in ((16, 8), (8, 16), (4, 32))],
                   "commit": _commit(), "date": datetime.date.today().isoformat()}

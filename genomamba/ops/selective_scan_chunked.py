@@ -16,19 +16,24 @@ Every factor is a product of per-step decays ``exp(Δ·A)`` (never ``exp(-cumsum
 overflows whatever Δ and A are. Exponentials use ``exp2`` with ``A·log2(e)`` (~3x faster than ``exp`` here).
 
 Layout and memory. The state work arrays are position-major, ``(positions, batch, groups, d_state,
-dim/groups)``, so that one position is a contiguous run of lanes. Everything else is done per block too:
-the block's slice of Δ, u, z is read from the caller's ``(batch, dim, length)`` tensors, bias, softplus,
-``Δ·u``, ``D·u`` and the gate are applied to that slice, and the block's output goes straight into ``y``.
-The working set is a few block-sized arrays (~1M state elements, 4 MiB in fp32) that stay in cache; there
-is no whole-sequence intermediate, so memory is bounded by the block.
+dim/groups)``, so that one position is a contiguous run of lanes. The channel-major work (bias, softplus,
+``Δ·u``, ``D·u``, the gate, and the layout changes between the caller's ``(batch, dim, length)`` tensors
+and position-major ``(length, batch, dim)`` ones) is done per *span* of a few blocks (~256K elements of u):
+each op costs a few microseconds whatever its size, so it is worth batching, and longer slices read the
+caller's arrays in longer runs. The working set is a few block- and span-sized arrays (~1M state elements,
+4 MiB in fp32, per block array) that stay in cache; there is no whole-sequence intermediate, so the work
+memory is bounded by the block and the span, whatever the length.
 
-Backward (one ``torch.autograd.Function`` for the whole gated scan) saves the inputs, one state per block and,
-with a gate, the ungated output (all O(inputs)). For each block, last scanned first, it recomputes the block's
-states from its saved start state, runs the adjoint recurrence ``dh_t = C_t dy_t + a_{t+1} ⊙ dh_{t+1}``
-with the same chunked machinery in the opposite direction, and forms every input gradient from ``dh_t``,
-``h_t`` and ``a_t ⊙ h_{t-1}``. ``reverse=True`` walks blocks, chunks and positions right to left over the
-same arrays (no flipped copy).
+Backward (one ``torch.autograd.Function`` for the whole gated scan). The forward saves, besides A, B, C, D,
+z: Δ and u position-major (in place of delta and u), one state per block and, with a gate, the ungated
+output; O(inputs) in all. For each block, last scanned first, the backward recomputes the block's states
+from its saved start state, runs the adjoint recurrence ``dh_t = C_t dy_t + a_{t+1} ⊙ dh_{t+1}`` with the
+same chunked machinery in the opposite direction, and forms every input gradient from ``dh_t``, ``h_t`` and
+``a_t ⊙ h_{t-1}``. ``reverse=True`` walks spans, blocks, chunks and positions right to left over the same
+arrays (no flipped copy).
 
+The building blocks (plan, buffers, chunk scan, per-span and per-block steps) are in
+:mod:`genomamba.ops._chunked_blocks`; this module holds the two loops and the public functions.
 Speed and its limits are measured in docs/benchmarks.md ("Selective scan (CPU)").
 """
 
