@@ -15,7 +15,7 @@ import torch
 LOG2E = 1.0 / math.log(2.0)
 _BLOCK_ELEMENTS = 1 << 20  # state elements per block work array: 4 MiB in fp32, cache-resident on a small CPU
 _LANES_PER_OP = 1 << 16  # elements per loop op: smaller ops are overhead-bound and run on one thread
-_SPAN_ELEMENTS = 1 << 18  # batch·dim·positions per span: the channel-major steps work on 1 MiB slices
+_SPAN_ELEMENTS = 1 << 17  # batch·dim·positions per span: the channel-major steps work on 512 KiB slices
 
 
 class _Plan:
