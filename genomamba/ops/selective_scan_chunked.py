@@ -18,7 +18,7 @@ overflows whatever Δ and A are. Exponentials use ``exp2`` with ``A·log2(e)`` (
 Layout and memory. The state work arrays are position-major, ``(positions, batch, groups, d_state,
 dim/groups)``, so that one position is a contiguous run of lanes. The channel-major work (bias, softplus,
 ``Δ·u``, ``D·u``, the gate, and the layout changes between the caller's ``(batch, dim, length)`` tensors
-and position-major ``(length, batch, dim)`` ones) is done per *span* of a few blocks (~256K elements of u):
+and position-major ``(length, batch, dim)`` ones) is done per *span* of a few blocks (~128K elements of u):
 each op costs a few microseconds whatever its size, so it is worth batching, and longer slices read the
 caller's arrays in longer runs. The working set is a few block- and span-sized arrays (~1M state elements,
 4 MiB in fp32, per block array) that stay in cache; there is no whole-sequence intermediate, so the work
