@@ -324,32 +324,26 @@ def main(argv=None) -> dict:
         return {}
 
     if args.floor:
-        report = {"floor_ms": _floor(), "torch_threads": torch.get_num_threads(), "commit": _commit(),
-                  "date": datetime.date.today().isoformat()}
-        print(json.dumps(report, indent=2))
-        return report
-    if args.variants:
-        report = {"variants": [_variants(T=T, K=K) for T, K in ((16, 8), (8, 16), (4, 32))],
-                  "commit": _commit(), "date": datetime.date.today().isoformat()}
-        print(json.dumps(report, indent=2))
-        return report
-    cases = [tuple(int(x) for x in c.split(",")) for c in args.case] if args.case else CASES
-    modes = args.modes.split(",")
-    report = {
-        "problem": "gated scan (D, z, delta bias, softplus), fp32 inputs; batch x dim x d_state x length",
-        "timing": "wall clock, one warm-up, backends interleaved; fwd under no_grad, fwd_bwd = forward + "
-                  "autograd.grad of all inputs",
-        "memory": "peak RSS (VmHWM, reset before the call) minus RSS before one call, in a fresh process "
-                  "with the inputs already built",
-        "cases": [_bench_case(c, modes, args.repeats, not args.no_memory, args.ref_bwd_max_length)
-                  for c in cases],
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "mkl": torch.backends.mkl.is_available(),
-                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                    "python": platform.python_version()},
-        "commit": _commit(),
-        "date": datetime.date.today().isoformat(),
-    }
+        report = {"floor_ms": _floor()}
+    elif args.variants:
+        report = {"variants": [_variants(T=T, K=K) for T, K in ((16, 8), (8, 16), (4, 32))]}
+    else:
+        cases = [tuple(int(x) for x in c.split(",")) for c in args.case] if args.case else CASES
+        report = {
+            "problem": "gated scan (D, z, delta bias, softplus), fp32 inputs; batch x dim x d_state x length",
+            "timing": "wall clock, one warm-up, backends interleaved; fwd under no_grad, fwd_bwd = forward + "
+                      "autograd.grad of all inputs",
+            "memory": "peak RSS (VmHWM, reset before the call) minus RSS before one call, in a fresh process "
+                      "with the inputs already built",
+            "cases": [_bench_case(c, args.modes.split(","), args.repeats, not args.no_memory,
+                                  args.ref_bwd_max_length) for c in cases],
+        }
+    report["machine"] = {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+                         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                         "mkl": torch.backends.mkl.is_available(),
+                         "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    report["commit"] = _commit()
+    report["date"] = datetime.date.today().isoformat()
     text = json.dumps(report, indent=2)
     if args.json:
         with open(args.json, "w") as f:
