@@ -160,15 +160,15 @@ def _scan_chunks(w: _Work, a, x, k: int, ptot: list, carry, reverse: bool, after
 
 
 def _to_pm(nat: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Contiguous ``(b, c, l)`` → ``out[:l]`` ``(l, b, c)`` (a 2-D transposed view copies ~3x faster)."""
+    """Contiguous ``(b, c, l)`` → ``out[:l]`` ``(l, b, c)`` (as a 2-D transposed view: ATen's blocked
+    transpose copy, up to 3x faster than a 3-D permuted copy here)."""
     b, c, l = nat.shape
     out[:l].view(l, b * c).copy_(nat.view(b * c, l).t())
     return out
 
 
 def _from_pm(pm: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Contiguous ``(≥l, b, c)`` → ``out`` ``(b, c, l)``, contiguous or a length slice of a contiguous tensor
-    (any float dtype)."""
+    """Contiguous ``(≥l, b, c)`` → contiguous ``out`` ``(b, c, l)``."""
     b, c, l = out.shape
     out.view(b * c, l).copy_(pm[:l].view(l, b * c).t())
     return out
@@ -213,10 +213,12 @@ class _Scan:
         return h.reshape(p.b, p.g, p.dg, p.n).transpose(-1, -2).reshape(p.M)
 
     def unlanes(self, h: torch.Tensor) -> torch.Tensor:
+        """Lanes ``(M,)`` → state ``(b, d, n)``."""
         p = self.p
         return h.view(p.b, p.g, p.n, p.dg).transpose(-1, -2).reshape(p.b, p.g * p.dg, p.n)
 
     def padded(self, l: int) -> int:
+        """``l`` rounded up to whole chunks."""
         return -(-l // self.p.T) * self.p.T
 
     def span_inputs(self, w: _Work, S0: int, E0: int, save_dt=None, save_u=None):
@@ -254,6 +256,7 @@ class _Scan:
         return dtP, uP, torch.mul(dtP, uP, out=w.pm(1, lp))
 
     def chunk_decays(self, w: _Work, dtP: torch.Tensor) -> None:
+        """Each chunk's total decay ``exp(A·ΣΔ)`` into ``w.ptot`` (rows ``w.ptot_rows``), from ``dtP``."""
         p = self.p
         nc = dtP.shape[0] // p.T
         ptot = w.ptot[:nc]

@@ -34,6 +34,7 @@ arrays (no flipped copy).
 
 The building blocks (plan, buffers, chunk scan, per-span and per-block steps) are in
 :mod:`genomamba.ops._chunked_blocks`; this module holds the two loops and the public functions.
+
 Speed and its limits are measured in docs/benchmarks.md ("Selective scan (CPU)").
 """
 
@@ -68,11 +69,10 @@ def _forward(S: _Scan, y: torch.Tensor, starts, ypre, saved_dt, saved_u) -> torc
             S.output(x, s, k, yP[o : o + kT])
         if S.D is not None:
             yP.addcmul_(uP, S.D)
+        yn = _from_pm(yP, w.nat(2, l))  # through a contiguous buffer: 2x faster than into the y slice
         if S.z is None:
-            _from_pm(yP, w.nat(2, l))
-            y[:, :, S0:E0].copy_(w.nat(2, l))
+            y[:, :, S0:E0].copy_(yn)
             continue
-        yn = _from_pm(yP, w.nat(2, l))
         if ypre is not None:
             ypre[:, :, S0:E0].copy_(yn)
         gate = F.silu(w.nat(0, l).copy_(S.z[:, :, S0:E0]), inplace=True)
@@ -140,11 +140,13 @@ class _ChunkedScan(torch.autograd.Function):
             # gradient of the ungated output: dy · silu(z); and dz = dy · y_pre · silu'(z)
             dys = dy[:, :, S0:E0]
             if S.z is not None:
-                zs = S.z[:, :, S0:E0].to(cd)
-                sig = torch.sigmoid(zs)
-                silu = zs * sig
+                zs = S.z[:, :, S0:E0]
+                if zs.dtype != cd:  # a unary op computes in its input's dtype
+                    zs = w.nat(0, l).copy_(zs)
+                sig = torch.sigmoid(zs, out=w.nat(1, l))
+                silu = torch.mul(zs, sig, out=w.nat(3, l))
                 if dz is not None:  # silu'(z) = σ(z) (1 + z (1 - σ(z)))
-                    t = torch.sub(zs, silu).add_(1.0).mul_(sig).mul_(dys)
+                    t = torch.sub(zs, silu, out=w.nat(4, l)).add_(1.0).mul_(sig).mul_(dys)
                     torch.mul(t, ypre[:, :, S0:E0], out=dz[:, :, S0:E0])
                 dyn = torch.mul(dys, silu, out=w.nat(2, l))
             else:
