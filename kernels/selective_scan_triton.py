@@ -28,7 +28,7 @@ from .scan_segments import _chain_segments_kernel
 MAX_D_STATE = 256
 _BACKWARD_KERNELS = {"stateloop": _selective_scan_bwd_stateloop_kernel, "tile": _selective_scan_bwd_kernel}
 #: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, bwd_kernel ("stateloop" or "tile"),
-#: bwd_block_d, bwd_warps, block_t, min_programs_per_sm, programs_per_sm, bwd_channel_major), set by
+#: bwd_block_d, bwd_warps, block_t, min_programs_per_sm, programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
 TUNING: dict[str, int | str] = {}
@@ -305,11 +305,10 @@ class _SelectiveScanFn(torch.autograd.Function):
     def backward(ctx, dy, d_final):
         u, delta, A, B4, C4, D, z, delta_bias, ckpt = ctx.saved_tensors
         delta_softplus, reverse, plan, b_shape, c_shape, b_dtype, c_dtype, has_h0 = ctx.meta
-        u, delta, B4, C4, z, dy = _backward_layout(plan[1], u, delta, B4, C4, z, dy)
         grads = _grad_buffers(u, delta, A, B4, C4, D, z, delta_bias)
         saved = (u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, ckpt)
         d_final = None if d_final is None else d_final.float().contiguous()
-        dh0 = _backward(saved, dy, d_final, grads, plan[1], reverse)
+        dh0 = _backward(saved, _dense(dy), d_final, grads, plan[1], reverse)
         return (
             grads["u"], grads["delta"], grads["A"].to(A.dtype),
             grads["B"].reshape(b_shape).to(b_dtype), grads["C"].reshape(c_shape).to(c_dtype),
@@ -376,7 +375,7 @@ class _BidirectionalScanFn(torch.autograd.Function):
         z, *rest = ctx.saved_tensors
         fwd, rev, (ckpt_f, ckpt_r) = rest[:7], rest[7:14], rest[14:]
         delta_softplus, plans, shared, shapes, dtypes = ctx.meta
-        fwd, rev, z, dy = _bidirectional_backward_layout(plans[0][1], fwd, rev, shared, z, dy)
+        dy = _dense(dy)
         grads_f = _grad_buffers(fwd[0], fwd[1], fwd[2], fwd[3], fwd[4], fwd[5], z, fwd[6])
         grads_r = {k: (grads_f[k] if k == "z" else None) for k in grads_f}
         names = ("u", "delta", "A", "B", "C", "D", "delta_bias")
@@ -400,29 +399,6 @@ class _BidirectionalScanFn(torch.autograd.Function):
                 reduced = name in ("A", "B", "C", "D", "delta_bias")  # fp32 accumulators
                 out.append(g.reshape(shapes[k]).to(dtypes[k]) if reduced else g)
         return tuple(out)
-
-
-def _backward_layout(plan: LaunchPlan, u, delta, B, C, z, dy):
-    """u, delta, B, C, z, dy in the storage the backward kernel of ``plan`` reads fastest.
-
-    The state-loop backward scans along time inside each thread only when time is the contiguous
-    dimension of its loads (Triton lays a tile out along the contiguous dimension of its pointers),
-    so it gets channel-major copies (one read and write of each tensor); its per-element gradients
-    come back channel-major. The tile backward takes the forward's time-major storage.
-    """
-    if plan.kernel == "stateloop" and TUNING.get("bwd_channel_major", 0):
-        return tuple(None if x is None else x.contiguous() for x in (u, delta, B, C, z, dy))
-    return u, delta, B, C, z, _dense(dy)
-
-
-def _bidirectional_backward_layout(plan: LaunchPlan, fwd, rev, shared, z, dy):
-    """:func:`_backward_layout` for both directions; a tensor shared by both is converted once."""
-    u, delta, B, C, z, dy = _backward_layout(plan, fwd[0], fwd[1], fwd[3], fwd[4], z, dy)
-    new_fwd = (u, delta, fwd[2], B, C, fwd[5], fwd[6])
-    ru, rdelta, rB, rC, _, _ = _backward_layout(plan, rev[0], rev[1], rev[3], rev[4], None, dy)
-    converted_rev = (ru, rdelta, rev[2], rB, rC, rev[5], rev[6])
-    new_rev = tuple(f if same else r for f, r, same in zip(new_fwd, converted_rev, shared, strict=True))
-    return new_fwd, new_rev, z, dy
 
 
 def _prepare_direction(tensors):
