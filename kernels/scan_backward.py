@@ -1,4 +1,4 @@
-"""Triton backward kernel of the selective scan.
+"""Triton backward kernel of the selective scan: lanes own channels, each lane walks time.
 
 Notation (scan order; for ``REVERSE`` the "next" position is the one to the left):
 ``h_t = a_t h_{t-1} + dt_t B_t u_t`` with ``a_t = exp(dt_t A)``, ``y_t = C_t . h_t + D u_t``,
@@ -6,23 +6,25 @@ Notation (scan order; for ``REVERSE`` the "next" position is the one to the left
 
     dh_t = C_t g_t + a_{t+1} dh_{t+1}
 
-a first-order recurrence running against the scan order, solved per chunk with the same parallel
-prefix as the forward pass. The quantity carried between chunks is ``c = a_first dh_first`` of the
-chunk just processed (the gradient reaching the state before it). Per position, with
-``a_t h_{t-1} = h_t - dt_t B_t u_t`` (no division, no shifted copy of h):
+a first-order recurrence running against the scan order. The quantity carried between tiles is
+``c = a_first dh_first`` of the tile just processed (the gradient reaching the state before it).
+Per position, with ``a_t h_{t-1} = h_t - dt_t B_t u_t`` (no division, no shifted copy of h):
 
     d dt_t = sum_n dh_t (A (h_t - dt_t B_t u_t) + B_t u_t)      dA  += dh_t dt_t (h_t - dt_t B_t u_t)
     du_t   = sum_n dh_t dt_t B_t + D g_t                         dB_t = sum_d dh_t dt_t u_t
     dC_t   = sum_d g_t h_t                                       dD  += g_t u_t
 
-States inside a chunk are recomputed from the checkpoint the forward pass stored at the chunk's
-start, so memory stays O(inputs). Segments (see scan_forward.py) make long, narrow problems
-parallel: an ``ADJOINT_ONLY`` pass finds each segment's outgoing carry from a zero carry, the host
-chains them, then the full pass runs every segment from its true carry.
+Work decomposition. A program owns ``BLOCK_D`` channels of one batch row and one segment (see
+scan_forward.py) and visits the segment's tiles of ``BLOCK_T`` positions against scan order. Every
+tile is (BLOCK_T, BLOCK_D) with the channels across the warp's lanes and the positions inside each
+lane, so both recurrences of a tile (the states, recomputed from the forward pass's checkpoint, and
+the adjoint) are sequential walks within a lane: Triton lowers a scan along an in-thread axis to a
+loop of multiply-adds with no shuffles. The states are visited one at a time, so the sums over
+states (d dt, du, y for dz) accumulate in place. Only dB and dC, sums over channels, cross lanes:
+one warp reduction per position and state, then one atomic add per program into an fp32 buffer.
 
-dB and dC sum over channels, which belong to different programs: each program reduces its
-``BLOCK_D`` channels in registers and adds the (d_state, BLOCK_T) result atomically into an fp32
-buffer, so the number of atomics per element is dim / BLOCK_D, not dim.
+Measured against the transposed layout of scan_backward_stateloop.py (positions across lanes,
+which makes both scans cross-lane and spills registers): docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_forward import _program_coords, _softplus
+from .scan_forward import _softplus
 
 
 @triton.jit
@@ -40,43 +42,30 @@ def _first_order_combine(a_left, b_left, a_right, b_right):
 
 
 @triton.jit
-def _load_dt(
-    dt_ptr, bias_ptr, t, d, m2, d_mask, stride_dtd, stride_dtl, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr
-):
-    """The step dt = softplus(delta + bias) (BLOCK_D, BLOCK_T) in fp32, and delta + bias before softplus.
+def _load_step(dt_ptr, bias, t, d, mask, stride_dtd, stride_dtl, HAS_BIAS: tl.constexpr,
+               SOFTPLUS: tl.constexpr, APPLY_SOFTPLUS: tl.constexpr):
+    """dt (BLOCK_T, BLOCK_D) in fp32: delta + bias, through softplus when asked; 0 where masked.
 
     Masked positions get dt = 0, the identity map (a = 1, b = 0), whatever the bias says.
     """
-    raw = tl.load(dt_ptr + d[:, None] * stride_dtd + t[None, :] * stride_dtl, mask=m2, other=0.0)
+    raw = tl.load(dt_ptr + t[:, None] * stride_dtl + d[None, :] * stride_dtd, mask=mask, other=0.0)
     raw = raw.to(tl.float32)
     if HAS_BIAS:
-        raw += tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)[:, None]
-    if SOFTPLUS:
-        dt = _softplus(raw)
-    else:
-        dt = raw
-    return tl.where(m2, dt, 0.0), raw
+        raw += bias[None, :]
+    if SOFTPLUS and APPLY_SOFTPLUS:
+        raw = _softplus(raw)
+    return tl.where(mask, raw, 0.0)
 
 
 @triton.jit
-def _load_chunk(
-    u_ptr, dt_ptr, bias_ptr, B_ptr, t, d, n, t_mask, d_mask, n_mask,
-    stride_ud, stride_ul, stride_dtd, stride_dtl, stride_bn, stride_bl,
-    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-):
-    """Load u, dt, delta + bias (BLOCK_D, BLOCK_T) and B (BLOCK_N, BLOCK_T) in fp32."""
-    m2 = d_mask[:, None] & t_mask[None, :]
-    u = tl.load(u_ptr + d[:, None] * stride_ud + t[None, :] * stride_ul, mask=m2, other=0.0).to(tl.float32)
-    dt, raw = _load_dt(dt_ptr, bias_ptr, t, d, m2, d_mask, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS)
-    nt_mask = n_mask[:, None] & t_mask[None, :]
-    Bt = tl.load(B_ptr + n[:, None] * stride_bn + t[None, :] * stride_bl, mask=nt_mask, other=0.0)
-    Bt = Bt.to(tl.float32)
-    return u, dt, raw, Bt
+def _row_of(tile, n, nn):
+    """Row ``nn`` of a (BLOCK_N, BLOCK_D) tile as a (BLOCK_D,) vector (states live inside a lane)."""
+    return tl.sum(tl.where(n[:, None] == nn, tile, 0.0), axis=0)
 
 
 @triton.jit
 def _selective_scan_bwd_kernel(
-    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, ckpt_ptr, carry_in_ptr,
+    u_ptr, dt_ptr, AT_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, ckpt_ptr, carry_in_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, carry_out_ptr, dtsum_ptr,
     length, dim, d_state, seg_len, dim_per_group,
     stride_ub, stride_ud, stride_ul, stride_dtb, stride_dtd, stride_dtl, stride_zb, stride_zd, stride_zl,
@@ -88,133 +77,150 @@ def _selective_scan_bwd_kernel(
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_CARRY_IN: tl.constexpr,
     ACCUMULATE_DZ: tl.constexpr, ACCUMULATE_DU: tl.constexpr,
 ):
-    seg, b, n_seg, d, n, d_mask, n_mask, dn_mask, g_idx = _program_coords(
-        dim, d_state, dim_per_group, BLOCK_D, BLOCK_N
-    )
-    A = tl.load(A_ptr + d[:, None] * d_state + n[None, :], mask=dn_mask, other=0.0).to(tl.float32)
-    A2 = A * 1.4426950408889634
+    pid_d = tl.program_id(0)
+    seg = tl.program_id(1)
+    b = tl.program_id(2)
+    n_seg = tl.num_programs(1)
+    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    n = tl.arange(0, BLOCK_N)
+    d_mask = d < dim
+    nd_mask = (n < d_state)[:, None] & d_mask[None, :]
+    g_idx = (pid_d * BLOCK_D) // dim_per_group  # a channel block never straddles two B/C groups
 
-    u_base = u_ptr + b * stride_ub
-    dt_base = dt_ptr + b * stride_dtb
-    B_base = B_ptr + b * stride_bb + g_idx * stride_bg
-    C_base = C_ptr + b * stride_cb + g_idx * stride_cg
-    seg_state_off = ((b * dim + d[:, None]) * n_seg + seg) * d_state + n[None, :]
+    # Per-program state is kept (states, channels): the states of one channel inside one lane.
+    # Segment states are (batch, dim, S, d_state); checkpoints (batch, n_tiles, d_state, dim).
+    seg_state_off = ((b * dim + d[None, :]) * n_seg + seg) * d_state + n[:, None]
     if HAS_CARRY_IN:
-        c = tl.load(carry_in_ptr + seg_state_off, mask=dn_mask, other=0.0)
+        c = tl.load(carry_in_ptr + seg_state_off, mask=nd_mask, other=0.0)
     else:
-        c = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+        c = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    else:
+        bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
     if HAS_D:
         Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
-    dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
     dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
     dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
     dt_total = tl.zeros((BLOCK_D,), dtype=tl.float32)
 
+    dt_base = dt_ptr + b * stride_dtb
+    B_base = B_ptr + b * stride_bb + g_idx * stride_bg
+    C_base = C_ptr + b * stride_cb + g_idx * stride_cg
+    dB_base = dB_ptr + b * stride_dbb + g_idx * stride_dbg
+    dC_base = dC_ptr + b * stride_dcb + g_idx * stride_dcg
     seg_start = seg * seg_len
     seg_end = tl.minimum(seg_start + seg_len, length)
-    n_chunks = tl.cdiv(seg_end - seg_start, BLOCK_T)
-    n_chunks_total = tl.cdiv(length, BLOCK_T)
-    lane = tl.arange(0, BLOCK_T)
+    n_tiles = tl.cdiv(seg_end - seg_start, BLOCK_T)
+    n_tiles_total = tl.cdiv(length, BLOCK_T)
+    lane_t = tl.arange(0, BLOCK_T)
     if REVERSE:
-        first = lane == BLOCK_T - 1  # first position of a chunk in scan order
-        not_last = lane != 0
+        first = lane_t == BLOCK_T - 1  # first position of a tile in scan order
+        not_last = lane_t != 0
         step = -1
     else:
-        first = lane == 0
-        not_last = lane != BLOCK_T - 1
+        first = lane_t == 0
+        not_last = lane_t != BLOCK_T - 1
         step = 1
-    for i in range(0, n_chunks):
-        # Against scan order: for a forward scan the chunks are visited right to left.
+    for i in range(0, n_tiles):
+        # Against scan order: for a forward scan the tiles are visited right to left.
         if REVERSE:
-            chunk = i
+            tile = seg_start // BLOCK_T + i
         else:
-            chunk = n_chunks - 1 - i
-        t0 = seg_start + chunk * BLOCK_T
-        t = t0 + lane
+            tile = seg_start // BLOCK_T + n_tiles - 1 - i
+        t = tile * BLOCK_T + lane_t
         t_mask = t < seg_end
-        m2 = d_mask[:, None] & t_mask[None, :]
-        nt_mask = n_mask[:, None] & t_mask[None, :]
-        u, dt, raw, Bt = _load_chunk(
-            u_base, dt_base, bias_ptr, B_base, t, d, n, t_mask, d_mask, n_mask,
-            stride_ud, stride_ul, stride_dtd, stride_dtl, stride_bn, stride_bl, HAS_BIAS, SOFTPLUS,
-        )
-        Ct = tl.load(C_base + n[:, None] * stride_cn + t[None, :] * stride_cl, mask=nt_mask, other=0.0)
-        Ct = Ct.to(tl.float32)
-        dout = tl.load(
-            dout_ptr + b * stride_ob + d[:, None] * stride_od + t[None, :] * stride_ol, mask=m2, other=0.0
-        ).to(tl.float32)
-        if HAS_Z:
-            z_off = b * stride_zb + d[:, None] * stride_zd + t[None, :] * stride_zl
-            zt = tl.load(z_ptr + z_off, mask=m2, other=0.0)
-            zt = zt.to(tl.float32)
-            sig_z = tl.sigmoid(zt)
-            g = dout * zt * sig_z
-        else:
-            g = dout
-        # a_{t+1} in scan order, from a second (cache-hitting) load of dt shifted by one; the
-        # chunk's last position gets 1 because its successor's factor travels in the carry c.
+        m2 = t_mask[:, None] & d_mask[None, :]
+        dt = _load_step(dt_base, bias, t, d, m2, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS, True)
+        # dt of the next position in scan order; the tile's last position gets 0 (a factor of 1)
+        # because its successor's factor travels in the carry.
         t_next = t + step
-        next_mask = d_mask[:, None] & ((t_next >= seg_start) & (t_next < seg_end) & not_last)[None, :]
-        dt_next, _ = _load_dt(
-            dt_base, bias_ptr, t_next, d, next_mask, d_mask, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS
-        )
-        a_next = tl.exp2(dt_next[:, None, :] * A2[:, :, None])
-        x = Ct[None, :, :] * g[:, None, :]
-        P, X = tl.associative_scan((a_next, x), 2, _first_order_combine, reverse=not REVERSE)
-        dh = X + P * c[:, :, None]
-        dt_first = tl.sum(tl.where(first[None, :], dt, 0.0), axis=1)
-        dh_first = tl.sum(tl.where(first[None, None, :], dh, 0.0), axis=2)
-        c = tl.exp2(dt_first[:, None] * A2) * dh_first
+        next_mask = ((t_next >= seg_start) & (t_next < seg_end) & not_last)[:, None] & d_mask[None, :]
+        dt_next = _load_step(dt_base, bias, t_next, d, next_mask, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS,
+                             True)
+        dout_off = b * stride_ob + t[:, None] * stride_ol + d[None, :] * stride_od
+        g = tl.load(dout_ptr + dout_off, mask=m2, other=0.0).to(tl.float32)
+        if HAS_Z:
+            z_off = b * stride_zb + t[:, None] * stride_zl + d[None, :] * stride_zd
+            zt = tl.load(z_ptr + z_off, mask=m2, other=0.0).to(tl.float32)
+            g = g * zt * tl.sigmoid(zt)
         if ADJOINT_ONLY:
-            dt_total += tl.sum(dt, axis=1)
+            dt_total += tl.sum(dt, axis=0)
         else:
-            k = t0 // BLOCK_T
-            h0 = tl.load(
-                ckpt_ptr + ((b * dim + d[:, None]) * n_chunks_total + k) * d_state + n[None, :],
-                mask=dn_mask, other=0.0,
+            u_off = b * stride_ub + t[:, None] * stride_ul + d[None, :] * stride_ud
+            dtu = dt * tl.load(u_ptr + u_off, mask=m2, other=0.0).to(tl.float32)
+            h0 = tl.load(ckpt_ptr + ((b * n_tiles_total + tile) * d_state + n[:, None]) * dim + d[None, :],
+                         mask=nd_mask, other=0.0)
+            # Sums over states: dh A a h_prev (for d dt), dh B (for du and d dt), C h (for dz).
+            ddt = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
+            dhB = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
+            y = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
+        c_next = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        for nn in range(0, d_state):
+            A_n = tl.load(AT_ptr + nn * dim + d, mask=d_mask, other=0.0).to(tl.float32)
+            A2_n = A_n * 1.4426950408889634  # exp(dt A) as one exp2
+            Cn = tl.load(C_base + nn * stride_cn + t * stride_cl, mask=t_mask, other=0.0).to(tl.float32)
+            P, X = tl.associative_scan(
+                (tl.exp2(dt_next * A2_n[None, :]), Cn[:, None] * g), 0, _first_order_combine,
+                reverse=not REVERSE,
             )
-            dA = tl.exp2(dt[:, None, :] * A2[:, :, None])
-            dtu = dt * u
-            dBu = dtu[:, None, :] * Bt[None, :, :]
-            a_cum, b_cum = tl.associative_scan((dA, dBu), 2, _first_order_combine, reverse=REVERSE)
-            hs = a_cum * h0[:, :, None] + b_cum
-            prev = hs - dBu  # a_t h_{t-1}
-            ddt = tl.sum(dh * (A[:, :, None] * prev + Bt[None, :, :] * u[:, None, :]), axis=1)
-            dA_acc += tl.sum(dh * prev * dt[:, None, :], axis=2)
-            du = tl.sum(dh * Bt[None, :, :], axis=1) * dt
+            dh = X + P * _row_of(c, n, nn)[None, :]
+            a = tl.exp2(dt * A2_n[None, :])
+            c_n = tl.sum(tl.where(first[:, None], a * dh, 0.0), axis=0)
+            c_next = tl.where(n[:, None] == nn, c_n[None, :], c_next)
+            if not ADJOINT_ONLY:
+                Bn = tl.load(B_base + nn * stride_bn + t * stride_bl, mask=t_mask, other=0.0).to(tl.float32)
+                dBu = dtu * Bn[:, None]
+                a_cum, b_cum = tl.associative_scan((a, dBu), 0, _first_order_combine, reverse=REVERSE)
+                hs = a_cum * _row_of(h0, n, nn)[None, :] + b_cum
+                prev = hs - dBu  # a_t h_{t-1}
+                dh_prev = dh * prev
+                ddt += A_n[None, :] * dh_prev
+                dhB += dh * Bn[:, None]
+                if HAS_Z:
+                    y += hs * Cn[:, None]
+                dA_n = tl.sum(dh_prev * dt, axis=0)
+                dA_acc = tl.where(n[:, None] == nn, dA_acc + dA_n[None, :], dA_acc)
+                tl.atomic_add(dB_base + nn * stride_dbn + t * stride_dbl, tl.sum(dh * dtu, axis=1),
+                              mask=t_mask, sem="relaxed")
+                tl.atomic_add(dC_base + nn * stride_dcn + t * stride_dcl, tl.sum(hs * g, axis=1),
+                              mask=t_mask, sem="relaxed")
+        c = c_next
+        if not ADJOINT_ONLY:
+            # u, z and dout are loaded again here rather than kept live across the state loop.
+            u = tl.load(u_ptr + u_off, mask=m2, other=0.0).to(tl.float32)
+            ddt += dhB * u
+            du = dhB * dt
             if HAS_D:
-                du += Dv[:, None] * g
-                dD_acc += tl.sum(g * u, axis=1)
+                du += Dv[None, :] * g
+                dD_acc += tl.sum(g * u, axis=0)
             if SOFTPLUS:
+                raw = _load_step(dt_base, bias, t, d, m2, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS, False)
                 ddt = ddt * tl.sigmoid(raw)
             ddt = tl.where(m2, ddt, 0.0)
-            dbias_acc += tl.sum(ddt, axis=1)
-            dB = tl.sum(dh * dtu[:, None, :], axis=0)
-            dC = tl.sum(hs * g[:, None, :], axis=0)
-            dB_off = b * stride_dbb + g_idx * stride_dbg + n[:, None] * stride_dbn + t[None, :] * stride_dbl
-            tl.atomic_add(dB_ptr + dB_off, dB, mask=nt_mask, sem="relaxed")
-            dC_off = b * stride_dcb + g_idx * stride_dcg + n[:, None] * stride_dcn + t[None, :] * stride_dcl
-            tl.atomic_add(dC_ptr + dC_off, dC, mask=nt_mask, sem="relaxed")
+            dbias_acc += tl.sum(ddt, axis=0)
             # du/ddelta/dz are allocated with u's strides.
-            grad_off = b * stride_ub + d[:, None] * stride_ud + t[None, :] * stride_ul
             if HAS_Z:
-                y = tl.sum(Ct[None, :, :] * hs, axis=1)
                 if HAS_D:
-                    y += Dv[:, None] * u
+                    y += Dv[None, :] * u
+                zt = tl.load(z_ptr + z_off, mask=m2, other=0.0).to(tl.float32)
+                sig_z = tl.sigmoid(zt)
+                dout = tl.load(dout_ptr + dout_off, mask=m2, other=0.0).to(tl.float32)
                 dz = dout * y * sig_z * (1.0 + zt * (1.0 - sig_z))
                 if ACCUMULATE_DZ:
-                    dz += tl.load(dz_ptr + grad_off, mask=m2, other=0.0).to(tl.float32)
-                tl.store(dz_ptr + grad_off, dz.to(dz_ptr.dtype.element_ty), mask=m2)
+                    dz += tl.load(dz_ptr + u_off, mask=m2, other=0.0).to(tl.float32)
+                tl.store(dz_ptr + u_off, dz.to(dz_ptr.dtype.element_ty), mask=m2)
             if ACCUMULATE_DU:
-                du += tl.load(du_ptr + grad_off, mask=m2, other=0.0).to(tl.float32)
-                ddt += tl.load(ddelta_ptr + grad_off, mask=m2, other=0.0).to(tl.float32)
-            tl.store(du_ptr + grad_off, du.to(du_ptr.dtype.element_ty), mask=m2)
-            tl.store(ddelta_ptr + grad_off, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2)
-    tl.store(carry_out_ptr + seg_state_off, c, mask=dn_mask)
+                du += tl.load(du_ptr + u_off, mask=m2, other=0.0).to(tl.float32)
+                ddt += tl.load(ddelta_ptr + u_off, mask=m2, other=0.0).to(tl.float32)
+            tl.store(du_ptr + u_off, du.to(du_ptr.dtype.element_ty), mask=m2)
+            tl.store(ddelta_ptr + u_off, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2)
+    tl.store(carry_out_ptr + seg_state_off, c, mask=nd_mask)
     if ADJOINT_ONLY:
         tl.store(dtsum_ptr + (b * dim + d) * n_seg + seg, dt_total, mask=d_mask)
     else:
-        tl.atomic_add(dA_ptr + d[:, None] * d_state + n[None, :], dA_acc, mask=dn_mask, sem="relaxed")
+        tl.atomic_add(dA_ptr + d[None, :] * d_state + n[:, None], dA_acc, mask=nd_mask, sem="relaxed")
         if HAS_D:
             tl.atomic_add(dD_ptr + d, dD_acc, mask=d_mask, sem="relaxed")
         if HAS_BIAS:

@@ -21,8 +21,27 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_backward import _first_order_combine, _load_dt
-from .scan_forward import _program_coords
+from .scan_backward import _first_order_combine
+from .scan_forward import _program_coords, _softplus
+
+
+@triton.jit
+def _load_dt(
+    dt_ptr, bias_ptr, t, d, m2, d_mask, stride_dtd, stride_dtl, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr
+):
+    """The step dt = softplus(delta + bias) (BLOCK_D, BLOCK_T) in fp32, and delta + bias before softplus.
+
+    Masked positions get dt = 0, the identity map (a = 1, b = 0), whatever the bias says.
+    """
+    raw = tl.load(dt_ptr + d[:, None] * stride_dtd + t[None, :] * stride_dtl, mask=m2, other=0.0)
+    raw = raw.to(tl.float32)
+    if HAS_BIAS:
+        raw += tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)[:, None]
+    if SOFTPLUS:
+        dt = _softplus(raw)
+    else:
+        dt = raw
+    return tl.where(m2, dt, 0.0), raw
 
 
 @triton.jit
@@ -110,7 +129,7 @@ def _selective_scan_bwd_stateloop_kernel(
             dtu = dt * u
             k = t0 // BLOCK_T
             h0_tile = tl.load(
-                ckpt_ptr + ((b * dim + d[:, None]) * n_chunks_total + k) * d_state + n[None, :],
+                ckpt_ptr + ((b * n_chunks_total + k) * d_state + n[None, :]) * dim + d[:, None],
                 mask=dn_mask, other=0.0,
             )
             ddt = tl.zeros((BLOCK_D, BLOCK_T), dtype=tl.float32)

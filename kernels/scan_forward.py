@@ -107,7 +107,7 @@ def _selective_scan_fwd_kernel(
             blk = i
         t0 = seg_start + blk * CKPT_EVERY
         if SAVE_CKPT:
-            ck_off = ((b * dim + d[:, None]) * n_blocks_total + t0 // CKPT_EVERY) * d_state + n[None, :]
+            ck_off = ((b * n_blocks_total + t0 // CKPT_EVERY) * d_state + n[None, :]) * dim + d[:, None]
             tl.store(ckpt_ptr + ck_off, h, mask=dn_mask)
         # Unrolled by UNROLL (independent loads of the next steps can issue early) inside a plain
         # loop, which keeps compile time low; the state update itself is a dependent chain.

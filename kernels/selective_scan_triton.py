@@ -26,8 +26,8 @@ from .scan_forward import _selective_scan_fwd_kernel
 from .scan_segments import _chain_segments_kernel
 
 MAX_D_STATE = 256
-_BACKWARD_KERNELS = {"stateloop": _selective_scan_bwd_stateloop_kernel, "tile": _selective_scan_bwd_kernel}
-#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, bwd_kernel ("stateloop" or "tile"),
+_BACKWARD_KERNELS = {"walk": _selective_scan_bwd_kernel, "stateloop": _selective_scan_bwd_stateloop_kernel}
+#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, bwd_kernel ("walk" or "stateloop"),
 #: bwd_block_d, bwd_warps, block_t, min_programs_per_sm, programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
@@ -64,8 +64,8 @@ class LaunchPlan:
     segments: int
     seg_len: int
     num_warps: int
-    #: backward only: "stateloop" (scan_backward_stateloop.py) or "tile" (scan_backward.py)
-    kernel: str = "stateloop"
+    #: backward only: "walk" (scan_backward.py) or "stateloop" (scan_backward_stateloop.py)
+    kernel: str = "walk"
 
     def grid(self, batch: int, dim: int) -> tuple[int, int, int]:
         return (triton.cdiv(dim, self.block_d), self.segments, batch)
@@ -99,7 +99,7 @@ def plan_launch(
     if d_state > MAX_D_STATE:
         raise ValueError(f"d_state={d_state} exceeds the kernel's maximum of {MAX_D_STATE}")
     block_n = triton.next_power_of_2(max(d_state, 1))
-    kernel = TUNING.get("bwd_kernel", "stateloop")
+    kernel = TUNING.get("bwd_kernel", "walk")
     block_t = TUNING.get("block_t", 32)
     if backward and kernel == "stateloop":
         # Measured on an H100 (docs/benchmarks.md): one warp and 32-position tiles keep the time
@@ -108,8 +108,9 @@ def plan_launch(
         block_d = TUNING.get("bwd_block_d", 16)
         num_warps = TUNING.get("bwd_warps", 1)
     elif backward:
-        block_d = TUNING.get("bwd_block_d") or max(1, min(16, 1024 // (block_n * block_t)))
-        num_warps = TUNING.get("bwd_warps", 2)
+        # One channel per lane and one warp: a tile's positions live in each lane's registers.
+        block_d = TUNING.get("bwd_block_d", 32)
+        num_warps = TUNING.get("bwd_warps", 1)
     else:
         block_d = TUNING.get("fwd_block_d") or max(1, min(128, 2048 // block_n))
         num_warps = TUNING.get("fwd_warps", 1)
@@ -187,7 +188,8 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
     y = torch.empty_like(u) if y is None else y
     h_out = torch.empty(seg_shape, device=dev, dtype=torch.float32)
     n_chunks = triton.cdiv(length, plan.block_t)
-    ckpt = torch.empty(batch, dim, n_chunks, d_state, device=dev, dtype=torch.float32) if want_ckpt else y
+    # (batch, tile, state, channel): both passes read and write a state row across channels.
+    ckpt = torch.empty(batch, n_chunks, d_state, dim, device=dev, dtype=torch.float32) if want_ckpt else y
     dtsum = torch.empty(batch, dim, plan.segments, device=dev, dtype=torch.float32)
     h_in = None
     A_t = A.t().contiguous()  # the forward kernel reads A as (d_state, dim)
@@ -253,8 +255,10 @@ def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, rever
     zz = z if z is not None else u
     dB, dC = grads["B"], grads["C"]
     kernel = _BACKWARD_KERNELS[plan.kernel]
+    # The walking kernel reads A as (d_state, dim), one state's row across the lanes' channels.
+    A_in = A.t().contiguous() if plan.kernel == "walk" else A
     kernel[plan.grid(batch, dim)](
-        u, delta, A, B, C, D if D is not None else A, zz, delta_bias if delta_bias is not None else A,
+        u, delta, A_in, B, C, D if D is not None else A, zz, delta_bias if delta_bias is not None else A,
         dout, ckpt, carry_in if carry_in is not None else carry_out,
         grads["u"], grads["delta"], grads["z"] if z is not None else grads["u"], grads["A"], dB, dC,
         grads["D"] if D is not None else grads["A"],

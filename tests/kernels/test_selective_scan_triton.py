@@ -39,7 +39,7 @@ def _interpreter_floor_scale(dtype: torch.dtype) -> float:
     return 2.0 if DEVICE == "cpu" and dtype == BF16 else 1.0
 
 
-@pytest.fixture(params=["stateloop", "tile"])
+@pytest.fixture(params=["walk", "stateloop"])
 def backward_kernel(request, monkeypatch):
     """Run a test with each backward kernel (plan_launch's ``bwd_kernel`` choice)."""
     monkeypatch.setitem(sst.TUNING, "bwd_kernel", request.param)
@@ -137,8 +137,8 @@ def test_long_sequence_equals_piecewise_scan_with_state_passing(reverse):
 
 
 def test_tuning_from_environment(monkeypatch):
-    monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", '{"bwd_block_d": 8, "bwd_kernel": "tile"}')
-    assert sst._tuning_from_environment() == {"bwd_block_d": 8, "bwd_kernel": "tile"}
+    monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", '{"bwd_block_d": 8, "bwd_kernel": "stateloop"}')
+    assert sst._tuning_from_environment() == {"bwd_block_d": 8, "bwd_kernel": "stateloop"}
     monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", "bwd_block_d=8")
     with pytest.raises(ValueError, match="not valid JSON"):
         sst._tuning_from_environment()
