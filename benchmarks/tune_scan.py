@@ -3,8 +3,8 @@
 Used to pick plan_launch's defaults (GPU only); prints one line per configuration::
 
     python benchmarks/tune_scan.py --lengths 4096 1048576                  # forward tiles
-    python benchmarks/tune_scan.py --backward --bwd-kernel walk stateloop \\
-        --bwd-block-d 16 32 64 --bwd-warps 1 2 --block-t 8 16 32           # forward + backward
+    python benchmarks/tune_scan.py --backward --bwd-block-t 8 16 \\
+        --bwd-block-d 32 64 --bwd-warps 1 2 --block-t 16 32               # forward + backward
 
 Backward mode times forward + backward (the backward cannot run alone: it needs the forward's
 checkpoints, whose spacing is ``block_t``); subtract the forward's time from the first mode.
@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scan import bench, extra_memory_gib, leaves, make_inputs, time_major  # noqa: E402
 from genomamba.kernels import selective_scan_triton as sst  # noqa: E402
+from genomamba.kernels.scan_backward import _selective_scan_bwd_kernel  # noqa: E402
 from genomamba.kernels.scan_forward import _selective_scan_fwd_kernel  # noqa: E402
 
 
@@ -41,9 +42,10 @@ def forward_configs(args):
 
 
 def backward_configs(args):
-    for kernel, block_t, block_d, warps in itertools.product(args.bwd_kernel, args.block_t, args.bwd_block_d,
+    for tile_t, block_t, block_d, warps in itertools.product(args.bwd_block_t, args.block_t, args.bwd_block_d,
                                                              args.bwd_warps):
-        yield dict(bwd_kernel=kernel, block_t=block_t, bwd_block_d=block_d, bwd_warps=warps)
+        if block_t % tile_t == 0:
+            yield dict(bwd_block_t=tile_t, block_t=block_t, bwd_block_d=block_d, bwd_warps=warps)
 
 
 def main():
@@ -55,7 +57,7 @@ def main():
     ap.add_argument("--warps", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--per-sm", type=int, nargs="+", default=[8])
     ap.add_argument("--backward", action="store_true", help="time forward + backward over backward tiles")
-    ap.add_argument("--bwd-kernel", nargs="+", default=["walk"], choices=sorted(sst._BACKWARD_KERNELS))
+    ap.add_argument("--bwd-block-t", type=int, nargs="+", default=[16])
     ap.add_argument("--bwd-block-d", type=int, nargs="+", default=[32])
     ap.add_argument("--bwd-warps", type=int, nargs="+", default=[1])
     args = ap.parse_args()
@@ -76,7 +78,7 @@ def main():
 
                     ms = bench(step, list(g.values()))
                     mem = extra_memory_gib(step)
-                    regs, spills = compiled_resources(sst._BACKWARD_KERNELS[config["bwd_kernel"]])
+                    regs, spills = compiled_resources(_selective_scan_bwd_kernel)
                     extra = f" extra_mem={mem:.2f}GiB"
                 else:
                     with torch.no_grad():

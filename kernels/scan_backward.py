@@ -23,8 +23,8 @@ loop of multiply-adds with no shuffles. The states are visited one at a time, so
 states (d dt, du, y for dz) accumulate in place. Only dB and dC, sums over channels, cross lanes:
 one warp reduction per position and state, then one atomic add per program into an fp32 buffer.
 
-Measured against the transposed layout of scan_backward_stateloop.py (positions across lanes,
-which makes both scans cross-lane and spills registers): docs/benchmarks.md.
+The earlier kernels put positions across lanes (both scans then cross lanes through shuffles and
+the tile spills registers); this layout measured 12-18% faster on an H100 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -64,6 +64,53 @@ def _row_of(tile, n, nn):
 
 
 @triton.jit
+def _states_entering_tile(
+    ckpt_ptr, dt_base, u_base, AT_ptr, B_base, bias, tile, b, d, n, nd_mask, seg_end, n_ckpts, dim, d_state,
+    stride_dtd, stride_dtl, stride_ud, stride_ul, stride_bn, stride_bl,
+    BLOCK_T: tl.constexpr, CKPT_EVERY: tl.constexpr, REVERSE: tl.constexpr, HAS_BIAS: tl.constexpr,
+    SOFTPLUS: tl.constexpr,
+):
+    """States (BLOCK_N, BLOCK_D) entering ``tile`` in scan order, from the forward pass's checkpoints.
+
+    Checkpoints are ``CKPT_EVERY`` positions apart, a multiple of the tile: a tile that does not start
+    a checkpoint block walks the block's earlier positions (in scan order) from the checkpoint, the
+    forward recurrence over all states at once. Spacing checkpoints wider than the tile halves
+    their memory at the price of that walk.
+    """
+    tiles_per_ckpt: tl.constexpr = CKPT_EVERY // BLOCK_T
+    block = tile // tiles_per_ckpt
+    h = tl.load(ckpt_ptr + ((b * n_ckpts + block) * d_state + n[:, None]) * dim + d[None, :], mask=nd_mask,
+                other=0.0)
+    if tiles_per_ckpt > 1:
+        A2 = tl.load(AT_ptr + n[:, None] * dim + d[None, :], mask=nd_mask, other=0.0).to(tl.float32)
+        A2 = A2 * 1.4426950408889634
+        sub = tile % tiles_per_ckpt
+        if REVERSE:
+            steps = (tiles_per_ckpt - 1 - sub) * BLOCK_T
+        else:
+            steps = sub * BLOCK_T
+        for s in range(0, steps):
+            if REVERSE:
+                t = (block + 1) * CKPT_EVERY - 1 - s
+            else:
+                t = block * CKPT_EVERY + s
+            # Positions past the segment's end (reverse scans only) are the identity map.
+            live = t < seg_end
+            m = d < tl.where(live, dim, 0)
+            dt = tl.load(dt_base + t * stride_dtl + d * stride_dtd, mask=m, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                dt += bias
+            if SOFTPLUS:
+                dt = _softplus(dt)
+            dt = tl.where(m, dt, 0.0)
+            u = tl.load(u_base + t * stride_ul + d * stride_ud, mask=m, other=0.0).to(tl.float32)
+            nm = n < tl.where(live, d_state, 0)  # a scalar & vector mask trips the interpreter
+            Bt = tl.load(B_base + n * stride_bn + t * stride_bl, mask=nm, other=0.0).to(tl.float32)
+            h = tl.exp2(dt[None, :] * A2) * h + Bt[:, None] * (dt * u)[None, :]
+    return h
+
+
+@triton.jit
 def _selective_scan_bwd_kernel(
     u_ptr, dt_ptr, AT_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, ckpt_ptr, carry_in_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, carry_out_ptr, dtsum_ptr,
@@ -72,7 +119,7 @@ def _selective_scan_bwd_kernel(
     stride_ob, stride_od, stride_ol,
     stride_bb, stride_bg, stride_bn, stride_bl, stride_cb, stride_cg, stride_cn, stride_cl,
     stride_dbb, stride_dbg, stride_dbn, stride_dbl, stride_dcb, stride_dcg, stride_dcn, stride_dcl,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, CKPT_EVERY: tl.constexpr,
     REVERSE: tl.constexpr, ADJOINT_ONLY: tl.constexpr, HAS_Z: tl.constexpr, HAS_D: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_CARRY_IN: tl.constexpr,
     ACCUMULATE_DZ: tl.constexpr, ACCUMULATE_DU: tl.constexpr,
@@ -113,7 +160,7 @@ def _selective_scan_bwd_kernel(
     seg_start = seg * seg_len
     seg_end = tl.minimum(seg_start + seg_len, length)
     n_tiles = tl.cdiv(seg_end - seg_start, BLOCK_T)
-    n_tiles_total = tl.cdiv(length, BLOCK_T)
+    n_ckpts = tl.cdiv(length, CKPT_EVERY)
     lane_t = tl.arange(0, BLOCK_T)
     if REVERSE:
         first = lane_t == BLOCK_T - 1  # first position of a tile in scan order
@@ -150,8 +197,12 @@ def _selective_scan_bwd_kernel(
         else:
             u_off = b * stride_ub + t[:, None] * stride_ul + d[None, :] * stride_ud
             dtu = dt * tl.load(u_ptr + u_off, mask=m2, other=0.0).to(tl.float32)
-            h0 = tl.load(ckpt_ptr + ((b * n_tiles_total + tile) * d_state + n[:, None]) * dim + d[None, :],
-                         mask=nd_mask, other=0.0)
+            h0 = _states_entering_tile(
+                ckpt_ptr, dt_base, u_ptr + b * stride_ub, AT_ptr, B_base, bias, tile, b, d, n, nd_mask,
+                seg_end, n_ckpts, dim, d_state, stride_dtd, stride_dtl, stride_ud, stride_ul,
+                stride_bn, stride_bl,
+                BLOCK_T, CKPT_EVERY, REVERSE, HAS_BIAS, SOFTPLUS,
+            )
             # Sums over states: dh A a h_prev (for d dt), dh B (for du and d dt), C h (for dz).
             ddt = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
             dhB = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)

@@ -21,14 +21,12 @@ import torch
 import triton
 
 from .scan_backward import _selective_scan_bwd_kernel
-from .scan_backward_stateloop import _selective_scan_bwd_stateloop_kernel
 from .scan_forward import _selective_scan_fwd_kernel
 from .scan_segments import _chain_segments_kernel
 
 MAX_D_STATE = 256
-_BACKWARD_KERNELS = {"walk": _selective_scan_bwd_kernel, "stateloop": _selective_scan_bwd_stateloop_kernel}
-#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, bwd_kernel ("walk" or "stateloop"),
-#: bwd_block_d, bwd_warps, block_t, min_programs_per_sm, programs_per_sm), set by
+#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, block_t, bwd_block_d, bwd_block_t,
+#: bwd_warps, min_programs_per_sm, programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
 TUNING: dict[str, int | str] = {}
@@ -54,8 +52,8 @@ TUNING.update(_tuning_from_environment())
 class LaunchPlan:
     """How one pass of a scan is cut into programs: channel blocks x segments x batch rows.
 
-    ``block_t`` is the spacing of the forward pass's state checkpoints and the backward pass's chunk
-    length; both passes must agree on it.
+    ``block_t`` is the spacing of the forward pass's state checkpoints; both passes must agree on it.
+    ``tile_t`` (backward only) is the backward's tile of positions, a divisor of ``block_t``.
     """
 
     block_d: int
@@ -64,8 +62,7 @@ class LaunchPlan:
     segments: int
     seg_len: int
     num_warps: int
-    #: backward only: "walk" (scan_backward.py) or "stateloop" (scan_backward_stateloop.py)
-    kernel: str = "walk"
+    tile_t: int = 0
 
     def grid(self, batch: int, dim: int) -> tuple[int, int, int]:
         return (triton.cdiv(dim, self.block_d), self.segments, batch)
@@ -92,25 +89,23 @@ def plan_launch(
 
     Defaults come from benchmarks/tune_scan.py on an H100 (docs/benchmarks.md). The forward pass
     gives each thread whole channels (one warp, up to 2048 channel-states per program); the
-    backward pass works on (channels x states x block_t) tiles small enough to avoid spills.
+    backward pass gives each lane one channel and a tile of positions.
     ``BLOCK_D`` always divides the channels of one group, so a program reads a single B/C group.
     Segments are added only when batch x channel blocks would leave the GPU under-filled.
     """
     if d_state > MAX_D_STATE:
         raise ValueError(f"d_state={d_state} exceeds the kernel's maximum of {MAX_D_STATE}")
     block_n = triton.next_power_of_2(max(d_state, 1))
-    kernel = TUNING.get("bwd_kernel", "walk")
     block_t = TUNING.get("block_t", 32)
-    if backward and kernel == "stateloop":
-        # Measured on an H100 (docs/benchmarks.md): one warp and 32-position tiles keep the time
-        # scans inside a warp (no shared-memory round trips between warps); 81 ms forward+backward
-        # at 4096 x 256 against 120 ms for 4 warps x 128 positions, 123 against 184 ms at 2^20 x 1.
-        block_d = TUNING.get("bwd_block_d", 16)
-        num_warps = TUNING.get("bwd_warps", 1)
-    elif backward:
-        # One channel per lane and one warp: a tile's positions live in each lane's registers.
+    tile_t = 0
+    if backward:
+        # Measured on an H100 (docs/benchmarks.md): one warp, one channel per lane, 16-position
+        # tiles (32 spill registers; 64 channels or 32 positions spill far more).
         block_d = TUNING.get("bwd_block_d", 32)
         num_warps = TUNING.get("bwd_warps", 1)
+        tile_t = min(TUNING.get("bwd_block_t", 16), block_t)
+        if block_t % tile_t:
+            raise ValueError(f"the backward tile ({tile_t}) must divide the checkpoint spacing ({block_t})")
     else:
         block_d = TUNING.get("fwd_block_d") or max(1, min(128, 2048 // block_n))
         num_warps = TUNING.get("fwd_warps", 1)
@@ -125,7 +120,7 @@ def plan_launch(
     segments = max(1, min(segments, n_chunks))
     seg_len = triton.cdiv(n_chunks, segments) * block_t
     segments = triton.cdiv(length, seg_len)
-    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps, kernel)
+    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps, tile_t)
 
 
 def _as_4d(x: torch.Tensor) -> torch.Tensor:
@@ -254,11 +249,10 @@ def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, rever
     batch, dim, length = u.shape
     zz = z if z is not None else u
     dB, dC = grads["B"], grads["C"]
-    kernel = _BACKWARD_KERNELS[plan.kernel]
-    # The walking kernel reads A as (d_state, dim), one state's row across the lanes' channels.
-    A_in = A.t().contiguous() if plan.kernel == "walk" else A
-    kernel[plan.grid(batch, dim)](
-        u, delta, A_in, B, C, D if D is not None else A, zz, delta_bias if delta_bias is not None else A,
+    # The kernel reads A as (d_state, dim): one state's row across the lanes' channels.
+    _selective_scan_bwd_kernel[plan.grid(batch, dim)](
+        u, delta, A.t().contiguous(), B, C, D if D is not None else A, zz,
+        delta_bias if delta_bias is not None else A,
         dout, ckpt, carry_in if carry_in is not None else carry_out,
         grads["u"], grads["delta"], grads["z"] if z is not None else grads["u"], grads["A"], dB, dC,
         grads["D"] if D is not None else grads["A"],
@@ -267,7 +261,7 @@ def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, rever
         length, dim, A.shape[1], plan.seg_len, dim // groups,
         *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *B.stride(), *C.stride(),
         *dB.stride(), *dC.stride(),
-        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, BLOCK_T=plan.block_t,
+        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, BLOCK_T=plan.tile_t, CKPT_EVERY=plan.block_t,
         REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_CARRY_IN=carry_in is not None,
         ACCUMULATE_DZ=accumulate_dz, ACCUMULATE_DU=accumulate_du, num_warps=plan.num_warps,

@@ -39,15 +39,15 @@ def _interpreter_floor_scale(dtype: torch.dtype) -> float:
     return 2.0 if DEVICE == "cpu" and dtype == BF16 else 1.0
 
 
-@pytest.fixture(params=["walk", "stateloop"])
-def backward_kernel(request, monkeypatch):
-    """Run a test with each backward kernel (plan_launch's ``bwd_kernel`` choice)."""
-    monkeypatch.setitem(sst.TUNING, "bwd_kernel", request.param)
+@pytest.fixture(params=[16, 32])
+def backward_tile(request, monkeypatch):
+    """Run a test with backward tiles narrower than the checkpoint spacing (32) and equal to it."""
+    monkeypatch.setitem(sst.TUNING, "bwd_block_t", request.param)
     return request.param
 
 
 @pytest.mark.parametrize("overrides, segments", INTERPRETER_GRID)
-def test_triton_matches_reference_small(overrides, segments, backward_kernel):
+def test_triton_matches_reference_small(overrides, segments, backward_tile):
     fn = functools.partial(selective_scan_triton, segments=segments)
     case = make_case(**overrides)
     report = run_case(fn, case, device=DEVICE, floor_scale=_interpreter_floor_scale(case.dtype))
@@ -137,8 +137,8 @@ def test_long_sequence_equals_piecewise_scan_with_state_passing(reverse):
 
 
 def test_tuning_from_environment(monkeypatch):
-    monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", '{"bwd_block_d": 8, "bwd_kernel": "stateloop"}')
-    assert sst._tuning_from_environment() == {"bwd_block_d": 8, "bwd_kernel": "stateloop"}
+    monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", '{"bwd_block_d": 8, "bwd_block_t": 8}')
+    assert sst._tuning_from_environment() == {"bwd_block_d": 8, "bwd_block_t": 8}
     monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", "bwd_block_d=8")
     with pytest.raises(ValueError, match="not valid JSON"):
         sst._tuning_from_environment()
