@@ -37,8 +37,9 @@ def compiled_resources(kernel):
 
 
 def forward_configs(args):
-    for block_t, block_d, warps in itertools.product(args.block_t, args.block_d, args.warps):
-        yield dict(block_t=block_t, fwd_block_d=block_d, fwd_warps=warps)
+    grid = itertools.product(args.block_t, args.block_d, args.warps, args.unroll)
+    for block_t, block_d, warps, unroll in grid:
+        yield dict(block_t=block_t, fwd_block_d=block_d, fwd_warps=warps, fwd_unroll=unroll)
 
 
 def backward_configs(args):
@@ -55,6 +56,7 @@ def main():
     ap.add_argument("--block-t", type=int, nargs="+", default=[32])
     ap.add_argument("--block-d", type=int, nargs="+", default=[32, 64, 128])
     ap.add_argument("--warps", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--unroll", type=int, nargs="+", default=[4])
     ap.add_argument("--per-sm", type=int, nargs="+", default=[8])
     ap.add_argument("--backward", action="store_true", help="time forward + backward over backward tiles")
     ap.add_argument("--bwd-block-t", type=int, nargs="+", default=[16])
@@ -69,7 +71,8 @@ def main():
         configs = backward_configs(args) if args.backward else forward_configs(args)
         for config, per_sm in itertools.product(list(configs), per_sm_choices):
             sst.TUNING.clear()
-            sst.TUNING.update(config, programs_per_sm=per_sm)
+            per_sm_key = "bwd_programs_per_sm" if args.backward else "programs_per_sm"
+            sst.TUNING.update(config, **{per_sm_key: per_sm})
             label = " ".join(f"{k}={v}" for k, v in {**config, "per_sm": per_sm}.items())
             try:
                 if args.backward:

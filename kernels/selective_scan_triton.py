@@ -25,8 +25,8 @@ from .scan_forward import _selective_scan_fwd_kernel
 from .scan_segments import _chain_segments_kernel
 
 MAX_D_STATE = 256
-#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, block_t, bwd_block_d, bwd_block_t,
-#: bwd_warps, min_programs_per_sm, programs_per_sm), set by
+#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, fwd_unroll, block_t, bwd_block_d,
+#: bwd_block_t, bwd_warps, min_programs_per_sm, programs_per_sm, bwd_programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
 TUNING: dict[str, int | str] = {}
@@ -63,21 +63,25 @@ class LaunchPlan:
     seg_len: int
     num_warps: int
     tile_t: int = 0
+    #: forward only: positions whose loads are issued together
+    unroll: int = 4
 
     def grid(self, batch: int, dim: int) -> tuple[int, int, int]:
         return (triton.cdiv(dim, self.block_d), self.segments, batch)
 
 
-def _programs_wanted(device: torch.device) -> tuple[int, int]:
+def _programs_wanted(device: torch.device, backward: bool) -> tuple[int, int]:
     """(fewest programs that need no segments, programs to aim for when segmenting).
 
     Segmenting costs a second pass over the inputs, so it pays only when the plain grid leaves
     most of the GPU idle; measured on an H100, 1024 one-warp programs (4 per SM of 132) ran at
-    7.5 ms without segments and at 14 ms with two.
+    7.5 ms without segments and at 14 ms with two. The backward's one-warp programs walk longer
+    dependent chains and want more of them: 16 per SM took 131,072 x 8 from 173 to 146 ms.
     """
     if device.type == "cuda":
         sms = torch.cuda.get_device_properties(device).multi_processor_count
-        return TUNING.get("min_programs_per_sm", 2) * sms, TUNING.get("programs_per_sm", 8) * sms
+        per_sm = TUNING.get("bwd_programs_per_sm", 16) if backward else TUNING.get("programs_per_sm", 8)
+        return TUNING.get("min_programs_per_sm", 2) * sms, per_sm * sms
     return 4, 4  # interpreter runs: small, but enough to exercise segmenting in tests
 
 
@@ -115,12 +119,13 @@ def plan_launch(
     n_chunks = triton.cdiv(length, block_t)
     if segments is None:
         base = batch * triton.cdiv(dim, block_d)
-        enough, wanted = _programs_wanted(device)
+        enough, wanted = _programs_wanted(device, backward)
         segments = 1 if base >= enough else triton.cdiv(wanted, base)
     segments = max(1, min(segments, n_chunks))
     seg_len = triton.cdiv(n_chunks, segments) * block_t
     segments = triton.cdiv(length, seg_len)
-    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps, tile_t)
+    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps, tile_t,
+                      TUNING.get("fwd_unroll", 4))
 
 
 def _as_4d(x: torch.Tensor) -> torch.Tensor:
@@ -210,7 +215,7 @@ def _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in,
         h_in if h_in is not None else h_out, y, h_out, dtsum, ckpt,
         length, dim, A_t.shape[0], plan.seg_len, dim // groups,
         *u.stride(), *delta.stride(), *zz.stride(), *y.stride(), *B.stride(), *C.stride(),
-        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, CKPT_EVERY=plan.block_t, UNROLL=4,
+        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, CKPT_EVERY=plan.block_t, UNROLL=plan.unroll,
         REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
         SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, num_warps=plan.num_warps,
