@@ -66,7 +66,7 @@ def _selective_scan_fwd_kernel(
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CKPT_EVERY: tl.constexpr, UNROLL: tl.constexpr,
     REVERSE: tl.constexpr, STATE_ONLY: tl.constexpr, HAS_Z: tl.constexpr, HAS_D: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H_IN: tl.constexpr, SAVE_CKPT: tl.constexpr,
-    ADD_TO_Y: tl.constexpr,
+    ADD_TO_Y: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     seg, b, n_seg, d, n, d_mask, n_mask, dn_mask, g = _program_coords(
         dim, d_state, dim_per_group, BLOCK_D, BLOCK_N
@@ -117,10 +117,19 @@ def _selective_scan_fwd_kernel(
                     t = t0 + (CKPT_EVERY - 1 - j * UNROLL - k)
                 else:
                     t = t0 + j * UNROLL + k
-                # One vector compare per mask (a scalar & vector mix also trips Triton's interpreter).
+                # With whole channel blocks (EVEN_D) and d_state a power of two (EVEN_N) the masks are
+                # constant along the vector, which lets Triton load each lane's run of channels and
+                # the B and C rows in wide vectors instead of one 16-bit load per element. One vector
+                # compare per mask (a scalar & vector mix also trips Triton's interpreter).
                 live = t < seg_end
-                m = d < tl.where(live, dim, 0)
-                nm = n < tl.where(live, d_state, 0)
+                if EVEN_D:
+                    m = (t + tl.zeros((BLOCK_D,), dtype=tl.int32)) < seg_end
+                else:
+                    m = d < tl.where(live, dim, 0)
+                if EVEN_N:
+                    nm = (t + tl.zeros((BLOCK_N,), dtype=tl.int32)) < seg_end
+                else:
+                    nm = n < tl.where(live, d_state, 0)
                 u = tl.load(u_row + t * stride_ul, mask=m, other=0.0).to(tl.float32)
                 dt = tl.load(dt_row + t * stride_dtl, mask=m, other=0.0).to(tl.float32)
                 if HAS_BIAS:

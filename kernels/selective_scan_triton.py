@@ -218,7 +218,8 @@ def _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in,
         BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, CKPT_EVERY=plan.block_t, UNROLL=plan.unroll,
         REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
-        SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, num_warps=plan.num_warps,
+        SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, EVEN_D=dim % plan.block_d == 0,
+        EVEN_N=A_t.shape[0] == plan.block_n, num_warps=plan.num_warps,
     )
 
 
