@@ -137,16 +137,18 @@ def _contiguous(x: torch.Tensor | None) -> torch.Tensor | None:
     return None if x is None else x.contiguous()
 
 
-def _dense(x: torch.Tensor | None) -> torch.Tensor | None:
+def _dense(x: torch.Tensor | None, read_only: bool = False) -> torch.Tensor | None:
     """A (batch, dim, length) tensor stored time-major, i.e. (batch, length, dim) in memory.
 
     The forward kernel reads one position of every channel per step, which coalesces only in this
     layout: on an H100 the same forward took 14 ms time-major and 96-105 ms channel-major
     (docs/benchmarks.md), while the copy costs one read and one write of the tensor. Time-major
     tensors, e.g. transposed views of a projection's (batch, length, dim) output, pass unchanged.
-    Gradient buffers are allocated like u (torch.empty_like), so they come back time-major too.
+    u and delta must be dense: the gradient buffers are allocated like u (torch.empty_like) and
+    written with its strides. Tensors the kernels only read (z, the output gradient) need unit
+    stride along channels only, so a slice of a wider projection passes without a copy.
     """
-    if x is None or x.transpose(1, 2).is_contiguous():
+    if x is None or (x.stride(1) == 1 if read_only else x.transpose(1, 2).is_contiguous()):
         return x
     return x.transpose(1, 2).contiguous().transpose(1, 2)
 
@@ -296,7 +298,7 @@ class _SelectiveScanFn(torch.autograd.Function):
                 need_grad):
         b_shape, c_shape, b_dtype, c_dtype = B.shape, C.shape, B.dtype, C.dtype
         u, delta, A, B4, C4, D, delta_bias = _prepare_direction((u, delta, A, B, C, D, delta_bias))
-        z = _dense(z)
+        z = _dense(z, read_only=True)
         h0 = None if initial_state is None else initial_state.float().contiguous()
         y, final, ckpt = _forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, h0, reverse, plan[0],
                                   want_ckpt=need_grad)
@@ -312,7 +314,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         grads = _grad_buffers(u, delta, A, B4, C4, D, z, delta_bias)
         saved = (u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, ckpt)
         d_final = None if d_final is None else d_final.float().contiguous()
-        dh0 = _backward(saved, _dense(dy), d_final, grads, plan[1], reverse)
+        dh0 = _backward(saved, _dense(dy, read_only=True), d_final, grads, plan[1], reverse)
         return (
             grads["u"], grads["delta"], grads["A"].to(A.dtype),
             grads["B"].reshape(b_shape).to(b_dtype), grads["C"].reshape(c_shape).to(c_dtype),
@@ -363,7 +365,7 @@ class _BidirectionalScanFn(torch.autograd.Function):
         fwd = _prepare_direction(tensors[:7])
         rev = _prepare_direction(tensors[7:])
         shared = [a is b for a, b in zip(tensors[:7], tensors[7:], strict=True)]
-        z = _dense(z)
+        z = _dense(z, read_only=True)
         # Reverse first, ungated, into y; the forward pass adds its part and applies the gate.
         y, _, ckpt_r = _forward(*rev[:5], rev[5], None, rev[6], delta_softplus, None, True, plans[1][0],
                                 need_grad)
@@ -379,7 +381,7 @@ class _BidirectionalScanFn(torch.autograd.Function):
         z, *rest = ctx.saved_tensors
         fwd, rev, (ckpt_f, ckpt_r) = rest[:7], rest[7:14], rest[14:]
         delta_softplus, plans, shared, shapes, dtypes = ctx.meta
-        dy = _dense(dy)
+        dy = _dense(dy, read_only=True)
         grads_f = _grad_buffers(fwd[0], fwd[1], fwd[2], fwd[3], fwd[4], fwd[5], z, fwd[6])
         grads_r = {k: (grads_f[k] if k == "z" else None) for k in grads_f}
         names = ("u", "delta", "A", "B", "C", "D", "delta_bias")

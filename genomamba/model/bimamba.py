@@ -39,6 +39,7 @@ from genomamba.model.mixer import (
     channels_last,
     depthwise_conv,
     ssm_inputs,
+    time_major,
 )
 from genomamba.model.norm import RMSNorm
 from genomamba.ops import bidirectional_selective_scan, selective_scan
@@ -83,7 +84,7 @@ class BiMambaMixer(nn.Module):
         for which in ("fwd",) if self.tie_projections else ("fwd", "rev"):
             xz = self._proj("in_proj", which)(hidden)
             x = apply_mask(channels_first(xz[..., :di]), mask)
-            streams[which] = (x, channels_first(xz[..., di:]))
+            streams[which] = (x, time_major(xz[..., di:]))
         if self.tie_projections:
             streams["rev"] = streams["fwd"]
 

@@ -2,10 +2,13 @@
 
 This module holds the pieces every mixer shares:
 
-* :func:`channels_first` / :func:`channels_last` -- the only place where the model's
-  ``(batch, length, [strands,] channels)`` layout and the scan's ``(batch, channels, length)``
-  layout meet. Strands (two for the parameter-sharing RC model) become consecutive channel
-  blocks, which the scan sees as ``groups`` of ``B``/``C``.
+* :func:`channels_first` / :func:`time_major` / :func:`channels_last` -- the only place where
+  the model's ``(batch, length, [strands,] channels)`` layout and the scan's
+  ``(batch, channels, length)`` shape meet. Strands (two for the parameter-sharing RC model)
+  become consecutive channel blocks, which the scan sees as ``groups`` of ``B``/``C``. The conv
+  needs length-contiguous rows (a copy); everything the scan reads besides ``u`` (z, delta, B, C)
+  stays time-major, rows of channels as the projections write them, which is the layout the GPU
+  kernels load in wide coalesced vectors (a transposed view, no copy for one strand).
 * :class:`ScanDirection` -- the parameters of one scan direction (conv, x_proj, dt_proj,
   A_log, D) with Mamba's initialisation, and the helpers that turn a gated stream into scan
   inputs.
@@ -41,6 +44,16 @@ def channels_first(t: torch.Tensor) -> torch.Tensor:
     # reshape alone may return a strided view (e.g. one strand sliced out of in_proj's output);
     # the conv and the scan kernels want length-contiguous rows.
     return t.permute(0, 2, 3, 1).reshape(b, s * c, length).contiguous()
+
+
+def time_major(t: torch.Tensor) -> torch.Tensor:
+    """``(batch, length, strands, c) -> (batch, strands * c, length)`` stored time-major.
+
+    A transposed view where strides allow (one strand); otherwise one copy into (batch, length,
+    strands * c) rows, never a channel-major one.
+    """
+    b, length, s, c = t.shape
+    return t.reshape(b, length, s * c).transpose(1, 2)
 
 
 def channels_last(t: torch.Tensor, strands: int) -> torch.Tensor:
@@ -137,19 +150,21 @@ def ssm_inputs(directions: list[ScanDirection], u: torch.Tensor):
     first = directions[0]
     b, _, length = u.shape
     u4 = u.view(b, s, first.d_inner, length)
-    # (s, R+2N, d_inner) @ (b, s, d_inner, L) -> (b, s, R+2N, L): x_proj in the channels-first layout.
+    # (b, s, L, d_inner) @ (s, d_inner, R+2N) -> (b, s, L, R+2N): x_proj writes time-major rows,
+    # so B and C come out as (b, s, N, L) views with unit stride along the state.
     w_x = torch.stack([d.x_proj.weight for d in directions])
-    x_dbl = torch.matmul(w_x, u4)
-    dt_in, B, C = x_dbl.split([first.dt_rank, first.d_state, first.d_state], dim=2)
+    x_dbl = torch.matmul(u4.transpose(-1, -2), w_x.transpose(-1, -2))
+    dt_in, B, C = x_dbl.split([first.dt_rank, first.d_state, first.d_state], dim=-1)
     w_dt = torch.stack([d.dt_proj.weight for d in directions])
-    delta = torch.matmul(w_dt, dt_in)
-    delta = delta.reshape(b, s * first.d_inner, length)
+    delta = torch.matmul(dt_in, w_dt.transpose(-1, -2))  # (b, s, L, d_inner)
+    delta = time_major(delta.transpose(1, 2))
+    B, C = B.transpose(-1, -2), C.transpose(-1, -2)
     if s == 1:
         B, C = B[:, 0], C[:, 0]
     A = torch.cat([d.A() for d in directions])
     D = torch.cat([d.D.float() for d in directions])
     delta_bias = torch.cat([d.dt_proj.bias.float() for d in directions])
-    return delta, B.contiguous(), C.contiguous(), A, D, delta_bias
+    return delta, B, C, A, D, delta_bias
 
 
 class MambaMixer(nn.Module):
@@ -170,7 +185,7 @@ class MambaMixer(nn.Module):
             return self.forward(hidden[:, :, 0], mask)[:, :, None]
         xz = self.in_proj(hidden)[:, :, None]  # (batch, L, 1, 2*d_inner)
         x = apply_mask(channels_first(xz[..., : self.d_inner]), mask)
-        z = channels_first(xz[..., self.d_inner :])
+        z = time_major(xz[..., self.d_inner :])
         u = apply_mask(F.silu(depthwise_conv(x, self.fwd.kernel(), self.fwd.conv1d.bias, False)), mask)
         delta, B, C, A, D, delta_bias = ssm_inputs([self.fwd], u)
         y = selective_scan(u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=True)
