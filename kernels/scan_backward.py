@@ -42,6 +42,19 @@ def _first_order_combine(a_left, b_left, a_right, b_right):
 
 
 @triton.jit
+def _adjoint_combine(a_left, p_left, x_left, a_right, p_right, x_right):
+    """Adjoint recurrence ``dh_t = x_t + a_{t+1} dh_{t+1}`` in the order it runs (against the scan).
+
+    A run of positions is (a of its last position, product of the other a's, dh at its last
+    position from a zero carry). The factor between two positions is the a of the one visited
+    first, so the run carries its last a instead of needing a shifted copy of a (which would
+    cost a second exp or a register tile). One position is (a_t, 1, x_t).
+    """
+    bridge = p_right * a_left
+    return a_right, bridge * p_left, bridge * x_left + x_right
+
+
+@triton.jit
 def _load_step(dt_ptr, bias, t, d, mask, stride_dtd, stride_dtl, HAS_BIAS: tl.constexpr,
                SOFTPLUS: tl.constexpr, APPLY_SOFTPLUS: tl.constexpr):
     """dt (BLOCK_T, BLOCK_D) in fp32: delta + bias, through softplus when asked; 0 where masked.
@@ -110,7 +123,10 @@ def _states_entering_tile(
     return h
 
 
-@triton.jit
+# Strides along channels are never specialised to 1: with a known unit stride Triton vectorises the
+# tile loads, giving each lane 8 channels and spreading a tile's positions over 8 lanes, which turns
+# the in-lane walks into cross-lane scans (measured: shuffles in every step).
+@triton.jit(do_not_specialize=["stride_ud", "stride_dtd", "stride_zd", "stride_od"])
 def _selective_scan_bwd_kernel(
     u_ptr, dt_ptr, AT_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, ckpt_ptr, carry_in_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, carry_out_ptr, dtsum_ptr,
@@ -164,12 +180,8 @@ def _selective_scan_bwd_kernel(
     lane_t = tl.arange(0, BLOCK_T)
     if REVERSE:
         first = lane_t == BLOCK_T - 1  # first position of a tile in scan order
-        not_last = lane_t != 0
-        step = -1
     else:
         first = lane_t == 0
-        not_last = lane_t != BLOCK_T - 1
-        step = 1
     for i in range(0, n_tiles):
         # Against scan order: for a forward scan the tiles are visited right to left.
         if REVERSE:
@@ -180,12 +192,6 @@ def _selective_scan_bwd_kernel(
         t_mask = t < seg_end
         m2 = t_mask[:, None] & d_mask[None, :]
         dt = _load_step(dt_base, bias, t, d, m2, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS, True)
-        # dt of the next position in scan order; the tile's last position gets 0 (a factor of 1)
-        # because its successor's factor travels in the carry.
-        t_next = t + step
-        next_mask = ((t_next >= seg_start) & (t_next < seg_end) & not_last)[:, None] & d_mask[None, :]
-        dt_next = _load_step(dt_base, bias, t_next, d, next_mask, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS,
-                             True)
         dout_off = b * stride_ob + t[:, None] * stride_ol + d[None, :] * stride_od
         g = tl.load(dout_ptr + dout_off, mask=m2, other=0.0).to(tl.float32)
         if HAS_Z:
@@ -212,12 +218,14 @@ def _selective_scan_bwd_kernel(
             A_n = tl.load(AT_ptr + nn * dim + d, mask=d_mask, other=0.0).to(tl.float32)
             A2_n = A_n * 1.4426950408889634  # exp(dt A) as one exp2
             Cn = tl.load(C_base + nn * stride_cn + t * stride_cl, mask=t_mask, other=0.0).to(tl.float32)
-            P, X = tl.associative_scan(
-                (tl.exp2(dt_next * A2_n[None, :]), Cn[:, None] * g), 0, _first_order_combine,
+            a = tl.exp2(dt * A2_n[None, :])
+            # The carry from the tile after this one (in scan order) enters at its last position
+            # with factor 1: it already holds the next position's a.
+            _, P, X = tl.associative_scan(
+                (a, tl.full((BLOCK_T, BLOCK_D), 1.0, tl.float32), Cn[:, None] * g), 0, _adjoint_combine,
                 reverse=not REVERSE,
             )
             dh = X + P * _row_of(c, n, nn)[None, :]
-            a = tl.exp2(dt * A2_n[None, :])
             c_n = tl.sum(tl.where(first[:, None], a * dh, 0.0), axis=0)
             c_next = tl.where(n[:, None] == nn, c_n[None, :], c_next)
             if not ADJOINT_ONLY:
