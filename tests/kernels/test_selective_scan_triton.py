@@ -32,6 +32,15 @@ INTERPRETER_GRID = [
 ]
 
 
+def _gpu_floor_scale(dtype: torch.dtype) -> float:
+    """The GPU's exp2 is the MUFU approximation (relative error up to about 2^-22, against libm's
+    half unit in the last place on CPU), and dA sums length x channels products of such factors.
+    Measured on an H100 at length 63 in fp32 (seed 20240615): dA off by 1.6e-6 x max|dA|, against
+    2.3e-7 for the sequential fp32 reference, so fp32 gets four times the 1e-6 floor on the GPU.
+    The 16-bit floors are far above this and stay as they are."""
+    return 4.0 if dtype == torch.float32 else 1.0
+
+
 def _interpreter_floor_scale(dtype: torch.dtype) -> float:
     """Triton's interpreter casts fp32 to bf16 by truncation (round toward zero; checked with Triton
     3.9, also with ``fp_downcast_rounding="rtne"``), so a stored bf16 value can be one unit in the last
@@ -96,7 +105,8 @@ GPU_GRID = [
 @pytest.mark.parametrize("overrides, segments", GPU_GRID, ids=str)
 def test_triton_matches_reference_gpu(overrides, segments):
     fn = functools.partial(selective_scan_triton, segments=segments)
-    run_case(fn, make_case(**overrides), device="cuda")
+    case = make_case(**overrides)
+    run_case(fn, case, device="cuda", floor_scale=_gpu_floor_scale(case.dtype))
 
 
 @pytest.mark.gpu
@@ -105,7 +115,8 @@ def test_triton_matches_reference_gpu(overrides, segments):
 @pytest.mark.parametrize("length", [63, 1000, 4097])
 def test_bidirectional_matches_reference_gpu(dtype, distinct_rev, length):
     case = make_case(length=length, dim=8, d_state=16, dtype=dtype, distinct_rev=distinct_rev)
-    run_case(bidirectional_selective_scan_triton, case, bidirectional=True, device="cuda")
+    run_case(bidirectional_selective_scan_triton, case, bidirectional=True, device="cuda",
+             floor_scale=_gpu_floor_scale(dtype))
 
 
 @pytest.mark.gpu
