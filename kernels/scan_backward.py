@@ -16,15 +16,18 @@ Per position, with ``a_t h_{t-1} = h_t - dt_t B_t u_t`` (no division, no shifted
 
 Work decomposition. A program owns ``BLOCK_D`` channels of one batch row and one segment (see
 scan_forward.py) and visits the segment's tiles of ``BLOCK_T`` positions against scan order. Every
-tile is (BLOCK_T, BLOCK_D) with the channels across the warp's lanes and the positions inside each
-lane, so both recurrences of a tile (the states, recomputed from the forward pass's checkpoint, and
-the adjoint) are sequential walks within a lane: Triton lowers a scan along an in-thread axis to a
-loop of multiply-adds with no shuffles. The states are visited one at a time, so the sums over
-states (d dt, du, y for dz) accumulate in place. Only dB and dC, sums over channels, cross lanes:
-one warp reduction per position and state, then one atomic add per program into an fp32 buffer.
+tile is (BLOCK_T, BLOCK_D), channels along the fast axis as time-major tensors store them. The
+states are visited one at a time, so the sums over states (d dt, du, y for dz) accumulate in
+registers; both recurrences of a tile (the states, recomputed from the forward pass's checkpoint,
+and the adjoint) are scans along positions. dB and dC, sums over channels, are reduced inside the
+program and added with one atomic per program into fp32 buffers.
 
-The earlier kernels put positions across lanes (both scans then cross lanes through shuffles and
-the tile spills registers); this layout measured 12-18% faster on an H100 (docs/benchmarks.md).
+Layout on the GPU: Triton vectorises the tile loads along channels, so each lane holds a run of 8
+channels and a tile's 16 positions spread over 8 lanes: the scans are partly in-lane, partly
+shuffles. Forcing all positions into each lane (no stride specialisation) measured twice as slow
+(more registers spilled). Against the earlier state-loop kernel (positions across all 32 lanes)
+this kernel measured 3-5% faster at the same checkpoint memory, 12% faster with checkpoints every
+16 positions (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -39,19 +42,6 @@ from .scan_forward import _softplus
 def _first_order_combine(a_left, b_left, a_right, b_right):
     # Composition of two affine maps h -> a h + b, the left one applied first.
     return a_left * a_right, a_right * b_left + b_right
-
-
-@triton.jit
-def _adjoint_combine(a_left, p_left, x_left, a_right, p_right, x_right):
-    """Adjoint recurrence ``dh_t = x_t + a_{t+1} dh_{t+1}`` in the order it runs (against the scan).
-
-    A run of positions is (a of its last position, product of the other a's, dh at its last
-    position from a zero carry). The factor between two positions is the a of the one visited
-    first, so the run carries its last a instead of needing a shifted copy of a (which would
-    cost a second exp or a register tile). One position is (a_t, 1, x_t).
-    """
-    bridge = p_right * a_left
-    return a_right, bridge * p_left, bridge * x_left + x_right
 
 
 @triton.jit
@@ -123,9 +113,9 @@ def _states_entering_tile(
     return h
 
 
-# With unit channel strides (time-major tensors) Triton vectorises the tile loads: each lane holds 8
-# channels and a tile's positions spread over 8 lanes, so the time scans partly cross lanes. Keeping
-# positions inside the lanes (no stride specialisation) measured 2x slower on an H100 (more spills).
+# Measured slower on an H100 and not kept: positions inside each lane (do_not_specialize on the
+# channel strides, 2x), and an adjoint scan carrying the last position's a instead of a shifted dt
+# tile (one exp fewer per element, but a three-value scan: 11% slower).
 @triton.jit
 def _selective_scan_bwd_kernel(
     u_ptr, dt_ptr, AT_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, ckpt_ptr, carry_in_ptr,
@@ -180,8 +170,12 @@ def _selective_scan_bwd_kernel(
     lane_t = tl.arange(0, BLOCK_T)
     if REVERSE:
         first = lane_t == BLOCK_T - 1  # first position of a tile in scan order
+        not_last = lane_t != 0
+        step = -1
     else:
         first = lane_t == 0
+        not_last = lane_t != BLOCK_T - 1
+        step = 1
     for i in range(0, n_tiles):
         # Against scan order: for a forward scan the tiles are visited right to left.
         if REVERSE:
@@ -192,6 +186,12 @@ def _selective_scan_bwd_kernel(
         t_mask = t < seg_end
         m2 = t_mask[:, None] & d_mask[None, :]
         dt = _load_step(dt_base, bias, t, d, m2, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS, True)
+        # dt of the next position in scan order; the tile's last position gets 0 (a factor of 1)
+        # because its successor's factor travels in the carry.
+        t_next = t + step
+        next_mask = ((t_next >= seg_start) & (t_next < seg_end) & not_last)[:, None] & d_mask[None, :]
+        dt_next = _load_step(dt_base, bias, t_next, d, next_mask, stride_dtd, stride_dtl, HAS_BIAS, SOFTPLUS,
+                             True)
         dout_off = b * stride_ob + t[:, None] * stride_ol + d[None, :] * stride_od
         g = tl.load(dout_ptr + dout_off, mask=m2, other=0.0).to(tl.float32)
         if HAS_Z:
@@ -218,14 +218,12 @@ def _selective_scan_bwd_kernel(
             A_n = tl.load(AT_ptr + nn * dim + d, mask=d_mask, other=0.0).to(tl.float32)
             A2_n = A_n * 1.4426950408889634  # exp(dt A) as one exp2
             Cn = tl.load(C_base + nn * stride_cn + t * stride_cl, mask=t_mask, other=0.0).to(tl.float32)
-            a = tl.exp2(dt * A2_n[None, :])
-            # The carry from the tile after this one (in scan order) enters at its last position
-            # with factor 1: it already holds the next position's a.
-            _, P, X = tl.associative_scan(
-                (a, tl.full((BLOCK_T, BLOCK_D), 1.0, tl.float32), Cn[:, None] * g), 0, _adjoint_combine,
+            P, X = tl.associative_scan(
+                (tl.exp2(dt_next * A2_n[None, :]), Cn[:, None] * g), 0, _first_order_combine,
                 reverse=not REVERSE,
             )
             dh = X + P * _row_of(c, n, nn)[None, :]
+            a = tl.exp2(dt * A2_n[None, :])
             c_n = tl.sum(tl.where(first[:, None], a * dh, 0.0), axis=0)
             c_next = tl.where(n[:, None] == nn, c_n[None, :], c_next)
             if not ADJOINT_ONLY:
