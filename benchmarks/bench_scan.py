@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -153,6 +154,9 @@ def run_length(length, args, peer, bw, clock):
 
 
 def _commit():
+    """GENOMAMBA_COMMIT when set (a device copy of the tree may carry a stale .git), else git's HEAD."""
+    if os.environ.get("GENOMAMBA_COMMIT"):
+        return os.environ["GENOMAMBA_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
