@@ -138,102 +138,44 @@ def _impl(name: str, bidirectional: bool) -> Callable:
 
 
 def selective_scan(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    *,
-    initial_state: torch.Tensor | None = None,
-    return_final_state: bool = False,
-    reverse: bool = False,
-    backend: str = "auto",
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+    D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False, *, initial_state: torch.Tensor | None = None,
+    return_final_state: bool = False, reverse: bool = False, backend: str = "auto",
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Selective scan on the best available backend (contract: DESIGN.md §2; symbols: ``selective_scan_ref``).
+    """Selective scan on the best available backend (contract: DESIGN.md §2).
 
-    Args:
-        u, delta, z: ``(batch, dim, length)``, any float dtype.
-        A: ``(dim, d_state)``, real, negative.
-        B, C: ``(batch, d_state, length)`` or ``(batch, groups, d_state, length)``.
-        D, delta_bias: ``(dim,)`` fp32.
-        initial_state: ``(batch, dim, d_state)`` fp32.
-        return_final_state: also return the fp32 state after the last scanned position.
-        reverse: scan right to left (the returned state is then the one after position 0).
-        backend: ``"auto"``, ``"reference"``, ``"chunked"`` or ``"triton"``.
-
-    Returns:
-        ``y`` ``(batch, dim, length)`` in ``u.dtype``, or ``(y, h_last)``.
+    Arguments, shapes and results as :func:`~genomamba.ops.selective_scan_ref.selective_scan_ref` (state in
+    fp32, ``y`` in ``u.dtype``); ``backend`` is ``"auto"``, ``"reference"``, ``"chunked"`` or ``"triton"``.
 
     Raises:
         ValueError: bad shapes or backend name. UnavailableError: triton requested but unusable here.
     """
-    fn = _impl(resolve_backend(backend, u.device), bidirectional=False)
-    return fn(
-        u,
-        delta,
-        A,
-        B,
-        C,
-        D,
-        z,
-        delta_bias,
-        delta_softplus,
-        initial_state=initial_state,
-        return_final_state=return_final_state,
-        reverse=reverse,
-    )
+    # Every parameter but ``backend`` goes to the backend by name, so the list is written once (above).
+    # locals() must stay the first statement: at this point it holds exactly the parameters.
+    kwargs = dict(locals())
+    fn = _impl(resolve_backend(kwargs.pop("backend"), u.device), bidirectional=False)
+    return fn(**kwargs)
 
 
 def bidirectional_selective_scan(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    *,
-    u_rev: torch.Tensor | None = None,
-    delta_rev: torch.Tensor | None = None,
-    A_rev: torch.Tensor | None = None,
-    B_rev: torch.Tensor | None = None,
-    C_rev: torch.Tensor | None = None,
-    D_rev: torch.Tensor | None = None,
-    delta_bias_rev: torch.Tensor | None = None,
-    backend: str = "auto",
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+    D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False, *, u_rev: torch.Tensor | None = None, delta_rev: torch.Tensor | None = None,
+    A_rev: torch.Tensor | None = None, B_rev: torch.Tensor | None = None, C_rev: torch.Tensor | None = None,
+    D_rev: torch.Tensor | None = None, delta_bias_rev: torch.Tensor | None = None, backend: str = "auto",
 ) -> torch.Tensor:
     """``(scan(u, ...) + reverse_scan(u_rev, ...)) · silu(z)``; each ``*_rev`` None reuses the forward tensor.
 
-    Shapes as in :func:`selective_scan`. Returns ``y`` ``(batch, dim, length)`` in ``u.dtype``.
+    As :func:`~genomamba.ops.selective_scan_ref.bidirectional_selective_scan_ref`, on the backend that
+    :func:`selective_scan` would pick. Returns ``y`` ``(batch, dim, length)`` in ``u.dtype``.
 
     Raises:
         ValueError: bad shapes or backend name. UnavailableError: triton requested but unusable here.
     """
-    fn = _impl(resolve_backend(backend, u.device), bidirectional=True)
-    return fn(
-        u,
-        delta,
-        A,
-        B,
-        C,
-        D,
-        z,
-        delta_bias,
-        delta_softplus,
-        u_rev=u_rev,
-        delta_rev=delta_rev,
-        A_rev=A_rev,
-        B_rev=B_rev,
-        C_rev=C_rev,
-        D_rev=D_rev,
-        delta_bias_rev=delta_bias_rev,
-    )
+    kwargs = dict(locals())  # first statement: exactly the parameters (see selective_scan)
+    fn = _impl(resolve_backend(kwargs.pop("backend"), u.device), bidirectional=True)
+    return fn(**kwargs)
 
 
 def backend_report() -> dict[str, Any]:

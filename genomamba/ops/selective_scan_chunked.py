@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from genomamba.ops._chunked_blocks import _channel_major, _from_pm, _Scan, _scan_chunks, _to_pm, _Work
-from genomamba.ops.selective_scan_ref import check_scan_inputs
+from genomamba.ops._contract import bidirectional_scan, check_scan_inputs
 
 __all__ = ["selective_scan_chunked", "bidirectional_selective_scan_chunked"]
 
@@ -237,28 +237,17 @@ def _check_sizes(chunk_size: int | None, block_chunks: int | None) -> None:
 
 
 def selective_scan_chunked(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    *,
-    initial_state: torch.Tensor | None = None,
-    return_final_state: bool = False,
-    reverse: bool = False,
-    chunk_size: int | None = None,
-    block_chunks: int | None = None,
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+    D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False, *, initial_state: torch.Tensor | None = None,
+    return_final_state: bool = False, reverse: bool = False,
+    chunk_size: int | None = None, block_chunks: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective scan, chunk-parallel in pure PyTorch; same arguments and results as ``selective_scan_ref``.
 
     Args:
-        u, delta, z: ``(batch, dim, length)``; A ``(dim, d_state)``; B, C ``(batch, d_state, length)`` or
-            ``(batch, groups, d_state, length)``; D, delta_bias ``(dim,)``;
-            initial_state ``(batch, dim, d_state)``.
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, return_final_state, reverse:
+            as ``selective_scan_ref`` (``u, delta, z`` ``(batch, dim, length)``; ``A`` ``(dim, d_state)``).
         chunk_size: positions per chunk ``T`` (default 16).
         block_chunks: chunks per block ``K`` (default: ~64K lanes per loop op, <= 1M state elements per
             block).
@@ -277,59 +266,27 @@ def selective_scan_chunked(
 
 
 def bidirectional_selective_scan_chunked(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    *,
-    u_rev: torch.Tensor | None = None,
-    delta_rev: torch.Tensor | None = None,
-    A_rev: torch.Tensor | None = None,
-    B_rev: torch.Tensor | None = None,
-    C_rev: torch.Tensor | None = None,
-    D_rev: torch.Tensor | None = None,
-    delta_bias_rev: torch.Tensor | None = None,
-    chunk_size: int | None = None,
-    block_chunks: int | None = None,
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+    D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False, *, u_rev: torch.Tensor | None = None, delta_rev: torch.Tensor | None = None,
+    A_rev: torch.Tensor | None = None, B_rev: torch.Tensor | None = None, C_rev: torch.Tensor | None = None,
+    D_rev: torch.Tensor | None = None, delta_bias_rev: torch.Tensor | None = None,
+    chunk_size: int | None = None, block_chunks: int | None = None,
 ) -> torch.Tensor:
     """``(scan(u, ...) + reverse_scan(u_rev, ...)) · silu(z)``, as ``bidirectional_selective_scan_ref``.
 
-    Each ``*_rev`` left as None reuses the forward tensor; the sum is formed in fp32 and cast once.
+    Each ``*_rev`` left as None reuses the forward tensor; the sum is formed in fp32 (fp64 when ``u`` is
+    fp64) and cast once. Composition: :func:`genomamba.ops._contract.bidirectional_scan`.
 
     Raises:
         ValueError: inconsistent shapes in either direction, or a non-positive chunk size.
     """
     _check_sizes(chunk_size, block_chunks)
-    if z is not None and tuple(z.shape) != tuple(u.shape):
-        raise ValueError(f"selective_scan: z must have shape {tuple(u.shape)}, got {tuple(z.shape)}")
-    ur = u if u_rev is None else u_rev
-    if tuple(ur.shape) != tuple(u.shape):
-        raise ValueError(f"selective_scan: u_rev must have shape {tuple(u.shape)}, got {tuple(ur.shape)}")
     cd = torch.float64 if u.dtype == torch.float64 else torch.float32
-    y_f, _ = _core(u, delta, A, B, C, D, None, delta_bias, delta_softplus, None, False, chunk_size,
-                   block_chunks, cd)
-    y_r, _ = _core(
-        ur,
-        delta if delta_rev is None else delta_rev,
-        A if A_rev is None else A_rev,
-        B if B_rev is None else B_rev,
-        C if C_rev is None else C_rev,
-        D if D_rev is None else D_rev,
-        None,
-        delta_bias if delta_bias_rev is None else delta_bias_rev,
-        delta_softplus,
-        None,
-        True,
-        chunk_size,
-        block_chunks,
-        cd,
-    )
-    y = y_f + y_r
-    if z is not None:
-        y = y * F.silu(z.to(y.dtype))
-    return y.to(u.dtype)
+
+    def scan(u, delta, A, B, C, D, delta_bias, reverse):
+        return _core(u, delta, A, B, C, D, None, delta_bias, delta_softplus, None, reverse, chunk_size,
+                     block_chunks, cd)[0]
+
+    rev = (u_rev, delta_rev, A_rev, B_rev, C_rev, D_rev, delta_bias_rev)
+    return bidirectional_scan(scan, (u, delta, A, B, C, D, delta_bias), z, rev)

@@ -31,103 +31,25 @@ With ``reverse=True`` "previous" means position t+1 and the state returned is th
 The bidirectional scan is the sum of a forward scan and a reverse scan (each with its own parameters, by
 default the same ones), gated once: ``(y_fwd + y_rev) · silu(z)``.
 
-This module imports only torch and is differentiable by autograd (the loop is plain tensor ops).
+This module imports only torch (and the torch-only :mod:`genomamba.ops._contract`) and is differentiable
+by autograd (the loop is plain tensor ops).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 
+from genomamba.ops._contract import ScanShapes, bidirectional_scan, check_scan_inputs, expect_shape, gate
+
+# check_scan_inputs and ScanShapes live in genomamba.ops._contract (shared with the chunked backend); they
+# stay importable from here.
 __all__ = [
     "selective_scan_ref",
     "bidirectional_selective_scan_ref",
     "check_scan_inputs",
     "ScanShapes",
 ]
-
-
-class ScanShapes(NamedTuple):
-    """Sizes of a validated selective-scan call (see :func:`check_scan_inputs`)."""
-
-    batch: int
-    dim: int
-    length: int
-    d_state: int
-    groups: int  # 0 when B/C are 3-D (shared by all channels), else the size of their group axis
-
-
-def _expect(name: str, t: torch.Tensor | None, shape: tuple[int, ...]) -> None:
-    if t is not None and tuple(t.shape) != tuple(shape):
-        raise ValueError(f"selective_scan: {name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
-
-
-def check_scan_inputs(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    initial_state: torch.Tensor | None = None,
-) -> ScanShapes:
-    """Validate the shapes of a selective-scan call (shared by every backend).
-
-    Returns:
-        :class:`ScanShapes` ``(batch, dim, length, d_state, groups)``; ``groups`` is 0 when B/C are 3-D
-        (one B/C shared by all channels), otherwise the size of their group axis.
-
-    Raises:
-        ValueError: naming the argument, the expected shape and the actual one; also for non-float inputs,
-            a complex ``A``, or ``dim`` not divisible by ``groups``.
-    """
-    if u.dim() != 3:
-        raise ValueError(f"selective_scan: u must be 3-D (batch, dim, length), got shape {tuple(u.shape)}")
-    if not u.is_floating_point():
-        raise ValueError(f"selective_scan: u must be a floating-point tensor, got {u.dtype}")
-    batch, dim, length = u.shape
-    _expect("delta", delta, (batch, dim, length))
-    if A.dim() != 2 or A.shape[0] != dim:
-        raise ValueError(f"selective_scan: A must have shape ({dim}, d_state), got {tuple(A.shape)}")
-    if A.is_complex():
-        raise ValueError("selective_scan: complex A is not supported (A must be real and negative)")
-    d_state = A.shape[1]
-    if B.dim() == 3:
-        groups = 0
-        _expect("B", B, (batch, d_state, length))
-        _expect("C", C, (batch, d_state, length))
-    elif B.dim() == 4:
-        groups = B.shape[1]
-        _expect("B", B, (batch, groups, d_state, length))
-        _expect("C", C, (batch, groups, d_state, length))
-        if groups == 0 or dim % groups != 0:
-            raise ValueError(f"selective_scan: dim={dim} must be divisible by groups={groups} (B.shape[1])")
-    else:
-        raise ValueError(
-            "selective_scan: B must have shape (batch, d_state, length) or (batch, groups, d_state, length), "
-            f"got {tuple(B.shape)}"
-        )
-    _expect("D", D, (dim,))
-    _expect("z", z, (batch, dim, length))
-    _expect("delta_bias", delta_bias, (dim,))
-    _expect("initial_state", initial_state, (batch, dim, d_state))
-    for name, t in (
-        ("delta", delta),
-        ("A", A),
-        ("B", B),
-        ("C", C),
-        ("D", D),
-        ("z", z),
-        ("delta_bias", delta_bias),
-        ("initial_state", initial_state),
-    ):
-        if t is not None and not t.is_floating_point():
-            raise ValueError(f"selective_scan: {name} must be a floating-point tensor, got {t.dtype}")
-    return ScanShapes(batch, dim, length, d_state, groups)
 
 
 def _group_view(X: torch.Tensor, shapes: ScanShapes, dtype: torch.dtype) -> torch.Tensor:
@@ -172,33 +94,22 @@ def _scan_core_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, initial_sta
     return y, h.reshape(batch, dim, d_state)
 
 
-def _gate(y: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-    return y if z is None else y * F.silu(z.to(y.dtype))
-
-
 def selective_scan_ref(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    *,
-    initial_state: torch.Tensor | None = None,
-    return_final_state: bool = False,
-    reverse: bool = False,
-    compute_dtype: torch.dtype = torch.float32,
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+    D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False, *, initial_state: torch.Tensor | None = None,
+    return_final_state: bool = False, reverse: bool = False, compute_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Sequential selective scan (see the module docstring for symbols and equations).
+
+    This docstring is the one description of the arguments that every backend and the dispatcher share.
 
     Args:
         u, delta, z: ``(batch, dim, length)``, any float dtype.
         A: ``(dim, d_state)``, real (negative for a stable scan).
         B, C: ``(batch, d_state, length)`` or ``(batch, groups, d_state, length)``.
         D, delta_bias: ``(dim,)``.
+        delta_softplus: apply softplus to ``delta + delta_bias``.
         initial_state: ``(batch, dim, d_state)``, the state before the first scanned position.
         return_final_state: also return the state after the last scanned position (position 0 when reversed).
         reverse: scan right to left.
@@ -211,32 +122,20 @@ def selective_scan_ref(
     Raises:
         ValueError: on inconsistent shapes (see :func:`check_scan_inputs`).
     """
-    _expect("z", z, tuple(u.shape))
+    expect_shape("z", z, tuple(u.shape))
     y, h = _scan_core_ref(
         u, delta, A, B, C, D, delta_bias, delta_softplus, initial_state, reverse, compute_dtype
     )
-    y = _gate(y, z).to(u.dtype)
+    y = gate(y, z).to(u.dtype)
     return (y, h) if return_final_state else y
 
 
 def bidirectional_selective_scan_ref(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    *,
-    u_rev: torch.Tensor | None = None,
-    delta_rev: torch.Tensor | None = None,
-    A_rev: torch.Tensor | None = None,
-    B_rev: torch.Tensor | None = None,
-    C_rev: torch.Tensor | None = None,
-    D_rev: torch.Tensor | None = None,
-    delta_bias_rev: torch.Tensor | None = None,
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+    D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False, *, u_rev: torch.Tensor | None = None, delta_rev: torch.Tensor | None = None,
+    A_rev: torch.Tensor | None = None, B_rev: torch.Tensor | None = None, C_rev: torch.Tensor | None = None,
+    D_rev: torch.Tensor | None = None, delta_bias_rev: torch.Tensor | None = None,
     compute_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Forward scan of ``(u, delta, A, B, C, D, delta_bias)`` plus reverse scan of the ``*_rev`` tensors.
@@ -244,27 +143,15 @@ def bidirectional_selective_scan_ref(
     Each ``*_rev`` argument left as None means "the same tensor as the forward direction" (so with no
     ``*_rev`` at all, ``D · u`` is counted once per direction). Both directions share ``delta_softplus``
     and the gate: ``y = (y_fwd + y_rev) · silu(z)``, returned in ``u.dtype`` (the sum is formed in
-    ``compute_dtype``).
+    ``compute_dtype``). Composition: :func:`genomamba.ops._contract.bidirectional_scan`.
 
     Raises:
         ValueError: on inconsistent shapes in either direction.
     """
-    _expect("z", z, tuple(u.shape))
-    y_f, _ = _scan_core_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, None, False, compute_dtype)
-    ur = u if u_rev is None else u_rev
-    if tuple(ur.shape) != tuple(u.shape):
-        raise ValueError(f"selective_scan: u_rev must have shape {tuple(u.shape)}, got {tuple(ur.shape)}")
-    y_r, _ = _scan_core_ref(
-        ur,
-        delta if delta_rev is None else delta_rev,
-        A if A_rev is None else A_rev,
-        B if B_rev is None else B_rev,
-        C if C_rev is None else C_rev,
-        D if D_rev is None else D_rev,
-        delta_bias if delta_bias_rev is None else delta_bias_rev,
-        delta_softplus,
-        None,
-        True,
-        compute_dtype,
-    )
-    return _gate(y_f + y_r, z).to(u.dtype)
+
+    def scan(u, delta, A, B, C, D, delta_bias, reverse):
+        y, _ = _scan_core_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, None, reverse, compute_dtype)
+        return y
+
+    rev = (u_rev, delta_rev, A_rev, B_rev, C_rev, D_rev, delta_bias_rev)
+    return bidirectional_scan(scan, (u, delta, A, B, C, D, delta_bias), z, rev)
