@@ -81,10 +81,14 @@ def _scan_core_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, initial_sta
         h = initial_state.to(dtype).reshape(batch, g, dim // g, d_state)
     ys = [None] * length
     steps = range(length - 1, -1, -1) if reverse else range(length)
+    # Per-position views through unbind: the backward of one unbind stacks all positions' gradients
+    # once, where indexing x[..., t] would allocate and fill a full-length gradient per position
+    # (quadratic in length).
+    dt_t, dtu_t, B_t, C_t = (x.unbind(-1) for x in (dt_g, dtu_g, Bg, Cg))
     for t in steps:
-        dA = torch.exp(dt_g[..., t, None] * Ac)  # zero-order hold: exp(Δ_t A), (b, g, d/g, n)
-        h = dA * h + dtu_g[..., t, None] * Bg[..., t]  # Euler: Δ_t B_t u_t
-        ys[t] = (h * Cg[..., t]).sum(-1)  # (b, g, d/g)
+        dA = torch.exp(dt_t[t][..., None] * Ac)  # zero-order hold: exp(Δ_t A), (b, g, d/g, n)
+        h = dA * h + dtu_t[t][..., None] * B_t[t]  # Euler: Δ_t B_t u_t
+        ys[t] = (h * C_t[t]).sum(-1)  # (b, g, d/g)
     if length:
         y = torch.stack(ys, dim=-1).reshape(batch, dim, length)
     else:
