@@ -42,47 +42,56 @@ def corrupted_gzip() -> bytes:
     return bytes(raw)
 
 
-# (case id, file bytes or a builder taking tmp_path, extra options, message fragments)
-ERROR_CASES = [
-    ("empty-file", b"", [], ["empty file"]),
-    (
-        "header-only-strict",
-        b">a\n>b\nACGT\n",
-        ["--strict"],
-        ["record 'a' (line 1) has no sequence (--strict)"],
-    ),
-    ("only-empty-records", b">a\n>b\n", [], ["no record has any sequence (2 empty record(s) skipped)"]),
-    ("duplicate-names", b">a\nAC\n>b\nGG\n>a\nTT\n", [], ["duplicate record name 'a' (lines 1 and 5)"]),
-    ("bare-cr", b">a\r\nACGT\r\nAC\rGT\r\n", [], ["record 'a', line 3, column 3: bare carriage return"]),
-    (
-        "mixed-endings",
-        b">a\r\nACGT\r\nACGT\nAC\r\n",
-        [],
-        ["record 'a', line 3, column 5: LF line ending", "mixed"],
-    ),
-    ("mixed-lf-header", b">a\nACGT\r\nAC\n", [], ["record 'a', line 2, column 5: carriage return", "mixed"]),
-    ("text-before-header", b"hello\n>a\nAC\n", [], ["line 1, column 1: text before the first '>' header"]),
-    ("no-name", b">\nACGT\n", [], ["line 1: header line '>' has no record name"]),
-    ("no-name-space", b"> desc\nACGT\n", [], ["line 1: header line '>' has no record name"]),
-    (
-        "space",
-        b">a\nACGT\nAC GT\n",
-        [],
-        ["record 'a', line 3, column 3: invalid character ' '", "whitespace"],
-    ),
-    ("tab", b">a\nACGT\nACG\tT\n", [], ["record 'a', line 3, column 4: invalid character byte 0x09"]),
-    ("letter-x", b">a\nACXGT\n", [], ["record 'a', line 2, column 3: invalid character 'X'", "--lenient"]),
-    ("digit", b">a\nAC1GT\n", [], ["line 2, column 3: invalid character '1'"]),
-    ("star", b">a\nACGT*\n", [], ["line 2, column 5: invalid character '*'"]),
-    ("dash", b">a\nA-CGT\n", [], ["line 2, column 2: invalid character '-'"]),
-    ("dot", b">a\n.ACGT\n", [], ["line 2, column 1: invalid character '.'"]),
-    ("rna-u", b">a\nACGU\n", [], ["line 2, column 4: invalid character 'U'", "--rna"]),
-    ("fastq", b"@r1\nACGT\n+\nIIII\n", [], ["looks like FASTQ"]),
-    ("truncated-gzip", lambda tmp: gzip.compress(big_fasta())[:-2000], [], ["truncated gzip stream"]),
-    ("truncated-bgzf", lambda tmp: bgzf_bytes(tmp, big_fasta())[:-2000], [], ["truncated BGZF stream"]),
-    ("bgzf-no-eof", lambda tmp: bgzf_bytes(tmp, big_fasta())[:-28], [], ["without its end-of-file marker"]),
-    ("corrupt-gzip", lambda tmp: corrupted_gzip(), [], ["corrupt gzip data"]),
-]
+# case id -> (file bytes or a builder taking tmp_path, *fragments the error line must hold)
+ERROR_CASES = {
+    "empty-file": (b"", "empty file"),
+    "header-only-strict": (b">a\n>b\nACGT\n", "record 'a' (line 1) has no sequence (--strict)"),
+    "only-empty-records": (b">a\n>b\n", "no record has any sequence (2 empty record(s) skipped)"),
+    "duplicate-names": (b">a\nAC\n>b\nGG\n>a\nTT\n", "duplicate record name 'a' (lines 1 and 5)"),
+    "bare-cr": (b">a\r\nACGT\r\nAC\rGT\r\n", "record 'a', line 3, column 3: bare carriage return"),
+    "mixed-endings": (b">a\r\nACGT\r\nACGT\nAC\r\n", "record 'a', line 3, column 5: LF line ending", "mixed"),
+    "mixed-lf-header": (b">a\nACGT\r\nAC\n", "record 'a', line 2, column 5: carriage return", "mixed"),
+    "text-before-header": (b"hello\n>a\nAC\n", "line 1, column 1: text before the first '>' header"),
+    "no-name": (b">\nACGT\n", "line 1: header line '>' has no record name"),
+    "no-name-space": (b"> desc\nACGT\n", "line 1: header line '>' has no record name"),
+    "space": (b">a\nACGT\nAC GT\n", "record 'a', line 3, column 3: invalid character ' '", "whitespace"),
+    "tab": (b">a\nACGT\nACG\tT\n", "record 'a', line 3, column 4: invalid character byte 0x09"),
+    "letter-x": (b">a\nACXGT\n", "record 'a', line 2, column 3: invalid character 'X'", "--lenient"),
+    "digit": (b">a\nAC1GT\n", "line 2, column 3: invalid character '1'"),
+    "star": (b">a\nACGT*\n", "line 2, column 5: invalid character '*'"),
+    "dash": (b">a\nA-CGT\n", "line 2, column 2: invalid character '-'"),
+    "dot": (b">a\n.ACGT\n", "line 2, column 1: invalid character '.'"),
+    "rna-u": (b">a\nACGU\n", "line 2, column 4: invalid character 'U'", "--rna"),
+    "fastq": (b"@r1\nACGT\n+\nIIII\n", "looks like FASTQ"),
+    "truncated-gzip": (lambda tmp: gzip.compress(big_fasta())[:-2000], "truncated gzip stream"),
+    "truncated-bgzf": (lambda tmp: bgzf_bytes(tmp, big_fasta())[:-2000], "truncated BGZF stream"),
+    "bgzf-no-eof": (lambda tmp: bgzf_bytes(tmp, big_fasta())[:-28], "without its end-of-file marker"),
+    "corrupt-gzip": (lambda tmp: corrupted_gzip(), "corrupt gzip data"),
+}
+
+# case id -> (file bytes, the sequence the written shards decode to)
+ACCEPTED_CASES = {
+    "crlf": (b">a\r\nACGT\r\nAC\r\n", b"ACGTAC"),
+    "no-final-newline": (b">a\nACGT\nAC", b"ACGTAC"),
+    "bom": (b"\xef\xbb\xbf>a\nACGT\n", b"ACGT"),
+    "lowercase": (b">a\nacgtACGT\n", b"acgtACGT"),
+    "iupac": (b">a\nACRYKMSWBDHVN\n", b"AC" + b"N" * 11),
+    "all-n": (b">a\nNNNN\n>b\nAC\n", b"NNNNAC"),
+    "empty-record-skipped": (b">a\n>b\nACGT\n", b"ACGT"),
+    "lenient": (b">a\nAC*-.1X\n", b"ACNNNNN"),
+    "rna": (b">a\nACGU\n", b"ACGT"),
+    "blank-lines": (b"\n>a\nAC\n\nGT\n\n", b"ACGT"),
+}
+
+# The extra command-line options of the cases (of either table) that need any; the others pass none.
+CASE_OPTIONS = {"header-only-strict": ["--strict"], "lenient": ["--lenient"], "rna": ["--rna"]}
+
+
+def each_case(table: dict):
+    """Parametrise a test over ``table`` (ids: the case ids) as (content, options, expected): the row's file
+    content, the case's CASE_OPTIONS and the rest of the row (a tuple)."""
+    rows = [(row[0], CASE_OPTIONS.get(case_id, []), row[1:]) for case_id, row in table.items()]
+    return pytest.mark.parametrize(("content", "options", "expected"), rows, ids=list(table))
 
 
 def run(args):
@@ -96,57 +105,44 @@ def fixture_file(tmp_path, content, name="input.fa"):
     return path
 
 
-@pytest.mark.parametrize(
-    ("content", "options", "fragments"), [c[1:] for c in ERROR_CASES], ids=[c[0] for c in ERROR_CASES]
-)
-def test_bad_input_exit_65_with_message_and_no_output(tmp_path, content, options, fragments):
+def tokenize(fasta, out, *options):
+    """``genomamba tokenize FASTA -o OUT [options]``: (exit code, stdout, stderr)."""
+    return run(["tokenize", str(fasta), "-o", str(out), *options])
+
+
+@each_case(ERROR_CASES)
+def test_bad_input_exit_65_with_message_and_no_output(tmp_path, content, options, expected):
     fasta = fixture_file(tmp_path, content)
     out = tmp_path / "shards"
-    code, stdout, stderr = run(["tokenize", str(fasta), "-o", str(out), "--window", "64", *options])
+    code, stdout, stderr = tokenize(fasta, out, "--window", "64", *options)
     assert code == 65, stderr
     (error_line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert error_line.startswith(f"error: {fasta}: ")
-    for fragment in fragments:
+    for fragment in expected:
         assert fragment in error_line
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.fa"]  # no shards.tmp-<pid> either
 
 
-# (case id, file bytes, extra options, check on the written shards)
 def _decoded(out):
     shards = TokenShards(out)
     return b"".join(ab.decode(np.asarray(shards[i]), shards.softmask(i)) for i in range(len(shards)))
 
 
-ACCEPTED_CASES = [
-    ("crlf", b">a\r\nACGT\r\nAC\r\n", [], b"ACGTAC"),
-    ("no-final-newline", b">a\nACGT\nAC", [], b"ACGTAC"),
-    ("bom", b"\xef\xbb\xbf>a\nACGT\n", [], b"ACGT"),
-    ("lowercase", b">a\nacgtACGT\n", [], b"acgtACGT"),
-    ("iupac", b">a\nACRYKMSWBDHVN\n", [], b"AC" + b"N" * 11),
-    ("all-n", b">a\nNNNN\n>b\nAC\n", [], b"NNNNAC"),
-    ("empty-record-skipped", b">a\n>b\nACGT\n", [], b"ACGT"),
-    ("lenient", b">a\nAC*-.1X\n", ["--lenient"], b"ACNNNNN"),
-    ("rna", b">a\nACGU\n", ["--rna"], b"ACGT"),
-    ("blank-lines", b"\n>a\nAC\n\nGT\n\n", [], b"ACGT"),
-]
-
-
-@pytest.mark.parametrize(
-    ("content", "options", "expected"), [c[1:] for c in ACCEPTED_CASES], ids=[c[0] for c in ACCEPTED_CASES]
-)
+@each_case(ACCEPTED_CASES)
 def test_accepted_inputs(tmp_path, content, options, expected):
+    (sequence,) = expected
     fasta = fixture_file(tmp_path, content)
     out = tmp_path / "shards"
-    code, _, stderr = run(["tokenize", str(fasta), "-o", str(out), "--window", "64", *options])
+    code, _, stderr = tokenize(fasta, out, "--window", "64", *options)
     assert code == 0, stderr
-    assert _decoded(out) == expected
+    assert _decoded(out) == sequence
 
 
 def test_warnings_and_counts_land_in_stderr_and_manifest(tmp_path):
     fasta = fixture_file(tmp_path, b"\xef\xbb\xbf>a\n>b\nACRRN\n>c\nNNNN\n>d\nAC*T\n")
     out = tmp_path / "shards"
-    code, stdout, stderr = run(["tokenize", str(fasta), "-o", str(out), "--lenient"])
+    code, stdout, stderr = tokenize(fasta, out, "--lenient")
     assert code == 0
     assert stdout == ""
     assert f"warning: {fasta}: UTF-8 byte-order mark before the first '>' removed" in stderr
@@ -164,21 +160,21 @@ def test_warnings_and_counts_land_in_stderr_and_manifest(tmp_path):
 def test_rerun_no_op_conflict_and_force(tmp_path):
     fasta = fixture_file(tmp_path, GOOD)
     out = tmp_path / "shards"
-    assert run(["tokenize", str(fasta), "-o", str(out), "--window", "100"])[0] == 0
-    code, _, stderr = run(["tokenize", str(fasta), "-o", str(out), "--window", "100"])
+    assert tokenize(fasta, out, "--window", "100")[0] == 0
+    code, _, stderr = tokenize(fasta, out, "--window", "100")
     assert code == 0 and "up to date" in stderr
-    code, _, stderr = run(["tokenize", str(fasta), "-o", str(out), "--window", "50"])
+    code, _, stderr = tokenize(fasta, out, "--window", "50")
     assert code == 1 and "pass --force" in stderr and "window 100 -> 50" in stderr
-    assert run(["tokenize", str(fasta), "-o", str(out), "--window", "50", "--force"])[0] == 0
+    assert tokenize(fasta, out, "--window", "50", "--force")[0] == 0
     assert json.loads((out / "manifest.json").read_text())["parameters"]["window"] == 50
 
 
 def test_usage_errors_exit_2(tmp_path):
     fasta = fixture_file(tmp_path, GOOD)
-    assert run(["tokenize", str(fasta), "-o", str(tmp_path / "o"), "--window", "0"])[0] == 2
-    assert run(["tokenize", str(fasta), "-o", str(tmp_path / "o"), "--last-window", "wrap"])[0] == 2
-    assert run(["tokenize", str(fasta), "-o", str(tmp_path / "o"), "--lenient", "--strict"])[0] == 2
-    assert run(["tokenize", str(tmp_path / "absent.fa"), "-o", str(tmp_path / "o")])[0] == 2
+    assert tokenize(fasta, tmp_path / "o", "--window", "0")[0] == 2
+    assert tokenize(fasta, tmp_path / "o", "--last-window", "wrap")[0] == 2
+    assert tokenize(fasta, tmp_path / "o", "--lenient", "--strict")[0] == 2
+    assert tokenize(tmp_path / "absent.fa", tmp_path / "o")[0] == 2
     assert not (tmp_path / "o").exists()
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from genomamba.cli import main
 from genomamba.errors import EXIT_DATA, EXIT_UNAVAILABLE, InputDataError, UnavailableError
 from genomamba.io.fetch import LOCK_NAME, FetchLock, fetch_manifest, sha256_file
-from genomamba.io.manifest import load_manifest
+from genomamba.io.manifest import Manifest, load_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD = b">chrT test\nACGTACGTNNacgt\nGGCC\n"
@@ -27,6 +27,16 @@ def _write_manifest(folder: Path, files: list[dict], name: str = "toy") -> Path:
     path = folder / "manifest.yaml"
     path.write_text(yaml.safe_dump({"manifest_version": 1, "genomes": [genome]}))
     return path
+
+
+def _entry(**fields) -> dict:
+    """A manifest file entry for ``t.fa`` with role fasta; ``fields`` add keys or replace these two."""
+    return {"name": "t.fa", "role": "fasta", **fields}
+
+
+def _one_file_manifest(folder: Path, **fields) -> Manifest:
+    """Write in ``folder``, and load, a manifest whose genome ``toy`` lists one ``_entry(**fields)``."""
+    return load_manifest(_write_manifest(folder, [_entry(**fields)]))
 
 
 def _source(folder: Path, data: bytes = PAYLOAD, name: str = "src.fa") -> Path:
@@ -66,13 +76,15 @@ def test_every_shipped_manifest_is_valid(name):
 # --- fetching ------------------------------------------------------------------------------
 
 
-def test_good_checksum_is_fetched(tmp_path):
+@pytest.fixture
+def good_local(tmp_path) -> tuple[Path, Manifest]:
+    """A local source file holding PAYLOAD and a manifest listing it as toy/t.fa with its right digest."""
     src = _source(tmp_path / "src")
-    manifest = load_manifest(
-        _write_manifest(
-            tmp_path, [{"name": "t.fa", "role": "fasta", "path": str(src), "sha256": _sha(PAYLOAD)}]
-        )
-    )
+    return src, _one_file_manifest(tmp_path, path=str(src), sha256=_sha(PAYLOAD))
+
+
+def test_good_checksum_is_fetched(tmp_path, good_local):
+    _, manifest = good_local
     out = tmp_path / "out"
     [result] = fetch_manifest(manifest, out)
     assert result.path == out / "toy" / "t.fa"
@@ -84,9 +96,7 @@ def test_good_checksum_is_fetched(tmp_path):
 def test_bad_checksum_is_an_input_error_and_leaves_nothing(tmp_path):
     src = _source(tmp_path / "src")
     wrong = "0" * 64
-    manifest = load_manifest(
-        _write_manifest(tmp_path, [{"name": "t.fa", "role": "fasta", "path": str(src), "sha256": wrong}])
-    )
+    manifest = _one_file_manifest(tmp_path, path=str(src), sha256=wrong)
     out = tmp_path / "out"
     with pytest.raises(InputDataError) as info:
         fetch_manifest(manifest, out)
@@ -99,8 +109,7 @@ def test_bad_checksum_is_an_input_error_and_leaves_nothing(tmp_path):
 
 def test_size_mismatch_is_reported(tmp_path):
     src = _source(tmp_path / "src")
-    entry = {"name": "t.fa", "role": "fasta", "path": str(src), "sha256": _sha(PAYLOAD), "size": 3}
-    manifest = load_manifest(_write_manifest(tmp_path, [entry]))
+    manifest = _one_file_manifest(tmp_path, path=str(src), sha256=_sha(PAYLOAD), size=3)
     with pytest.raises(InputDataError, match=rf"size {len(PAYLOAD)} bytes, expected 3"):
         fetch_manifest(manifest, tmp_path / "out")
     assert _leftovers(tmp_path / "out") == []
@@ -108,11 +117,7 @@ def test_size_mismatch_is_reported(tmp_path):
 
 def test_missing_local_file_is_an_input_error(tmp_path):
     missing = tmp_path / "nope.fa"
-    manifest = load_manifest(
-        _write_manifest(
-            tmp_path, [{"name": "t.fa", "role": "fasta", "path": str(missing), "sha256": "a" * 64}]
-        )
-    )
+    manifest = _one_file_manifest(tmp_path, path=str(missing), sha256="a" * 64)
     with pytest.raises(InputDataError, match="nope.fa") as info:
         fetch_manifest(manifest, tmp_path / "out")
     assert info.value.exit_code == 65
@@ -121,21 +126,14 @@ def test_missing_local_file_is_an_input_error(tmp_path):
 
 def test_unreachable_urls_are_unavailable(tmp_path):
     url = (tmp_path / "gone.fa").as_uri()
-    manifest = load_manifest(
-        _write_manifest(tmp_path, [{"name": "t.fa", "role": "fasta", "urls": [url], "sha256": "a" * 64}])
-    )
+    manifest = _one_file_manifest(tmp_path, urls=[url], sha256="a" * 64)
     with pytest.raises(UnavailableError, match="gone.fa") as info:
         fetch_manifest(manifest, tmp_path / "out")
     assert info.value.exit_code == EXIT_UNAVAILABLE == 69
 
 
-def test_existing_target_with_right_checksum_is_a_no_op(tmp_path):
-    src = _source(tmp_path / "src")
-    manifest = load_manifest(
-        _write_manifest(
-            tmp_path, [{"name": "t.fa", "role": "fasta", "path": str(src), "sha256": _sha(PAYLOAD)}]
-        )
-    )
+def test_existing_target_with_right_checksum_is_a_no_op(tmp_path, good_local):
+    src, manifest = good_local
     out = tmp_path / "out"
     [first] = fetch_manifest(manifest, out)
     before = first.path.stat()
@@ -146,13 +144,8 @@ def test_existing_target_with_right_checksum_is_a_no_op(tmp_path):
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
-def test_existing_target_with_wrong_bytes_is_replaced(tmp_path):
-    src = _source(tmp_path / "src")
-    manifest = load_manifest(
-        _write_manifest(
-            tmp_path, [{"name": "t.fa", "role": "fasta", "path": str(src), "sha256": _sha(PAYLOAD)}]
-        )
-    )
+def test_existing_target_with_wrong_bytes_is_replaced(tmp_path, good_local):
+    _, manifest = good_local
     target = tmp_path / "out" / "toy" / "t.fa"
     target.parent.mkdir(parents=True)
     target.write_bytes(b">stale\nAAAA\n")
@@ -164,9 +157,7 @@ def test_mirrors_are_tried_in_order(tmp_path):
     bad = _source(tmp_path / "a", b">corrupt\nAC\n")
     good = _source(tmp_path / "b")
     urls = [(tmp_path / "missing.fa").as_uri(), bad.as_uri(), good.as_uri()]
-    manifest = load_manifest(
-        _write_manifest(tmp_path, [{"name": "t.fa", "role": "fasta", "urls": urls, "sha256": _sha(PAYLOAD)}])
-    )
+    manifest = _one_file_manifest(tmp_path, urls=urls, sha256=_sha(PAYLOAD))
     [result] = fetch_manifest(manifest, tmp_path / "out")
     assert result.source == good.as_uri()
     assert result.path.read_bytes() == PAYLOAD
@@ -175,14 +166,7 @@ def test_mirrors_are_tried_in_order(tmp_path):
 
 def test_first_fetch_records_digest_and_later_fetches_must_match(tmp_path):
     src = _source(tmp_path / "src")
-    entry = {
-        "name": "t.fa",
-        "role": "fasta",
-        "path": str(src),
-        "sha256": None,
-        "verify": "required-on-first-fetch",
-    }
-    manifest = load_manifest(_write_manifest(tmp_path, [entry]))
+    manifest = _one_file_manifest(tmp_path, path=str(src), sha256=None, verify="required-on-first-fetch")
     out = tmp_path / "out"
     [first] = fetch_manifest(manifest, out)
     assert first.verified_by == "first-fetch"
@@ -205,15 +189,14 @@ def test_published_md5_list_is_checked_on_first_fetch(tmp_path, listed_ok):
     md5 = hashlib.md5(PAYLOAD).hexdigest() if listed_ok else "f" * 32
     sums = tmp_path / "md5sum.txt"
     sums.write_text(f"{'0' * 32}  other.fa.gz\n{md5}  ./t.fa.gz\n")
-    entry = {
-        "name": "t.fa.gz",
-        "role": "fasta",
-        "urls": [src.as_uri()],
-        "md5sums_url": sums.as_uri(),
-        "sha256": None,
-        "verify": "required-on-first-fetch",
-    }
-    manifest = load_manifest(_write_manifest(tmp_path, [entry]))
+    manifest = _one_file_manifest(
+        tmp_path,
+        name="t.fa.gz",
+        urls=[src.as_uri()],
+        md5sums_url=sums.as_uri(),
+        sha256=None,
+        verify="required-on-first-fetch",
+    )
     out = tmp_path / "out"
     if listed_ok:
         [result] = fetch_manifest(manifest, out)
@@ -256,8 +239,7 @@ def test_unknown_genome_or_file_is_an_input_error(tmp_path):
     ],
 )
 def test_manifest_errors_name_the_entry(tmp_path, change, message):
-    entry = {"name": "t.fa", "role": "fasta", "path": "t.fa", "sha256": "a" * 64}
-    entry.update(change)
+    entry = {**_entry(path="t.fa", sha256="a" * 64), **change}
     entry = {k: v for k, v in entry.items() if not (k == "path" and v is None)}
     path = _write_manifest(tmp_path, [entry])
     with pytest.raises(InputDataError, match=message) as info:
@@ -300,9 +282,7 @@ def test_cli_fetches_demo_genome_and_reports_tsv(tmp_path):
 
 def test_cli_bad_checksum_exits_65(tmp_path):
     src = _source(tmp_path / "src")
-    manifest = _write_manifest(
-        tmp_path, [{"name": "t.fa", "role": "fasta", "path": str(src), "sha256": "b" * 64}]
-    )
+    manifest = _write_manifest(tmp_path, [_entry(path=str(src), sha256="b" * 64)])
     result = CliRunner().invoke(main, ["fetch", str(manifest), "-o", str(tmp_path / "out")])
     assert result.exit_code == 65
     assert "checksum mismatch for toy/t.fa" in result.stderr and "b" * 64 in result.stderr

@@ -34,6 +34,9 @@ FLOOR = {torch.float64: 1e-12, torch.float32: 1e-6, torch.float16: 2.5e-4, torch
 
 GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
 REV_NAMES = ("u_rev", "delta_rev", "A_rev", "B_rev", "C_rev", "D_rev", "delta_bias_rev")
+# The contract's positional arguments before delta_softplus, and those of them with a length (last) axis.
+ARG_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+LENGTH_NAMES = ("u", "delta", "B", "C", "z")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,34 +134,43 @@ def make_inputs(
     return out
 
 
+def scan_args(
+    inputs: dict[str, torch.Tensor | None],
+    delta_softplus: bool,
+    *,
+    suffix: str = "",
+    along_length: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    **override: torch.Tensor | None,
+) -> tuple:
+    """The contract's positional arguments ``(u, delta, A, B, C, D, z, delta_bias, delta_softplus)``.
+
+    Each tensor is ``inputs[name + suffix]`` (``suffix="_rev"``: the reverse direction of a bidirectional
+    case, which has no ``z_rev``: pass ``z=...``) unless ``override`` gives it by name; ``along_length``
+    (e.g. a flip or a slice of the last axis) is applied to the non-None tensors named in ``LENGTH_NAMES``.
+
+    Raises:
+        TypeError: ``override`` names something that is not a positional argument.
+        KeyError: ``inputs`` lacks a tensor that ``override`` does not give.
+    """
+    unknown = sorted(set(override) - set(ARG_NAMES))
+    if unknown:
+        raise TypeError(f"not positional scan arguments: {unknown}")
+    args = []
+    for name in ARG_NAMES:
+        t = override[name] if name in override else inputs[name + suffix]
+        if along_length is not None and t is not None and name in LENGTH_NAMES:
+            t = along_length(t)
+        args.append(t)
+    return (*args, delta_softplus)
+
+
 def _call(fn: Callable, inputs: dict[str, torch.Tensor], case: ScanCase, bidirectional: bool, **kw):
-    i = inputs
+    args = scan_args(inputs, case.delta_softplus)
     if bidirectional:
-        rev = {k: i.get(k) for k in REV_NAMES}
-        return fn(
-            i["u"],
-            i["delta"],
-            i["A"],
-            i["B"],
-            i["C"],
-            i["D"],
-            i["z"],
-            i["delta_bias"],
-            case.delta_softplus,
-            **rev,
-            **kw,
-        )
+        return fn(*args, **{k: inputs.get(k) for k in REV_NAMES}, **kw)
     return fn(
-        i["u"],
-        i["delta"],
-        i["A"],
-        i["B"],
-        i["C"],
-        i["D"],
-        i["z"],
-        i["delta_bias"],
-        case.delta_softplus,
-        initial_state=i["initial_state"],
+        *args,
+        initial_state=inputs["initial_state"],
         return_final_state=case.return_final_state,
         reverse=case.reverse,
         **kw,
@@ -180,11 +192,16 @@ def _forward_backward(fn, inputs, case, bidirectional, upstream, check_grads, **
     return res
 
 
-def _detached_copy(inputs: dict, dtype: torch.dtype | None = None) -> dict:
-    return {
-        k: None if v is None else v.detach().to(dtype or v.dtype).requires_grad_(True)
-        for k, v in inputs.items()
-    }
+def _detached_copy(
+    inputs: dict, dtype: torch.dtype | None = None, device: str | torch.device | None = None
+) -> dict:
+    """Fresh leaves (requires_grad) with the values of ``inputs``, optionally cast and/or moved."""
+
+    def leaf(v: torch.Tensor) -> torch.Tensor:
+        to_device = v.device if device is None else device
+        return v.detach().to(device=to_device, dtype=dtype or v.dtype).requires_grad_(True)
+
+    return {k: None if v is None else leaf(v) for k, v in inputs.items()}
 
 
 def run_case(
@@ -227,9 +244,7 @@ def run_case(
         compute_dtype=torch.float64,
     )
     ref = _forward_backward(ref_fn, _detached_copy(cpu_inputs), case, bidirectional, upstream, check_grads)
-    dev_inputs = {
-        k: None if v is None else v.detach().to(device).requires_grad_(True) for k, v in cpu_inputs.items()
-    }
+    dev_inputs = _detached_copy(cpu_inputs, device=device)
     got = _forward_backward(
         backend_fn, dev_inputs, case, bidirectional, upstream, check_grads, **backend_kwargs
     )

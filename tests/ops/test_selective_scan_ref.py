@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genomamba.ops.selective_scan_ref import bidirectional_selective_scan_ref, selective_scan_ref
-from tests.ops.scan_cases import make_case, make_inputs
+from tests.ops.scan_cases import REV_NAMES, make_case, make_inputs, scan_args
 
 
 def test_tiny_case_matches_hand_loop():
@@ -55,36 +55,9 @@ def test_softplus_and_bias_are_applied_before_discretisation():
 def test_reverse_equals_flip_forward_flip(groups):
     case = make_case(dim=4, length=9, groups=groups, has_initial_state=True)
     i = make_inputs(case)
-    flip = lambda t: None if t is None else t.flip(-1)  # noqa: E731
-    y, h = selective_scan_ref(
-        i["u"],
-        i["delta"],
-        i["A"],
-        i["B"],
-        i["C"],
-        i["D"],
-        i["z"],
-        i["delta_bias"],
-        True,
-        initial_state=i["initial_state"],
-        return_final_state=True,
-        reverse=True,
-        compute_dtype=torch.float64,
-    )
-    yf, hf = selective_scan_ref(
-        flip(i["u"]),
-        flip(i["delta"]),
-        i["A"],
-        flip(i["B"]),
-        flip(i["C"]),
-        i["D"],
-        flip(i["z"]),
-        i["delta_bias"],
-        True,
-        initial_state=i["initial_state"],
-        return_final_state=True,
-        compute_dtype=torch.float64,
-    )
+    kw = dict(initial_state=i["initial_state"], return_final_state=True, compute_dtype=torch.float64)
+    y, h = selective_scan_ref(*scan_args(i, True), reverse=True, **kw)
+    yf, hf = selective_scan_ref(*scan_args(i, True, along_length=lambda t: t.flip(-1)), **kw)
     torch.testing.assert_close(y, yf.flip(-1), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(h, hf, rtol=1e-12, atol=1e-12)
 
@@ -93,59 +66,14 @@ def test_bidirectional_is_sum_of_two_directions():
     case = make_case(dim=6, length=11, groups=3)
     i = make_inputs(case, rev=True)
     common = dict(compute_dtype=torch.float64)
-    y = bidirectional_selective_scan_ref(
-        i["u"],
-        i["delta"],
-        i["A"],
-        i["B"],
-        i["C"],
-        i["D"],
-        i["z"],
-        i["delta_bias"],
-        True,
-        u_rev=i["u_rev"],
-        delta_rev=i["delta_rev"],
-        A_rev=i["A_rev"],
-        B_rev=i["B_rev"],
-        C_rev=i["C_rev"],
-        D_rev=i["D_rev"],
-        delta_bias_rev=i["delta_bias_rev"],
-        **common,
-    )
-    yf = selective_scan_ref(
-        i["u"], i["delta"], i["A"], i["B"], i["C"], i["D"], None, i["delta_bias"], True, **common
-    )
-    yr = selective_scan_ref(
-        i["u_rev"],
-        i["delta_rev"],
-        i["A_rev"],
-        i["B_rev"],
-        i["C_rev"],
-        i["D_rev"],
-        None,
-        i["delta_bias_rev"],
-        True,
-        reverse=True,
-        **common,
-    )
+    y = bidirectional_selective_scan_ref(*scan_args(i, True), **{k: i[k] for k in REV_NAMES}, **common)
+    # each direction ungated: the bidirectional scan gates their sum once
+    yf = selective_scan_ref(*scan_args(i, True, z=None), **common)
+    yr = selective_scan_ref(*scan_args(i, True, suffix="_rev", z=None), reverse=True, **common)
     torch.testing.assert_close(y, (yf + yr) * torch.nn.functional.silu(i["z"]), rtol=1e-6, atol=1e-6)
     # *_rev left out means "same tensors as the forward direction"
-    y_same = bidirectional_selective_scan_ref(
-        i["u"], i["delta"], i["A"], i["B"], i["C"], i["D"], i["z"], i["delta_bias"], True, **common
-    )
-    yr_same = selective_scan_ref(
-        i["u"],
-        i["delta"],
-        i["A"],
-        i["B"],
-        i["C"],
-        i["D"],
-        None,
-        i["delta_bias"],
-        True,
-        reverse=True,
-        **common,
-    )
+    y_same = bidirectional_selective_scan_ref(*scan_args(i, True), **common)
+    yr_same = selective_scan_ref(*scan_args(i, True, z=None), reverse=True, **common)
     torch.testing.assert_close(
         y_same, (yf + yr_same) * torch.nn.functional.silu(i["z"]), rtol=1e-6, atol=1e-6
     )
@@ -156,18 +84,10 @@ def test_state_chaining_equals_one_scan(reverse):
     case = make_case(dim=4, length=13, groups=2, has_initial_state=True)
     i = make_inputs(case)
     k = 5
+
     def args(sl):
-        return (
-            i["u"][..., sl],
-            i["delta"][..., sl],
-            i["A"],
-            i["B"][..., sl],
-            i["C"][..., sl],
-            i["D"],
-            i["z"][..., sl],
-            i["delta_bias"],
-            True,
-        )
+        return scan_args(i, True, along_length=lambda t: t[..., sl])
+
     kw = dict(return_final_state=True, reverse=reverse, compute_dtype=torch.float64)
     y, h = selective_scan_ref(*args(slice(None)), initial_state=i["initial_state"], **kw)
     first, second = (slice(k, None), slice(0, k)) if reverse else (slice(0, k), slice(k, None))
@@ -188,19 +108,7 @@ def test_output_dtype_and_state_dtype():
 def test_gradients_flow_to_every_input():
     case = make_case(has_initial_state=True, groups=2)
     i = make_inputs(case)
-    y, h = selective_scan_ref(
-        i["u"],
-        i["delta"],
-        i["A"],
-        i["B"],
-        i["C"],
-        i["D"],
-        i["z"],
-        i["delta_bias"],
-        True,
-        initial_state=i["initial_state"],
-        return_final_state=True,
-    )
+    y, h = selective_scan_ref(*scan_args(i, True), initial_state=i["initial_state"], return_final_state=True)
     (y.sum() + h.sum()).backward()
     for name, t in i.items():
         if t is not None:
@@ -226,14 +134,5 @@ def test_shape_errors_name_the_argument(bad, message):
     i = {k: (v.detach() if v is not None else None) for k, v in make_inputs(make_case()).items()}
     i.update(bad)
     with pytest.raises(ValueError, match=message):
-        selective_scan_ref(
-            i["u"],
-            i["delta"],
-            i["A"],
-            i["B"],
-            i["C"],
-            i["D"],
-            i["z"],
-            i["delta_bias"],
-            initial_state=i["initial_state"],
-        )
+        # False is the signature's default for delta_softplus
+        selective_scan_ref(*scan_args(i, False), initial_state=i["initial_state"])
