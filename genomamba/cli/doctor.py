@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from importlib import metadata
@@ -80,6 +81,7 @@ def collect() -> dict:
     except Exception as exc:
         info["scan_backends"] = None
         info["scan_backends_error"] = f"{type(exc).__name__}: {exc}"
+    info["scan_tuning"] = os.environ.get("GENOMAMBA_SCAN_TUNING", "").strip() or None
     return info
 
 
@@ -113,4 +115,6 @@ def doctor(fmt: str) -> None:
             lines.append(f"scan backend on {device}: {backend}{reason}")
         if report.get("env_override"):
             lines.append(f"GENOMAMBA_SCAN_BACKEND={report['env_override']}")
+    if info["scan_tuning"]:
+        lines.append(f"GENOMAMBA_SCAN_TUNING={info['scan_tuning']} (Triton scan launch-plan overrides)")
     click.echo("\n".join(lines))

@@ -101,6 +101,15 @@ def test_doctor_reports_the_installation():
     assert {"python", "torch", "cuda_available", "gpus", "triton", "packages", "scan_backends"} <= set(info)
 
 
+def test_doctor_shows_scan_tuning_overrides(monkeypatch):
+    monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", '{"block_t": 16}')
+    code, stdout, _ = run(["doctor"])
+    assert code == 0
+    assert 'GENOMAMBA_SCAN_TUNING={"block_t": 16}' in stdout
+    code, stdout, _ = run(["doctor", "--format", "json"])
+    assert json.loads(stdout)["scan_tuning"] == '{"block_t": 16}'
+
+
 def test_doctor_survives_a_missing_dispatcher(monkeypatch):
     real_import = builtins.__import__
 
