@@ -76,6 +76,32 @@ def test_plan_keeps_channel_blocks_inside_one_group():
     assert plan.segments * plan.seg_len >= 1000 and plan.seg_len % plan.block_t == 0
 
 
+def test_backward_tile_must_divide_the_checkpoint_spacing(monkeypatch):
+    monkeypatch.setitem(sst.TUNING, "bwd_block_t", 24)
+    with pytest.raises(ValueError, match="must divide the checkpoint spacing"):
+        plan_launch(1, 64, 1000, 16, 64, torch.device("cpu"), backward=True)
+    monkeypatch.setitem(sst.TUNING, "bwd_block_t", 16)
+    plan = plan_launch(1, 64, 1000, 16, 64, torch.device("cpu"), backward=True)
+    assert (plan.block_t, plan.tile_t) == (32, 16)
+
+
+def test_forward_unroll_never_exceeds_the_checkpoint_spacing(monkeypatch):
+    monkeypatch.setitem(sst.TUNING, "block_t", 4)
+    plan = plan_launch(1, 8, 1000, 16, 8, torch.device("cpu"))
+    assert plan.unroll <= plan.block_t and plan.block_t % plan.unroll == 0
+
+
+def test_read_only_inputs_keep_their_row_stride():
+    """z and the output gradient are read with their own strides: a time-major slice of a wider
+    projection (channel stride 1, row stride larger than dim) passes without a copy, while u and
+    delta, whose strides the gradient buffers copy, are made dense."""
+    xz = torch.randn(2, 10, 16)  # (batch, length, 2 * dim) as an in_proj writes it
+    z = xz[..., 8:].transpose(1, 2)  # (batch, dim=8, length), time-major, row stride 16
+    assert sst._dense(z, read_only=True).data_ptr() == z.data_ptr()
+    dense = sst._dense(z)
+    assert dense.transpose(1, 2).is_contiguous() and torch.equal(dense, z)
+
+
 def test_rejects_oversized_state():
     with pytest.raises(ValueError, match="d_state"):
         plan_launch(1, 4, 10, 1024, 4, torch.device("cpu"))
