@@ -16,6 +16,7 @@ from genomamba.model.mixer import (
     channels_first,
     channels_last,
     depthwise_conv,
+    time_major,
 )
 
 
@@ -64,6 +65,33 @@ def test_layout_helpers_round_trip():
     assert cf.shape == (2, 10, 7) and cf.is_contiguous()
     torch.testing.assert_close(cf[:, 5:], t[:, :, 1].transpose(1, 2))
     assert torch.equal(channels_last(cf, 2), t)
+
+
+def test_time_major_is_a_view_for_one_strand_and_one_copy_for_two():
+    xz = torch.randn(2, 7, 1, 10)  # (batch, L, strands, 2 * c): z is the second half, as in_proj writes it
+    z = time_major(xz[..., 5:])
+    assert z.shape == (2, 5, 7) and z.stride(1) == 1 and z.data_ptr() == xz[..., 5:].data_ptr()
+    two = torch.randn(2, 7, 2, 10)
+    z2 = time_major(two[..., 5:])
+    assert z2.shape == (2, 10, 7) and z2.transpose(1, 2).is_contiguous()
+    torch.testing.assert_close(z2[:, 5:], two[:, :, 1, 5:].transpose(1, 2))
+
+
+def test_scan_inputs_reach_the_scan_time_major(monkeypatch):
+    """Everything but u reaches the scan as rows of channels (unit stride along channels, and along
+    the state for B and C), the layout the GPU kernels load as vectors, without channel-major copies."""
+    import genomamba.model.mixer as mixer
+
+    seen = {}
+
+    def spy(u, delta, A, B, C, D=None, z=None, **kwargs):
+        seen.update(delta=delta, B=B, C=C, z=z)
+        return torch.zeros_like(u)
+
+    monkeypatch.setattr(mixer, "selective_scan", spy)
+    _mixer()(torch.randn(2, 9, 16, dtype=torch.float64))
+    assert seen["delta"].stride(1) == 1 and seen["z"].stride(1) == 1
+    assert seen["B"].stride(1) == 1 and seen["C"].stride(1) == 1  # (batch, d_state, L): state fastest
 
 
 def _mixer(seed=0):
