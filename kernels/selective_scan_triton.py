@@ -25,6 +25,10 @@ from .scan_forward import _selective_scan_fwd_kernel
 from .scan_segments import _chain_segments_kernel
 
 MAX_D_STATE = 256
+#: Multiply-adds fused into FMAs, as every measurement in docs/benchmarks.md ran (Triton 3.6's
+#: default). Stated explicitly because Triton announces that its default turns to unfused in 3.10,
+#: which would add instructions and roundings to every step of the recurrences.
+FP_FUSION = True
 #: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, fwd_unroll, block_t, bwd_block_d,
 #: bwd_block_t, bwd_warps, min_programs_per_sm, programs_per_sm, bwd_programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
@@ -176,6 +180,7 @@ def _chain(local, dtsum, A, init, plan: LaunchPlan, reverse: bool):
         local, dtsum, A, init if init is not None else local, entering, final,
         dim, d_state, n_seg,
         BLOCK_D=block_d, BLOCK_N=plan.block_n, REVERSE=reverse, HAS_INIT=init is not None,
+        enable_fp_fusion=FP_FUSION,
     )
     return entering, final
 
@@ -226,7 +231,7 @@ def _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in,
         REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
         SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, EVEN_D=dim % plan.block_d == 0,
-        EVEN_N=A_t.shape[0] == plan.block_n, num_warps=plan.num_warps,
+        EVEN_N=A_t.shape[0] == plan.block_n, num_warps=plan.num_warps, enable_fp_fusion=FP_FUSION,
     )
 
 
@@ -278,6 +283,7 @@ def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, rever
         REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_CARRY_IN=carry_in is not None,
         ACCUMULATE_DZ=accumulate_dz, ACCUMULATE_DU=accumulate_du, num_warps=plan.num_warps,
+        enable_fp_fusion=FP_FUSION,
     )
 
 
