@@ -35,7 +35,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_forward import _softplus
+from .scan_forward import _program_coords, _softplus
 
 
 @triton.jit
@@ -130,15 +130,10 @@ def _selective_scan_bwd_kernel(
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_CARRY_IN: tl.constexpr,
     ACCUMULATE_DZ: tl.constexpr, ACCUMULATE_DU: tl.constexpr,
 ):
-    pid_d = tl.program_id(0)
-    seg = tl.program_id(1)
-    b = tl.program_id(2)
-    n_seg = tl.num_programs(1)
-    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    n = tl.arange(0, BLOCK_N)
-    d_mask = d < dim
-    nd_mask = (n < d_state)[:, None] & d_mask[None, :]
-    g_idx = (pid_d * BLOCK_D) // dim_per_group  # a channel block never straddles two B/C groups
+    seg, b, n_seg, d, n, d_mask, n_mask, _, g_idx = _program_coords(
+        dim, d_state, dim_per_group, BLOCK_D, BLOCK_N
+    )
+    nd_mask = n_mask[:, None] & d_mask[None, :]
 
     # Per-program state is kept (states, channels): the states of one channel inside one lane.
     # Segment states are (batch, dim, S, d_state); checkpoints (batch, n_tiles, d_state, dim).

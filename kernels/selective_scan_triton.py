@@ -97,7 +97,7 @@ def plan_launch(
 
     Defaults come from benchmarks/tune_scan.py on an H100 (docs/benchmarks.md). The forward pass
     gives each thread whole channels (one warp, up to 2048 channel-states per program); the
-    backward pass gives each lane one channel and a tile of positions.
+    backward pass gives each program 32 channels and tiles of 16 positions.
     ``BLOCK_D`` always divides the channels of one group, so a program reads a single B/C group.
     Segments are added only when batch x channel blocks would leave the GPU under-filled.
     """
@@ -106,9 +106,10 @@ def plan_launch(
     block_n = triton.next_power_of_2(max(d_state, 1))
     block_t = TUNING.get("block_t", 32)
     tile_t, unroll = 0, 4
+    enough, wanted = _programs_wanted(device, backward)
     if backward:
-        # Measured on an H100 (docs/benchmarks.md): one warp, one channel per lane, 16-position
-        # tiles (32 spill registers; 64 channels or 32 positions spill far more).
+        # Measured on an H100 (docs/benchmarks.md): one warp, 32 channels and 16-position tiles
+        # (64 channels or 32-position tiles spill far more registers).
         block_d = TUNING.get("bwd_block_d", 32)
         num_warps = TUNING.get("bwd_warps", 1)
         tile_t = min(TUNING.get("bwd_block_t", 16), block_t)
@@ -118,7 +119,6 @@ def plan_launch(
         # Measured on an H100 (docs/benchmarks.md): 64 channels per one-warp program when the grid
         # is full without segments (4096 x 256: 5.6 ms against 8.9 for 128), 128 channels with
         # loads issued 8 positions ahead when segmenting (2^20 x 1: 13.4 ms against 18.7 for 64).
-        enough, _ = _programs_wanted(device, backward=False)
         full = batch * triton.cdiv(dim, 64) >= enough
         block_d = TUNING.get("fwd_block_d") or max(1, min(64 if full else 128, 2048 // block_n))
         unroll = TUNING.get("fwd_unroll") or (4 if full else 8)
@@ -129,7 +129,6 @@ def plan_launch(
     n_chunks = triton.cdiv(length, block_t)
     if segments is None:
         base = batch * triton.cdiv(dim, block_d)
-        enough, wanted = _programs_wanted(device, backward)
         segments = 1 if base >= enough else triton.cdiv(wanted, base)
     segments = max(1, min(segments, n_chunks))
     seg_len = triton.cdiv(n_chunks, segments) * block_t
@@ -250,26 +249,26 @@ def _backward(saved, dout, d_final, grads, plan, reverse, accumulate_dz=False, a
     carry_out = torch.empty(seg_shape, device=u.device, dtype=torch.float32)
     dtsum = torch.empty(batch, dim, plan.segments, device=u.device, dtype=torch.float32)
     carry_in = None
+    A_t = A.t().contiguous()  # the kernel reads A as (d_state, dim): a state's row across channels
     if plan.segments > 1:
-        _launch_backward(saved, dout, None, carry_out, dtsum, grads, plan, reverse, True, False, False,
+        _launch_backward(saved, A_t, dout, None, carry_out, dtsum, grads, plan, reverse, True, False, False,
                          groups)
         carry_in, _ = _chain(carry_out, dtsum, A, d_final, plan, not reverse)
     elif d_final is not None:
         carry_in = d_final.reshape(seg_shape).contiguous()
-    _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, reverse, False, accumulate_dz,
-                     accumulate_du, groups)
+    _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, reverse, False,
+                     accumulate_dz, accumulate_du, groups)
     return carry_out[:, :, -1 if reverse else 0]
 
 
-def _launch_backward(saved, dout, carry_in, carry_out, dtsum, grads, plan, reverse, adjoint_only,
+def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, reverse, adjoint_only,
                      accumulate_dz, accumulate_du, groups):
     u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt = saved
     batch, dim, length = u.shape
     zz = z if z is not None else u
     dB, dC = grads["B"], grads["C"]
-    # The kernel reads A as (d_state, dim): one state's row across the lanes' channels.
     _selective_scan_bwd_kernel[plan.grid(batch, dim)](
-        u, delta, A.t().contiguous(), B, C, D if D is not None else A, zz,
+        u, delta, A_t, B, C, D if D is not None else A, zz,
         delta_bias if delta_bias is not None else A,
         dout, ckpt, carry_in if carry_in is not None else carry_out,
         grads["u"], grads["delta"], grads["z"] if z is not None else grads["u"], grads["A"], dB, dC,
