@@ -3,8 +3,8 @@
 Used to pick plan_launch's defaults (GPU only); prints one line per configuration::
 
     python benchmarks/tune_scan.py --lengths 4096 1048576                  # forward tiles
-    python benchmarks/tune_scan.py --backward --bwd-block-t 8 16 \\
-        --bwd-block-d 32 64 --bwd-warps 1 2 --block-t 16 32               # forward + backward
+    python benchmarks/tune_scan.py --backward --bwd-block-t 16 32 \\
+        --bwd-block-d 32 64 --bwd-warps 1 2 --bwd-unroll 1 2             # forward + backward
 
 Backward mode times forward + backward (the backward cannot run alone: it needs the forward's
 checkpoints, whose spacing is ``block_t``); subtract the forward's time from the first mode.
@@ -43,25 +43,30 @@ def forward_configs(args):
 
 
 def backward_configs(args):
-    for tile_t, block_t, block_d, warps in itertools.product(args.bwd_block_t, args.block_t, args.bwd_block_d,
-                                                             args.bwd_warps):
-        if block_t % tile_t == 0:
-            yield dict(bwd_block_t=tile_t, block_t=block_t, bwd_block_d=block_d, bwd_warps=warps)
+    grid = itertools.product(args.bwd_block_t, args.block_t, args.bwd_block_d, args.bwd_warps,
+                             args.bwd_unroll, args.bwd_maxnreg)
+    for tile_t, block_t, block_d, warps, unroll, maxnreg in grid:
+        if block_t % tile_t == 0 and tile_t % unroll == 0:
+            config = dict(bwd_block_t=tile_t, block_t=block_t, bwd_block_d=block_d, bwd_warps=warps,
+                          bwd_unroll=unroll)
+            yield config if maxnreg == 0 else {**config, "bwd_maxnreg": maxnreg}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lengths", type=int, nargs="+", default=[4096, 2**20])
     ap.add_argument("--tokens", type=int, default=2**20)
-    ap.add_argument("--block-t", type=int, nargs="+", default=[32])
+    ap.add_argument("--block-t", type=int, nargs="+", default=[64])
     ap.add_argument("--block-d", type=int, nargs="+", default=[32, 64, 128])
     ap.add_argument("--warps", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--unroll", type=int, nargs="+", default=[4])
     ap.add_argument("--per-sm", type=int, nargs="+", default=[8])
     ap.add_argument("--backward", action="store_true", help="time forward + backward over backward tiles")
-    ap.add_argument("--bwd-block-t", type=int, nargs="+", default=[16])
-    ap.add_argument("--bwd-block-d", type=int, nargs="+", default=[32])
+    ap.add_argument("--bwd-block-t", type=int, nargs="+", default=[64])
+    ap.add_argument("--bwd-block-d", type=int, nargs="+", default=[64])
     ap.add_argument("--bwd-warps", type=int, nargs="+", default=[1])
+    ap.add_argument("--bwd-unroll", type=int, nargs="+", default=[1])
+    ap.add_argument("--bwd-maxnreg", type=int, nargs="+", default=[0], help="register cap (0: none)")
     args = ap.parse_args()
     for length in args.lengths:
         t = time_major(make_inputs(args.tokens // length, 512, length, 16, torch.bfloat16, seed=1))

@@ -32,27 +32,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-
-@triton.jit
-def _softplus(x):
-    # log(1 + exp(x)) without overflow; matches torch.nn.functional.softplus (threshold 20).
-    return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.minimum(x, 20.0))))
-
-
-@triton.jit
-def _program_coords(dim, d_state, dim_per_group, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
-    """This program's (segment, batch row, segment count, channels, states, masks, B/C group).
-
-    The grid is (channel blocks, segments, batch); a channel block never straddles two groups.
-    """
-    pid_d = tl.program_id(0)
-    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    n = tl.arange(0, BLOCK_N)
-    d_mask = d < dim
-    n_mask = n < d_state
-    dn_mask = d_mask[:, None] & n_mask[None, :]
-    group = (pid_d * BLOCK_D) // dim_per_group
-    return tl.program_id(1), tl.program_id(2), tl.num_programs(1), d, n, d_mask, n_mask, dn_mask, group
+from .scan_steps import _block_coords, _walk_step
 
 
 @triton.jit
@@ -68,9 +48,9 @@ def _selective_scan_fwd_kernel(
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H_IN: tl.constexpr, SAVE_CKPT: tl.constexpr,
     ADD_TO_Y: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
 ):
-    seg, b, n_seg, d, n, d_mask, n_mask, dn_mask, g = _program_coords(
-        dim, d_state, dim_per_group, BLOCK_D, BLOCK_N
-    )
+    seg, b, n_seg = tl.program_id(1), tl.program_id(2), tl.num_programs(1)
+    d, n, d_mask, n_mask, dn_mask, g = _block_coords(tl.program_id(0), dim, d_state, dim_per_group, BLOCK_D,
+                                                      BLOCK_N)
     # A arrives transposed, (d_state, dim): loads contiguous along channels put the channels across
     # threads and a channel's states inside one thread, so C . h needs no cross-thread reduction.
     # It is pre-scaled by log2(e) so that exp(dt A) is a single exp2.
@@ -80,6 +60,8 @@ def _selective_scan_fwd_kernel(
         Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    else:
+        bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
 
     u_row = u_ptr + b * stride_ub + d * stride_ud
     dt_row = dt_ptr + b * stride_dtb + d * stride_dtd
@@ -117,29 +99,10 @@ def _selective_scan_fwd_kernel(
                     t = t0 + (CKPT_EVERY - 1 - j * UNROLL - k)
                 else:
                     t = t0 + j * UNROLL + k
-                # With whole channel blocks (EVEN_D) and d_state a power of two (EVEN_N) the masks are
-                # constant along the vector, which lets Triton load each lane's run of channels and
-                # the B and C rows in wide vectors instead of one 16-bit load per element. One vector
-                # compare per mask (a scalar & vector mix also trips Triton's interpreter).
-                live = t < seg_end
-                if EVEN_D:
-                    m = (t + tl.zeros((BLOCK_D,), dtype=tl.int32)) < seg_end
-                else:
-                    m = d < tl.where(live, dim, 0)
-                if EVEN_N:
-                    nm = (t + tl.zeros((BLOCK_N,), dtype=tl.int32)) < seg_end
-                else:
-                    nm = n < tl.where(live, d_state, 0)
-                u = tl.load(u_row + t * stride_ul, mask=m, other=0.0).to(tl.float32)
-                dt = tl.load(dt_row + t * stride_dtl, mask=m, other=0.0).to(tl.float32)
-                if HAS_BIAS:
-                    dt += bias
-                if SOFTPLUS:
-                    dt = _softplus(dt)
-                # Positions past the end are the identity map (dt = 0) whatever the bias says.
-                dt = tl.where(m, dt, 0.0)
-                Bt = tl.load(B_col + t * stride_bl, mask=nm, other=0.0).to(tl.float32)
-                h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * Bt[None, :]
+                h, u, dt, m, nm = _walk_step(
+                    h, A2, bias, t, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul, stride_dtl,
+                    stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
+                )
                 if STATE_ONLY:
                     dt_total += dt
                 else:

@@ -30,7 +30,8 @@ MAX_D_STATE = 256
 #: which would add instructions and roundings to every step of the recurrences.
 FP_FUSION = True
 #: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, fwd_unroll, block_t, bwd_block_d,
-#: bwd_block_t, bwd_warps, min_programs_per_sm, programs_per_sm, bwd_programs_per_sm), set by
+#: bwd_block_t, bwd_warps, bwd_unroll, bwd_maxnreg, min_programs_per_sm, programs_per_sm,
+#: bwd_programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
 TUNING: dict[str, int | str] = {}
@@ -57,7 +58,8 @@ class LaunchPlan:
     """How one pass of a scan is cut into programs: channel blocks x segments x batch rows.
 
     ``block_t`` is the spacing of the forward pass's state checkpoints; both passes must agree on it.
-    ``tile_t`` (backward only) is the backward's tile of positions, a divisor of ``block_t``.
+    ``tile_t`` (backward only) is the backward's sub-block: the positions whose states it keeps in
+    scratch at once, a divisor of ``block_t``. ``programs`` (backward only) is the persistent grid.
     """
 
     block_d: int
@@ -67,11 +69,16 @@ class LaunchPlan:
     seg_len: int
     num_warps: int
     tile_t: int = 0
-    #: forward only: positions whose loads are issued together
+    #: positions whose loads are issued together
     unroll: int = 4
+    programs: int = 0
 
     def grid(self, batch: int, dim: int) -> tuple[int, int, int]:
         return (triton.cdiv(dim, self.block_d), self.segments, batch)
+
+    def items(self, batch: int, dim: int) -> int:
+        """(channel block, segment, batch row) units of work, which a persistent grid shares out."""
+        return triton.cdiv(dim, self.block_d) * self.segments * batch
 
 
 def _programs_wanted(device: torch.device, backward: bool) -> tuple[int, int]:
@@ -79,14 +86,14 @@ def _programs_wanted(device: torch.device, backward: bool) -> tuple[int, int]:
 
     Segmenting costs a second pass over the inputs, so it pays only when the plain grid leaves
     most of the GPU idle; measured on an H100, 1024 one-warp programs (4 per SM of 132) ran at
-    7.5 ms without segments and at 14 ms with two. The backward's one-warp programs walk longer
-    dependent chains and want more of them: 16 per SM took 131,072 x 8 from 173 to 146 ms.
+    7.5 ms without segments and at 14 ms with two. The backward's grid is persistent: it runs
+    ``bwd_programs_per_sm`` programs per SM, each with its own scratch, whatever the work.
     """
     if device.type == "cuda":
         sms = torch.cuda.get_device_properties(device).multi_processor_count
         per_sm = TUNING.get("bwd_programs_per_sm", 16) if backward else TUNING.get("programs_per_sm", 8)
         return TUNING.get("min_programs_per_sm", 2) * sms, per_sm * sms
-    return 4, 4  # interpreter runs: small, but enough to exercise segmenting in tests
+    return 4, 3  # interpreter runs: small, but enough to exercise segments and the persistent loop
 
 
 def plan_launch(
@@ -95,26 +102,30 @@ def plan_launch(
 ) -> LaunchPlan:
     """Choose tile sizes and the number of sequence segments for one forward or backward pass.
 
-    Defaults come from benchmarks/tune_scan.py on an H100 (docs/benchmarks.md). The forward pass
-    gives each thread whole channels (one warp, up to 2048 channel-states per program); the
-    backward pass gives each program 32 channels and tiles of 16 positions.
+    Defaults come from benchmarks/tune_scan.py on an H100 (docs/benchmarks.md). Both passes run
+    one warp per program over a (channels x states) tile: 64 or 128 channels forward, 64 backward,
+    whose persistent grid keeps one checkpoint block of states per program in scratch.
     ``BLOCK_D`` always divides the channels of one group, so a program reads a single B/C group.
     Segments are added only when batch x channel blocks would leave the GPU under-filled.
     """
     if d_state > MAX_D_STATE:
         raise ValueError(f"d_state={d_state} exceeds the kernel's maximum of {MAX_D_STATE}")
     block_n = triton.next_power_of_2(max(d_state, 1))
-    block_t = TUNING.get("block_t", 32)
+    # Checkpoints every 64 positions: at 2^20 x 512 they take 0.5 GiB, which pays for the backward's
+    # scratch (below); spacing them 32 apart measured no faster (docs/benchmarks.md).
+    block_t = TUNING.get("block_t", 64)
     tile_t, unroll = 0, 4
     enough, wanted = _programs_wanted(device, backward)
     if backward:
-        # Measured on an H100 (docs/benchmarks.md): one warp, 32 channels and 16-position tiles
-        # (64 channels or 32-position tiles spill far more registers).
-        block_d = TUNING.get("bwd_block_d", 32)
+        # Measured on an H100 (docs/benchmarks.md): one warp of 64 channels, whole checkpoint blocks
+        # in scratch (no re-walk), no unrolling: larger tiles or unrolls spill more than they gain.
+        block_d = TUNING.get("bwd_block_d", 64)
         num_warps = TUNING.get("bwd_warps", 1)
-        tile_t = min(TUNING.get("bwd_block_t", 16), block_t)
-        if block_t % tile_t:
-            raise ValueError(f"the backward tile ({tile_t}) must divide the checkpoint spacing ({block_t})")
+        tile_t = min(TUNING.get("bwd_block_t", block_t), block_t)
+        unroll = min(TUNING.get("bwd_unroll", 1), tile_t)
+        if block_t % tile_t or tile_t % unroll:
+            raise ValueError(f"the backward sub-block ({tile_t}) must divide the checkpoint spacing "
+                             f"({block_t}) and be a multiple of the backward unroll ({unroll})")
     else:
         # Measured on an H100 (docs/benchmarks.md): 64 channels per one-warp program when the grid
         # is full without segments (4096 x 256: 5.6 ms against 8.9 for 128), 128 channels with
@@ -129,11 +140,19 @@ def plan_launch(
     n_chunks = triton.cdiv(length, block_t)
     if segments is None:
         base = batch * triton.cdiv(dim, block_d)
-        segments = 1 if base >= enough else triton.cdiv(wanted, base)
+        # Rounded down: one program more than fit on the GPU at once starts a nearly empty second
+        # round (32768 x 32 forward: 21 ms with 1152 programs, 13 ms-class with 1024).
+        if backward:
+            # The persistent grid runs `wanted` programs; segments fill it whenever the items cannot.
+            segments = max(1, wanted // base)
+        else:
+            segments = 1 if base >= enough else max(1, wanted // base)
     segments = max(1, min(segments, n_chunks))
     seg_len = triton.cdiv(n_chunks, segments) * block_t
     segments = triton.cdiv(length, seg_len)
-    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps, tile_t, min(unroll, block_t))
+    programs = min(wanted, batch * triton.cdiv(dim, block_d) * segments) if backward else 0
+    return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps, tile_t, min(unroll, block_t),
+                      programs)
 
 
 def _as_4d(x: torch.Tensor) -> torch.Tensor:
@@ -265,24 +284,30 @@ def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, 
                      accumulate_dz, accumulate_du, groups):
     u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt = saved
     batch, dim, length = u.shape
+    d_state = A.shape[1]
     zz = z if z is not None else u
     dB, dC = grads["B"], grads["C"]
-    _selective_scan_bwd_kernel[plan.grid(batch, dim)](
+    # Per-program state scratch (see scan_backward.py); the adjoint-only pass does not touch it.
+    scratch = carry_out if adjoint_only else torch.empty(
+        plan.programs * plan.tile_t * plan.block_n * plan.block_d, device=u.device, dtype=torch.float32
+    )
+    _selective_scan_bwd_kernel[(plan.programs,)](
         u, delta, A_t, B, C, D if D is not None else A, zz,
         delta_bias if delta_bias is not None else A,
         dout, ckpt, carry_in if carry_in is not None else carry_out,
         grads["u"], grads["delta"], grads["z"] if z is not None else grads["u"], grads["A"], dB, dC,
         grads["D"] if D is not None else grads["A"],
         grads["delta_bias"] if delta_bias is not None else grads["A"],
-        carry_out, dtsum,
-        length, dim, A.shape[1], plan.seg_len, dim // groups,
+        carry_out, dtsum, scratch,
+        length, dim, d_state, plan.seg_len, dim // groups, plan.segments, plan.items(batch, dim),
         *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *B.stride(), *C.stride(),
         *dB.stride(), *dC.stride(),
-        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, BLOCK_T=plan.tile_t, CKPT_EVERY=plan.block_t,
-        REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=z is not None, HAS_D=D is not None,
-        HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_CARRY_IN=carry_in is not None,
-        ACCUMULATE_DZ=accumulate_dz, ACCUMULATE_DU=accumulate_du, num_warps=plan.num_warps,
-        enable_fp_fusion=FP_FUSION,
+        BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, SUB=plan.tile_t, CKPT_EVERY=plan.block_t,
+        UNROLL=plan.unroll, REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=z is not None,
+        HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_CARRY_IN=carry_in is not None,
+        ACCUMULATE_DZ=accumulate_dz, ACCUMULATE_DU=accumulate_du, EVEN_D=dim % plan.block_d == 0,
+        EVEN_N=d_state == plan.block_n, num_warps=plan.num_warps, enable_fp_fusion=FP_FUSION,
+        **({"maxnreg": TUNING["bwd_maxnreg"]} if "bwd_maxnreg" in TUNING else {}),
     )
 
 

@@ -48,9 +48,10 @@ def _interpreter_floor_scale(dtype: torch.dtype) -> float:
     return 2.0 if DEVICE == "cpu" and dtype == BF16 else 1.0
 
 
-@pytest.fixture(params=[16, 32])
+@pytest.fixture(params=[16, 64])
 def backward_tile(request, monkeypatch):
-    """Run a test with backward tiles narrower than the checkpoint spacing (32) and equal to it."""
+    """Run a test with backward sub-blocks narrower than the checkpoint spacing (64), which re-walk
+    the block from its checkpoint, and equal to it."""
     monkeypatch.setitem(sst.TUNING, "bwd_block_t", request.param)
     return request.param
 
@@ -76,13 +77,23 @@ def test_plan_keeps_channel_blocks_inside_one_group():
     assert plan.segments * plan.seg_len >= 1000 and plan.seg_len % plan.block_t == 0
 
 
+def test_backward_grid_is_persistent():
+    """The backward runs a fixed number of programs that share out the (channel block, segment,
+    batch row) items; on CPU fewer programs than items, so the tests above walk that loop."""
+    plan = plan_launch(4, 64, 1000, 16, 64, torch.device("cpu"), backward=True)
+    assert 0 < plan.programs < plan.items(4, 64)
+
+
 def test_backward_tile_must_divide_the_checkpoint_spacing(monkeypatch):
     monkeypatch.setitem(sst.TUNING, "bwd_block_t", 24)
     with pytest.raises(ValueError, match="must divide the checkpoint spacing"):
         plan_launch(1, 64, 1000, 16, 64, torch.device("cpu"), backward=True)
     monkeypatch.setitem(sst.TUNING, "bwd_block_t", 16)
     plan = plan_launch(1, 64, 1000, 16, 64, torch.device("cpu"), backward=True)
-    assert (plan.block_t, plan.tile_t) == (32, 16)
+    assert (plan.block_t, plan.tile_t) == (64, 16)
+    monkeypatch.setitem(sst.TUNING, "bwd_unroll", 3)
+    with pytest.raises(ValueError, match="multiple of the backward unroll"):
+        plan_launch(1, 64, 1000, 16, 64, torch.device("cpu"), backward=True)
 
 
 def test_forward_unroll_never_exceeds_the_checkpoint_spacing(monkeypatch):

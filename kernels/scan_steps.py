@@ -1,0 +1,86 @@
+"""Pieces of one scan step shared by the forward and backward kernels.
+
+Both kernels give each lane whole channels: a program holds a (BLOCK_D, BLOCK_N) tile of states,
+channels across lanes and a channel's states inside one lane, and walks the sequence one position
+at a time. These helpers are that walk's common parts: which channels and states a program owns,
+the masks of one position, dt as the recurrence sees it, and the state update itself.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _softplus(x):
+    # log(1 + exp(x)) without overflow; matches torch.nn.functional.softplus (threshold 20).
+    return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.minimum(x, 20.0))))
+
+
+@triton.jit
+def _block_coords(pid_d, dim, d_state, dim_per_group, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Channels, states, their masks and the B/C group of channel block ``pid_d``.
+
+    A channel block never straddles two groups (plan_launch keeps BLOCK_D a divisor of the group).
+    """
+    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    n = tl.arange(0, BLOCK_N)
+    d_mask = d < dim
+    n_mask = n < d_state
+    dn_mask = d_mask[:, None] & n_mask[None, :]
+    group = (pid_d * BLOCK_D) // dim_per_group
+    return d, n, d_mask, n_mask, dn_mask, group
+
+
+@triton.jit
+def _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+                EVEN_D: tl.constexpr, EVEN_N: tl.constexpr):
+    """(channel mask, state mask) of position ``t``; both are all-false past the segment's end.
+
+    With whole channel blocks (EVEN_D) and d_state a power of two (EVEN_N) the masks are constant
+    along the vector, which lets Triton load each lane's run of channels and the B and C rows in
+    wide vectors instead of one 16-bit load per element. One vector compare per mask (a scalar &
+    vector mix also trips Triton's interpreter).
+    """
+    live = t < seg_end
+    if EVEN_D:
+        m = (t + tl.zeros((BLOCK_D,), dtype=tl.int32)) < seg_end
+    else:
+        m = d < tl.where(live, dim, 0)
+    if EVEN_N:
+        nm = (t + tl.zeros((BLOCK_N,), dtype=tl.int32)) < seg_end
+    else:
+        nm = n < tl.where(live, d_state, 0)
+    return m, nm
+
+
+@triton.jit
+def _load_dt(dt_row, t, stride_dtl, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """(dt, its pre-softplus value) of position ``t`` in fp32; dt is 0 where masked.
+
+    A masked position is the identity map (exp(0 A) = 1, 0 B u = 0) whatever the bias says.
+    """
+    raw = tl.load(dt_row + t * stride_dtl, mask=m, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        raw += bias
+    dt = raw
+    if SOFTPLUS:
+        dt = _softplus(raw)
+    return tl.where(m, dt, 0.0), raw
+
+
+@triton.jit
+def _walk_step(h, A2, bias, t, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul, stride_dtl,
+               stride_bl, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_D: tl.constexpr,
+               EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """Advance the state over position ``t``: h = exp(dt A) h + dt u B (``A2`` is A times log2(e)).
+
+    Returns (h, u, dt, channel mask, state mask) for the caller's use of the same position.
+    """
+    m, nm = _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
+    u = tl.load(u_row + t * stride_ul, mask=m, other=0.0).to(tl.float32)
+    dt, _ = _load_dt(dt_row, t, stride_dtl, bias, m, HAS_BIAS, SOFTPLUS)
+    Bt = tl.load(B_col + t * stride_bl, mask=nm, other=0.0).to(tl.float32)
+    h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * Bt[None, :]
+    return h, u, dt, m, nm
