@@ -34,24 +34,15 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_steps import _block_coords, _load_dt, _step_masks, _walk_step
+from .scan_steps import _block_coords, _in_block, _load_dt, _step_masks, _walk_step
 
 
 @triton.jit
-def _position(t0, k, CKPT_EVERY: tl.constexpr, REVERSE: tl.constexpr):
-    """The ``k``-th position, in scan order, of the checkpoint block starting at ``t0``."""
-    if REVERSE:
-        return t0 + (CKPT_EVERY - 1 - k)
-    else:
-        return t0 + k
-
-
-@triton.jit
-def _output_grad(dout_row, z_row, t, stride_ol, stride_zl, m, HAS_Z: tl.constexpr):
-    """(g, dout, z) at position ``t``: g = dout silu(z) is the gradient reaching y (dout without z)."""
-    dout = tl.load(dout_row + t * stride_ol, mask=m, other=0.0).to(tl.float32)
+def _output_grad(dout_row, z_row, r, stride_ol, stride_zl, m, HAS_Z: tl.constexpr):
+    """(g, dout, z) at offset ``r``: g = dout silu(z) is the gradient reaching y (dout without z)."""
+    dout = tl.load(dout_row + r * stride_ol, mask=m, other=0.0).to(tl.float32)
     if HAS_Z:
-        zt = tl.load(z_row + t * stride_zl, mask=m, other=0.0).to(tl.float32)
+        zt = tl.load(z_row + r * stride_zl, mask=m, other=0.0).to(tl.float32)
         return dout * zt * tl.sigmoid(zt), dout, zt
     else:
         return dout, dout, dout
@@ -82,7 +73,7 @@ def _selective_scan_bwd_kernel(
     for item in range(pid, n_items, tl.num_programs(0)):
         pid_d = item % n_dblocks
         seg = (item // n_dblocks) % n_seg
-        b = item // (n_dblocks * n_seg)
+        b = (item // (n_dblocks * n_seg)).to(tl.int64)  # 64-bit rows and blocks: see scan_steps.py
         d, n, d_mask, n_mask, dn_mask, g_idx = _block_coords(pid_d, dim, d_state, dim_per_group, BLOCK_D,
                                                               BLOCK_N)
         A2 = tl.load(AT_ptr + n[None, :] * dim + d[:, None], mask=dn_mask, other=0.0).to(tl.float32)
@@ -104,37 +95,43 @@ def _selective_scan_bwd_kernel(
         dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
         dt_total = tl.zeros((BLOCK_D,), dtype=tl.float32)
 
-        u_row = u_ptr + b * stride_ub + d * stride_ud
-        dt_row = dt_ptr + b * stride_dtb + d * stride_dtd
-        z_row = z_ptr + b * stride_zb + d * stride_zd
-        dout_row = dout_ptr + b * stride_ob + d * stride_od
-        # du, d delta and dz are allocated with u's strides.
-        du_row = du_ptr + b * stride_ub + d * stride_ud
-        ddt_row = ddelta_ptr + b * stride_ub + d * stride_ud
-        dz_row = dz_ptr + b * stride_ub + d * stride_ud
-        B_col = B_ptr + b * stride_bb + g_idx * stride_bg + n * stride_bn
-        C_col = C_ptr + b * stride_cb + g_idx * stride_cg + n * stride_cn
-        dB_col = dB_ptr + b * stride_dbb + g_idx * stride_dbg + n * stride_dbn
-        dC_col = dC_ptr + b * stride_dcb + g_idx * stride_dcg + n * stride_dcn
         seg_start = seg * seg_len
         seg_end = tl.minimum(seg_start + seg_len, length)
         n_blocks = tl.cdiv(seg_end - seg_start, CKPT_EVERY)
-        for i in range(0, n_blocks):
-            # Against scan order: for a forward scan the blocks are visited right to left.
-            if REVERSE:
-                blk = i
-            else:
-                blk = n_blocks - 1 - i
-            t0 = seg_start + blk * CKPT_EVERY
+        # Against scan order: for a forward scan the blocks are visited right to left. The row
+        # pointers (scalars; channels and states are added where they are read) start at the first
+        # block visited, in 64 bits (see scan_steps.py), and move one block per iteration.
+        if REVERSE:
+            t0 = seg_start
+            block_step = CKPT_EVERY
+        else:
+            t0 = seg_start + (n_blocks - 1) * CKPT_EVERY
+            block_step = -CKPT_EVERY
+        first = t0.to(tl.int64)
+        u_row = u_ptr + b * stride_ub + first * stride_ul
+        dt_row = dt_ptr + b * stride_dtb + first * stride_dtl
+        z_row = z_ptr + b * stride_zb + first * stride_zl
+        dout_row = dout_ptr + b * stride_ob + first * stride_ol
+        # du, d delta and dz are allocated with u's strides.
+        du_row = du_ptr + b * stride_ub + first * stride_ul
+        ddt_row = ddelta_ptr + b * stride_ub + first * stride_ul
+        dz_row = dz_ptr + b * stride_ub + first * stride_ul
+        B_col = B_ptr + b * stride_bb + g_idx * stride_bg + first * stride_bl
+        C_col = C_ptr + b * stride_cb + g_idx * stride_cg + first * stride_cl
+        dB_col = dB_ptr + b * stride_dbb + g_idx * stride_dbg + first * stride_dbl
+        dC_col = dC_ptr + b * stride_dcb + g_idx * stride_dcg + first * stride_dcl
+        for _block in range(0, n_blocks):
             if ADJOINT_ONLY:
                 # First pass of a segmented backward: only the carry and the segment's sum of dt.
                 for j in range(0, CKPT_EVERY // UNROLL):
                     for k in tl.static_range(UNROLL):
-                        t = _position(t0, CKPT_EVERY - 1 - (j * UNROLL + k), CKPT_EVERY, REVERSE)
+                        r = _in_block(CKPT_EVERY - 1 - (j * UNROLL + k), CKPT_EVERY, REVERSE)
+                        t = t0 + r
                         m, nm = _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
-                        dt, _ = _load_dt(dt_row, t, stride_dtl, bias, m, HAS_BIAS, SOFTPLUS)
-                        Ct = tl.load(C_col + t * stride_cl, mask=nm, other=0.0).to(tl.float32)
-                        g, _, _ = _output_grad(dout_row, z_row, t, stride_ol, stride_zl, m, HAS_Z)
+                        dt, _ = _load_dt(dt_row + d * stride_dtd, r, stride_dtl, bias, m, HAS_BIAS, SOFTPLUS)
+                        Ct = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0).to(tl.float32)
+                        g, _, _ = _output_grad(dout_row + d * stride_od, z_row + d * stride_zd, r, stride_ol,
+                                               stride_zl, m, HAS_Z)
                         c = tl.exp2(dt[:, None] * A2) * (c + Ct[None, :] * g[:, None])
                         dt_total += dt
             else:
@@ -145,17 +142,23 @@ def _selective_scan_bwd_kernel(
                     h = tl.load(ckpt_ptr + ck_off, mask=dn_mask, other=0.0)
                     for j in range(0, k0 // UNROLL):
                         for k in tl.static_range(UNROLL):
-                            t = _position(t0, j * UNROLL + k, CKPT_EVERY, REVERSE)
+                            r = _in_block(j * UNROLL + k, CKPT_EVERY, REVERSE)
+                            t = t0 + r
                             h, _, _, _, _ = _walk_step(
-                                h, A2, bias, t, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul,
-                                stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
+                                h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row + d * stride_ud,
+                                dt_row + d * stride_dtd, B_col + n * stride_bn,
+                                stride_ul, stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS,
+                                SOFTPLUS,
                             )
                     for j in range(0, SUB // UNROLL):
                         for k in tl.static_range(UNROLL):
-                            t = _position(t0, k0 + j * UNROLL + k, CKPT_EVERY, REVERSE)
+                            r = _in_block(k0 + j * UNROLL + k, CKPT_EVERY, REVERSE)
+                            t = t0 + r
                             h, _, _, _, _ = _walk_step(
-                                h, A2, bias, t, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul,
-                                stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
+                                h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row + d * stride_ud,
+                                dt_row + d * stride_dtd, B_col + n * stride_bn,
+                                stride_ul, stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS,
+                                SOFTPLUS,
                             )
                             tl.store(scratch + (j * UNROLL + k) * (BLOCK_N * BLOCK_D) + scratch_off, h)
                     # Every thread reads back what it wrote; the barrier also covers layouts that
@@ -164,15 +167,21 @@ def _selective_scan_bwd_kernel(
                     for j in range(0, SUB // UNROLL):
                         for k in tl.static_range(UNROLL):
                             jj = SUB - 1 - (j * UNROLL + k)
-                            t = _position(t0, k0 + jj, CKPT_EVERY, REVERSE)
+                            r = _in_block(k0 + jj, CKPT_EVERY, REVERSE)
+                            t = t0 + r
                             h_t = tl.load(scratch + jj * (BLOCK_N * BLOCK_D) + scratch_off)
                             m, nm = _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D,
                                                 EVEN_N)
-                            u = tl.load(u_row + t * stride_ul, mask=m, other=0.0).to(tl.float32)
-                            dt, raw = _load_dt(dt_row, t, stride_dtl, bias, m, HAS_BIAS, SOFTPLUS)
-                            Bt = tl.load(B_col + t * stride_bl, mask=nm, other=0.0).to(tl.float32)
-                            Ct = tl.load(C_col + t * stride_cl, mask=nm, other=0.0).to(tl.float32)
-                            g, dout, zt = _output_grad(dout_row, z_row, t, stride_ol, stride_zl, m, HAS_Z)
+                            at_u = d * stride_ud + r * stride_ul  # u, du, d delta and dz share u's strides
+                            u = tl.load(u_row + at_u, mask=m, other=0.0).to(tl.float32)
+                            dt, raw = _load_dt(dt_row + d * stride_dtd, r, stride_dtl, bias, m, HAS_BIAS,
+                                               SOFTPLUS)
+                            Bt = tl.load(B_col + n * stride_bn + r * stride_bl, mask=nm, other=0.0)
+                            Bt = Bt.to(tl.float32)
+                            Ct = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
+                            Ct = Ct.to(tl.float32)
+                            g, dout, zt = _output_grad(dout_row + d * stride_od, z_row + d * stride_zd, r,
+                                                       stride_ol, stride_zl, m, HAS_Z)
                             dh = c + Ct[None, :] * g[:, None]
                             c = tl.exp2(dt[:, None] * A2) * dh
                             dtu = dt * u
@@ -184,9 +193,12 @@ def _selective_scan_bwd_kernel(
                             if HAS_D:
                                 du += Dv * g
                                 dD_acc += g * u
-                            tl.atomic_add(dB_col + t * stride_dbl, tl.sum(dh * dtu[:, None], axis=0), mask=nm,
+                            # Sums over this program's channels, one atomic add per state.
+                            dB_t = tl.sum(dh * dtu[:, None], axis=0)
+                            tl.atomic_add(dB_col + n * stride_dbn + r * stride_dbl, dB_t, mask=nm,
                                           sem="relaxed")
-                            tl.atomic_add(dC_col + t * stride_dcl, tl.sum(h_t * g[:, None], axis=0), mask=nm,
+                            dC_t = tl.sum(h_t * g[:, None], axis=0)
+                            tl.atomic_add(dC_col + n * stride_dcn + r * stride_dcl, dC_t, mask=nm,
                                           sem="relaxed")
                             if HAS_Z:
                                 y = tl.sum(h_t * Ct[None, :], axis=1)
@@ -195,18 +207,30 @@ def _selective_scan_bwd_kernel(
                                 sig_z = tl.sigmoid(zt)
                                 dz = dout * y * sig_z * (1.0 + zt * (1.0 - sig_z))
                                 if ACCUMULATE_DZ:
-                                    dz += tl.load(dz_row + t * stride_ul, mask=m, other=0.0).to(tl.float32)
-                                tl.store(dz_row + t * stride_ul, dz.to(dz_ptr.dtype.element_ty), mask=m)
+                                    dz += tl.load(dz_row + at_u, mask=m, other=0.0).to(tl.float32)
+                                tl.store(dz_row + at_u, dz.to(dz_ptr.dtype.element_ty), mask=m)
                             if SOFTPLUS:
                                 ddt = ddt * tl.sigmoid(raw)
                             ddt = tl.where(m, ddt, 0.0)
                             dbias_acc += ddt
                             if ACCUMULATE_DU:
-                                du += tl.load(du_row + t * stride_ul, mask=m, other=0.0).to(tl.float32)
-                                ddt += tl.load(ddt_row + t * stride_ul, mask=m, other=0.0).to(tl.float32)
-                            tl.store(du_row + t * stride_ul, du.to(du_ptr.dtype.element_ty), mask=m)
-                            tl.store(ddt_row + t * stride_ul, ddt.to(ddelta_ptr.dtype.element_ty), mask=m)
+                                du += tl.load(du_row + at_u, mask=m, other=0.0).to(tl.float32)
+                                ddt += tl.load(ddt_row + at_u, mask=m, other=0.0).to(tl.float32)
+                            tl.store(du_row + at_u, du.to(du_ptr.dtype.element_ty), mask=m)
+                            tl.store(ddt_row + at_u, ddt.to(ddelta_ptr.dtype.element_ty), mask=m)
                     tl.debug_barrier()  # the next sub-block overwrites the scratch
+            t0 += block_step
+            u_row += block_step * stride_ul
+            dt_row += block_step * stride_dtl
+            z_row += block_step * stride_zl
+            dout_row += block_step * stride_ol
+            du_row += block_step * stride_ul
+            ddt_row += block_step * stride_ul
+            dz_row += block_step * stride_ul
+            B_col += block_step * stride_bl
+            C_col += block_step * stride_cl
+            dB_col += block_step * stride_dbl
+            dC_col += block_step * stride_dcl
         tl.store(carry_out_ptr + seg_state_off, c, mask=dn_mask)
         if ADJOINT_ONLY:
             tl.store(dtsum_ptr + (b * dim + d) * n_seg + seg, dt_total, mask=d_mask)

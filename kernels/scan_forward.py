@@ -32,7 +32,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_steps import _block_coords, _walk_step
+from .scan_steps import _block_coords, _in_block, _walk_step
 
 
 @triton.jit
@@ -48,7 +48,7 @@ def _selective_scan_fwd_kernel(
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H_IN: tl.constexpr, SAVE_CKPT: tl.constexpr,
     ADD_TO_Y: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
 ):
-    seg, b, n_seg = tl.program_id(1), tl.program_id(2), tl.num_programs(1)
+    seg, b, n_seg = tl.program_id(1), tl.program_id(2).to(tl.int64), tl.num_programs(1)
     d, n, d_mask, n_mask, dn_mask, g = _block_coords(tl.program_id(0), dim, d_state, dim_per_group, BLOCK_D,
                                                       BLOCK_N)
     # A arrives transposed, (d_state, dim): loads contiguous along channels put the channels across
@@ -63,12 +63,6 @@ def _selective_scan_fwd_kernel(
     else:
         bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
 
-    u_row = u_ptr + b * stride_ub + d * stride_ud
-    dt_row = dt_ptr + b * stride_dtb + d * stride_dtd
-    z_row = z_ptr + b * stride_zb + d * stride_zd
-    y_row = y_ptr + b * stride_yb + d * stride_yd
-    B_col = B_ptr + b * stride_bb + g * stride_bg + n * stride_bn
-    C_col = C_ptr + b * stride_cb + g * stride_cg + n * stride_cn
     # (batch, dim, S, d_state) layout for per-segment states.
     seg_state_off = ((b * dim + d[:, None]) * n_seg + seg) * d_state + n[None, :]
     if HAS_H_IN:
@@ -81,13 +75,23 @@ def _selective_scan_fwd_kernel(
     seg_end = tl.minimum(seg_start + seg_len, length)
     n_blocks = tl.cdiv(seg_end - seg_start, CKPT_EVERY)
     n_blocks_total = tl.cdiv(length, CKPT_EVERY)
-    for i in range(0, n_blocks):
-        # Scan order: blocks left to right, or right to left for REVERSE (no flipped copy).
-        if REVERSE:
-            blk = n_blocks - 1 - i
-        else:
-            blk = i
-        t0 = seg_start + blk * CKPT_EVERY
+    # Scan order: blocks left to right, or right to left for REVERSE (no flipped copy). The row
+    # pointers (scalars; channels and states are added where they are read) start at the first
+    # block, in 64 bits (see scan_steps.py), and move one block per iteration.
+    if REVERSE:
+        t0 = seg_start + (n_blocks - 1) * CKPT_EVERY
+        block_step = -CKPT_EVERY
+    else:
+        t0 = seg_start
+        block_step = CKPT_EVERY
+    first = t0.to(tl.int64)
+    u_row = u_ptr + b * stride_ub + first * stride_ul
+    dt_row = dt_ptr + b * stride_dtb + first * stride_dtl
+    z_row = z_ptr + b * stride_zb + first * stride_zl
+    y_row = y_ptr + b * stride_yb + first * stride_yl
+    B_col = B_ptr + b * stride_bb + g * stride_bg + first * stride_bl
+    C_col = C_ptr + b * stride_cb + g * stride_cg + first * stride_cl
+    for _block in range(0, n_blocks):
         if SAVE_CKPT:
             ck_off = ((b * n_blocks_total + t0 // CKPT_EVERY) * d_state + n[None, :]) * dim + d[:, None]
             tl.store(ckpt_ptr + ck_off, h, mask=dn_mask)
@@ -95,28 +99,34 @@ def _selective_scan_fwd_kernel(
         # loop, which keeps compile time low; the state update itself is a dependent chain.
         for j in range(0, CKPT_EVERY // UNROLL):
             for k in tl.static_range(UNROLL):
-                if REVERSE:
-                    t = t0 + (CKPT_EVERY - 1 - j * UNROLL - k)
-                else:
-                    t = t0 + j * UNROLL + k
+                r = _in_block(j * UNROLL + k, CKPT_EVERY, REVERSE)
+                t = t0 + r
                 h, u, dt, m, nm = _walk_step(
-                    h, A2, bias, t, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul, stride_dtl,
-                    stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
+                    h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row + d * stride_ud,
+                    dt_row + d * stride_dtd, B_col + n * stride_bn, stride_ul, stride_dtl, stride_bl, BLOCK_D,
+                    BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
                 )
                 if STATE_ONLY:
                     dt_total += dt
                 else:
-                    Ct = tl.load(C_col + t * stride_cl, mask=nm, other=0.0).to(tl.float32)
+                    Ct = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0).to(tl.float32)
                     y = tl.sum(h * Ct[None, :], axis=1)
                     if HAS_D:
                         y += Dv * u
                     if ADD_TO_Y:
                         # Bidirectional: y already holds the other direction's ungated output.
-                        y += tl.load(y_row + t * stride_yl, mask=m, other=0.0).to(tl.float32)
+                        y += tl.load(y_row + d * stride_yd + r * stride_yl, mask=m, other=0.0).to(tl.float32)
                     if HAS_Z:
-                        zt = tl.load(z_row + t * stride_zl, mask=m, other=0.0).to(tl.float32)
+                        zt = tl.load(z_row + d * stride_zd + r * stride_zl, mask=m, other=0.0).to(tl.float32)
                         y *= zt * tl.sigmoid(zt)
-                    tl.store(y_row + t * stride_yl, y.to(y_ptr.dtype.element_ty), mask=m)
+                    tl.store(y_row + d * stride_yd + r * stride_yl, y.to(y_ptr.dtype.element_ty), mask=m)
+        t0 += block_step
+        u_row += block_step * stride_ul
+        dt_row += block_step * stride_dtl
+        z_row += block_step * stride_zl
+        y_row += block_step * stride_yl
+        B_col += block_step * stride_bl
+        C_col += block_step * stride_cl
     tl.store(h_out_ptr + seg_state_off, h, mask=dn_mask)
     if STATE_ONLY:
         tl.store(dtsum_ptr + (b * dim + d) * n_seg + seg, dt_total, mask=d_mask)

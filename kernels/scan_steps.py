@@ -1,9 +1,15 @@
 """Pieces of one scan step shared by the forward and backward kernels.
 
-Both kernels give each lane whole channels: a program holds a (BLOCK_D, BLOCK_N) tile of states,
-channels across lanes and a channel's states inside one lane, and walks the sequence one position
-at a time. These helpers are that walk's common parts: which channels and states a program owns,
-the masks of one position, dt as the recurrence sees it, and the state update itself.
+Both kernels give a program a (BLOCK_D, BLOCK_N) tile of states, channels across lanes and each
+lane holding a run of channels and some of their states, and walk the sequence one position at a
+time. These helpers are that walk's common parts: which channels and states a program owns, the
+masks of one position, dt as the recurrence sees it, and the state update itself.
+
+Addresses: row pointers point at the first position of the current checkpoint block, computed in
+64 bits (a (batch, length, dim) tensor passes 2^31 elements at length 2^22 x dim 512, and lengths
+to 2^24 are supported); within a block a position is a small 32-bit offset, which keeps the
+per-step address arithmetic 32-bit (64-bit positions in every step nearly doubled the compiled
+forward's integer instructions).
 """
 
 from __future__ import annotations
@@ -56,12 +62,12 @@ def _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D: tl.constexpr, BLOCK_N: 
 
 
 @triton.jit
-def _load_dt(dt_row, t, stride_dtl, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-    """(dt, its pre-softplus value) of position ``t`` in fp32; dt is 0 where masked.
+def _load_dt(dt_row, r, stride_dtl, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """(dt, its pre-softplus value) at offset ``r`` from ``dt_row`` in fp32; dt is 0 where masked.
 
     A masked position is the identity map (exp(0 A) = 1, 0 B u = 0) whatever the bias says.
     """
-    raw = tl.load(dt_row + t * stride_dtl, mask=m, other=0.0).to(tl.float32)
+    raw = tl.load(dt_row + r * stride_dtl, mask=m, other=0.0).to(tl.float32)
     if HAS_BIAS:
         raw += bias
     dt = raw
@@ -71,16 +77,27 @@ def _load_dt(dt_row, t, stride_dtl, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: t
 
 
 @triton.jit
-def _walk_step(h, A2, bias, t, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul, stride_dtl,
+def _walk_step(h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul, stride_dtl,
                stride_bl, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_D: tl.constexpr,
                EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
     """Advance the state over position ``t``: h = exp(dt A) h + dt u B (``A2`` is A times log2(e)).
 
-    Returns (h, u, dt, channel mask, state mask) for the caller's use of the same position.
+    ``t`` (absolute) decides the masks; the inputs are read at offset ``r`` from the row pointers,
+    which point at the current checkpoint block. Returns (h, u, dt, channel
+    mask, state mask) for the caller's use of the same position.
     """
     m, nm = _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
-    u = tl.load(u_row + t * stride_ul, mask=m, other=0.0).to(tl.float32)
-    dt, _ = _load_dt(dt_row, t, stride_dtl, bias, m, HAS_BIAS, SOFTPLUS)
-    Bt = tl.load(B_col + t * stride_bl, mask=nm, other=0.0).to(tl.float32)
+    u = tl.load(u_row + r * stride_ul, mask=m, other=0.0).to(tl.float32)
+    dt, _ = _load_dt(dt_row, r, stride_dtl, bias, m, HAS_BIAS, SOFTPLUS)
+    Bt = tl.load(B_col + r * stride_bl, mask=nm, other=0.0).to(tl.float32)
     h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * Bt[None, :]
     return h, u, dt, m, nm
+
+
+@triton.jit
+def _in_block(k, CKPT_EVERY: tl.constexpr, REVERSE: tl.constexpr):
+    """Offset from its block's first position of the ``k``-th position of a block in scan order."""
+    if REVERSE:
+        return CKPT_EVERY - 1 - k
+    else:
+        return k

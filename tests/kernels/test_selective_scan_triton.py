@@ -184,6 +184,44 @@ def test_long_sequence_equals_piecewise_scan_with_state_passing(reverse):
     assert (h_full - state).abs().max() <= 1e-4 * h_full.abs().max()
 
 
+@pytest.mark.gpu
+def test_addresses_past_two_to_the_31_elements():
+    """Batch rows and positions are addressed in 64 bits: with u of 2^31 + elements (batch 1,
+    length 2^23 + 37, dim 256, time-major bf16) the last positions' outputs and gradients equal a
+    scan of those positions alone, started from the state the first part leaves."""
+    torch.manual_seed(31)
+    b, d, n, L, tail = 1, 256, 16, 2**23 + 37, 300
+    assert b * d * L > 2**31
+
+    def time_major(*shape, scale=1.0, shift=0.0):
+        return (scale * torch.randn(b, L, *shape, device="cuda") + shift).to(BF16).transpose(1, 2)
+
+    u, delta, z = time_major(d), time_major(d, scale=0.5, shift=-1.0), time_major(d)
+    B, C = time_major(n), time_major(n)
+    A = -torch.exp(torch.randn(d, n, device="cuda"))
+    D, bias = torch.randn(d, device="cuda"), 0.1 * torch.randn(d, device="cuda")
+    weights = torch.randn(b, d, tail, device="cuda")
+
+    def tail_loss_and_grads(sl, initial_state=None):
+        leaves = [x[..., sl].detach().requires_grad_() for x in (u, delta, B, C, z)]
+        y = selective_scan_triton(*leaves[:2], A, *leaves[2:4], D, leaves[4], bias, True,
+                                  initial_state=initial_state)
+        y_tail = y[..., -tail:].float()
+        grads = torch.autograd.grad((y_tail * weights).sum(), leaves)
+        return y_tail, [g[..., -tail:].float() for g in grads]
+
+    y_full, grads_full = tail_loss_and_grads(slice(None))
+    with torch.no_grad():
+        head = [x[..., :-tail] for x in (u, delta, B, C, z)]
+        _, state = selective_scan_triton(*head[:2], A, *head[2:4], D, head[4], bias, True,
+                                         return_final_state=True)
+    y_part, grads_part = tail_loss_and_grads(slice(L - tail, None), initial_state=state)
+    torch.testing.assert_close(y_full, y_part, rtol=2e-2, atol=2e-2)
+    for name, g_full, g_part in zip(("u", "delta", "B", "C", "z"), grads_full, grads_part, strict=True):
+        torch.testing.assert_close(g_full, g_part, rtol=2e-2, atol=2e-2 * g_part.abs().max().item(),
+                                   msg=lambda m, name=name: f"d{name}: {m}")
+
+
 def test_tuning_from_environment(monkeypatch):
     monkeypatch.setenv("GENOMAMBA_SCAN_TUNING", '{"bwd_block_d": 8, "bwd_block_t": 8}')
     assert sst._tuning_from_environment() == {"bwd_block_d": 8, "bwd_block_t": 8}
