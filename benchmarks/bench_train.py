@@ -83,8 +83,8 @@ def parse_row(text: str) -> tuple[int, int]:
     return length, batch
 
 
-def train_steps(name: str, length: int, batch: int, args, device, peer_lib, peer_norm) -> tuple[dict, dict]:
-    """Build one model and its optimiser, time warm-up + timed steps; returns (meta, result)."""
+def make_train_step(name: str, length: int, batch: int, args, device, peer_lib, peer_norm):
+    """Build one model, its optimiser and a batch; returns (meta, step), step() one training step."""
     model, loss_fn, meta = build_variant(name, args.preset, device, peer_lib, peer_norm,
                                          args.peer_tie_lm_head)
     optimizer, meta["optimizer"] = make_adamw(param_groups(model, 0.1), args.lr, device)
@@ -99,6 +99,12 @@ def train_steps(name: str, length: int, batch: int, args, device, peer_lib, peer
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
+    return meta, step
+
+
+def train_steps(name: str, length: int, batch: int, args, device, peer_lib, peer_norm) -> tuple[dict, dict]:
+    """Build one model and its optimiser, time warm-up + timed steps; returns (meta, result)."""
+    meta, step = make_train_step(name, length, batch, args, device, peer_lib, peer_norm)
     return meta, time_steps(step, args.warmup, args.steps, device)
 
 

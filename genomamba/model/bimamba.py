@@ -5,8 +5,8 @@ Two scan directions, each with its own conv, x_proj, dt_proj, A_log and D:
 * ``fwd`` scans left to right after a causal conv;
 * ``rev`` scans right to left after an anti-causal conv.
 
-Nothing is flipped: the anti-causal conv is a different slice of the same zero-padded conv1d
-(:func:`~genomamba.model.mixer.depthwise_conv`) and the reverse scan runs with ``reverse=True``
+Nothing is flipped: the anti-causal conv reads the taps ahead of each position instead of behind
+(:func:`~genomamba.ops.conv.depthwise_conv_silu`) and the reverse scan runs with ``reverse=True``
 or inside the one-launch :func:`~genomamba.ops.bidirectional_selective_scan`. As in Caduceus,
 in_proj and out_proj are shared by the two directions by default (``tie_projections``); then
 x and z are shared, the two scans are summed and gated once, and the sum goes through out_proj
@@ -27,22 +27,19 @@ real position, where the right-to-left scan starts with state 0.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genomamba.model.config import ModelConfig
 from genomamba.model.mixer import (
     MambaMixer,
     ScanDirection,
-    apply_mask,
-    channels_first,
     channels_last,
-    depthwise_conv,
     ssm_inputs,
     time_major,
 )
 from genomamba.model.norm import RMSNorm
 from genomamba.ops import bidirectional_selective_scan, selective_scan
+from genomamba.ops.conv import depthwise_conv_silu
 
 # Which direction each strand uses in each orientation: left-to-right pass, right-to-left pass.
 _L2R = ("fwd", "rev")  # strand 0 (forward) uses fwd, strand 1 (RC) uses rev
@@ -79,11 +76,12 @@ class BiMambaMixer(nn.Module):
             return self.forward(hidden[:, :, None], mask)[:, :, 0]
         strands = hidden.shape[2]
         di = self.d_inner
-        # x and z streams per direction, channels-first, strands as channel blocks.
+        # x and z streams per direction, strands as channel blocks: x as (batch, L, strands * di)
+        # rows for the conv (a view for one strand), z as the scan's time-major (batch, channels, L).
         streams = {}
         for which in ("fwd",) if self.tie_projections else ("fwd", "rev"):
             xz = self._proj("in_proj", which)(hidden)
-            x = apply_mask(channels_first(xz[..., :di]), mask)
+            x = xz[..., :di].reshape(*xz.shape[:2], strands * di)
             streams[which] = (x, time_major(xz[..., di:]))
         if self.tie_projections:
             streams["rev"] = streams["fwd"]
@@ -92,13 +90,13 @@ class BiMambaMixer(nn.Module):
         for roles, anti_causal in ((_L2R, False), (_R2L, True)):
             names = roles[:strands]
             directions = [getattr(self, n) for n in names]
-            x = _blocks([streams[n][0] for n in names], di)
-            z = _blocks([streams[n][1] for n in names], di)
+            x = _blocks([streams[n][0] for n in names], di, dim=2)
+            z = _blocks([streams[n][1] for n in names], di, dim=1)
             # strand 1 reads the mixer mirrored: its kernels are tap-flipped
             weight = torch.cat([d.kernel(flipped=s == 1) for s, d in enumerate(directions)])
             has_bias = directions[0].conv1d.bias is not None
             bias = torch.cat([d.conv1d.bias for d in directions]) if has_bias else None
-            u = apply_mask(F.silu(depthwise_conv(x, weight, bias, anti_causal)), mask)
+            u = depthwise_conv_silu(x, weight, bias, anti_causal, mask).transpose(1, 2)
             passes.append((names, u, z, *ssm_inputs(directions, u)))
 
         names_l, u_l, z_l, dl_l, B_l, C_l, A_l, D_l, db_l = passes[0]
@@ -125,11 +123,11 @@ class BiMambaMixer(nn.Module):
         return torch.stack([self._proj("out_proj", n)(y4[:, :, s]) for s, n in enumerate(names)], dim=2)
 
 
-def _blocks(streams: list[torch.Tensor], d_inner: int) -> torch.Tensor:
-    """Channel block s taken from ``streams[s]`` (all (batch, strands*d_inner, L)); no copy when shared."""
+def _blocks(streams: list[torch.Tensor], d_inner: int, dim: int) -> torch.Tensor:
+    """Channel block s taken from ``streams[s]`` (channels along ``dim``); no copy when shared."""
     if all(s is streams[0] for s in streams):
         return streams[0]
-    return torch.cat([t[:, s * d_inner : (s + 1) * d_inner] for s, t in enumerate(streams)], dim=1)
+    return torch.cat([t.narrow(dim, s * d_inner, d_inner) for s, t in enumerate(streams)], dim=dim)
 
 
 class Block(nn.Module):

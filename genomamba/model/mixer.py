@@ -2,13 +2,15 @@
 
 This module holds the pieces every mixer shares:
 
-* :func:`channels_first` / :func:`time_major` / :func:`channels_last` -- the only place where
-  the model's ``(batch, length, [strands,] channels)`` layout and the scan's
-  ``(batch, channels, length)`` shape meet. Strands (two for the parameter-sharing RC model)
-  become consecutive channel blocks, which the scan sees as ``groups`` of ``B``/``C``. The conv
-  needs length-contiguous rows (a copy); everything the scan reads besides ``u`` (z, delta, B, C)
-  stays time-major, rows of channels as the projections write them, which is the layout the GPU
-  kernels load in wide coalesced vectors (a transposed view, no copy for one strand).
+* :func:`time_major` / :func:`channels_last` -- the only place where the model's
+  ``(batch, length, [strands,] channels)`` layout and the scan's ``(batch, channels, length)``
+  shape meet. Strands (two for the parameter-sharing RC model) become consecutive channel blocks,
+  which the scan sees as ``groups`` of ``B``/``C``. Everything the scan reads (u, z, delta, B, C)
+  stays time-major, rows of channels as the projections and the fused conv write them, the layout
+  the GPU kernels load in wide coalesced vectors (a transposed view, no copy for one strand).
+  The conv + SiLU + padding mask is :func:`genomamba.ops.conv.depthwise_conv_silu`, which takes
+  and returns time-major rows (on CPU it runs PyTorch's conv1d on channel-major rows and hands
+  back a transposed view, the layout the CPU scan prefers).
 * :class:`ScanDirection` -- the parameters of one scan direction (conv, x_proj, dt_proj,
   A_log, D) with Mamba's initialisation, and the helpers that turn a gated stream into scan
   inputs.
@@ -31,19 +33,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genomamba.model.config import MixerConfig
 from genomamba.ops import selective_scan
-
-
-def channels_first(t: torch.Tensor) -> torch.Tensor:
-    """``(batch, length, strands, c) -> (batch, strands * c, length)``, contiguous (a copy)."""
-    b, length, s, c = t.shape
-    # reshape alone may return a strided view (e.g. one strand sliced out of in_proj's output);
-    # the conv and the scan kernels want length-contiguous rows.
-    return t.permute(0, 2, 3, 1).reshape(b, s * c, length).contiguous()
+from genomamba.ops.conv import depthwise_conv_silu
 
 
 def time_major(t: torch.Tensor) -> torch.Tensor:
@@ -60,23 +54,6 @@ def channels_last(t: torch.Tensor, strands: int) -> torch.Tensor:
     """``(batch, strands * c, length) -> (batch, length, strands, c)``, a view."""
     b, sc, length = t.shape
     return t.view(b, strands, sc // strands, length).permute(0, 3, 1, 2)
-
-
-def apply_mask(t: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Zero ``t`` (batch, channels, length) where ``mask`` (batch, length) is False."""
-    return t if mask is None else t * mask[:, None, :].to(t.dtype)
-
-
-def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, anti_causal: bool):
-    """Depthwise conv along length, causal or anti-causal, without padding copies or flips.
-
-    ``x`` (batch, channels, L), ``weight`` (channels, 1, K). Causal:
-    ``y[t] = sum_k w[k] x[t + k - (K-1)]``; anti-causal: ``y[t] = sum_k w[k] x[t + k]``.
-    Both are slices of one conv1d with K-1 zeros on each side.
-    """
-    k = weight.shape[-1]
-    out = F.conv1d(x, weight, bias, padding=k - 1, groups=x.shape[1])
-    return out[..., k - 1 :] if anti_causal else out[..., : x.shape[-1]]
 
 
 class ScanDirection(nn.Module):
@@ -183,10 +160,10 @@ class MambaMixer(nn.Module):
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if hidden.dim() == 4:  # (batch, L, 1, d) from a block; one strand only
             return self.forward(hidden[:, :, 0], mask)[:, :, None]
-        xz = self.in_proj(hidden)[:, :, None]  # (batch, L, 1, 2*d_inner)
-        x = apply_mask(channels_first(xz[..., : self.d_inner]), mask)
-        z = time_major(xz[..., self.d_inner :])
-        u = apply_mask(F.silu(depthwise_conv(x, self.fwd.kernel(), self.fwd.conv1d.bias, False)), mask)
+        xz = self.in_proj(hidden)  # (batch, L, 2*d_inner)
+        z = time_major(xz[:, :, None, self.d_inner :])
+        u = depthwise_conv_silu(xz[..., : self.d_inner], self.fwd.kernel(), self.fwd.conv1d.bias, False, mask)
+        u = u.transpose(1, 2)  # (batch, d_inner, L)
         delta, B, C, A, D, delta_bias = ssm_inputs([self.fwd], u)
         y = selective_scan(u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=True)
         return self.out_proj(channels_last(y, 1)[:, :, 0])

@@ -1,0 +1,200 @@
+"""Triton depthwise conv along the sequence, fused with SiLU and the padding mask, time-major.
+
+The mixer's short conv (width K = 4) on time-major rows: ``x`` is (batch, length, channels) with
+unit stride along channels, e.g. a slice of in_proj's output, and ``u`` comes out in the same
+layout, which is the layout the scan kernels read (DESIGN §2). PyTorch's depthwise conv wants
+channel-major rows, so the unfused path costs a transposing copy in, one out (for the scan), a
+separate SiLU and mask pass, and the same again in the backward; on an H100 those took about a
+quarter of a base-131k training step (docs/benchmarks.md).
+
+Causal: ``pre[t] = sum_k w[k] x[t + k - (K-1)]``; anti-causal: ``pre[t] = sum_k w[k] x[t + k]``
+(positions outside [0, length) read 0). With a mask (True at real positions) x is zeroed at padded
+positions before the conv and u after it, as the mixer's padding contract says:
+``u[t] = silu(pre[t] + bias) * mask[t]``.
+
+Backward, with ``g[t] = du[t] mask[t] silu'(pre[t] + bias)``: ``dx[s] = mask[s] sum_k w[k] g[t_k(s)]``
+(the positions whose window holds s), ``dw[k] = sum_t g[t] x_masked[t + k - (K-1)]`` (causal),
+``dbias = sum_t g[t]``. One program owns a tile of positions x channels; it recomputes ``g`` on the
+K shifted copies of its tile that dx needs (K^2 tile loads, all but the first from cache) instead
+of writing g to memory, and adds its dw/dbias partial sums with one atomic per channel and tap.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _tap_position(t, k, K: tl.constexpr, ANTI_CAUSAL: tl.constexpr):
+    """Position read by tap ``k`` of the window of output position ``t``."""
+    if ANTI_CAUSAL:
+        return t + k
+    else:
+        return t + k - (K - 1)
+
+
+@triton.jit
+def _masked_rows(x_row, mask_row, s, c_mask, length, stride_xl, HAS_MASK: tl.constexpr):
+    """x at positions ``s`` (BLOCK_L,) of this tile's channels, fp32, zero outside [0, length) and
+    at padded positions."""
+    valid = (s >= 0) & (s < length)
+    x = tl.load(x_row + s[:, None] * stride_xl, mask=valid[:, None] & c_mask[None, :], other=0.0)
+    x = x.to(tl.float32)
+    if HAS_MASK:
+        x = x * tl.load(mask_row + s, mask=valid, other=0).to(tl.float32)[:, None]
+    return x
+
+
+@triton.jit
+def _pre_activation(x_row, mask_row, w_ptr, bias, t, c, c_mask, length, stride_xl, K: tl.constexpr,
+                    ANTI_CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_L: tl.constexpr,
+                    BLOCK_C: tl.constexpr):
+    """conv + bias at output positions ``t``: a (BLOCK_L, BLOCK_C) fp32 tile."""
+    acc = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32) + bias[None, :]
+    for k in tl.static_range(K):
+        w = tl.load(w_ptr + c * K + k, mask=c_mask, other=0.0).to(tl.float32)
+        s = _tap_position(t, k, K, ANTI_CAUSAL)
+        acc += w[None, :] * _masked_rows(x_row, mask_row, s, c_mask, length, stride_xl, HAS_MASK)
+    return acc
+
+
+@triton.jit
+def _conv_silu_fwd_kernel(
+    x_ptr, w_ptr, bias_ptr, mask_ptr, u_ptr, length, channels,
+    stride_xb, stride_xl, stride_ub, stride_ul, stride_mb,
+    K: tl.constexpr, ANTI_CAUSAL: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    b = tl.program_id(2).to(tl.int64)
+    # Positions in 64 bits: offsets reach length x row stride (2^24 x 1024 > 2^31).
+    t = tl.program_id(0).to(tl.int64) * BLOCK_L + tl.arange(0, BLOCK_L)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = c < channels
+    x_row = x_ptr + b * stride_xb + c[None, :]
+    mask_row = mask_ptr + b * stride_mb
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + c, mask=c_mask, other=0.0).to(tl.float32)
+    else:
+        bias = tl.zeros((BLOCK_C,), dtype=tl.float32)
+    pre = _pre_activation(x_row, mask_row, w_ptr, bias, t, c, c_mask, length, stride_xl, K, ANTI_CAUSAL,
+                          HAS_MASK, BLOCK_L, BLOCK_C)
+    u = pre * tl.sigmoid(pre)
+    t_mask = t < length
+    if HAS_MASK:
+        u = u * tl.load(mask_row + t, mask=t_mask, other=0).to(tl.float32)[:, None]
+    tl.store(u_ptr + b * stride_ub + t[:, None] * stride_ul + c[None, :], u.to(u_ptr.dtype.element_ty),
+             mask=t_mask[:, None] & c_mask[None, :])
+
+
+@triton.jit
+def _conv_silu_bwd_kernel(
+    x_ptr, w_ptr, bias_ptr, mask_ptr, du_ptr, dx_ptr, dw_ptr, dbias_ptr, length, channels,
+    stride_xb, stride_xl, stride_dub, stride_dul, stride_dxb, stride_dxl, stride_mb,
+    K: tl.constexpr, ANTI_CAUSAL: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    b = tl.program_id(2).to(tl.int64)
+    t = tl.program_id(0).to(tl.int64) * BLOCK_L + tl.arange(0, BLOCK_L)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = c < channels
+    x_row = x_ptr + b * stride_xb + c[None, :]
+    du_row = du_ptr + b * stride_dub + c[None, :]
+    mask_row = mask_ptr + b * stride_mb
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + c, mask=c_mask, other=0.0).to(tl.float32)
+    else:
+        bias = tl.zeros((BLOCK_C,), dtype=tl.float32)
+    dx = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
+    for j in tl.static_range(K):
+        # Output positions whose tap k reads this tile's positions t: t = s - (k - (K-1)) causal,
+        # t = s - k anti-causal. j runs over those shifts; tap k = K-1-j (causal) or j (anti-causal).
+        if ANTI_CAUSAL:
+            ts = t - j
+            k = j
+        else:
+            ts = t + j
+            k = K - 1 - j
+        valid = (ts >= 0) & (ts < length)
+        pre = _pre_activation(x_row, mask_row, w_ptr, bias, ts, c, c_mask, length, stride_xl, K, ANTI_CAUSAL,
+                              HAS_MASK, BLOCK_L, BLOCK_C)
+        sig = tl.sigmoid(pre)
+        g = tl.load(du_row + ts[:, None] * stride_dul, mask=valid[:, None] & c_mask[None, :], other=0.0)
+        g = g.to(tl.float32) * sig * (1.0 + pre * (1.0 - sig))
+        if HAS_MASK:
+            g = g * tl.load(mask_row + ts, mask=valid, other=0).to(tl.float32)[:, None]
+        w = tl.load(w_ptr + c * K + k, mask=c_mask, other=0.0).to(tl.float32)
+        dx += w[None, :] * g
+        if j == 0:
+            # g at this tile's own positions: its share of dw and dbias, each counted once.
+            if HAS_BIAS:
+                tl.atomic_add(dbias_ptr + c, tl.sum(g, axis=0), mask=c_mask, sem="relaxed")
+            for kk in tl.static_range(K):
+                xs = _masked_rows(x_row, mask_row, _tap_position(t, kk, K, ANTI_CAUSAL), c_mask, length,
+                                  stride_xl, HAS_MASK)
+                tl.atomic_add(dw_ptr + c * K + kk, tl.sum(g * xs, axis=0), mask=c_mask, sem="relaxed")
+    t_mask = t < length
+    if HAS_MASK:
+        dx = dx * tl.load(mask_row + t, mask=t_mask, other=0).to(tl.float32)[:, None]
+    tl.store(dx_ptr + b * stride_dxb + t[:, None] * stride_dxl + c[None, :], dx.to(dx_ptr.dtype.element_ty),
+             mask=t_mask[:, None] & c_mask[None, :])
+
+
+BLOCK_L, BLOCK_C = 64, 64
+
+
+def _grid(batch: int, length: int, channels: int) -> tuple[int, int, int]:
+    return (triton.cdiv(length, BLOCK_L), triton.cdiv(channels, BLOCK_C), batch)
+
+
+class _ConvSiluFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, mask, anti_causal):
+        batch, length, channels = x.shape
+        w = weight.reshape(channels, -1).contiguous()
+        m = mask.to(torch.uint8).contiguous() if mask is not None else None
+        u = torch.empty(batch, length, channels, device=x.device, dtype=x.dtype)
+        _conv_silu_fwd_kernel[_grid(batch, length, channels)](
+            x, w, bias if bias is not None else w, m if m is not None else w, u, length, channels,
+            x.stride(0), x.stride(1), u.stride(0), u.stride(1), m.stride(0) if m is not None else 0,
+            K=w.shape[1], ANTI_CAUSAL=anti_causal, HAS_BIAS=bias is not None, HAS_MASK=m is not None,
+            BLOCK_L=BLOCK_L, BLOCK_C=BLOCK_C,
+        )
+        ctx.save_for_backward(x, w, bias, m)
+        ctx.meta = (anti_causal, weight.shape, weight.dtype)
+        return u
+
+    @staticmethod
+    def backward(ctx, du):
+        x, w, bias, m = ctx.saved_tensors
+        anti_causal, w_shape, w_dtype = ctx.meta
+        batch, length, channels = x.shape
+        if du.stride(2) != 1:
+            du = du.contiguous()
+        dx = torch.empty(batch, length, channels, device=x.device, dtype=x.dtype)
+        dw = torch.zeros(w.shape, device=x.device, dtype=torch.float32)
+        dbias = torch.zeros(channels, device=x.device, dtype=torch.float32) if bias is not None else None
+        _conv_silu_bwd_kernel[_grid(batch, length, channels)](
+            x, w, bias if bias is not None else w, m if m is not None else w, du, dx, dw,
+            dbias if dbias is not None else dw, length, channels,
+            x.stride(0), x.stride(1), du.stride(0), du.stride(1), dx.stride(0), dx.stride(1),
+            m.stride(0) if m is not None else 0,
+            K=w.shape[1], ANTI_CAUSAL=anti_causal, HAS_BIAS=bias is not None, HAS_MASK=m is not None,
+            BLOCK_L=BLOCK_L, BLOCK_C=BLOCK_C,
+        )
+        return (dx, dw.reshape(w_shape).to(w_dtype),
+                None if dbias is None else dbias.to(bias.dtype), None, None)
+
+
+def conv_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, anti_causal: bool,
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
+    """silu(depthwise conv(x) + bias), masked; x (batch, length, channels) with unit channel stride.
+
+    ``weight`` (channels, 1, K) as nn.Conv1d stores it; ``mask`` (batch, length) bool or None.
+    Returns u (batch, length, channels), contiguous, in x's dtype.
+    """
+    if x.dim() != 3 or x.stride(2) != 1:
+        raise ValueError(f"x must be (batch, length, channels) with unit channel stride; got shape "
+                         f"{tuple(x.shape)}, strides {x.stride()}")
+    return _ConvSiluFn.apply(x, weight, bias, mask, bool(anti_causal))
