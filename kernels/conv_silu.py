@@ -141,13 +141,11 @@ def _conv_silu_bwd_kernel(
              mask=t_mask[:, None] & c_mask[None, :])
 
 
-# Tiles of positions x channels (four warps). The backward keeps K shifted pre-activation tiles
-# live: 64 positions needed 255 registers and spilled (compiled for sm_90), 32 fit in 136.
-BLOCK_C, FWD_BLOCK_L, BWD_BLOCK_L = 64, 64, 32
+BLOCK_L, BLOCK_C = 64, 64
 
 
-def _grid(batch: int, length: int, channels: int, block_l: int) -> tuple[int, int, int]:
-    return (triton.cdiv(length, block_l), triton.cdiv(channels, BLOCK_C), batch)
+def _grid(batch: int, length: int, channels: int) -> tuple[int, int, int]:
+    return (triton.cdiv(length, BLOCK_L), triton.cdiv(channels, BLOCK_C), batch)
 
 
 class _ConvSiluFn(torch.autograd.Function):
@@ -157,11 +155,11 @@ class _ConvSiluFn(torch.autograd.Function):
         w = weight.reshape(channels, -1).contiguous()
         m = mask.to(torch.uint8).contiguous() if mask is not None else None
         u = torch.empty(batch, length, channels, device=x.device, dtype=x.dtype)
-        _conv_silu_fwd_kernel[_grid(batch, length, channels, FWD_BLOCK_L)](
+        _conv_silu_fwd_kernel[_grid(batch, length, channels)](
             x, w, bias if bias is not None else w, m if m is not None else w, u, length, channels,
             x.stride(0), x.stride(1), u.stride(0), u.stride(1), m.stride(0) if m is not None else 0,
             K=w.shape[1], ANTI_CAUSAL=anti_causal, HAS_BIAS=bias is not None, HAS_MASK=m is not None,
-            BLOCK_L=FWD_BLOCK_L, BLOCK_C=BLOCK_C,
+            BLOCK_L=BLOCK_L, BLOCK_C=BLOCK_C,
         )
         ctx.save_for_backward(x, w, bias, m)
         ctx.meta = (anti_causal, weight.shape, weight.dtype)
@@ -177,13 +175,13 @@ class _ConvSiluFn(torch.autograd.Function):
         dx = torch.empty(batch, length, channels, device=x.device, dtype=x.dtype)
         dw = torch.zeros(w.shape, device=x.device, dtype=torch.float32)
         dbias = torch.zeros(channels, device=x.device, dtype=torch.float32) if bias is not None else None
-        _conv_silu_bwd_kernel[_grid(batch, length, channels, BWD_BLOCK_L)](
+        _conv_silu_bwd_kernel[_grid(batch, length, channels)](
             x, w, bias if bias is not None else w, m if m is not None else w, du, dx, dw,
             dbias if dbias is not None else dw, length, channels,
             x.stride(0), x.stride(1), du.stride(0), du.stride(1), dx.stride(0), dx.stride(1),
             m.stride(0) if m is not None else 0,
             K=w.shape[1], ANTI_CAUSAL=anti_causal, HAS_BIAS=bias is not None, HAS_MASK=m is not None,
-            BLOCK_L=BWD_BLOCK_L, BLOCK_C=BLOCK_C,
+            BLOCK_L=BLOCK_L, BLOCK_C=BLOCK_C,
         )
         return (dx, dw.reshape(w_shape).to(w_dtype),
                 None if dbias is None else dbias.to(bias.dtype), None, None)
