@@ -15,13 +15,15 @@ Per position, with ``a_t h_{t-1} = h_t - dt_t B_t u_t`` (no division):
     dC_t   = sum_d g_t h_t                                       dD  += g_t u_t
 
 Work decomposition: the forward kernel's, walked backwards. A program owns ``BLOCK_D`` channels of
-one batch row and one segment; each lane holds whole channels (all their states), so every sum
-over states stays inside a lane and the only cross-lane work is dB_t and dC_t (sums over the
-program's channels, then one atomic add per state and position). The states h_t are needed in
+one batch row and one segment; the channels lie across lanes and a channel's states within one
+or two lanes (Triton's layout for 64 channels x 16 states is 4 channels x 8 states per lane), so
+the sums over states are in-lane adds plus at most one shuffle, and the main cross-lane work is
+dB_t and dC_t (sums over the program's channels, then one atomic add per state and position).
+The states h_t are needed in
 reverse order, and the forward pass kept only one every ``CKPT_EVERY`` positions. So each
 checkpoint block is cut into sub-blocks of ``SUB`` positions, visited against scan order; for each,
 the lane walks forward from the checkpoint to the sub-block, writes the sub-block's states to a
-small per-program scratch buffer (it stays in cache: the programs are persistent and reuse it),
+small per-program scratch buffer (the programs are persistent and reuse theirs),
 and then walks the sub-block backwards reading them. ``SUB == CKPT_EVERY`` walks each position
 forward once; smaller sub-blocks use less scratch and re-walk more.
 

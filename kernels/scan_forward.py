@@ -2,9 +2,10 @@
 
 One program owns ``BLOCK_D`` channels of one batch row and one *segment* of the sequence, and walks
 it one position at a time in scan order, carrying the state ``h`` (BLOCK_D x d_state, fp32) in
-registers: ``h = exp(dt A) h + dt B u``, ``y = C . h + D u``, ``y *= silu(z)``. Each thread owns
-whole channels (all their states), so the step needs no cross-thread communication: one exp2 and
-a few FMAs per (channel, state), which is the least work the recurrence allows.
+registers: ``h = exp(dt A) h + dt B u``, ``y = C . h + D u``, ``y *= silu(z)``. The channels lie
+across lanes and a channel's states within one or two lanes (Triton's layout for 64 channels x 16
+states is 4 channels x 8 states per lane), so a step is one exp2 and a few FMAs per (channel,
+state) plus at most one shuffle for C . h, close to the least work the recurrence allows.
 
 Why a sequential walk is fast here: every step reads one position of u, delta, z (BLOCK_D values)
 and of B, C (d_state values). When the tensors are stored time-major, (batch, length, dim) — what
@@ -52,7 +53,7 @@ def _selective_scan_fwd_kernel(
     d, n, d_mask, n_mask, dn_mask, g = _block_coords(tl.program_id(0), dim, d_state, dim_per_group, BLOCK_D,
                                                       BLOCK_N)
     # A arrives transposed, (d_state, dim): loads contiguous along channels put the channels across
-    # threads and a channel's states inside one thread, so C . h needs no cross-thread reduction.
+    # threads and a channel's states within one or two of them (see the module docstring).
     # It is pre-scaled by log2(e) so that exp(dt A) is a single exp2.
     A2 = tl.load(AT_ptr + n[None, :] * dim + d[:, None], mask=dn_mask, other=0.0).to(tl.float32)
     A2 = A2 * 1.4426950408889634
