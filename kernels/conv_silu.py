@@ -61,23 +61,32 @@ def _pre_activation(x_row, mask_row, w_ptr, bias, t, c, c_mask, length, stride_x
 
 
 @triton.jit
+def _tile(x_ptr, bias_ptr, mask_ptr, channels, stride_xb, stride_mb, HAS_BIAS: tl.constexpr,
+          BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's batch row, positions, channels (and their mask), x and mask rows, and bias.
+
+    Positions are 64-bit: offsets reach length x row stride (2^24 x 1024 > 2^31).
+    """
+    b = tl.program_id(2).to(tl.int64)
+    t = tl.program_id(0).to(tl.int64) * BLOCK_L + tl.arange(0, BLOCK_L)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = c < channels
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + c, mask=c_mask, other=0.0).to(tl.float32)
+    else:
+        bias = tl.zeros((BLOCK_C,), dtype=tl.float32)
+    return b, t, c, c_mask, x_ptr + b * stride_xb + c[None, :], mask_ptr + b * stride_mb, bias
+
+
+@triton.jit
 def _conv_silu_fwd_kernel(
     x_ptr, w_ptr, bias_ptr, mask_ptr, u_ptr, length, channels,
     stride_xb, stride_xl, stride_ub, stride_ul, stride_mb,
     K: tl.constexpr, ANTI_CAUSAL: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    b = tl.program_id(2).to(tl.int64)
-    # Positions in 64 bits: offsets reach length x row stride (2^24 x 1024 > 2^31).
-    t = tl.program_id(0).to(tl.int64) * BLOCK_L + tl.arange(0, BLOCK_L)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c < channels
-    x_row = x_ptr + b * stride_xb + c[None, :]
-    mask_row = mask_ptr + b * stride_mb
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + c, mask=c_mask, other=0.0).to(tl.float32)
-    else:
-        bias = tl.zeros((BLOCK_C,), dtype=tl.float32)
+    b, t, c, c_mask, x_row, mask_row, bias = _tile(x_ptr, bias_ptr, mask_ptr, channels, stride_xb, stride_mb,
+                                                   HAS_BIAS, BLOCK_L, BLOCK_C)
     pre = _pre_activation(x_row, mask_row, w_ptr, bias, t, c, c_mask, length, stride_xl, K, ANTI_CAUSAL,
                           HAS_MASK, BLOCK_L, BLOCK_C)
     u = pre * tl.sigmoid(pre)
@@ -95,17 +104,9 @@ def _conv_silu_bwd_kernel(
     K: tl.constexpr, ANTI_CAUSAL: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    b = tl.program_id(2).to(tl.int64)
-    t = tl.program_id(0).to(tl.int64) * BLOCK_L + tl.arange(0, BLOCK_L)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c < channels
-    x_row = x_ptr + b * stride_xb + c[None, :]
+    b, t, c, c_mask, x_row, mask_row, bias = _tile(x_ptr, bias_ptr, mask_ptr, channels, stride_xb, stride_mb,
+                                                   HAS_BIAS, BLOCK_L, BLOCK_C)
     du_row = du_ptr + b * stride_dub + c[None, :]
-    mask_row = mask_ptr + b * stride_mb
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + c, mask=c_mask, other=0.0).to(tl.float32)
-    else:
-        bias = tl.zeros((BLOCK_C,), dtype=tl.float32)
     dx = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
     for j in tl.static_range(K):
         # Output positions whose tap k reads this tile's positions t: t = s - (k - (K-1)) causal,

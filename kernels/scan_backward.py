@@ -51,6 +51,27 @@ def _output_grad(dout_row, z_row, r, stride_ol, stride_zl, m, HAS_Z: tl.constexp
 
 
 @triton.jit
+def _walk_block_positions(
+    h, k_first, count, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul, stride_dtl,
+    stride_bl, scratch, scratch_off, CKPT_EVERY: tl.constexpr, UNROLL: tl.constexpr, REVERSE: tl.constexpr,
+    KEEP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_D: tl.constexpr,
+    EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+):
+    """Advance ``h`` over ``count`` positions of the block at ``t0`` (scan order, from its
+    ``k_first``-th position); with ``KEEP`` the state after each is written to scratch row i."""
+    for j in range(0, count // UNROLL):
+        for k in tl.static_range(UNROLL):
+            r = _in_block(k_first + j * UNROLL + k, CKPT_EVERY, REVERSE)
+            h, _, _, _, _ = _walk_step(
+                h, A2, bias, t0 + r, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul,
+                stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
+            )
+            if KEEP:
+                tl.store(scratch + (j * UNROLL + k) * (BLOCK_N * BLOCK_D) + scratch_off, h)
+    return h
+
+
+@triton.jit
 def _selective_scan_bwd_kernel(
     u_ptr, dt_ptr, AT_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, ckpt_ptr, carry_in_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, carry_out_ptr, dtsum_ptr,
@@ -142,27 +163,18 @@ def _selective_scan_bwd_kernel(
                     k0 = CKPT_EVERY - SUB - s * SUB  # the sub-block's first position in scan order
                     # Loaded again for every sub-block (a cache hit) rather than held in registers.
                     h = tl.load(ckpt_ptr + ck_off, mask=dn_mask, other=0.0)
-                    for j in range(0, k0 // UNROLL):
-                        for k in tl.static_range(UNROLL):
-                            r = _in_block(j * UNROLL + k, CKPT_EVERY, REVERSE)
-                            t = t0 + r
-                            h, _, _, _, _ = _walk_step(
-                                h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row + d * stride_ud,
-                                dt_row + d * stride_dtd, B_col + n * stride_bn,
-                                stride_ul, stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS,
-                                SOFTPLUS,
-                            )
-                    for j in range(0, SUB // UNROLL):
-                        for k in tl.static_range(UNROLL):
-                            r = _in_block(k0 + j * UNROLL + k, CKPT_EVERY, REVERSE)
-                            t = t0 + r
-                            h, _, _, _, _ = _walk_step(
-                                h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row + d * stride_ud,
-                                dt_row + d * stride_dtd, B_col + n * stride_bn,
-                                stride_ul, stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS,
-                                SOFTPLUS,
-                            )
-                            tl.store(scratch + (j * UNROLL + k) * (BLOCK_N * BLOCK_D) + scratch_off, h)
+                    # Re-walk the block's earlier positions, then walk the sub-block keeping its states.
+                    u_d, dt_d, B_n = u_row + d * stride_ud, dt_row + d * stride_dtd, B_col + n * stride_bn
+                    h = _walk_block_positions(
+                        h, 0, k0, A2, bias, t0, seg_end, d, n, dim, d_state, u_d, dt_d, B_n, stride_ul,
+                        stride_dtl, stride_bl, scratch, scratch_off, CKPT_EVERY, UNROLL, REVERSE, False,
+                        BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
+                    )
+                    h = _walk_block_positions(
+                        h, k0, SUB, A2, bias, t0, seg_end, d, n, dim, d_state, u_d, dt_d, B_n, stride_ul,
+                        stride_dtl, stride_bl, scratch, scratch_off, CKPT_EVERY, UNROLL, REVERSE, True,
+                        BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
+                    )
                     # Every thread reads back what it wrote; the barrier also covers layouts that
                     # would hand a state to another thread of a multi-warp program.
                     tl.debug_barrier()

@@ -138,8 +138,8 @@ def plan_launch(
     while dim_per_group % block_d:
         block_d //= 2
     n_chunks = triton.cdiv(length, block_t)
+    base = batch * triton.cdiv(dim, block_d)  # items without segments: (batch row, channel block)
     if segments is None:
-        base = batch * triton.cdiv(dim, block_d)
         # Rounded down: one program more than fit on the GPU at once starts a nearly empty second
         # round (32768 x 32 forward: 21 ms with 1152 programs, 13 ms-class with 1024).
         if backward:
@@ -150,7 +150,7 @@ def plan_launch(
     segments = max(1, min(segments, n_chunks))
     seg_len = triton.cdiv(n_chunks, segments) * block_t
     segments = triton.cdiv(length, seg_len)
-    programs = min(wanted, batch * triton.cdiv(dim, block_d) * segments) if backward else 0
+    programs = min(wanted, base * segments) if backward else 0
     return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps, tile_t, min(unroll, block_t),
                       programs)
 
