@@ -4,7 +4,8 @@ Used to pick plan_launch's defaults (GPU only); prints one line per configuratio
 
     python benchmarks/tune_scan.py --lengths 4096 1048576                  # forward tiles
     python benchmarks/tune_scan.py --backward --bwd-block-t 16 32 \\
-        --bwd-block-d 32 64 --bwd-warps 1 2 --bwd-unroll 1 2             # forward + backward
+        --bwd-block-d 32 64 --bwd-warps 1 2                              # forward + backward
+    python benchmarks/tune_scan.py --stages 1 2 3                         # forward's load prefetch
 
 Backward mode times forward + backward (the backward cannot run alone: it needs the forward's
 checkpoints, whose spacing is ``block_t``); subtract the forward's time from the first mode.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 from pathlib import Path
 
@@ -37,18 +39,18 @@ def compiled_resources(kernel):
 
 
 def forward_configs(args):
-    grid = itertools.product(args.block_t, args.block_d, args.warps, args.unroll)
-    for block_t, block_d, warps, unroll in grid:
-        yield dict(block_t=block_t, fwd_block_d=block_d, fwd_warps=warps, fwd_unroll=unroll)
+    grid = itertools.product(args.block_t, args.block_d, args.warps, args.unroll, args.stages)
+    for block_t, block_d, warps, unroll, stages in grid:
+        yield dict(block_t=block_t, fwd_block_d=block_d, fwd_warps=warps, fwd_unroll=unroll,
+                   fwd_stages=stages)
 
 
 def backward_configs(args):
     grid = itertools.product(args.bwd_block_t, args.block_t, args.bwd_block_d, args.bwd_warps,
-                             args.bwd_unroll, args.bwd_maxnreg)
-    for tile_t, block_t, block_d, warps, unroll, maxnreg in grid:
-        if block_t % tile_t == 0 and tile_t % unroll == 0:
-            config = dict(bwd_block_t=tile_t, block_t=block_t, bwd_block_d=block_d, bwd_warps=warps,
-                          bwd_unroll=unroll)
+                             args.bwd_maxnreg)
+    for tile_t, block_t, block_d, warps, maxnreg in grid:
+        if block_t % tile_t == 0:
+            config = dict(bwd_block_t=tile_t, block_t=block_t, bwd_block_d=block_d, bwd_warps=warps)
             yield config if maxnreg == 0 else {**config, "bwd_maxnreg": maxnreg}
 
 
@@ -65,8 +67,9 @@ def main():
     ap.add_argument("--bwd-block-t", type=int, nargs="+", default=[64])
     ap.add_argument("--bwd-block-d", type=int, nargs="+", default=[64])
     ap.add_argument("--bwd-warps", type=int, nargs="+", default=[1])
-    ap.add_argument("--bwd-unroll", type=int, nargs="+", default=[1])
     ap.add_argument("--bwd-maxnreg", type=int, nargs="+", default=[0], help="register cap (0: none)")
+    ap.add_argument("--stages", type=int, nargs="+", default=[0], help="forward prefetch stages (0: default)")
+    ap.add_argument("--fwd-tuning", default="{}", help="JSON of forward keys kept in backward mode")
     args = ap.parse_args()
     for length in args.lengths:
         t = time_major(make_inputs(args.tokens // length, 512, length, 16, torch.bfloat16, seed=1))
@@ -77,6 +80,7 @@ def main():
         for config, per_sm in itertools.product(list(configs), per_sm_choices):
             sst.TUNING.clear()
             per_sm_key = "bwd_programs_per_sm" if args.backward else "programs_per_sm"
+            sst.TUNING.update(json.loads(args.fwd_tuning) if args.backward else {})
             sst.TUNING.update(config, **{per_sm_key: per_sm})
             label = " ".join(f"{k}={v}" for k, v in {**config, "per_sm": per_sm}.items())
             try:

@@ -36,38 +36,61 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_steps import _block_coords, _in_block, _load_dt, _step_masks, _walk_step
+from .scan_steps import _advance, _block_coords, _dt_of, _in_block, _load_walk_inputs, _step_masks
 
 
 @triton.jit
-def _output_grad(dout_row, z_row, r, stride_ol, stride_zl, m, HAS_Z: tl.constexpr):
-    """(g, dout, z) at offset ``r``: g = dout silu(z) is the gradient reaching y (dout without z)."""
-    dout = tl.load(dout_row + r * stride_ol, mask=m, other=0.0).to(tl.float32)
+def _gate_grad(dout, zt, HAS_Z: tl.constexpr):
+    """(g, dout, z) in fp32 from the loaded dout and z: g = dout silu(z) is the gradient reaching y."""
+    dout = dout.to(tl.float32)
     if HAS_Z:
-        zt = tl.load(z_row + r * stride_zl, mask=m, other=0.0).to(tl.float32)
+        zt = zt.to(tl.float32)
         return dout * zt * tl.sigmoid(zt), dout, zt
     else:
         return dout, dout, dout
 
 
 @triton.jit
+def _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol, stride_zl, m,
+                      HAS_Z: tl.constexpr):
+    """(dout, z) at offset ``r`` as stored (z is dout when there is no gate, and is not read)."""
+    dout = tl.load(dout_row + d * stride_od + r * stride_ol, mask=m, other=0.0)
+    if HAS_Z:
+        zt = tl.load(z_row + d * stride_zd + r * stride_zl, mask=m, other=0.0)
+    else:
+        zt = dout
+    return dout, zt
+
+
+@triton.jit
 def _walk_block_positions(
-    h, k_first, count, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul, stride_dtl,
-    stride_bl, scratch, scratch_off, CKPT_EVERY: tl.constexpr, UNROLL: tl.constexpr, REVERSE: tl.constexpr,
-    KEEP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_D: tl.constexpr,
-    EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    h, k_first, count, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ud, stride_dtd,
+    stride_bn, stride_ul, stride_dtl, stride_bl, scratch, scratch_off, CKPT_EVERY: tl.constexpr,
+    REVERSE: tl.constexpr, KEEP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+    EVEN_D: tl.constexpr, EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
 ):
     """Advance ``h`` over ``count`` positions of the block at ``t0`` (scan order, from its
-    ``k_first``-th position); with ``KEEP`` the state after each is written to scratch row i."""
-    for j in range(0, count // UNROLL):
-        for k in tl.static_range(UNROLL):
-            r = _in_block(k_first + j * UNROLL + k, CKPT_EVERY, REVERSE)
-            h, _, _, _, _ = _walk_step(
-                h, A2, bias, t0 + r, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul,
-                stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
-            )
-            if KEEP:
-                tl.store(scratch + (j * UNROLL + k) * (BLOCK_N * BLOCK_D) + scratch_off, h)
+    ``k_first``-th position); with ``KEEP`` the state after position i is written to scratch row i.
+
+    Each position's inputs are loaded one step ahead (the last step reloads its own position,
+    which is always addressable): measured on an H100, waiting for loads issued at the top of the
+    same step was most of the backward's time (docs/benchmarks.md).
+    """
+    r = _in_block(k_first, CKPT_EVERY, REVERSE)
+    m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
+    u_nx, dt_nx, B_nx = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn,
+                                          stride_ul, stride_dtl, stride_bl, m, nm)
+    for i in range(0, count):
+        u, dt_raw, Bt, m_i = u_nx, dt_nx, B_nx, m
+        r = _in_block(k_first + tl.minimum(i + 1, count - 1), CKPT_EVERY, REVERSE)
+        m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
+        u_nx, dt_nx, B_nx = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn,
+                                              stride_ul, stride_dtl, stride_bl, m, nm)
+        h, _, _ = _advance(h, A2, u, dt_raw, Bt, bias, m_i, HAS_BIAS, SOFTPLUS)
+        if KEEP:
+            # .cg: the scratch streams through L2 only, leaving L1 to the inputs that the
+            # reverse walk reads again.
+            tl.store(scratch + i * (BLOCK_N * BLOCK_D) + scratch_off, h, cache_modifier=".cg")
     return h
 
 
@@ -82,16 +105,20 @@ def _selective_scan_bwd_kernel(
     stride_bb, stride_bg, stride_bn, stride_bl, stride_cb, stride_cg, stride_cn, stride_cl,
     stride_dbb, stride_dbg, stride_dbn, stride_dbl, stride_dcb, stride_dcg, stride_dcn, stride_dcl,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, SUB: tl.constexpr, CKPT_EVERY: tl.constexpr,
-    UNROLL: tl.constexpr, REVERSE: tl.constexpr, ADJOINT_ONLY: tl.constexpr, HAS_Z: tl.constexpr,
+    REVERSE: tl.constexpr, ADJOINT_ONLY: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_CARRY_IN: tl.constexpr,
     ACCUMULATE_DZ: tl.constexpr, ACCUMULATE_DU: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     pid = tl.program_id(0)
     n_dblocks = tl.cdiv(dim, BLOCK_D)
     n_ckpts = tl.cdiv(length, CKPT_EVERY)
-    # This program's scratch: SUB states of its channels, stored (position, state, channel) so that
-    # a state's row across channels is one coalesced access, as for the checkpoints.
-    scratch = scratch_ptr + pid * (SUB * BLOCK_N * BLOCK_D)
+    # This program's scratch: SUB states of its channels, then the states entering each of the
+    # block's sub-blocks, each stored (state, channel) so that a state's row across channels is one
+    # coalesced access, as for the checkpoints.
+    TILE: tl.constexpr = BLOCK_N * BLOCK_D
+    N_SUB: tl.constexpr = CKPT_EVERY // SUB
+    scratch = scratch_ptr + pid * ((SUB + N_SUB) * TILE)
+    entering = scratch + SUB * TILE
     scratch_off = tl.arange(0, BLOCK_N)[None, :] * BLOCK_D + tl.arange(0, BLOCK_D)[:, None]
     for item in range(pid, n_items, tl.num_programs(0)):
         pid_d = item % n_dblocks
@@ -146,92 +173,111 @@ def _selective_scan_bwd_kernel(
         for _block in range(0, n_blocks):
             if ADJOINT_ONLY:
                 # First pass of a segmented backward: only the carry and the segment's sum of dt.
-                for j in range(0, CKPT_EVERY // UNROLL):
-                    for k in tl.static_range(UNROLL):
-                        r = _in_block(CKPT_EVERY - 1 - (j * UNROLL + k), CKPT_EVERY, REVERSE)
-                        t = t0 + r
-                        m, nm = _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
-                        dt, _ = _load_dt(dt_row + d * stride_dtd, r, stride_dtl, bias, m, HAS_BIAS, SOFTPLUS)
-                        Ct = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0).to(tl.float32)
-                        g, _, _ = _output_grad(dout_row + d * stride_od, z_row + d * stride_zd, r, stride_ol,
-                                               stride_zl, m, HAS_Z)
-                        c = tl.exp2(dt[:, None] * A2) * (c + Ct[None, :] * g[:, None])
-                        dt_total += dt
+                # Inputs are loaded one position ahead, as in the walks.
+                r = _in_block(CKPT_EVERY - 1, CKPT_EVERY, REVERSE)
+                m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
+                dt_nx = tl.load(dt_row + d * stride_dtd + r * stride_dtl, mask=m, other=0.0)
+                C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
+                dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol,
+                                                  stride_zl, m, HAS_Z)
+                for i in range(0, CKPT_EVERY):
+                    dt_raw, Ct, dout_i, z_i, m_i = dt_nx, C_nx, dout_nx, z_nx, m
+                    r = _in_block(CKPT_EVERY - 1 - tl.minimum(i + 1, CKPT_EVERY - 1), CKPT_EVERY, REVERSE)
+                    m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
+                    dt_nx = tl.load(dt_row + d * stride_dtd + r * stride_dtl, mask=m, other=0.0)
+                    C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
+                    dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol,
+                                                  stride_zl, m, HAS_Z)
+                    dt, _ = _dt_of(dt_raw, bias, m_i, HAS_BIAS, SOFTPLUS)
+                    g, _, _ = _gate_grad(dout_i, z_i, HAS_Z)
+                    c = tl.exp2(dt[:, None] * A2) * (c + Ct.to(tl.float32)[None, :] * g[:, None])
+                    dt_total += dt
             else:
                 ck_off = ((b * n_ckpts + t0 // CKPT_EVERY) * d_state + n[None, :]) * dim + d[:, None]
-                for s in range(0, CKPT_EVERY // SUB):
+                h = tl.load(ckpt_ptr + ck_off, mask=dn_mask, other=0.0)
+                if N_SUB > 1:
+                    # Walk the block once, keeping only the state entering each sub-block.
+                    for s in range(0, N_SUB - 1):
+                        tl.store(entering + s * TILE + scratch_off, h, cache_modifier=".cg")
+                        h = _walk_block_positions(
+                            h, s * SUB, SUB, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col,
+                            stride_ud, stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, scratch,
+                            scratch_off, CKPT_EVERY, REVERSE, False, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N,
+                            HAS_BIAS, SOFTPLUS,
+                        )
+                    tl.store(entering + (N_SUB - 1) * TILE + scratch_off, h, cache_modifier=".cg")
+                    tl.debug_barrier()
+                for s in range(0, N_SUB):
                     k0 = CKPT_EVERY - SUB - s * SUB  # the sub-block's first position in scan order
-                    # Loaded again for every sub-block (a cache hit) rather than held in registers.
-                    h = tl.load(ckpt_ptr + ck_off, mask=dn_mask, other=0.0)
-                    # Re-walk the block's earlier positions, then walk the sub-block keeping its states.
-                    u_d, dt_d, B_n = u_row + d * stride_ud, dt_row + d * stride_dtd, B_col + n * stride_bn
+                    if N_SUB > 1:
+                        h = tl.load(entering + (N_SUB - 1 - s) * TILE + scratch_off,
+                                    cache_modifier=".cg")
+                    # Walk the sub-block again, keeping its states.
                     h = _walk_block_positions(
-                        h, 0, k0, A2, bias, t0, seg_end, d, n, dim, d_state, u_d, dt_d, B_n, stride_ul,
-                        stride_dtl, stride_bl, scratch, scratch_off, CKPT_EVERY, UNROLL, REVERSE, False,
-                        BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
-                    )
-                    h = _walk_block_positions(
-                        h, k0, SUB, A2, bias, t0, seg_end, d, n, dim, d_state, u_d, dt_d, B_n, stride_ul,
-                        stride_dtl, stride_bl, scratch, scratch_off, CKPT_EVERY, UNROLL, REVERSE, True,
-                        BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
+                        h, k0, SUB, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col,
+                        stride_ud, stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, scratch,
+                        scratch_off, CKPT_EVERY, REVERSE, True, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS,
+                        SOFTPLUS,
                     )
                     # Every thread reads back what it wrote; the barrier also covers layouts that
                     # would hand a state to another thread of a multi-warp program.
                     tl.debug_barrier()
-                    for j in range(0, SUB // UNROLL):
-                        for k in tl.static_range(UNROLL):
-                            jj = SUB - 1 - (j * UNROLL + k)
-                            r = _in_block(k0 + jj, CKPT_EVERY, REVERSE)
-                            t = t0 + r
-                            h_t = tl.load(scratch + jj * (BLOCK_N * BLOCK_D) + scratch_off)
-                            m, nm = _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D,
-                                                EVEN_N)
-                            at_u = d * stride_ud + r * stride_ul  # u, du, d delta and dz share u's strides
-                            u = tl.load(u_row + at_u, mask=m, other=0.0).to(tl.float32)
-                            dt, raw = _load_dt(dt_row + d * stride_dtd, r, stride_dtl, bias, m, HAS_BIAS,
-                                               SOFTPLUS)
-                            Bt = tl.load(B_col + n * stride_bn + r * stride_bl, mask=nm, other=0.0)
-                            Bt = Bt.to(tl.float32)
-                            Ct = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
-                            Ct = Ct.to(tl.float32)
-                            g, dout, zt = _output_grad(dout_row + d * stride_od, z_row + d * stride_zd, r,
-                                                       stride_ol, stride_zl, m, HAS_Z)
-                            dh = c + Ct[None, :] * g[:, None]
-                            c = tl.exp2(dt[:, None] * A2) * dh
-                            dtu = dt * u
-                            dh_prev = dh * (h_t - dtu[:, None] * Bt[None, :])  # dh_t a_t h_{t-1}
-                            dA_acc += dh_prev * dt[:, None]
-                            dhB = tl.sum(dh * Bt[None, :], axis=1)
-                            ddt = tl.sum(dh_prev * A2, axis=1) * 0.6931471805599453 + dhB * u
-                            du = dhB * dt
+                    # The sub-block against scan order. Its inputs are loaded at each step: loading
+                    # them a step ahead, as the walks do, needed registers that spilled inside the
+                    # loop, and the spills cost more than the waits they saved (docs/benchmarks.md).
+                    for i in range(0, SUB):
+                        jj = SUB - 1 - i
+                        r = _in_block(k0 + jj, CKPT_EVERY, REVERSE)
+                        m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D,
+                                            EVEN_N)
+                        u, dt_raw, Bt = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud,
+                                                          stride_dtd, stride_bn, stride_ul, stride_dtl,
+                                                          stride_bl, m, nm)
+                        Ct = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0).to(tl.float32)
+                        dout, zt = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol,
+                                                     stride_zl, m, HAS_Z)
+                        h_t = tl.load(scratch + jj * TILE + scratch_off, cache_modifier=".cg")
+                        at_u = d * stride_ud + r * stride_ul  # u, du, d delta and dz share u's strides
+                        u = u.to(tl.float32)
+                        Bt = Bt.to(tl.float32)
+                        dt, raw = _dt_of(dt_raw, bias, m, HAS_BIAS, SOFTPLUS)
+                        g, dout, zt = _gate_grad(dout, zt, HAS_Z)
+                        dh = c + Ct[None, :] * g[:, None]
+                        c = tl.exp2(dt[:, None] * A2) * dh
+                        dtu = dt * u
+                        dh_prev = dh * (h_t - dtu[:, None] * Bt[None, :])  # dh_t a_t h_{t-1}
+                        dA_acc += dh_prev * dt[:, None]
+                        dhB = tl.sum(dh * Bt[None, :], axis=1)
+                        ddt = tl.sum(dh_prev * A2, axis=1) * 0.6931471805599453 + dhB * u
+                        du = dhB * dt
+                        if HAS_D:
+                            du += Dv * g
+                            dD_acc += g * u
+                        # Sums over this program's channels, one atomic add per state.
+                        dB_t = tl.sum(dh * dtu[:, None], axis=0)
+                        tl.atomic_add(dB_col + n * stride_dbn + r * stride_dbl, dB_t, mask=nm,
+                                      sem="relaxed")
+                        dC_t = tl.sum(h_t * g[:, None], axis=0)
+                        tl.atomic_add(dC_col + n * stride_dcn + r * stride_dcl, dC_t, mask=nm,
+                                      sem="relaxed")
+                        if HAS_Z:
+                            y = tl.sum(h_t * Ct[None, :], axis=1)
                             if HAS_D:
-                                du += Dv * g
-                                dD_acc += g * u
-                            # Sums over this program's channels, one atomic add per state.
-                            dB_t = tl.sum(dh * dtu[:, None], axis=0)
-                            tl.atomic_add(dB_col + n * stride_dbn + r * stride_dbl, dB_t, mask=nm,
-                                          sem="relaxed")
-                            dC_t = tl.sum(h_t * g[:, None], axis=0)
-                            tl.atomic_add(dC_col + n * stride_dcn + r * stride_dcl, dC_t, mask=nm,
-                                          sem="relaxed")
-                            if HAS_Z:
-                                y = tl.sum(h_t * Ct[None, :], axis=1)
-                                if HAS_D:
-                                    y += Dv * u
-                                sig_z = tl.sigmoid(zt)
-                                dz = dout * y * sig_z * (1.0 + zt * (1.0 - sig_z))
-                                if ACCUMULATE_DZ:
-                                    dz += tl.load(dz_row + at_u, mask=m, other=0.0).to(tl.float32)
-                                tl.store(dz_row + at_u, dz.to(dz_ptr.dtype.element_ty), mask=m)
-                            if SOFTPLUS:
-                                ddt = ddt * tl.sigmoid(raw)
-                            ddt = tl.where(m, ddt, 0.0)
-                            dbias_acc += ddt
-                            if ACCUMULATE_DU:
-                                du += tl.load(du_row + at_u, mask=m, other=0.0).to(tl.float32)
-                                ddt += tl.load(ddt_row + at_u, mask=m, other=0.0).to(tl.float32)
-                            tl.store(du_row + at_u, du.to(du_ptr.dtype.element_ty), mask=m)
-                            tl.store(ddt_row + at_u, ddt.to(ddelta_ptr.dtype.element_ty), mask=m)
+                                y += Dv * u
+                            sig_z = tl.sigmoid(zt)
+                            dz = dout * y * sig_z * (1.0 + zt * (1.0 - sig_z))
+                            if ACCUMULATE_DZ:
+                                dz += tl.load(dz_row + at_u, mask=m, other=0.0).to(tl.float32)
+                            tl.store(dz_row + at_u, dz.to(dz_ptr.dtype.element_ty), mask=m)
+                        if SOFTPLUS:
+                            ddt = ddt * tl.sigmoid(raw)
+                        ddt = tl.where(m, ddt, 0.0)
+                        dbias_acc += ddt
+                        if ACCUMULATE_DU:
+                            du += tl.load(du_row + at_u, mask=m, other=0.0).to(tl.float32)
+                            ddt += tl.load(ddt_row + at_u, mask=m, other=0.0).to(tl.float32)
+                        tl.store(du_row + at_u, du.to(du_ptr.dtype.element_ty), mask=m)
+                        tl.store(ddt_row + at_u, ddt.to(ddelta_ptr.dtype.element_ty), mask=m)
                     tl.debug_barrier()  # the next sub-block overwrites the scratch
             t0 += block_step
             u_row += block_step * stride_ul

@@ -47,7 +47,7 @@ def _selective_scan_fwd_kernel(
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CKPT_EVERY: tl.constexpr, UNROLL: tl.constexpr,
     REVERSE: tl.constexpr, STATE_ONLY: tl.constexpr, HAS_Z: tl.constexpr, HAS_D: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H_IN: tl.constexpr, SAVE_CKPT: tl.constexpr,
-    ADD_TO_Y: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
+    ADD_TO_Y: tl.constexpr, STAGES: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
 ):
     seg, b, n_seg = tl.program_id(1), tl.program_id(2).to(tl.int64), tl.num_programs(1)
     d, n, d_mask, n_mask, dn_mask, g = _block_coords(tl.program_id(0), dim, d_state, dim_per_group, BLOCK_D,
@@ -98,14 +98,15 @@ def _selective_scan_fwd_kernel(
             tl.store(ckpt_ptr + ck_off, h, mask=dn_mask)
         # Unrolled by UNROLL (independent loads of the next steps can issue early) inside a plain
         # loop, which keeps compile time low; the state update itself is a dependent chain.
-        for j in range(0, CKPT_EVERY // UNROLL):
+        # STAGES > 1 also has Triton prefetch later iterations' loads (see LaunchPlan.stages).
+        for j in tl.range(0, CKPT_EVERY // UNROLL, num_stages=STAGES):
             for k in tl.static_range(UNROLL):
                 r = _in_block(j * UNROLL + k, CKPT_EVERY, REVERSE)
                 t = t0 + r
                 h, u, dt, m, nm = _walk_step(
-                    h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row + d * stride_ud,
-                    dt_row + d * stride_dtd, B_col + n * stride_bn, stride_ul, stride_dtl, stride_bl, BLOCK_D,
-                    BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
+                    h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ud,
+                    stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N,
+                    HAS_BIAS, SOFTPLUS,
                 )
                 if STATE_ONLY:
                     dt_total += dt

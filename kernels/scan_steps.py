@@ -62,12 +62,12 @@ def _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D: tl.constexpr, BLOCK_N: 
 
 
 @triton.jit
-def _load_dt(dt_row, r, stride_dtl, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-    """(dt, its pre-softplus value) at offset ``r`` from ``dt_row`` in fp32; dt is 0 where masked.
+def _dt_of(raw, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """(dt, its pre-softplus value) in fp32 from delta as loaded; dt is 0 where masked.
 
     A masked position is the identity map (exp(0 A) = 1, 0 B u = 0) whatever the bias says.
     """
-    raw = tl.load(dt_row + r * stride_dtl, mask=m, other=0.0).to(tl.float32)
+    raw = raw.to(tl.float32)
     if HAS_BIAS:
         raw += bias
     dt = raw
@@ -77,20 +77,42 @@ def _load_dt(dt_row, r, stride_dtl, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: t
 
 
 @triton.jit
-def _walk_step(h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ul, stride_dtl,
-               stride_bl, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_D: tl.constexpr,
-               EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-    """Advance the state over position ``t``: h = exp(dt A) h + dt u B (``A2`` is A times log2(e)).
+def _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn, stride_ul, stride_dtl,
+                      stride_bl, m, nm):
+    """(u, delta, B) of the position at offset ``r``, as stored: what one state update reads.
+
+    Loaded apart from the update so that a walk can issue the next position's loads before it
+    computes the current one (their latency then overlaps the current step's arithmetic).
+    """
+    u = tl.load(u_row + d * stride_ud + r * stride_ul, mask=m, other=0.0)
+    dt_raw = tl.load(dt_row + d * stride_dtd + r * stride_dtl, mask=m, other=0.0)
+    Bt = tl.load(B_col + n * stride_bn + r * stride_bl, mask=nm, other=0.0)
+    return u, dt_raw, Bt
+
+
+@triton.jit
+def _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """h = exp(dt A) h + dt u B from loaded inputs (``A2`` is A times log2(e)); returns (h, u, dt) fp32."""
+    u = u.to(tl.float32)
+    dt, _ = _dt_of(dt_raw, bias, m, HAS_BIAS, SOFTPLUS)
+    h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * Bt.to(tl.float32)[None, :]
+    return h, u, dt
+
+
+@triton.jit
+def _walk_step(h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ud, stride_dtd,
+               stride_bn, stride_ul, stride_dtl, stride_bl, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+               EVEN_D: tl.constexpr, EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """Advance the state over position ``t``: load its inputs, then _advance.
 
     ``t`` (absolute) decides the masks; the inputs are read at offset ``r`` from the row pointers,
     which point at the current checkpoint block. Returns (h, u, dt, channel
     mask, state mask) for the caller's use of the same position.
     """
     m, nm = _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
-    u = tl.load(u_row + r * stride_ul, mask=m, other=0.0).to(tl.float32)
-    dt, _ = _load_dt(dt_row, r, stride_dtl, bias, m, HAS_BIAS, SOFTPLUS)
-    Bt = tl.load(B_col + r * stride_bl, mask=nm, other=0.0).to(tl.float32)
-    h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * Bt[None, :]
+    u, dt_raw, Bt = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn,
+                                      stride_ul, stride_dtl, stride_bl, m, nm)
+    h, u, dt = _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS, SOFTPLUS)
     return h, u, dt, m, nm
 
 

@@ -29,8 +29,8 @@ MAX_D_STATE = 256
 #: default). Stated explicitly because Triton announces that its default turns to unfused in 3.10,
 #: which would add instructions and roundings to every step of the recurrences.
 FP_FUSION = True
-#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, fwd_unroll, block_t, bwd_block_d,
-#: bwd_block_t, bwd_warps, bwd_unroll, bwd_maxnreg, min_programs_per_sm, programs_per_sm,
+#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, fwd_unroll, fwd_stages, block_t,
+#: bwd_block_d, bwd_block_t, bwd_warps, bwd_maxnreg, min_programs_per_sm, programs_per_sm,
 #: bwd_programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
@@ -69,9 +69,13 @@ class LaunchPlan:
     seg_len: int
     num_warps: int
     tile_t: int = 0
-    #: positions whose loads are issued together
+    #: forward only: positions whose loads are issued together
     unroll: int = 4
     programs: int = 0
+    #: forward only: software pipelining of the per-position loop (Triton's ``num_stages``: loads
+    #: are issued that many loop iterations ahead, through shared memory); 1 = none. The backward
+    #: prefetches one position ahead by hand (scan_backward.py).
+    stages: int = 1
 
     def grid(self, batch: int, dim: int) -> tuple[int, int, int]:
         return (triton.cdiv(dim, self.block_d), self.segments, batch)
@@ -114,26 +118,28 @@ def plan_launch(
     # Checkpoints every 64 positions: at 2^20 x 512 they take 0.5 GiB, which pays for the backward's
     # scratch (below); spacing them 32 apart measured no faster (docs/benchmarks.md).
     block_t = TUNING.get("block_t", 64)
-    tile_t, unroll = 0, 4
+    tile_t, unroll, stages = 0, 1, 1
     enough, wanted = _programs_wanted(device, backward)
     if backward:
         # Measured on an H100 (docs/benchmarks.md): one warp of 64 channels, whole checkpoint blocks
-        # in scratch (no re-walk), no unrolling: larger tiles or unrolls spill more than they gain.
+        # in scratch (no re-walk): larger tiles spill more than they gain.
         block_d = TUNING.get("bwd_block_d", 64)
         num_warps = TUNING.get("bwd_warps", 1)
         tile_t = min(TUNING.get("bwd_block_t", block_t), block_t)
-        unroll = min(TUNING.get("bwd_unroll", 1), tile_t)
-        if block_t % tile_t or tile_t % unroll:
+        if block_t % tile_t:
             raise ValueError(f"the backward sub-block ({tile_t}) must divide the checkpoint spacing "
-                             f"({block_t}) and be a multiple of the backward unroll ({unroll})")
+                             f"({block_t})")
     else:
         # Measured on an H100 (docs/benchmarks.md): 64 channels per one-warp program when the grid
-        # is full without segments (4096 x 256: 5.6 ms against 8.9 for 128), 128 channels with
-        # loads issued 8 positions ahead when segmenting (2^20 x 1: 13.4 ms against 18.7 for 64).
+        # is full without segments, loads of 4 positions issued together and prefetched one loop
+        # iteration ahead (4096 x 256: 5.04 ms; 5.64 without the prefetch, 8.9 with 128 channels);
+        # 128 channels prefetched two iterations ahead when segmenting (2^20 x 1: 11.5 ms; 13.6
+        # with 8 positions issued together and no prefetch, the previous default).
         full = batch * triton.cdiv(dim, 64) >= enough
         block_d = TUNING.get("fwd_block_d") or max(1, min(64 if full else 128, 2048 // block_n))
-        unroll = TUNING.get("fwd_unroll") or (4 if full else 8)
+        unroll = TUNING.get("fwd_unroll") or 4
         num_warps = TUNING.get("fwd_warps", 1)
+        stages = TUNING.get("fwd_stages") or (2 if full else 3)
     block_d = min(block_d, triton.next_power_of_2(dim_per_group))
     while dim_per_group % block_d:
         block_d //= 2
@@ -152,7 +158,7 @@ def plan_launch(
     segments = triton.cdiv(length, seg_len)
     programs = min(wanted, base * segments) if backward else 0
     return LaunchPlan(block_d, block_n, block_t, segments, seg_len, num_warps, tile_t, min(unroll, block_t),
-                      programs)
+                      programs, stages)
 
 
 def _as_4d(x: torch.Tensor) -> torch.Tensor:
@@ -248,7 +254,7 @@ def _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in,
         BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, CKPT_EVERY=plan.block_t, UNROLL=plan.unroll,
         REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
-        SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, EVEN_D=dim % plan.block_d == 0,
+        SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, STAGES=plan.stages, EVEN_D=dim % plan.block_d == 0,
         EVEN_N=A_t.shape[0] == plan.block_n, num_warps=plan.num_warps, enable_fp_fusion=FP_FUSION,
     )
 
@@ -287,9 +293,11 @@ def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, 
     d_state = A.shape[1]
     zz = z if z is not None else u
     dB, dC = grads["B"], grads["C"]
-    # Per-program state scratch (see scan_backward.py); the adjoint-only pass does not touch it.
+    # Per-program state scratch (see scan_backward.py): a sub-block's states and the states entering
+    # each sub-block of a checkpoint block. The adjoint-only pass does not touch it.
+    per_program = (plan.tile_t + plan.block_t // plan.tile_t) * plan.block_n * plan.block_d
     scratch = carry_out if adjoint_only else torch.empty(
-        plan.programs * plan.tile_t * plan.block_n * plan.block_d, device=u.device, dtype=torch.float32
+        plan.programs * per_program, device=u.device, dtype=torch.float32
     )
     _selective_scan_bwd_kernel[(plan.programs,)](
         u, delta, A_t, B, C, D if D is not None else A, zz,
@@ -303,7 +311,7 @@ def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, 
         *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *B.stride(), *C.stride(),
         *dB.stride(), *dC.stride(),
         BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, SUB=plan.tile_t, CKPT_EVERY=plan.block_t,
-        UNROLL=plan.unroll, REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=z is not None,
+        REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=z is not None,
         HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
         HAS_CARRY_IN=carry_in is not None,
         ACCUMULATE_DZ=accumulate_dz, ACCUMULATE_DU=accumulate_du, EVEN_D=dim % plan.block_d == 0,

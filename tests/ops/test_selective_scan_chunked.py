@@ -10,7 +10,7 @@ import torch
 
 from genomamba.ops.selective_scan_chunked import bidirectional_selective_scan_chunked, selective_scan_chunked
 from genomamba.ops.selective_scan_ref import selective_scan_ref
-from tests.ops.scan_cases import make_case, make_inputs, run_case
+from tests.ops.scan_cases import gpu_floor_scale, make_case, make_inputs, run_case
 
 BF16 = torch.bfloat16
 
@@ -183,5 +183,6 @@ def test_non_contiguous_inputs_and_gradients():
 )
 def test_chunked_runs_on_cuda(overrides):
     # The chunked path is plain torch, so it is also the (slow) CUDA fallback of the dispatcher.
-    run_case(functools.partial(selective_scan_chunked, chunk_size=8, block_chunks=4), make_case(**overrides),
-             device="cuda")
+    case = make_case(**overrides)
+    run_case(functools.partial(selective_scan_chunked, chunk_size=8, block_chunks=4), case, device="cuda",
+             floor_scale=gpu_floor_scale(case.dtype))
