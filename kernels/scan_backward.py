@@ -19,13 +19,15 @@ one batch row and one segment; the channels lie across lanes and a channel's sta
 or two lanes (Triton's layout for 64 channels x 16 states is 4 channels x 8 states per lane), so
 the sums over states are in-lane adds plus at most one shuffle, and the main cross-lane work is
 dB_t and dC_t (sums over the program's channels, then one atomic add per state and position).
-The states h_t are needed in
-reverse order, and the forward pass kept only one every ``CKPT_EVERY`` positions. So each
-checkpoint block is cut into sub-blocks of ``SUB`` positions, visited against scan order; for each,
-the lane walks forward from the checkpoint to the sub-block, writes the sub-block's states to a
-small per-program scratch buffer (the programs are persistent and reuse theirs),
-and then walks the sub-block backwards reading them. ``SUB == CKPT_EVERY`` walks each position
-forward once; smaller sub-blocks use less scratch and re-walk more.
+The states h_t are needed in reverse order, and the forward pass kept only one every
+``CKPT_EVERY`` positions. So each checkpoint block is cut into sub-blocks of ``SUB`` positions,
+visited against scan order: the lane walks the sub-block forward from the state entering it,
+writing its states to a small per-program scratch buffer (the programs are persistent and reuse
+theirs), then walks it backwards reading them. ``SUB == CKPT_EVERY`` (the default) walks each
+position forward once, from the checkpoint; with smaller sub-blocks a first walk over the block
+keeps only the state entering each sub-block, so every position is walked twice and the scratch
+holds ``SUB`` states instead of ``CKPT_EVERY``. The walks load each position's inputs one step
+ahead of its update.
 
 The grid is persistent: ``num_programs`` programs take the (channel block, segment, batch row)
 items in turn, so the scratch is sized by the programs, not by the work.
