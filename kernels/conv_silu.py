@@ -14,9 +14,12 @@ positions before the conv and u after it, as the mixer's padding contract says:
 
 Backward, with ``g[t] = du[t] mask[t] silu'(pre[t] + bias)``: ``dx[s] = mask[s] sum_k w[k] g[t_k(s)]``
 (the positions whose window holds s), ``dw[k] = sum_t g[t] x_masked[t + k - (K-1)]`` (causal),
-``dbias = sum_t g[t]``. One program owns a tile of positions x channels; it recomputes ``g`` on the
-K shifted copies of its tile that dx needs (K^2 tile loads, all but the first from cache) instead
-of writing g to memory, and adds its dw/dbias partial sums with one atomic per channel and tap.
+``dbias = sum_t g[t]``. Two passes over tiles of positions x channels: the first computes g once
+per position, writes it (in x's precision, as PyTorch's unfused backward rounds it) and adds its
+dw/dbias partial sums with one atomic per channel and tap; the second reads g at the K shifts dx
+needs (from cache) and writes dx. A single pass recomputing g on the K shifted copies of its tile
+did 4x the arithmetic and needed 255 registers with spills; on an H100 it took about 3.5x its
+memory floor (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -98,19 +101,46 @@ def _conv_silu_fwd_kernel(
 
 
 @triton.jit
-def _conv_silu_bwd_kernel(
-    x_ptr, w_ptr, bias_ptr, mask_ptr, du_ptr, dx_ptr, dw_ptr, dbias_ptr, length, channels,
-    stride_xb, stride_xl, stride_dub, stride_dul, stride_dxb, stride_dxl, stride_mb,
+def _conv_silu_grad_kernel(
+    x_ptr, w_ptr, bias_ptr, mask_ptr, du_ptr, g_ptr, dw_ptr, dbias_ptr, length, channels,
+    stride_xb, stride_xl, stride_dub, stride_dul, stride_gb, stride_gl, stride_mb,
     K: tl.constexpr, ANTI_CAUSAL: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
+    """Backward, first pass: g at this tile's positions, written out, and its dw / dbias shares."""
     b, t, c, c_mask, x_row, mask_row, bias = _tile(x_ptr, bias_ptr, mask_ptr, channels, stride_xb, stride_mb,
                                                    HAS_BIAS, BLOCK_L, BLOCK_C)
-    du_row = du_ptr + b * stride_dub + c[None, :]
+    t_mask = t < length
+    pre = _pre_activation(x_row, mask_row, w_ptr, bias, t, c, c_mask, length, stride_xl, K, ANTI_CAUSAL,
+                          HAS_MASK, BLOCK_L, BLOCK_C)
+    sig = tl.sigmoid(pre)
+    tile_mask = t_mask[:, None] & c_mask[None, :]
+    g = tl.load(du_ptr + b * stride_dub + t[:, None] * stride_dul + c[None, :], mask=tile_mask, other=0.0)
+    g = g.to(tl.float32) * sig * (1.0 + pre * (1.0 - sig))
+    if HAS_MASK:
+        g = g * tl.load(mask_row + t, mask=t_mask, other=0).to(tl.float32)[:, None]
+    tl.store(g_ptr + b * stride_gb + t[:, None] * stride_gl + c[None, :], g.to(g_ptr.dtype.element_ty),
+             mask=tile_mask)
+    if HAS_BIAS:
+        tl.atomic_add(dbias_ptr + c, tl.sum(g, axis=0), mask=c_mask, sem="relaxed")
+    for k in tl.static_range(K):
+        xs = _masked_rows(x_row, mask_row, _tap_position(t, k, K, ANTI_CAUSAL), c_mask, length, stride_xl,
+                          HAS_MASK)
+        tl.atomic_add(dw_ptr + c * K + k, tl.sum(g * xs, axis=0), mask=c_mask, sem="relaxed")
+
+
+@triton.jit
+def _conv_dx_kernel(
+    g_ptr, w_ptr, mask_ptr, dx_ptr, length, channels, stride_gb, stride_gl, stride_dxb, stride_dxl, stride_mb,
+    K: tl.constexpr, ANTI_CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_L: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    """Backward, second pass: dx at this tile's positions from the g that the first pass wrote."""
+    b, t, c, c_mask, g_row, mask_row, _ = _tile(g_ptr, w_ptr, mask_ptr, channels, stride_gb, stride_mb, False,
+                                                BLOCK_L, BLOCK_C)
     dx = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
     for j in tl.static_range(K):
-        # Output positions whose tap k reads this tile's positions t: t = s - (k - (K-1)) causal,
-        # t = s - k anti-causal. j runs over those shifts; tap k = K-1-j (causal) or j (anti-causal).
+        # The output positions whose tap k reads position t: t + (K-1-k) causal, t - k anti-causal.
         if ANTI_CAUSAL:
             ts = t - j
             k = j
@@ -118,23 +148,9 @@ def _conv_silu_bwd_kernel(
             ts = t + j
             k = K - 1 - j
         valid = (ts >= 0) & (ts < length)
-        pre = _pre_activation(x_row, mask_row, w_ptr, bias, ts, c, c_mask, length, stride_xl, K, ANTI_CAUSAL,
-                              HAS_MASK, BLOCK_L, BLOCK_C)
-        sig = tl.sigmoid(pre)
-        g = tl.load(du_row + ts[:, None] * stride_dul, mask=valid[:, None] & c_mask[None, :], other=0.0)
-        g = g.to(tl.float32) * sig * (1.0 + pre * (1.0 - sig))
-        if HAS_MASK:
-            g = g * tl.load(mask_row + ts, mask=valid, other=0).to(tl.float32)[:, None]
+        g = tl.load(g_row + ts[:, None] * stride_gl, mask=valid[:, None] & c_mask[None, :], other=0.0)
         w = tl.load(w_ptr + c * K + k, mask=c_mask, other=0.0).to(tl.float32)
-        dx += w[None, :] * g
-        if j == 0:
-            # g at this tile's own positions: its share of dw and dbias, each counted once.
-            if HAS_BIAS:
-                tl.atomic_add(dbias_ptr + c, tl.sum(g, axis=0), mask=c_mask, sem="relaxed")
-            for kk in tl.static_range(K):
-                xs = _masked_rows(x_row, mask_row, _tap_position(t, kk, K, ANTI_CAUSAL), c_mask, length,
-                                  stride_xl, HAS_MASK)
-                tl.atomic_add(dw_ptr + c * K + kk, tl.sum(g * xs, axis=0), mask=c_mask, sem="relaxed")
+        dx += w[None, :] * g.to(tl.float32)
     t_mask = t < length
     if HAS_MASK:
         dx = dx * tl.load(mask_row + t, mask=t_mask, other=0).to(tl.float32)[:, None]
@@ -174,15 +190,21 @@ class _ConvSiluFn(torch.autograd.Function):
         if du.stride(2) != 1:
             du = du.contiguous()
         dx = torch.empty(batch, length, channels, device=x.device, dtype=x.dtype)
+        g = torch.empty_like(dx)  # the gradient reaching the conv's output, in x's precision
         dw = torch.zeros(w.shape, device=x.device, dtype=torch.float32)
         dbias = torch.zeros(channels, device=x.device, dtype=torch.float32) if bias is not None else None
-        _conv_silu_bwd_kernel[_grid(batch, length, channels)](
-            x, w, bias if bias is not None else w, m if m is not None else w, du, dx, dw,
-            dbias if dbias is not None else dw, length, channels,
-            x.stride(0), x.stride(1), du.stride(0), du.stride(1), dx.stride(0), dx.stride(1),
-            m.stride(0) if m is not None else 0,
-            K=w.shape[1], ANTI_CAUSAL=anti_causal, HAS_BIAS=bias is not None, HAS_MASK=m is not None,
-            BLOCK_L=BLOCK_L, BLOCK_C=BLOCK_C,
+        grid = _grid(batch, length, channels)
+        flags = dict(K=w.shape[1], ANTI_CAUSAL=anti_causal, HAS_MASK=m is not None, BLOCK_L=BLOCK_L,
+                     BLOCK_C=BLOCK_C)
+        m_arg, m_stride = (m, m.stride(0)) if m is not None else (w, 0)
+        _conv_silu_grad_kernel[grid](
+            x, w, bias if bias is not None else w, m_arg, du, g, dw, dbias if dbias is not None else dw,
+            length, channels, x.stride(0), x.stride(1), du.stride(0), du.stride(1), g.stride(0), g.stride(1),
+            m_stride, HAS_BIAS=bias is not None, **flags,
+        )
+        _conv_dx_kernel[grid](
+            g, w, m_arg, dx, length, channels, g.stride(0), g.stride(1), dx.stride(0), dx.stride(1), m_stride,
+            **flags,
         )
         return (dx, dw.reshape(w_shape).to(w_dtype),
                 None if dbias is None else dbias.to(bias.dtype), None, None)
