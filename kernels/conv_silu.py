@@ -64,14 +64,15 @@ def _pre_activation(x_row, mask_row, w_ptr, bias, t, c, c_mask, length, stride_x
 
 
 @triton.jit
-def _tile(x_ptr, bias_ptr, mask_ptr, channels, stride_xb, stride_mb, HAS_BIAS: tl.constexpr,
+def _tile(x_ptr, bias_ptr, mask_ptr, tile_l, channels, stride_xb, stride_mb, HAS_BIAS: tl.constexpr,
           BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr):
-    """This program's batch row, positions, channels (and their mask), x and mask rows, and bias.
+    """Positions ``tile_l`` x BLOCK_L.. of this program's batch row and channels (and their mask),
+    the x and mask rows, and the bias.
 
     Positions are 64-bit: offsets reach length x row stride (2^24 x 1024 > 2^31).
     """
     b = tl.program_id(2).to(tl.int64)
-    t = tl.program_id(0).to(tl.int64) * BLOCK_L + tl.arange(0, BLOCK_L)
+    t = tile_l.to(tl.int64) * BLOCK_L + tl.arange(0, BLOCK_L)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_mask = c < channels
     if HAS_BIAS:
@@ -88,8 +89,8 @@ def _conv_silu_fwd_kernel(
     K: tl.constexpr, ANTI_CAUSAL: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    b, t, c, c_mask, x_row, mask_row, bias = _tile(x_ptr, bias_ptr, mask_ptr, channels, stride_xb, stride_mb,
-                                                   HAS_BIAS, BLOCK_L, BLOCK_C)
+    b, t, c, c_mask, x_row, mask_row, bias = _tile(x_ptr, bias_ptr, mask_ptr, tl.program_id(0), channels,
+                                                   stride_xb, stride_mb, HAS_BIAS, BLOCK_L, BLOCK_C)
     pre = _pre_activation(x_row, mask_row, w_ptr, bias, t, c, c_mask, length, stride_xl, K, ANTI_CAUSAL,
                           HAS_MASK, BLOCK_L, BLOCK_C)
     u = pre * tl.sigmoid(pre)
@@ -102,31 +103,44 @@ def _conv_silu_fwd_kernel(
 
 @triton.jit
 def _conv_silu_grad_kernel(
-    x_ptr, w_ptr, bias_ptr, mask_ptr, du_ptr, g_ptr, dw_ptr, dbias_ptr, length, channels,
+    x_ptr, w_ptr, bias_ptr, mask_ptr, du_ptr, g_ptr, dw_ptr, dbias_ptr, length, channels, tiles_per_program,
     stride_xb, stride_xl, stride_dub, stride_dul, stride_gb, stride_gl, stride_mb,
-    K: tl.constexpr, ANTI_CAUSAL: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
+    K: tl.constexpr, K_POW2: tl.constexpr, ANTI_CAUSAL: tl.constexpr, HAS_BIAS: tl.constexpr,
+    HAS_MASK: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """Backward, first pass: g at this tile's positions, written out, and its dw / dbias shares."""
-    b, t, c, c_mask, x_row, mask_row, bias = _tile(x_ptr, bias_ptr, mask_ptr, channels, stride_xb, stride_mb,
-                                                   HAS_BIAS, BLOCK_L, BLOCK_C)
-    t_mask = t < length
-    pre = _pre_activation(x_row, mask_row, w_ptr, bias, t, c, c_mask, length, stride_xl, K, ANTI_CAUSAL,
-                          HAS_MASK, BLOCK_L, BLOCK_C)
-    sig = tl.sigmoid(pre)
-    tile_mask = t_mask[:, None] & c_mask[None, :]
-    g = tl.load(du_ptr + b * stride_dub + t[:, None] * stride_dul + c[None, :], mask=tile_mask, other=0.0)
-    g = g.to(tl.float32) * sig * (1.0 + pre * (1.0 - sig))
-    if HAS_MASK:
-        g = g * tl.load(mask_row + t, mask=t_mask, other=0).to(tl.float32)[:, None]
-    tl.store(g_ptr + b * stride_gb + t[:, None] * stride_gl + c[None, :], g.to(g_ptr.dtype.element_ty),
-             mask=tile_mask)
+    """Backward, first pass: g at ``tiles_per_program`` consecutive tiles of positions, written out,
+    and their dw / dbias sums, added once per program: every program adds into the same
+    channels x K weights, and one atomic per tile made them queue (measured on an H100)."""
+    taps = tl.arange(0, K_POW2)
+    dw_acc = tl.zeros((BLOCK_C, K_POW2), dtype=tl.float32)
+    dbias_acc = tl.zeros((BLOCK_C,), dtype=tl.float32)
+    for i in range(0, tiles_per_program):
+        b, t, c, c_mask, x_row, mask_row, bias = _tile(
+            x_ptr, bias_ptr, mask_ptr, tl.program_id(0) * tiles_per_program + i, channels, stride_xb,
+            stride_mb, HAS_BIAS, BLOCK_L, BLOCK_C,
+        )
+        t_mask = t < length
+        pre = _pre_activation(x_row, mask_row, w_ptr, bias, t, c, c_mask, length, stride_xl, K, ANTI_CAUSAL,
+                              HAS_MASK, BLOCK_L, BLOCK_C)
+        sig = tl.sigmoid(pre)
+        tile_mask = t_mask[:, None] & c_mask[None, :]
+        g = tl.load(du_ptr + b * stride_dub + t[:, None] * stride_dul + c[None, :], mask=tile_mask, other=0.0)
+        g = g.to(tl.float32) * sig * (1.0 + pre * (1.0 - sig))
+        if HAS_MASK:
+            g = g * tl.load(mask_row + t, mask=t_mask, other=0).to(tl.float32)[:, None]
+        tl.store(g_ptr + b * stride_gb + t[:, None] * stride_gl + c[None, :], g.to(g_ptr.dtype.element_ty),
+                 mask=tile_mask)
+        dbias_acc += tl.sum(g, axis=0)
+        for k in tl.static_range(K):
+            xs = _masked_rows(x_row, mask_row, _tap_position(t, k, K, ANTI_CAUSAL), c_mask, length, stride_xl,
+                              HAS_MASK)
+            dw_acc += tl.where(taps[None, :] == k, tl.sum(g * xs, axis=0)[:, None], 0.0)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = c < channels
     if HAS_BIAS:
-        tl.atomic_add(dbias_ptr + c, tl.sum(g, axis=0), mask=c_mask, sem="relaxed")
-    for k in tl.static_range(K):
-        xs = _masked_rows(x_row, mask_row, _tap_position(t, k, K, ANTI_CAUSAL), c_mask, length, stride_xl,
-                          HAS_MASK)
-        tl.atomic_add(dw_ptr + c * K + k, tl.sum(g * xs, axis=0), mask=c_mask, sem="relaxed")
+        tl.atomic_add(dbias_ptr + c, dbias_acc, mask=c_mask, sem="relaxed")
+    tl.atomic_add(dw_ptr + c[:, None] * K + taps[None, :], dw_acc, mask=c_mask[:, None] & (taps < K)[None, :],
+                  sem="relaxed")
 
 
 @triton.jit
@@ -136,8 +150,8 @@ def _conv_dx_kernel(
     BLOCK_C: tl.constexpr,
 ):
     """Backward, second pass: dx at this tile's positions from the g that the first pass wrote."""
-    b, t, c, c_mask, g_row, mask_row, _ = _tile(g_ptr, w_ptr, mask_ptr, channels, stride_gb, stride_mb, False,
-                                                BLOCK_L, BLOCK_C)
+    b, t, c, c_mask, g_row, mask_row, _ = _tile(g_ptr, w_ptr, mask_ptr, tl.program_id(0), channels, stride_gb,
+                                                stride_mb, False, BLOCK_L, BLOCK_C)
     dx = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
     for j in tl.static_range(K):
         # The output positions whose tap k reads position t: t + (K-1-k) causal, t - k anti-causal.
@@ -163,6 +177,15 @@ BLOCK_L, BLOCK_C = 64, 64
 
 def _grid(batch: int, length: int, channels: int) -> tuple[int, int, int]:
     return (triton.cdiv(length, BLOCK_L), triton.cdiv(channels, BLOCK_C), batch)
+
+
+def _tiles_per_program(grid: tuple[int, int, int], device: torch.device) -> int:
+    """Position tiles per program of the backward's first pass: as many as leave about 8 programs
+    per SM (fewer atomic adds into the shared weight gradient), and 2 on CPU (tests the loop)."""
+    if device.type != "cuda":
+        return 2
+    wanted = 8 * torch.cuda.get_device_properties(device).multi_processor_count
+    return max(1, grid[0] * grid[1] * grid[2] // wanted)
 
 
 class _ConvSiluFn(torch.autograd.Function):
@@ -197,10 +220,12 @@ class _ConvSiluFn(torch.autograd.Function):
         flags = dict(K=w.shape[1], ANTI_CAUSAL=anti_causal, HAS_MASK=m is not None, BLOCK_L=BLOCK_L,
                      BLOCK_C=BLOCK_C)
         m_arg, m_stride = (m, m.stride(0)) if m is not None else (w, 0)
-        _conv_silu_grad_kernel[grid](
+        tiles = _tiles_per_program(grid, x.device)
+        _conv_silu_grad_kernel[(triton.cdiv(grid[0], tiles), grid[1], grid[2])](
             x, w, bias if bias is not None else w, m_arg, du, g, dw, dbias if dbias is not None else dw,
-            length, channels, x.stride(0), x.stride(1), du.stride(0), du.stride(1), g.stride(0), g.stride(1),
-            m_stride, HAS_BIAS=bias is not None, **flags,
+            length, channels, tiles, x.stride(0), x.stride(1), du.stride(0), du.stride(1), g.stride(0),
+            g.stride(1), m_stride, K_POW2=triton.next_power_of_2(w.shape[1]), HAS_BIAS=bias is not None,
+            **flags,
         )
         _conv_dx_kernel[grid](
             g, w, m_arg, dx, length, channels, g.stride(0), g.stride(1), dx.stride(0), dx.stride(1), m_stride,
