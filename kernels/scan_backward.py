@@ -224,20 +224,31 @@ def _selective_scan_bwd_kernel(
                     # Every thread reads back what it wrote; the barrier also covers layouts that
                     # would hand a state to another thread of a multi-warp program.
                     tl.debug_barrier()
-                    # The sub-block against scan order. Its inputs are loaded at each step: loading
-                    # them a step ahead, as the walks do, needed registers that spilled inside the
-                    # loop, and the spills cost more than the waits they saved (docs/benchmarks.md).
+                    # The sub-block against scan order. dout, z and C, which nothing has read since
+                    # the forward pass, are loaded one step ahead; u, delta and B, which the walk
+                    # has just read (L1 hits), at their step. Prefetching all six needed registers
+                    # that spilled inside the loop, which cost more than the waits saved.
+                    r = _in_block(k0 + SUB - 1, CKPT_EVERY, REVERSE)
+                    m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D,
+                                        EVEN_N)
+                    C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
+                    dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol,
+                                                      stride_zl, m, HAS_Z)
                     for i in range(0, SUB):
                         jj = SUB - 1 - i
                         r = _in_block(k0 + jj, CKPT_EVERY, REVERSE)
                         m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D,
                                             EVEN_N)
+                        Ct, dout, zt = C_nx.to(tl.float32), dout_nx, z_nx
+                        r_nx = _in_block(k0 + tl.maximum(jj - 1, 0), CKPT_EVERY, REVERSE)
+                        m_nx, nm_nx = _step_masks(t0 + r_nx, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N,
+                                                  EVEN_D, EVEN_N)
+                        C_nx = tl.load(C_col + n * stride_cn + r_nx * stride_cl, mask=nm_nx, other=0.0)
+                        dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r_nx, stride_od, stride_zd,
+                                                          stride_ol, stride_zl, m_nx, HAS_Z)
                         u, dt_raw, Bt = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud,
                                                           stride_dtd, stride_bn, stride_ul, stride_dtl,
                                                           stride_bl, m, nm)
-                        Ct = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0).to(tl.float32)
-                        dout, zt = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol,
-                                                     stride_zl, m, HAS_Z)
                         h_t = tl.load(scratch + jj * TILE + scratch_off, cache_modifier=".cg")
                         at_u = d * stride_ud + r * stride_ul  # u, du, d delta and dz share u's strides
                         u = u.to(tl.float32)
