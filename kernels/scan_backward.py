@@ -189,7 +189,7 @@ def _selective_scan_bwd_kernel(
                     dt_nx = tl.load(dt_row + d * stride_dtd + r * stride_dtl, mask=m, other=0.0)
                     C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
                     dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol,
-                                                  stride_zl, m, HAS_Z)
+                                                      stride_zl, m, HAS_Z)
                     dt, _ = _dt_of(dt_raw, bias, m_i, HAS_BIAS, SOFTPLUS)
                     g, _, _ = _gate_grad(dout_i, z_i, HAS_Z)
                     c = tl.exp2(dt[:, None] * A2) * (c + Ct.to(tl.float32)[None, :] * g[:, None])
