@@ -34,6 +34,7 @@ from genomamba.model.mixer import (
     MambaMixer,
     ScanDirection,
     channels_last,
+    split_last,
     ssm_inputs,
     time_major,
 )
@@ -81,8 +82,8 @@ class BiMambaMixer(nn.Module):
         streams = {}
         for which in ("fwd",) if self.tie_projections else ("fwd", "rev"):
             xz = self._proj("in_proj", which)(hidden)
-            x = xz[..., :di].reshape(*xz.shape[:2], strands * di)
-            streams[which] = (x, time_major(xz[..., di:]))
+            x, z = split_last(xz, di)
+            streams[which] = (x.reshape(*xz.shape[:2], strands * di), time_major(z))
         if self.tie_projections:
             streams["rev"] = streams["fwd"]
 

@@ -50,6 +50,31 @@ def time_major(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(b, length, s * c).transpose(1, 2)
 
 
+class _SplitLast(torch.autograd.Function):
+    """``t (..., 2c) -> (t[..., :c], t[..., c:])`` as views, with a backward that writes the two
+    gradients side by side in one copy. Autograd's own slice backward zero-fills a full-width
+    buffer for each slice, copies into it, and adds the two buffers."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor, c: int):
+        ctx.shape, ctx.c = t.shape, c
+        return t[..., :c], t[..., c:]
+
+    @staticmethod
+    def backward(ctx, d_first, d_second):
+        ref = d_first if d_first is not None else d_second
+        if ref is None:
+            return None, None
+        halves = [g if g is not None else ref.new_zeros(*ctx.shape[:-1], w)
+                  for g, w in ((d_first, ctx.c), (d_second, ctx.shape[-1] - ctx.c))]
+        return torch.cat(halves, dim=-1), None
+
+
+def split_last(t: torch.Tensor, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``c`` and the remaining channels of ``t`` (views; see :class:`_SplitLast`)."""
+    return _SplitLast.apply(t, c)
+
+
 def channels_last(t: torch.Tensor, strands: int) -> torch.Tensor:
     """``(batch, strands * c, length) -> (batch, length, strands, c)``, a view."""
     b, sc, length = t.shape
@@ -161,8 +186,9 @@ class MambaMixer(nn.Module):
         if hidden.dim() == 4:  # (batch, L, 1, d) from a block; one strand only
             return self.forward(hidden[:, :, 0], mask)[:, :, None]
         xz = self.in_proj(hidden)  # (batch, L, 2*d_inner)
-        z = time_major(xz[:, :, None, self.d_inner :])
-        u = depthwise_conv_silu(xz[..., : self.d_inner], self.fwd.kernel(), self.fwd.conv1d.bias, False, mask)
+        x, z = split_last(xz, self.d_inner)
+        z = time_major(z[:, :, None])
+        u = depthwise_conv_silu(x, self.fwd.kernel(), self.fwd.conv1d.bias, False, mask)
         u = u.transpose(1, 2)  # (batch, d_inner, L)
         delta, B, C, A, D, delta_bias = ssm_inputs([self.fwd], u)
         y = selective_scan(u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=True)

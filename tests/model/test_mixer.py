@@ -14,6 +14,7 @@ from genomamba.model.mixer import (
     MambaMixer,
     ScanDirection,
     channels_last,
+    split_last,
     time_major,
 )
 
@@ -109,3 +110,17 @@ def test_mixer_mask_zeroes_nothing_before_the_end():
 def test_dt_rank_auto_is_ceil_d_model_over_16():
     assert MixerConfig().resolved_dt_rank(250) == math.ceil(250 / 16) == 16
     assert MixerConfig(dt_rank=3).resolved_dt_rank(250) == 3
+
+
+def test_split_last_gradients_equal_those_of_slicing():
+    torch.manual_seed(7)
+    t = torch.randn(2, 5, 3, 6, dtype=torch.float64, requires_grad=True)
+    first, second = split_last(t, 2)
+    assert first.data_ptr() == t.data_ptr() and first.shape[-1] == 2 and second.shape[-1] == 4
+    g_first, g_second = torch.randn_like(first), torch.randn_like(second)
+    ((first * g_first).sum() + (second * g_second).sum()).backward()
+    assert torch.equal(t.grad, torch.cat([g_first, g_second], dim=-1))
+    # Only one half used: the other half's gradient is zero.
+    t.grad = None
+    split_last(t, 2)[1].mul(g_second).sum().backward()
+    assert torch.equal(t.grad, torch.cat([torch.zeros_like(g_first), g_second], dim=-1))
