@@ -15,11 +15,11 @@ positions before the conv and u after it, as the mixer's padding contract says:
 Backward, with ``g[t] = du[t] mask[t] silu'(pre[t] + bias)``: ``dx[s] = mask[s] sum_k w[k] g[t_k(s)]``
 (the positions whose window holds s), ``dw[k] = sum_t g[t] x_masked[t + k - (K-1)]`` (causal),
 ``dbias = sum_t g[t]``. Two passes over tiles of positions x channels: the first computes g once
-per position, writes it (in x's precision, as PyTorch's unfused backward rounds it) and adds its
-dw/dbias partial sums with one atomic per channel and tap; the second reads g at the K shifts dx
-needs (from cache) and writes dx. A single pass recomputing g on the K shifted copies of its tile
-did 4x the arithmetic and needed 255 registers with spills; on an H100 it took about 3.5x its
-memory floor (docs/benchmarks.md).
+per position, writes it (in x's precision, as PyTorch's unfused backward rounds it) and sums
+dw/dbias over several tiles before one atomic per channel and tap; the second reads g at the K
+shifts dx needs (from cache) and writes dx. A single pass recomputing g on the K shifted copies of
+its tile did 4x the arithmetic and needed 255 registers with spills; on an H100 it took 27.7 ms of
+a base-131k training step against 23.3 for the two passes (docs/benchmarks.md).
 """
 
 from __future__ import annotations
