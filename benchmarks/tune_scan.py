@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -69,7 +68,6 @@ def main():
     ap.add_argument("--bwd-warps", type=int, nargs="+", default=[1])
     ap.add_argument("--bwd-maxnreg", type=int, nargs="+", default=[0], help="register cap (0: none)")
     ap.add_argument("--stages", type=int, nargs="+", default=[0], help="forward prefetch stages (0: default)")
-    ap.add_argument("--fwd-tuning", default="{}", help="JSON of forward keys kept in backward mode")
     args = ap.parse_args()
     for length in args.lengths:
         t = time_major(make_inputs(args.tokens // length, 512, length, 16, torch.bfloat16, seed=1))
@@ -80,7 +78,6 @@ def main():
         for config, per_sm in itertools.product(list(configs), per_sm_choices):
             sst.TUNING.clear()
             per_sm_key = "bwd_programs_per_sm" if args.backward else "programs_per_sm"
-            sst.TUNING.update(json.loads(args.fwd_tuning) if args.backward else {})
             sst.TUNING.update(config, **{per_sm_key: per_sm})
             label = " ".join(f"{k}={v}" for k, v in {**config, "per_sm": per_sm}.items())
             try:
