@@ -38,16 +38,17 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .fast_math import exp2, sigmoid
 from .scan_steps import _advance, _block_coords, _dt_of, _in_block, _load_walk_inputs, _step_masks
 
 
 @triton.jit
-def _gate_grad(dout, zt, HAS_Z: tl.constexpr):
+def _gate_grad(dout, zt, HAS_Z: tl.constexpr, FAST: tl.constexpr):
     """(g, dout, z) in fp32 from the loaded dout and z: g = dout silu(z) is the gradient reaching y."""
     dout = dout.to(tl.float32)
     if HAS_Z:
         zt = zt.to(tl.float32)
-        return dout * zt * tl.sigmoid(zt), dout, zt
+        return dout * zt * sigmoid(zt, FAST), dout, zt
     else:
         return dout, dout, dout
 
@@ -70,6 +71,7 @@ def _walk_block_positions(
     stride_bn, stride_ul, stride_dtl, stride_bl, scratch, scratch_off, CKPT_EVERY: tl.constexpr,
     REVERSE: tl.constexpr, KEEP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
     EVEN_D: tl.constexpr, EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    FAST: tl.constexpr,
 ):
     """Advance ``h`` over ``count`` positions of the block at ``t0`` (scan order, from its
     ``k_first``-th position); with ``KEEP`` the state after position i is written to scratch row i.
@@ -88,7 +90,7 @@ def _walk_block_positions(
         m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
         u_nx, dt_nx, B_nx = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn,
                                               stride_ul, stride_dtl, stride_bl, m, nm)
-        h, _, _ = _advance(h, A2, u, dt_raw, Bt, bias, m_i, HAS_BIAS, SOFTPLUS)
+        h, _, _ = _advance(h, A2, u, dt_raw, Bt, bias, m_i, HAS_BIAS, SOFTPLUS, FAST)
         if KEEP:
             # .cg: the scratch streams through L2 only, leaving L1 to the inputs that the
             # reverse walk reads again.
@@ -110,6 +112,7 @@ def _selective_scan_bwd_kernel(
     REVERSE: tl.constexpr, ADJOINT_ONLY: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_CARRY_IN: tl.constexpr,
     ACCUMULATE_DZ: tl.constexpr, ACCUMULATE_DU: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
+    FAST_MATH: tl.constexpr,
 ):
     pid = tl.program_id(0)
     n_dblocks = tl.cdiv(dim, BLOCK_D)
@@ -190,9 +193,9 @@ def _selective_scan_bwd_kernel(
                     C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
                     dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol,
                                                       stride_zl, m, HAS_Z)
-                    dt, _ = _dt_of(dt_raw, bias, m_i, HAS_BIAS, SOFTPLUS)
-                    g, _, _ = _gate_grad(dout_i, z_i, HAS_Z)
-                    c = tl.exp2(dt[:, None] * A2) * (c + Ct.to(tl.float32)[None, :] * g[:, None])
+                    dt, _ = _dt_of(dt_raw, bias, m_i, HAS_BIAS, SOFTPLUS, FAST_MATH)
+                    g, _, _ = _gate_grad(dout_i, z_i, HAS_Z, FAST_MATH)
+                    c = exp2(dt[:, None] * A2, FAST_MATH) * (c + Ct.to(tl.float32)[None, :] * g[:, None])
                     dt_total += dt
             else:
                 ck_off = ((b * n_ckpts + t0 // CKPT_EVERY) * d_state + n[None, :]) * dim + d[:, None]
@@ -205,7 +208,7 @@ def _selective_scan_bwd_kernel(
                             h, s * SUB, SUB, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col,
                             stride_ud, stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, scratch,
                             scratch_off, CKPT_EVERY, REVERSE, False, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N,
-                            HAS_BIAS, SOFTPLUS,
+                            HAS_BIAS, SOFTPLUS, FAST_MATH,
                         )
                     tl.store(entering + (N_SUB - 1) * TILE + scratch_off, h, cache_modifier=".cg")
                     tl.debug_barrier()
@@ -219,7 +222,7 @@ def _selective_scan_bwd_kernel(
                         h, k0, SUB, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col,
                         stride_ud, stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, scratch,
                         scratch_off, CKPT_EVERY, REVERSE, True, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS,
-                        SOFTPLUS,
+                        SOFTPLUS, FAST_MATH,
                     )
                     # Every thread reads back what it wrote; the barrier also covers layouts that
                     # would hand a state to another thread of a multi-warp program.
@@ -253,10 +256,10 @@ def _selective_scan_bwd_kernel(
                         at_u = d * stride_ud + r * stride_ul  # u, du, d delta and dz share u's strides
                         u = u.to(tl.float32)
                         Bt = Bt.to(tl.float32)
-                        dt, raw = _dt_of(dt_raw, bias, m, HAS_BIAS, SOFTPLUS)
-                        g, dout, zt = _gate_grad(dout, zt, HAS_Z)
+                        dt, raw = _dt_of(dt_raw, bias, m, HAS_BIAS, SOFTPLUS, FAST_MATH)
+                        g, dout, zt = _gate_grad(dout, zt, HAS_Z, FAST_MATH)
                         dh = c + Ct[None, :] * g[:, None]
-                        c = tl.exp2(dt[:, None] * A2) * dh
+                        c = exp2(dt[:, None] * A2, FAST_MATH) * dh
                         dtu = dt * u
                         dh_prev = dh * (h_t - dtu[:, None] * Bt[None, :])  # dh_t a_t h_{t-1}
                         dA_acc += dh_prev * dt[:, None]
@@ -277,13 +280,13 @@ def _selective_scan_bwd_kernel(
                             y = tl.sum(h_t * Ct[None, :], axis=1)
                             if HAS_D:
                                 y += Dv * u
-                            sig_z = tl.sigmoid(zt)
+                            sig_z = sigmoid(zt, FAST_MATH)
                             dz = dout * y * sig_z * (1.0 + zt * (1.0 - sig_z))
                             if ACCUMULATE_DZ:
                                 dz += tl.load(dz_row + at_u, mask=m, other=0.0).to(tl.float32)
                             tl.store(dz_row + at_u, dz.to(dz_ptr.dtype.element_ty), mask=m)
                         if SOFTPLUS:
-                            ddt = ddt * tl.sigmoid(raw)
+                            ddt = ddt * sigmoid(raw, FAST_MATH)
                         ddt = tl.where(m, ddt, 0.0)
                         dbias_acc += ddt
                         if ACCUMULATE_DU:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .fast_math import sigmoid
 from .scan_steps import _block_coords, _in_block, _walk_step
 
 
@@ -48,6 +49,7 @@ def _selective_scan_fwd_kernel(
     REVERSE: tl.constexpr, STATE_ONLY: tl.constexpr, HAS_Z: tl.constexpr, HAS_D: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H_IN: tl.constexpr, SAVE_CKPT: tl.constexpr,
     ADD_TO_Y: tl.constexpr, STAGES: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
+    FAST_MATH: tl.constexpr,
 ):
     seg, b, n_seg = tl.program_id(1), tl.program_id(2).to(tl.int64), tl.num_programs(1)
     d, n, d_mask, n_mask, dn_mask, g = _block_coords(tl.program_id(0), dim, d_state, dim_per_group, BLOCK_D,
@@ -106,7 +108,7 @@ def _selective_scan_fwd_kernel(
                 h, u, dt, m, nm = _walk_step(
                     h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ud,
                     stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N,
-                    HAS_BIAS, SOFTPLUS,
+                    HAS_BIAS, SOFTPLUS, FAST_MATH,
                 )
                 if STATE_ONLY:
                     dt_total += dt
@@ -120,7 +122,7 @@ def _selective_scan_fwd_kernel(
                         y += tl.load(y_row + d * stride_yd + r * stride_yl, mask=m, other=0.0).to(tl.float32)
                     if HAS_Z:
                         zt = tl.load(z_row + d * stride_zd + r * stride_zl, mask=m, other=0.0).to(tl.float32)
-                        y *= zt * tl.sigmoid(zt)
+                        y *= zt * sigmoid(zt, FAST_MATH)
                     tl.store(y_row + d * stride_yd + r * stride_yl, y.to(y_ptr.dtype.element_ty), mask=m)
         t0 += block_step
         u_row += block_step * stride_ul

@@ -12,12 +12,15 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .fast_math import exp2
+
 
 @triton.jit
 def _chain_segments_kernel(
     local_ptr, dtsum_ptr, A_ptr, init_ptr, entering_ptr, final_ptr,
     dim, d_state, n_seg,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, REVERSE: tl.constexpr, HAS_INIT: tl.constexpr,
+    FAST_MATH: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
     b = tl.program_id(1)
@@ -41,5 +44,5 @@ def _chain_segments_kernel(
         tl.store(entering_ptr + off, state, mask=dn_mask)
         dtsum = tl.load(dtsum_ptr + (b * dim + d) * n_seg + s, mask=d_mask, other=0.0)
         local = tl.load(local_ptr + off, mask=dn_mask, other=0.0)
-        state = tl.exp2(dtsum[:, None] * A2) * state + local
+        state = exp2(dtsum[:, None] * A2, FAST_MATH) * state + local
     tl.store(final_ptr + state_off, state, mask=dn_mask)

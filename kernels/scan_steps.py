@@ -17,11 +17,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-
-@triton.jit
-def _softplus(x):
-    # log(1 + exp(x)) without overflow; matches torch.nn.functional.softplus (threshold 20).
-    return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.minimum(x, 20.0))))
+from .fast_math import exp2, softplus
 
 
 @triton.jit
@@ -62,7 +58,7 @@ def _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D: tl.constexpr, BLOCK_N: 
 
 
 @triton.jit
-def _dt_of(raw, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+def _dt_of(raw, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, FAST: tl.constexpr):
     """(dt, its pre-softplus value) in fp32 from delta as loaded; dt is 0 where masked.
 
     A masked position is the identity map (exp(0 A) = 1, 0 B u = 0) whatever the bias says.
@@ -72,7 +68,7 @@ def _dt_of(raw, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
         raw += bias
     dt = raw
     if SOFTPLUS:
-        dt = _softplus(raw)
+        dt = softplus(raw, FAST)
     return tl.where(m, dt, 0.0), raw
 
 
@@ -91,18 +87,20 @@ def _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stri
 
 
 @triton.jit
-def _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+def _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+             FAST: tl.constexpr):
     """h = exp(dt A) h + dt u B from loaded inputs (``A2`` is A times log2(e)); returns (h, u, dt) fp32."""
     u = u.to(tl.float32)
-    dt, _ = _dt_of(dt_raw, bias, m, HAS_BIAS, SOFTPLUS)
-    h = tl.exp2(dt[:, None] * A2) * h + (dt * u)[:, None] * Bt.to(tl.float32)[None, :]
+    dt, _ = _dt_of(dt_raw, bias, m, HAS_BIAS, SOFTPLUS, FAST)
+    h = exp2(dt[:, None] * A2, FAST) * h + (dt * u)[:, None] * Bt.to(tl.float32)[None, :]
     return h, u, dt
 
 
 @triton.jit
 def _walk_step(h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ud, stride_dtd,
                stride_bn, stride_ul, stride_dtl, stride_bl, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-               EVEN_D: tl.constexpr, EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+               EVEN_D: tl.constexpr, EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+               FAST: tl.constexpr):
     """Advance the state over position ``t``: load its inputs, then _advance.
 
     ``t`` (absolute) decides the masks; the inputs are read at offset ``r`` from the row pointers,
@@ -112,7 +110,7 @@ def _walk_step(h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_
     m, nm = _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
     u, dt_raw, Bt = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn,
                                       stride_ul, stride_dtl, stride_bl, m, nm)
-    h, u, dt = _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS, SOFTPLUS)
+    h, u, dt = _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS, SOFTPLUS, FAST)
     return h, u, dt, m, nm
 
 

@@ -29,7 +29,7 @@ MAX_D_STATE = 256
 #: default). Stated explicitly because Triton announces that its default turns to unfused in 3.10,
 #: which would add instructions and roundings to every step of the recurrences.
 FP_FUSION = True
-#: Overrides for plan_launch's choices (keys: fwd_block_d, fwd_warps, fwd_unroll, fwd_stages, block_t,
+#: Overrides for plan_launch's choices and fast_math (keys: fast_math, fwd_block_d, fwd_warps, fwd_unroll, fwd_stages, block_t,
 #: bwd_block_d, bwd_block_t, bwd_warps, bwd_maxnreg, min_programs_per_sm, programs_per_sm,
 #: bwd_programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
@@ -51,6 +51,17 @@ def _tuning_from_environment() -> dict[str, int | str]:
 
 
 TUNING.update(_tuning_from_environment())
+
+
+def fast_math(device: torch.device) -> bool:
+    """Whether the kernels use one-instruction PTX transcendentals (see fast_math.py).
+
+    On NVIDIA GPUs, yes; under Triton's interpreter (CPU tensors), which cannot run inline PTX, and
+    on other GPUs, Triton's portable functions. TUNING["fast_math"] = 0 turns it off for comparison.
+    """
+    if "fast_math" in TUNING:
+        return bool(TUNING["fast_math"])
+    return device.type == "cuda" and torch.version.hip is None
 
 
 @dataclass(frozen=True)
@@ -204,7 +215,7 @@ def _chain(local, dtsum, A, init, plan: LaunchPlan, reverse: bool):
         local, dtsum, A, init if init is not None else local, entering, final,
         dim, d_state, n_seg,
         BLOCK_D=block_d, BLOCK_N=plan.block_n, REVERSE=reverse, HAS_INIT=init is not None,
-        enable_fp_fusion=FP_FUSION,
+        FAST_MATH=fast_math(local.device), enable_fp_fusion=FP_FUSION,
     )
     return entering, final
 
@@ -255,7 +266,8 @@ def _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in,
         REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
         HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
         SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, STAGES=plan.stages, EVEN_D=dim % plan.block_d == 0,
-        EVEN_N=A_t.shape[0] == plan.block_n, num_warps=plan.num_warps, enable_fp_fusion=FP_FUSION,
+        EVEN_N=A_t.shape[0] == plan.block_n, FAST_MATH=fast_math(u.device), num_warps=plan.num_warps,
+        enable_fp_fusion=FP_FUSION,
     )
 
 
@@ -315,7 +327,8 @@ def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, 
         HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
         HAS_CARRY_IN=carry_in is not None,
         ACCUMULATE_DZ=accumulate_dz, ACCUMULATE_DU=accumulate_du, EVEN_D=dim % plan.block_d == 0,
-        EVEN_N=d_state == plan.block_n, num_warps=plan.num_warps, enable_fp_fusion=FP_FUSION,
+        EVEN_N=d_state == plan.block_n, FAST_MATH=fast_math(u.device), num_warps=plan.num_warps,
+        enable_fp_fusion=FP_FUSION,
         **({"maxnreg": TUNING["bwd_maxnreg"]} if "bwd_maxnreg" in TUNING else {}),
     )
 
