@@ -29,9 +29,9 @@ MAX_D_STATE = 256
 #: default). Stated explicitly because Triton announces that its default turns to unfused in 3.10,
 #: which would add instructions and roundings to every step of the recurrences.
 FP_FUSION = True
-#: Overrides for plan_launch's choices and fast_math (keys: fast_math, fwd_block_d, fwd_warps, fwd_unroll, fwd_stages, block_t,
-#: bwd_block_d, bwd_block_t, bwd_warps, bwd_maxnreg, min_programs_per_sm, programs_per_sm,
-#: bwd_programs_per_sm), set by
+#: Overrides for plan_launch's choices and for fast_math (keys: fast_math, fwd_block_d, fwd_warps,
+#: fwd_unroll, fwd_stages, block_t, bwd_block_d, bwd_block_t, bwd_warps, bwd_maxnreg,
+#: min_programs_per_sm, programs_per_sm, bwd_programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
 TUNING: dict[str, int | str] = {}
