@@ -273,6 +273,9 @@ def add_common_arguments(ap) -> None:
     ap.add_argument("--json", default=None, help="write the results here (rewritten after each measurement)")
     ap.add_argument("--peer-sdist", default=None,
                     help="mamba-ssm 2.3.2.post1 sdist (.carry/...); without it the peer is skipped")
+    ap.add_argument("--peer-conv-sdist", default=None,
+                    help="causal-conv1d 1.5.2 sdist: the peer then takes mamba_ssm's fused path, as "
+                         "Caduceus does; without it, the non-fused path")
     ap.add_argument("--peer-build-dir", default="/tmp/peer_build",
                     help="where the peer's CUDA scan is compiled (reused when already built)")
     ap.add_argument("--peer-norm", choices=("auto", "torch", "triton"), default="auto")
@@ -299,13 +302,16 @@ def load_peer_lib(args, device: torch.device) -> tuple[object, str, dict]:
         return None, "torch", info
     from caduceus_peer import load_mamba, resolve_norm
 
-    lib = load_mamba(args.peer_sdist, args.peer_build_dir, device, args.wheels)
+    lib = load_mamba(args.peer_sdist, args.peer_build_dir, device, args.wheels, args.peer_conv_sdist)
     if lib is None:
         info["peer_note"] = "mamba_ssm could not be built or imported (see stderr)"
         return None, "torch", info
     norm, note = resolve_norm(args.peer_norm, lib, device)
     info.update(peer=True, peer_scan=lib.scan, peer_fused_path=lib.fused_path, peer_norm=norm,
                 peer_norm_note=note, peer_causal_conv1d=lib.fused_path,
-                peer_path_note=("mamba_ssm Mamba without causal_conv1d: nn.Conv1d + SiLU, x_proj/dt_proj "
+                peer_path_note=("mamba_ssm Mamba with causal_conv1d: the fused mamba_inner_fn (conv, "
+                                "projections and CUDA scan in one autograd function), as Caduceus trains"
+                                if lib.fused_path else
+                                "mamba_ssm Mamba without causal_conv1d: nn.Conv1d + SiLU, x_proj/dt_proj "
                                 "matmuls, selective_scan_fn (CUDA); not the fused mamba_inner_fn"))
     return lib, norm, info

@@ -14,9 +14,12 @@ from the same parts so that it runs mamba_ssm's own layer and CUDA scan:
   re-flipped second half with the same weights; the LM head adds the RC half's logits with the
   vocabulary complemented, so the logits are RC-equivariant.
 
-mamba_ssm's ``Mamba`` takes its fused path only with the ``causal_conv1d`` package, which is not
-installed, so it runs its other path: ``nn.Conv1d`` + SiLU, ``x_proj``/``dt_proj`` as matmuls and
-``selective_scan_fn`` (mamba_ssm's CUDA scan). The benchmarks record this as ``fused_path: false``.
+mamba_ssm's ``Mamba`` takes its fused path (``mamba_inner_fn``: conv, projections, scan and
+``out_proj`` in one autograd function that recomputes rather than saves, what Caduceus trains
+with) only when the ``causal_conv1d`` package imports. ``--peer-conv-sdist`` compiles it from its
+sdist (mamba_ssm_peer.load_causal_conv1d); without it the peer runs the other path: ``nn.Conv1d``
++ SiLU, ``x_proj``/``dt_proj`` as matmuls and ``selective_scan_fn`` (mamba_ssm's CUDA scan). The
+benchmarks record which as ``fused_path``.
 
 Norm: ``--peer-norm triton`` uses mamba_ssm's Triton ``rms_norm_fn`` with the residual add fused
 (Caduceus' training config: ``rms_norm: true, fused_add_norm: true``); ``torch`` a plain fp32
@@ -302,6 +305,8 @@ def rc_equivariance_error(model: CaduceusPeer, length: int, batch: int = 2, seed
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peer-sdist", default=str(REPO_ROOT / ".carry/mamba_ssm-2.3.2.post1.tar.gz"))
+    ap.add_argument("--peer-conv-sdist", default=None,
+                    help="causal-conv1d 1.5.2 sdist: Mamba's fused path (mamba_ssm_peer.load_causal_conv1d)")
     ap.add_argument("--peer-build-dir", default="/tmp/peer_build")
     ap.add_argument("--peer-norm", choices=("auto", "torch", "triton"), default="auto")
     ap.add_argument("--peer-tie-lm-head", action="store_true")
@@ -315,7 +320,7 @@ def main() -> None:
     from genomamba.model import build_model, preset
 
     device = torch.device(args.device)
-    lib = load_mamba(args.peer_sdist, args.peer_build_dir, device, args.wheels)
+    lib = load_mamba(args.peer_sdist, args.peer_build_dir, device, args.wheels, args.peer_conv_sdist)
     if lib is None:
         sys.exit(1)
     norm, norm_note = resolve_norm(args.peer_norm, lib, device)

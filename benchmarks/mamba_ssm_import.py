@@ -128,19 +128,26 @@ def import_mamba(src_root: str | Path, scan_module) -> MambaLib:
     )
 
 
-def load_mamba(sdist, build_dir, device: torch.device, wheels: str | Path | None = REPO_ROOT / ".whl"):
-    """mamba_ssm's Mamba for ``device`` (compiling the CUDA scan there), or None with the reason on stderr."""
+def load_mamba(sdist, build_dir, device: torch.device, wheels: str | Path | None = REPO_ROOT / ".whl",
+               conv_sdist=None):
+    """mamba_ssm's Mamba for ``device`` (compiling the CUDA scan there), or None with the reason on stderr.
+
+    With ``conv_sdist`` (causal-conv1d's sdist) on CUDA, causal_conv1d is compiled too, and Mamba
+    takes its fused path (mamba_ssm_peer.load_causal_conv1d); ``MambaLib.fused_path`` says which.
+    """
     if not sdist or not Path(sdist).exists():
         print(f"peer: mamba_ssm sdist not found ({sdist}); running without the peer", file=sys.stderr)
         return None
     _add_wheels(wheels)
     root = source_root(sdist, build_dir)
     if device.type == "cuda":
-        from mamba_ssm_peer import load_peer
+        from mamba_ssm_peer import load_causal_conv1d, load_peer
 
         scan = load_peer(sdist, build_dir)
         if scan is None:
             return None
+        if conv_sdist:
+            load_causal_conv1d(conv_sdist, build_dir)
     else:
         scan = cpu_scan_module()
     try:
