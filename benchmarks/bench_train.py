@@ -12,12 +12,15 @@ over the timed steps (weights, gradients, optimiser state and activations).
 Rows (``--rows LENGTHxBATCH``): 131072x1, 131072x2, 1024x128, 1048576x1. Models (``--variants``,
 bench_util.VARIANTS): ``ours`` = genomamba base-131k as the preset defines it (one strand,
 rc_strategy "ph"; gradient checkpointing on), ``ours-nockpt`` (checkpointing off), ``ours-ps``
-(rc_strategy "ps": two strands, the peer's amount of work; checkpointing on), ``peer`` / ``peer-ckpt``
-= the Caduceus-PS peer (caduceus_peer.py: mamba_ssm 2.3.2.post1's Mamba, non-fused path since
-causal_conv1d is missing) without / with per-block checkpointing. An out-of-memory step is
-reported as "OOM". Per row: ours / peer = best ``ours*`` one-strand tokens/s over best peer tokens/s,
-and ours-ps / peer, the like-for-like ratio (both RC-equivariant two-strand models). The
-training issue's peer numbers (H100) are printed beside them.
+(rc_strategy "ps": two strands; checkpointing on), ``peer`` / ``peer-ckpt`` = the Caduceus-PS peer
+(caduceus_peer.py: mamba_ssm 2.3.2.post1's Mamba, both strands) without / with per-block
+checkpointing, ``peer-ph`` / ``peer-ph-ckpt`` = the same BiMamba on one strand, as Caduceus-Ph
+trains. The peer takes mamba_ssm's fused path (mamba_inner_fn, how Caduceus trains) when
+``--peer-conv-sdist`` gives causal-conv1d's sdist, its non-fused path otherwise; the JSON says
+which. An out-of-memory step is reported as "OOM". Per row, each side's faster checkpointing
+setting, compared like for like: one strand (ours / peer-ph) and two strands (ours-ps / peer).
+The training issue's peer numbers (H100) are printed beside them: 7,729,408 parameters and
+19.8 GB at 131,072 x 1 fit the one-strand peer on the fused path (measured: docs/benchmarks.md).
 
 Usage on the GPU machine (after ``caduceus_peer.py`` has compiled the peer's scan into
 /tmp/peer_build; estimated 4-5 minutes for all rows from docs/model.md's step times, not yet run,
@@ -130,24 +133,27 @@ def _best(records: list[dict], names: tuple[str, ...]) -> dict | None:
 
 
 def summarise(records: list[dict], rows: list[tuple[int, int]]) -> list[dict]:
-    """Per row: best one-strand ours, best two-strand ours, best peer, and their ratios."""
+    """Per row: the best of each model over its checkpointing settings, and the like-for-like ratios."""
     out = []
     for length, batch in rows:
         here = [r for r in records if r["length"] == length and r["batch"] == batch]
         ours = _best(here, ("ours", "ours-nockpt"))
         ours_ps = _best(here, ("ours-ps", "ours-ps-nockpt"))
-        peer = _best(here, ("peer", "peer-ckpt"))
-        peer_tried = [r for r in here if VARIANTS[r["variant"]]["kind"] == "peer"]
-        peer_state = "ok" if peer else ("OOM" if peer_tried and all(r["status"] == "oom" for r in peer_tried)
-                                        else "n/a")
-        row = {"length": length, "batch": batch, "peer_status": peer_state}
-        for key, rec in (("ours", ours), ("ours_ps", ours_ps), ("peer", peer)):
+        row = {"length": length, "batch": batch}
+        bests = {"ours": ours, "ours_ps": ours_ps}
+        for key, names in (("peer_ph", ("peer-ph", "peer-ph-ckpt")), ("peer", ("peer", "peer-ckpt"))):
+            bests[key] = _best(here, names)
+            tried = [r for r in here if r["variant"] in names]
+            row[f"{key}_status"] = "ok" if bests[key] else (
+                "OOM" if tried and all(r["status"] == "oom" for r in tried) else "n/a")
+        for key, rec in bests.items():
             row[f"{key}_tokens_per_s"] = rec and rec["tokens_per_s"]
             row[f"{key}_peak_gib"] = rec and rec["peak_gib"]
             row[f"{key}_variant"] = rec and rec["variant"]
-        if peer:
-            row["ratio_ours_vs_peer"] = ours and ours["tokens_per_s"] / peer["tokens_per_s"]
-            row["ratio_ours_ps_vs_peer"] = ours_ps and ours_ps["tokens_per_s"] / peer["tokens_per_s"]
+        if ours and bests["peer_ph"]:
+            row["ratio_ours_vs_peer_ph"] = ours["tokens_per_s"] / bests["peer_ph"]["tokens_per_s"]
+        if ours_ps and bests["peer"]:
+            row["ratio_ours_ps_vs_peer"] = ours_ps["tokens_per_s"] / bests["peer"]["tokens_per_s"]
         issue = ISSUE_PEER.get((length, batch))
         if issue:
             row["issue_peer_tokens_per_s"], row["issue_peer_peak_gb"] = issue
@@ -165,9 +171,9 @@ def print_tables(records: list[dict], summary: list[dict]) -> None:
               f"{fmt(r.get('median_s'))} | {fmt(r.get('peak_gib'))} | {status} |")
     print()
     # each cell: the faster of the model's two checkpointing settings, named
-    print("| length x batch | ours tok/s (peak GiB) | ours-ps tok/s (peak GiB) | peer tok/s (peak GiB) "
-          "| ours / peer | ours-ps / peer | issue's peer (H100) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| length x batch | ours tok/s (peak GiB) | peer-ph tok/s (peak GiB) | ours / peer-ph "
+          "| ours-ps tok/s (peak GiB) | peer (PS) tok/s (peak GiB) | ours-ps / peer | issue's peer (H100) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     def cell(s, key):
         tps, peak, variant = s.get(f"{key}_tokens_per_s"), s.get(f"{key}_peak_gib"), s.get(f"{key}_variant")
         if tps is None:
@@ -176,13 +182,14 @@ def print_tables(records: list[dict], summary: list[dict]) -> None:
 
     for s in summary:
         peer = cell(s, "peer") or s["peer_status"]
+        peer_ph = cell(s, "peer_ph") or s["peer_ph_status"]
         issue = s.get("issue_peer_tokens_per_s")
         issue_txt = "" if issue is None else (issue if isinstance(issue, str) else f"{issue:,.0f}")
         if s.get("issue_peer_peak_gb"):
             issue_txt += f" ({s['issue_peer_peak_gb']} GB)"
-        print(f"| {s['length']:,} x {s['batch']} | {cell(s, 'ours')} | {cell(s, 'ours_ps')} | {peer} | "
-              f"{fmt(s.get('ratio_ours_vs_peer'), '.2f')} | {fmt(s.get('ratio_ours_ps_vs_peer'), '.2f')} | "
-              f"{issue_txt} |")
+        print(f"| {s['length']:,} x {s['batch']} | {cell(s, 'ours')} | {peer_ph} | "
+              f"{fmt(s.get('ratio_ours_vs_peer_ph'), '.2f')} | {cell(s, 'ours_ps')} | {peer} | "
+              f"{fmt(s.get('ratio_ours_ps_vs_peer'), '.2f')} | {issue_txt} |")
 
 
 def main() -> None:
@@ -190,7 +197,8 @@ def main() -> None:
     ap.add_argument("--preset", default="base-131k")
     ap.add_argument("--rows", nargs="+", default=DEFAULT_ROWS, help="LENGTHxBATCH, e.g. 131072x1")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                    default=["ours", "ours-nockpt", "ours-ps", "peer", "peer-ckpt"])
+                    default=["ours", "ours-nockpt", "peer-ph", "peer-ph-ckpt", "ours-ps", "peer",
+                             "peer-ckpt"])
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--lr", type=float, default=8e-3, help="AdamW learning rate (Caduceus' pretraining)")

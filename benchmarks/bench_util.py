@@ -211,8 +211,10 @@ VARIANTS: dict[str, dict] = {
     "ours-nockpt": {"kind": "ours", "rc": None, "ckpt": False},
     "ours-ps": {"kind": "ours", "rc": "ps", "ckpt": None},
     "ours-ps-nockpt": {"kind": "ours", "rc": "ps", "ckpt": False},
-    "peer": {"kind": "peer", "ckpt": False},
-    "peer-ckpt": {"kind": "peer", "ckpt": True},
+    "peer": {"kind": "peer", "ckpt": False, "strands": 2},
+    "peer-ckpt": {"kind": "peer", "ckpt": True, "strands": 2},
+    "peer-ph": {"kind": "peer", "ckpt": False, "strands": 1},
+    "peer-ph-ckpt": {"kind": "peer", "ckpt": True, "strands": 1},
 }
 
 
@@ -248,13 +250,15 @@ def build_variant(name: str, preset_name: str, device: torch.device, peer_lib=No
         from caduceus_peer import build_peer, peer_config_from
 
         cfg = peer_config_from(preset(preset_name), norm=peer_norm, tie_lm_head=peer_tie_lm_head,
-                               gradient_checkpointing=spec["ckpt"])
+                               gradient_checkpointing=spec["ckpt"], strands=spec["strands"])
         model = build_peer(cfg, peer_lib, device).train()
 
         def loss_fn(inputs, labels):
             return model.loss(model(inputs), labels)
 
-        meta = {"model": f"Caduceus-PS peer ({preset_name} sizes)", "rc_strategy": "ps (Caduceus RCPS)",
+        kind = "Caduceus-PS" if cfg.strands == 2 else "Caduceus-Ph (one strand)"
+        meta = {"model": f"{kind} peer ({preset_name} sizes)",
+                "rc_strategy": "ps (Caduceus RCPS)" if cfg.strands == 2 else "ph (one strand)",
                 "gradient_checkpointing": cfg.gradient_checkpointing, "peer_norm": cfg.norm,
                 "peer_scan": peer_lib.scan, "peer_fused_path": peer_lib.fused_path}
     meta["parameters"] = sum(p.numel() for p in model.parameters())

@@ -99,6 +99,9 @@ class PeerConfig:
     tie_lm_head: bool = False  # see the module docstring: False reproduces the issue's count
     gradient_checkpointing: bool = False  # Caduceus has none; the benchmarks add it for fairness
     norm: str = "torch"  # "torch" | "triton"
+    #: 2 = Caduceus-PS (both strands through shared weights); 1 = the BiMamba on one strand, as
+    #: Caduceus-Ph trains (RC augmentation in the data, strands conjoined only at inference)
+    strands: int = 2
 
     @property
     def padded_vocab(self) -> int:
@@ -177,10 +180,14 @@ class PeerBlock(nn.Module):
     def __init__(self, Mamba: type, cfg: PeerConfig, rms_norm_fn=None):
         super().__init__()
         self.d = cfg.d_model
+        self.two_strands = cfg.strands == 2
         self.norm = AddRMSNorm(cfg.d_model, cfg.norm_eps, cfg.norm, rms_norm_fn)
         self.mixer = BiMamba(Mamba, cfg)
 
     def forward(self, hidden: torch.Tensor, residual: torch.Tensor | None):
+        if not self.two_strands:
+            normed, residual = self.norm(hidden, residual)
+            return self.mixer(normed), residual
         normed, residual = _per_strand(self.norm, self.d, hidden, residual)
         (out,) = _per_strand(self.mixer, self.d, normed)
         return out, residual
@@ -227,7 +234,9 @@ class CaduceusPeer(nn.Module):
                 p /= math.sqrt(self.cfg.n_layer)
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(batch, L) -> (batch, L, 2d): [emb(x), RC-stored emb(RC(x))]."""
+        """(batch, L) -> (batch, L, 2d): [emb(x), RC-stored emb(RC(x))]; (batch, L, d) on one strand."""
+        if self.cfg.strands == 1:
+            return self.embedding(input_ids)
         rc_ids = self.complement[torch.flip(input_ids, dims=[-1])]
         return torch.cat([self.embedding(input_ids), _rc(self.embedding(rc_ids))], dim=-1)
 
@@ -239,9 +248,11 @@ class CaduceusPeer(nn.Module):
                 hidden, residual = checkpoint(layer, hidden, residual, use_reentrant=False)
             else:
                 hidden, residual = layer(hidden, residual)
+        w = self.lm_head.weight
+        if self.cfg.strands == 1:
+            return F.linear(self.norm_f(hidden, residual)[0], w).float()
         h, _ = _per_strand(self.norm_f, self.cfg.d_model, hidden, residual)
         d = self.cfg.d_model
-        w = self.lm_head.weight
         # the RC half predicts, at each position, the complement of the base there
         logits = F.linear(h[..., :d], w) + F.linear(torch.flip(h[..., d:], dims=[-1]), w[self.complement])
         return logits.float()

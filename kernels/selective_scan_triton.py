@@ -144,13 +144,13 @@ def plan_launch(
         # Measured on an H100 (docs/benchmarks.md): 64 channels per one-warp program when the grid
         # is full without segments, loads of 4 positions issued together and prefetched one loop
         # iteration ahead (4096 x 256: 5.04 ms; 5.64 without the prefetch, 8.9 with 128 channels);
-        # 128 channels prefetched two iterations ahead when segmenting (2^20 x 1: 11.5 ms; 13.6
-        # with 8 positions issued together and no prefetch, the previous default).
+        # 128 channels when segmenting, also prefetched one iteration ahead (with fast_math, 2^20 x 1:
+        # 9.77 ms; 10.20 two iterations ahead; 32768 x 32: 9.89 and 10.54).
         full = batch * triton.cdiv(dim, 64) >= enough
         block_d = TUNING.get("fwd_block_d") or max(1, min(64 if full else 128, 2048 // block_n))
         unroll = TUNING.get("fwd_unroll") or 4
         num_warps = TUNING.get("fwd_warps", 1)
-        stages = TUNING.get("fwd_stages") or (2 if full else 3)
+        stages = TUNING.get("fwd_stages") or 2
     block_d = min(block_d, triton.next_power_of_2(dim_per_group))
     while dim_per_group % block_d:
         block_d //= 2

@@ -39,7 +39,8 @@ def test_bench_train_smoke_reports_tokens_per_second(monkeypatch, tmp_path, caps
     assert peer["status"] == "skipped" and "peer-sdist" in peer["error"]
     (row,) = data["summary"]
     assert (row["length"], row["batch"], row["ours_tokens_per_s"]) == (32, 2, ours["tokens_per_s"])
-    assert row["peer_status"] == "n/a" and "ratio_ours_vs_peer" not in row
+    assert row["peer_status"] == row["peer_ph_status"] == "n/a"
+    assert "ratio_ours_vs_peer_ph" not in row and "ratio_ours_ps_vs_peer" not in row
     assert "| 32 x 2 | ours |" in capsys.readouterr().out
 
 

@@ -74,6 +74,19 @@ def test_logits_are_rc_equivariant(lib):
     assert (b - a.flip(1)).abs().max() > 1e-3
 
 
+def test_one_strand_peer_is_the_two_strand_peer_without_its_rc_half(lib):
+    """PS logits[i, v] = one-strand logits(x)[i, v] + one-strand logits(RC x)[L-1-i, comp(v)]."""
+    ps = _tiny(lib, n_layer=1).eval()
+    ph = _tiny(lib, n_layer=1, strands=1).eval()
+    ph.load_state_dict(ps.state_dict())
+    assert ph.num_parameters() == ps.num_parameters()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 5, 5, 6, 8, 8, 7, 6]])
+    with torch.no_grad():
+        both = ps(ids)
+        fwd, rc = ph(ids), ph(ps.complement[ids.flip(-1)])
+    torch.testing.assert_close(both, fwd + rc.flip(1)[..., ps.complement], rtol=1e-5, atol=1e-5)
+
+
 @pytest.fixture
 def triton_norm_on_cpu(monkeypatch):
     """mamba_ssm's norm enters torch.cuda.device() and reads the SM count; make both harmless on CPU."""
