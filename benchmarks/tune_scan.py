@@ -6,9 +6,13 @@ Used to pick plan_launch's defaults (GPU only); prints one line per configuratio
     python benchmarks/tune_scan.py --backward --bwd-block-t 16 32 \\
         --bwd-block-d 32 64 --bwd-warps 1 2                              # forward + backward
     python benchmarks/tune_scan.py --stages 1 2 3                         # forward's load prefetch
+    python benchmarks/tune_scan.py --passes --state-block-d 64 128        # each pass of a launch alone
 
 Backward mode times forward + backward (the backward cannot run alone: it needs the forward's
 checkpoints, whose spacing is ``block_t``); subtract the forward's time from the first mode.
+Passes mode times each launch of a segmented scan alone (forward: state-only pass, segment chain,
+output pass; backward: adjoint-only pass, main pass), over forward tiles crossed with the
+state-only pass's own tiles.
 """
 
 from __future__ import annotations
@@ -53,6 +57,63 @@ def backward_configs(args):
             yield config if maxnreg == 0 else {**config, "bwd_maxnreg": maxnreg}
 
 
+def time_passes(t, label):
+    """Print the milliseconds of each launch of one forward and one backward, timed alone."""
+    u, delta, A, B, C, D, bias = sst._prepare_direction(
+        (t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"], t["delta_bias"]))
+    z = sst._dense(t["z"], read_only=True)
+    batch, dim, length = u.shape
+    fwd, bwd = sst._plans(batch, dim, length, A.shape[1], 1, u.device, None)
+    y, _, ckpt = sst._forward(u, delta, A, B, C, D, z, bias, True, None, False, fwd, want_ckpt=True)
+    h_out = sst._segment_states(batch, dim, fwd.segments, A.shape[1], u.device)
+    dtsum = torch.empty(batch, dim, fwd.segments, device=u.device)
+    A_t = A.t().contiguous()
+    common = (u, delta, A_t, B, C, D, z, bias, True)
+    times = {}
+    if fwd.segments > 1:
+        times["state"] = bench(lambda: sst._launch_forward(
+            *common, None, y, h_out, dtsum, ckpt, fwd, False, state_only=True, save_ckpt=False,
+            add_to_y=False, groups=1))
+        times["chain"] = bench(lambda: sst._chain(h_out, dtsum, A, None, fwd, False))
+    h_in = sst._chain(h_out, dtsum, A, None, fwd, False)[0] if fwd.segments > 1 else None
+    times["output"] = bench(lambda: sst._launch_forward(
+        *common, h_in, y, h_out, dtsum, ckpt, fwd, False, state_only=False, save_ckpt=True, add_to_y=False,
+        groups=1))
+    saved = (u, delta, A, B, C, D, z, bias, True, ckpt)
+    grads = sst._grad_buffers(u, delta, A, B, C, D, z, bias)
+    d_out = sst._dense(torch.randn_like(u), read_only=True)
+    carry = sst._segment_states(batch, dim, bwd.segments, A.shape[1], u.device).zero_()
+    bdt = torch.empty(batch, dim, bwd.segments, device=u.device)
+    if bwd.segments > 1:
+        times["adjoint"] = bench(lambda: sst._launch_backward(
+            saved, A_t, d_out, None, carry, bdt, grads, bwd, False, True, False, False, 1))
+    times["bwd_main"] = bench(lambda: sst._launch_backward(
+        saved, A_t, d_out, carry if bwd.segments > 1 else None, torch.empty_like(carry), bdt, grads, bwd,
+        False, False, False, False, 1))
+    regs, spills = compiled_resources(_selective_scan_fwd_kernel)
+    parts = " ".join(f"{k}={v:.3f}" for k, v in times.items())
+    print(f"L={length} {label} fwd_segments={fwd.segments} bwd_segments={bwd.segments}: {parts} ms "
+          f"(last fwd compile: regs={regs} spills={spills})", flush=True)
+
+
+def sweep_passes(args):
+    """time_passes over forward tiles x programs per SM x the state-only pass's own tiles."""
+    names = ("block_d", "unroll", "stages")
+    state_grid = list(itertools.product(args.state_block_d, args.state_unroll, args.state_stages))
+    for length in args.lengths:
+        t = time_major(make_inputs(args.tokens // length, 512, length, 16, torch.bfloat16, seed=1))
+        for config, per_sm, state in itertools.product(list(forward_configs(args)), args.per_sm, state_grid):
+            state_config = {f"state_{k}": v for k, v in zip(names, state, strict=True) if v}
+            sst.TUNING.clear()
+            sst.TUNING.update(config, programs_per_sm=per_sm, **state_config)
+            label = " ".join(f"{k}={v}" for k, v in {**config, "per_sm": per_sm, **state_config}.items())
+            try:
+                time_passes(t, label)
+            except Exception as exc:  # a tile too large for registers or shared memory
+                print(f"L={length} {label}: failed {exc!r:.120}", flush=True)
+    sst.TUNING.clear()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lengths", type=int, nargs="+", default=[4096, 2**20])
@@ -68,7 +129,14 @@ def main():
     ap.add_argument("--bwd-warps", type=int, nargs="+", default=[1])
     ap.add_argument("--bwd-maxnreg", type=int, nargs="+", default=[0], help="register cap (0: none)")
     ap.add_argument("--stages", type=int, nargs="+", default=[0], help="forward prefetch stages (0: default)")
+    ap.add_argument("--passes", action="store_true", help="time each launch of a scan alone")
+    ap.add_argument("--state-block-d", type=int, nargs="+", default=[0], help="state pass tile (0: same)")
+    ap.add_argument("--state-unroll", type=int, nargs="+", default=[0])
+    ap.add_argument("--state-stages", type=int, nargs="+", default=[0])
     args = ap.parse_args()
+    if args.passes:
+        sweep_passes(args)
+        return
     for length in args.lengths:
         t = time_major(make_inputs(args.tokens // length, 512, length, 16, torch.bfloat16, seed=1))
         g = leaves(t)

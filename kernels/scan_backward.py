@@ -39,7 +39,15 @@ import triton
 import triton.language as tl
 
 from .fast_math import exp2, sigmoid
-from .scan_steps import _advance, _block_coords, _dt_of, _in_block, _load_walk_inputs, _step_masks
+from .scan_steps import (
+    _advance,
+    _block_coords,
+    _dt_of,
+    _in_block,
+    _load_walk_inputs,
+    _state_tile_ptrs,
+    _step_masks,
+)
 
 
 @triton.jit
@@ -133,10 +141,10 @@ def _selective_scan_bwd_kernel(
                                                               BLOCK_N)
         A2 = tl.load(AT_ptr + n[None, :] * dim + d[:, None], mask=dn_mask, other=0.0).to(tl.float32)
         A2 = A2 * 1.4426950408889634  # exp(dt A) as one exp2; d dt uses A = A2 ln 2
-        # Segment states are (batch, dim, S, d_state).
-        seg_state_off = ((b * dim + d[:, None]) * n_seg + seg) * d_state + n[None, :]
+        # Segment states are (batch, S, d_state, dim), like the checkpoints (see _state_tile_ptrs).
         if HAS_CARRY_IN:
-            c = tl.load(carry_in_ptr + seg_state_off, mask=dn_mask, other=0.0)
+            c = tl.load(_state_tile_ptrs(carry_in_ptr, b * n_seg + seg, d, n, dim, d_state), mask=dn_mask,
+                        other=0.0)
         else:
             c = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
         if HAS_BIAS:
@@ -198,8 +206,8 @@ def _selective_scan_bwd_kernel(
                     c = exp2(dt[:, None] * A2, FAST_MATH) * (c + Ct.to(tl.float32)[None, :] * g[:, None])
                     dt_total += dt
             else:
-                ck_off = ((b * n_ckpts + t0 // CKPT_EVERY) * d_state + n[None, :]) * dim + d[:, None]
-                h = tl.load(ckpt_ptr + ck_off, mask=dn_mask, other=0.0)
+                h = tl.load(_state_tile_ptrs(ckpt_ptr, b * n_ckpts + t0 // CKPT_EVERY, d, n, dim, d_state),
+                            mask=dn_mask, other=0.0)
                 if N_SUB > 1:
                     # Walk the block once, keeping only the state entering each sub-block.
                     for s in range(0, N_SUB - 1):
@@ -307,7 +315,7 @@ def _selective_scan_bwd_kernel(
             C_col += block_step * stride_cl
             dB_col += block_step * stride_dbl
             dC_col += block_step * stride_dcl
-        tl.store(carry_out_ptr + seg_state_off, c, mask=dn_mask)
+        tl.store(_state_tile_ptrs(carry_out_ptr, b * n_seg + seg, d, n, dim, d_state), c, mask=dn_mask)
         if ADJOINT_ONLY:
             tl.store(dtsum_ptr + (b * dim + d) * n_seg + seg, dt_total, mask=d_mask)
         else:

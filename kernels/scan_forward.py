@@ -34,7 +34,7 @@ import triton
 import triton.language as tl
 
 from .fast_math import sigmoid
-from .scan_steps import _block_coords, _in_block, _walk_step
+from .scan_steps import _block_coords, _in_block, _state_tile_ptrs, _walk_step
 
 
 @triton.jit
@@ -66,10 +66,8 @@ def _selective_scan_fwd_kernel(
     else:
         bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
 
-    # (batch, dim, S, d_state) layout for per-segment states.
-    seg_state_off = ((b * dim + d[:, None]) * n_seg + seg) * d_state + n[None, :]
     if HAS_H_IN:
-        h = tl.load(h_in_ptr + seg_state_off, mask=dn_mask, other=0.0)
+        h = tl.load(_state_tile_ptrs(h_in_ptr, b * n_seg + seg, d, n, dim, d_state), mask=dn_mask, other=0.0)
     else:
         h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
     dt_total = tl.zeros((BLOCK_D,), dtype=tl.float32)
@@ -96,8 +94,8 @@ def _selective_scan_fwd_kernel(
     C_col = C_ptr + b * stride_cb + g * stride_cg + first * stride_cl
     for _block in range(0, n_blocks):
         if SAVE_CKPT:
-            ck_off = ((b * n_blocks_total + t0 // CKPT_EVERY) * d_state + n[None, :]) * dim + d[:, None]
-            tl.store(ckpt_ptr + ck_off, h, mask=dn_mask)
+            tl.store(_state_tile_ptrs(ckpt_ptr, b * n_blocks_total + t0 // CKPT_EVERY, d, n, dim, d_state), h,
+                     mask=dn_mask)
         # Unrolled by UNROLL (independent loads of the next steps can issue early) inside a plain
         # loop, which keeps compile time low; the state update itself is a dependent chain.
         # STAGES > 1 also has Triton prefetch later iterations' loads (see LaunchPlan.stages).
@@ -131,6 +129,6 @@ def _selective_scan_fwd_kernel(
         y_row += block_step * stride_yl
         B_col += block_step * stride_bl
         C_col += block_step * stride_cl
-    tl.store(h_out_ptr + seg_state_off, h, mask=dn_mask)
+    tl.store(_state_tile_ptrs(h_out_ptr, b * n_seg + seg, d, n, dim, d_state), h, mask=dn_mask)
     if STATE_ONLY:
         tl.store(dtsum_ptr + (b * dim + d) * n_seg + seg, dt_total, mask=d_mask)

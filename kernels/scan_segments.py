@@ -1,6 +1,6 @@
 """Chaining per-segment results: the small sequential step between the two parallel passes.
 
-Each segment ``s`` was scanned from a zero state and left ``local[s]`` (batch, dim, S, d_state) and
+Each segment ``s`` was scanned from a zero state and left ``local[s]`` (batch, S, d_state, dim) and
 ``dtsum[s]`` (batch, dim, S), so the map from the state entering it to the state leaving it is
 ``h -> exp(A * dtsum[s]) h + local[s]``. This kernel walks the S segments in order (S is at most a
 few dozen) and writes the state entering every segment plus the state leaving the last one. The
@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 
 from .fast_math import exp2
+from .scan_steps import _state_tile_ptrs
 
 
 @triton.jit
@@ -23,13 +24,14 @@ def _chain_segments_kernel(
     FAST_MATH: tl.constexpr,
 ):
     pid_d = tl.program_id(0)
-    b = tl.program_id(1)
+    b = tl.program_id(1).to(tl.int64)
     d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     n = tl.arange(0, BLOCK_N)
     d_mask = d < dim
     dn_mask = d_mask[:, None] & (n < d_state)[None, :]
     A2 = tl.load(A_ptr + d[:, None] * d_state + n[None, :], mask=dn_mask, other=0.0).to(tl.float32)
     A2 = A2 * 1.4426950408889634
+    # init and final are (batch, dim, d_state), as the caller passes and receives them.
     state_off = (b * dim + d[:, None]) * d_state + n[None, :]
     if HAS_INIT:
         state = tl.load(init_ptr + state_off, mask=dn_mask, other=0.0)
@@ -40,9 +42,9 @@ def _chain_segments_kernel(
             s = n_seg - 1 - i
         else:
             s = i
-        off = ((b * dim + d[:, None]) * n_seg + s) * d_state + n[None, :]
-        tl.store(entering_ptr + off, state, mask=dn_mask)
+        tl.store(_state_tile_ptrs(entering_ptr, b * n_seg + s, d, n, dim, d_state), state, mask=dn_mask)
         dtsum = tl.load(dtsum_ptr + (b * dim + d) * n_seg + s, mask=d_mask, other=0.0)
-        local = tl.load(local_ptr + off, mask=dn_mask, other=0.0)
+        local = tl.load(_state_tile_ptrs(local_ptr, b * n_seg + s, d, n, dim, d_state), mask=dn_mask,
+                        other=0.0)
         state = exp2(dtsum[:, None] * A2, FAST_MATH) * state + local
     tl.store(final_ptr + state_off, state, mask=dn_mask)

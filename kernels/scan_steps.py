@@ -36,6 +36,21 @@ def _block_coords(pid_d, dim, d_state, dim_per_group, BLOCK_D: tl.constexpr, BLO
 
 
 @triton.jit
+def _state_tile_ptrs(base_ptr, row, d, n, dim, d_state):
+    """Pointers to a program's (channels x states) tile in row ``row`` of a (rows, d_state, dim) tensor.
+
+    Every per-program state tensor (per-segment states, checkpoints) is stored channel-fastest like
+    A, so its tile loads and stores in the layout Triton picks for the state tile itself (4 channels
+    x 8 states per lane at 64 channels); a state tensor with states fastest made Triton pick that
+    layout for h and convert between the two through shared memory at every step. The row part is
+    a 64-bit scalar and only the tile part a 32-bit tensor: a 64-bit offset tile holds two registers
+    per state element, and the compiler keeps such tiles live across the walk (a 64-bit tile for the
+    checkpoints cost the forward 91 registers compiled for sm_90: 127 -> 218).
+    """
+    return base_ptr + row * (d_state * dim) + (n[None, :] * dim + d[:, None])
+
+
+@triton.jit
 def _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
                 EVEN_D: tl.constexpr, EVEN_N: tl.constexpr):
     """(channel mask, state mask) of position ``t``; both are all-false past the segment's end.

@@ -13,6 +13,7 @@ scan_backward.py and scan_segments.py; this module only plans launches and wires
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ MAX_D_STATE = 256
 #: which would add instructions and roundings to every step of the recurrences.
 FP_FUSION = True
 #: Overrides for plan_launch's choices and for fast_math (keys: fast_math, fwd_block_d, fwd_warps,
-#: fwd_unroll, fwd_stages, block_t, bwd_block_d, bwd_block_t, bwd_warps, bwd_maxnreg,
-#: min_programs_per_sm, programs_per_sm, bwd_programs_per_sm), set by
+#: fwd_unroll, fwd_stages, state_block_d, state_unroll, state_stages, block_t, bwd_block_d,
+#: bwd_block_t, bwd_warps, bwd_maxnreg, min_programs_per_sm, programs_per_sm, bwd_programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
 TUNING: dict[str, int | str] = {}
@@ -205,9 +206,25 @@ def _plans(batch, dim, length, d_state, groups, device, segments):
     )
 
 
+def _segment_states(batch: int, dim: int, segments: int, d_state: int, device) -> torch.Tensor:
+    """Per-segment states, (batch, S, d_state, dim): channels fastest, as the kernels' state tiles
+    load and store without a layout conversion (scan_steps._state_tile_ptrs)."""
+    return torch.empty(batch, segments, d_state, dim, device=device, dtype=torch.float32)
+
+
+def _as_segment_states(state: torch.Tensor) -> torch.Tensor:
+    """A (batch, dim, d_state) state as the single segment of a (batch, 1, d_state, dim) tensor."""
+    return state.transpose(1, 2).contiguous().unsqueeze(1)
+
+
+def _segment_state(states: torch.Tensor, index: int) -> torch.Tensor:
+    """Segment ``index`` of (batch, S, d_state, dim) states as a (batch, dim, d_state) tensor."""
+    return states[:, index].transpose(1, 2).contiguous()
+
+
 def _chain(local, dtsum, A, init, plan: LaunchPlan, reverse: bool):
     """States entering each segment, and the state leaving the last one (see scan_segments.py)."""
-    batch, dim, n_seg, d_state = local.shape
+    batch, n_seg, d_state, dim = local.shape
     entering = torch.empty_like(local)
     final = torch.empty(batch, dim, d_state, device=local.device, dtype=torch.float32)
     block_d = 16
@@ -230,10 +247,9 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
     batch, dim, length = u.shape
     groups, d_state = B.shape[1], A.shape[1]
     dev = u.device
-    seg_shape = (batch, dim, plan.segments, d_state)
     add_to_y = y is not None
     y = torch.empty_like(u) if y is None else y
-    h_out = torch.empty(seg_shape, device=dev, dtype=torch.float32)
+    h_out = _segment_states(batch, dim, plan.segments, d_state, dev)
     n_chunks = triton.cdiv(length, plan.block_t)
     # (batch, tile, state, channel): both passes read and write a state row across channels.
     ckpt = torch.empty(batch, n_chunks, d_state, dim, device=dev, dtype=torch.float32) if want_ckpt else y
@@ -245,16 +261,37 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
                         plan, reverse, state_only=True, save_ckpt=False, add_to_y=False, groups=groups)
         h_in, _ = _chain(h_out, dtsum, A, initial_state, plan, reverse)
     elif initial_state is not None:
-        h_in = initial_state.reshape(seg_shape)
+        h_in = _as_segment_states(initial_state)
     _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
                     plan, reverse, state_only=False, save_ckpt=want_ckpt, add_to_y=add_to_y, groups=groups)
-    final = h_out[:, :, 0 if reverse else -1]
+    final = _segment_state(h_out, 0 if reverse else -1)
     return y, final, (ckpt if want_ckpt else None)
+
+
+def _state_pass_plan(plan: LaunchPlan, dim_per_group: int) -> LaunchPlan:
+    """The segmented forward's state-only pass: the output pass's tiles, prefetched 3 stages ahead.
+
+    Measured on an H200 (docs/benchmarks.md): 2.91 ms at 2^20 x 1 with 3 stages, 3.30 with the
+    output pass's 2 (the state pass has no C, z or y, so its loop has registers to spare for a
+    deeper prefetch). Both passes must cut the sequence the same way (segments, seg_len); the
+    channel tile may differ, since per-segment states are stored per channel. TUNING's
+    ``state_block_d``, ``state_unroll`` and ``state_stages`` override.
+    """
+    changes = {"stages": TUNING.get("state_stages") or 3}
+    for key in ("block_d", "unroll"):
+        if TUNING.get(f"state_{key}"):
+            changes[key] = TUNING[f"state_{key}"]
+    if dim_per_group % changes.get("block_d", plan.block_d):
+        raise ValueError(f"state_block_d={changes['block_d']} must divide the channels of a group "
+                         f"({dim_per_group})")
+    return dataclasses.replace(plan, **changes)
 
 
 def _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
                     plan, reverse, *, state_only, save_ckpt, add_to_y, groups):
     batch, dim, length = u.shape
+    if state_only:
+        plan = _state_pass_plan(plan, dim // groups)
     zz = z if z is not None else u
     _selective_scan_fwd_kernel[plan.grid(batch, dim)](
         u, delta, A_t, B, C, D if D is not None else A_t, zz,
@@ -282,8 +319,7 @@ def _backward(saved, dout, d_final, grads, plan, reverse, accumulate_dz=False, a
     u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt = saved
     batch, dim, length = u.shape
     d_state, groups = A.shape[1], B.shape[1]
-    seg_shape = (batch, dim, plan.segments, d_state)
-    carry_out = torch.empty(seg_shape, device=u.device, dtype=torch.float32)
+    carry_out = _segment_states(batch, dim, plan.segments, d_state, u.device)
     dtsum = torch.empty(batch, dim, plan.segments, device=u.device, dtype=torch.float32)
     carry_in = None
     A_t = A.t().contiguous()  # the kernel reads A as (d_state, dim): a state's row across channels
@@ -292,10 +328,10 @@ def _backward(saved, dout, d_final, grads, plan, reverse, accumulate_dz=False, a
                          groups)
         carry_in, _ = _chain(carry_out, dtsum, A, d_final, plan, not reverse)
     elif d_final is not None:
-        carry_in = d_final.reshape(seg_shape).contiguous()
+        carry_in = _as_segment_states(d_final)
     _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, reverse, False,
                      accumulate_dz, accumulate_du, groups)
-    return carry_out[:, :, -1 if reverse else 0]
+    return _segment_state(carry_out, -1 if reverse else 0)
 
 
 def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, reverse, adjoint_only,
