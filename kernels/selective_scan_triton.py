@@ -118,9 +118,10 @@ def plan_launch(
 ) -> LaunchPlan:
     """Choose tile sizes and the number of sequence segments for one forward or backward pass.
 
-    Defaults come from benchmarks/tune_scan.py on an H100 (docs/benchmarks.md). Both passes run
-    one warp per program over a (channels x states) tile: 64 or 128 channels forward, 64 backward,
-    whose persistent grid keeps one checkpoint block of states per program in scratch.
+    Defaults come from benchmarks/tune_scan.py on an H100 and an H200 (docs/benchmarks.md). Both
+    passes run one warp per program over a (channels x states) tile: 128 channels forward (fewer
+    when d_state > 16), 64 backward, whose persistent grid keeps one checkpoint block of states per
+    program in scratch.
     ``BLOCK_D`` always divides the channels of one group, so a program reads a single B/C group.
     Segments are added only when batch x channel blocks would leave the GPU under-filled.
     """
@@ -142,16 +143,15 @@ def plan_launch(
             raise ValueError(f"the backward sub-block ({tile_t}) must divide the checkpoint spacing "
                              f"({block_t})")
     else:
-        # Measured on an H100 (docs/benchmarks.md): 64 channels per one-warp program when the grid
-        # is full without segments, loads of 4 positions issued together and prefetched one loop
-        # iteration ahead (4096 x 256: 5.04 ms; 5.64 without the prefetch, 8.9 with 128 channels);
-        # 128 channels when segmenting, also prefetched one iteration ahead (with fast_math, 2^20 x 1:
-        # 9.77 ms; 10.20 two iterations ahead; 32768 x 32: 9.89 and 10.54).
-        full = batch * triton.cdiv(dim, 64) >= enough
-        block_d = TUNING.get("fwd_block_d") or max(1, min(64 if full else 128, 2048 // block_n))
+        # Measured on an H200 (docs/benchmarks.md): 128 channels per one-warp program (Triton then
+        # gives each lane 4 channels x all 16 states, so C . h needs no shuffle and no lane repeats
+        # a channel's softplus and gate), loads of 4 positions issued together and prefetched two
+        # loop iterations ahead: 4096 x 256 forward 3.70 ms, against 6.06 with 64 channels and one
+        # iteration (4.67 before the state tensors were stored channels fastest, commit 2ba1b72).
+        block_d = TUNING.get("fwd_block_d") or max(1, min(128, 2048 // block_n))
         unroll = TUNING.get("fwd_unroll") or 4
         num_warps = TUNING.get("fwd_warps", 1)
-        stages = TUNING.get("fwd_stages") or 2
+        stages = TUNING.get("fwd_stages") or 3
     block_d = min(block_d, triton.next_power_of_2(dim_per_group))
     while dim_per_group % block_d:
         block_d //= 2
@@ -269,22 +269,19 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
 
 
 def _state_pass_plan(plan: LaunchPlan, dim_per_group: int) -> LaunchPlan:
-    """The segmented forward's state-only pass: the output pass's tiles, prefetched 3 stages ahead.
+    """The segmented forward's state-only pass: the output pass's plan, or TUNING's ``state_block_d``,
+    ``state_unroll``, ``state_stages`` (for tune_scan.py).
 
-    Measured on an H200 (docs/benchmarks.md): 2.91 ms at 2^20 x 1 with 3 stages, 3.30 with the
-    output pass's 2 (the state pass has no C, z or y, so its loop has registers to spare for a
-    deeper prefetch). Both passes must cut the sequence the same way (segments, seg_len); the
-    channel tile may differ, since per-segment states are stored per channel. TUNING's
-    ``state_block_d``, ``state_unroll`` and ``state_stages`` override.
+    Both passes must cut the sequence the same way (segments, seg_len); the channel tile may
+    differ, since per-segment states are stored per channel. Measured on an H200 at 2^20 x 1, the
+    state pass takes 2.91 ms prefetching 3 stages ahead (the default of both passes) and 3.30 with 2.
     """
-    changes = {"stages": TUNING.get("state_stages") or 3}
-    for key in ("block_d", "unroll"):
-        if TUNING.get(f"state_{key}"):
-            changes[key] = TUNING[f"state_{key}"]
+    keys = ("block_d", "unroll", "stages")
+    changes = {key: TUNING[f"state_{key}"] for key in keys if TUNING.get(f"state_{key}")}
     if dim_per_group % changes.get("block_d", plan.block_d):
         raise ValueError(f"state_block_d={changes['block_d']} must divide the channels of a group "
                          f"({dim_per_group})")
-    return dataclasses.replace(plan, **changes)
+    return dataclasses.replace(plan, **changes) if changes else plan
 
 
 def _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
