@@ -7,10 +7,10 @@ Two scan directions, each with its own conv, x_proj, dt_proj, A_log and D:
 
 Nothing is flipped: the anti-causal conv reads the taps ahead of each position instead of behind
 (:func:`~genomamba.ops.conv.depthwise_conv_silu`) and the reverse scan runs with ``reverse=True``
-or inside the one-launch :func:`~genomamba.ops.bidirectional_selective_scan`. As in Caduceus,
-in_proj and out_proj are shared by the two directions by default (``tie_projections``); then
-x and z are shared, the two scans are summed and gated once, and the sum goes through out_proj
-once -- exactly ``out_proj((y_fwd + y_rev) * silu(z))``. Untied projections or
+or inside :func:`~genomamba.ops.bidirectional_selective_scan` (both directions summed and gated
+once). As in Caduceus, in_proj and out_proj are shared by the two directions by default
+(``tie_projections``); then x and z are shared, the two scans are summed and gated once, and the
+sum goes through out_proj once -- exactly ``out_proj((y_fwd + y_rev) * silu(z))``. Untied projections or
 ``combine="product"`` (Caduceus' ``ew_multiply``: ``out_fwd * out_rev`` after out_proj) take two
 scan calls.
 
