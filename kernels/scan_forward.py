@@ -3,9 +3,10 @@
 One program owns ``BLOCK_D`` channels of one batch row and one *segment* of the sequence, and walks
 it one position at a time in scan order, carrying the state ``h`` (BLOCK_D x d_state, fp32) in
 registers: ``h = exp(dt A) h + dt B u``, ``y = C . h + D u``, ``y *= silu(z)``. The channels lie
-across lanes and a channel's states within one or two lanes (Triton's layout for 64 channels x 16
-states is 4 channels x 8 states per lane), so a step is one exp2 and a few FMAs per (channel,
-state) plus at most one shuffle for C . h, close to the least work the recurrence allows.
+across lanes and a channel's states within one lane (Triton's layout for the default 128 channels
+x 16 states is 4 channels x all 16 states per lane; with 64 channels it is 4 x 8, two lanes per
+channel), so a step is one exp2 and a few FMAs per (channel, state), C . h needs no shuffle and no
+lane repeats a channel's softplus and gate: close to the least work the recurrence allows.
 
 Why a sequential walk is fast here: every step reads one position of u, delta, z (BLOCK_D values)
 and of B, C (d_state values). When the tensors are stored time-major, (batch, length, dim) — what

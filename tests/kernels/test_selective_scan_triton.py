@@ -90,6 +90,24 @@ def test_forward_unroll_never_exceeds_the_checkpoint_spacing(monkeypatch):
     assert plan.unroll <= plan.block_t and plan.block_t % plan.unroll == 0
 
 
+def test_state_pass_may_use_its_own_tile(monkeypatch):
+    """The segmented forward's state-only pass can run other tiles than the output pass (tune_scan.py
+    sweeps them): per-segment states are stored per channel, so the scan computes the same function."""
+    plan = plan_launch(1, 8, 1000, 16, 8, torch.device("cpu"))
+    assert sst._state_pass_plan(plan, 8) == plan
+    monkeypatch.setitem(sst.TUNING, "state_block_d", 3)
+    with pytest.raises(ValueError, match="state_block_d=3"):
+        sst._state_pass_plan(plan, 8)
+    monkeypatch.setitem(sst.TUNING, "state_block_d", 2)
+    monkeypatch.setitem(sst.TUNING, "state_unroll", 2)
+    state_plan = sst._state_pass_plan(plan, 8)
+    assert (state_plan.block_d, state_plan.unroll) == (2, 2)
+    assert (state_plan.segments, state_plan.seg_len) == (plan.segments, plan.seg_len)
+    case = make_case(length=70, dim=8, has_initial_state=True, return_final_state=True)
+    fn = functools.partial(selective_scan_triton, segments=3)
+    run_case(fn, case, device=DEVICE, floor_scale=_interpreter_floor_scale(case.dtype))
+
+
 def test_read_only_inputs_keep_their_row_stride():
     """z and the output gradient are read with their own strides: a time-major slice of a wider
     projection (channel stride 1, row stride larger than dim) passes without a copy, while u and
