@@ -85,8 +85,8 @@ class LaunchPlan:
     unroll: int = 4
     programs: int = 0
     #: forward only: software pipelining of the per-position loop (Triton's ``num_stages``: loads
-    #: are issued that many loop iterations ahead, through shared memory); 1 = none. The backward
-    #: prefetches one position ahead by hand (scan_backward.py).
+    #: are issued ``stages - 1`` loop iterations ahead, through shared memory); 1 = none. The
+    #: backward prefetches one position ahead by hand (scan_backward.py).
     stages: int = 1
 
     def grid(self, batch: int, dim: int) -> tuple[int, int, int]:
