@@ -41,11 +41,10 @@ def _state_tile_ptrs(base_ptr, row, d, n, dim, d_state):
 
     Every per-program state tensor (per-segment states, checkpoints) is stored channel-fastest like
     A, so its tile loads and stores in the layout Triton picks for the state tile itself (4 channels
-    x 8 states per lane at 64 channels); a state tensor with states fastest made Triton pick that
-    layout for h and convert between the two through shared memory at every step. The row part is
-    a 64-bit scalar and only the tile part a 32-bit tensor: a 64-bit offset tile holds two registers
-    per state element, and the compiler keeps such tiles live across the walk (a 64-bit tile for the
-    checkpoints cost the forward 91 registers compiled for sm_90: 127 -> 218).
+    x 8 states per lane at 64 channels, 4 x 16 at 128); a state tensor with states fastest made
+    Triton pick that layout for h and convert between the two through shared memory at every step
+    (docs/benchmarks.md). The row part is a 64-bit scalar (tensors may pass 2^31 elements) and only
+    the tile part a 32-bit tensor, so the per-element address arithmetic stays 32-bit.
     """
     return base_ptr + row * (d_state * dim) + (n[None, :] * dim + d[:, None])
 
