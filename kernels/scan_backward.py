@@ -75,14 +75,13 @@ def _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol, st
 
 @triton.jit
 def _walk_block_positions(
-    h, k_first, count, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ud, stride_dtd,
-    stride_bn, stride_ul, stride_dtl, stride_bl, scratch, scratch_off, CKPT_EVERY: tl.constexpr,
-    REVERSE: tl.constexpr, KEEP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-    EVEN_D: tl.constexpr, EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    FAST: tl.constexpr,
+    h, count, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ud, stride_dtd,
+    stride_bn, stride_ul, stride_dtl, stride_bl, k_first, CKPT_EVERY: tl.constexpr, REVERSE: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
+    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, FAST: tl.constexpr,
 ):
     """Advance ``h`` over ``count`` positions of the block at ``t0`` (scan order, from its
-    ``k_first``-th position); with ``KEEP`` the state after position i is written to scratch row i.
+    ``k_first``-th position), keeping nothing: the first walk over a block cut into sub-blocks.
 
     Each position's inputs are loaded one step ahead (the last step reloads its own position,
     which is always addressable): measured on an H100, waiting for loads issued at the top of the
@@ -99,18 +98,100 @@ def _walk_block_positions(
         u_nx, dt_nx, B_nx = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn,
                                               stride_ul, stride_dtl, stride_bl, m, nm)
         h, _, _ = _advance(h, A2, u, dt_raw, Bt, bias, m_i, HAS_BIAS, SOFTPLUS, FAST)
-        if KEEP:
-            # .cg: the scratch streams through L2 only, leaving L1 to the inputs that the
-            # reverse walk reads again.
-            tl.store(scratch + i * (BLOCK_N * BLOCK_D) + scratch_off, h, cache_modifier=".cg")
     return h
+
+
+@triton.jit
+def _walk_sub_block_keeping(
+    h, k_first, A2, bias, Dv, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, C_col, dout_row, z_row,
+    dz_row, dC_col, stride_ud, stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, stride_cn, stride_cl,
+    stride_od, stride_ol, stride_zd, stride_zl, stride_dcn, stride_dcl, tiles, tile_off, rows,
+    SUB: tl.constexpr, CKPT_EVERY: tl.constexpr, REVERSE: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr, HAS_Z: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, ACCUMULATE_DZ: tl.constexpr,
+    FAST: tl.constexpr,
+):
+    """Walk the ``SUB`` positions of a sub-block in scan order from its entering state ``h``, doing
+    every part of the backward that needs only the forward's quantities, and keep what the reverse
+    walk needs in the program's scratch.
+
+    Done here, once per position: y (for dz), dz, g = dout silu(z) and dC_t = sum_d g_t h_t (one
+    atomic add per state). Kept, at row i of the sub-block: the tile ``a_t h_{t-1}`` (what d dt and
+    dA need) in ``tiles``, and dt, u, g and softplus'(raw) per channel in ``rows``. The reverse
+    step then needs no exponential but its own exp(dt A), no sums over channels but dB's, and no
+    load that it cannot issue a step ahead (docs/benchmarks.md: moving this work out of the reverse
+    step freed the registers that prefetching its scratch tile needs).
+    """
+    r = _in_block(k_first, CKPT_EVERY, REVERSE)
+    m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
+    u_nx, dt_nx, B_nx = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn,
+                                          stride_ul, stride_dtl, stride_bl, m, nm)
+    C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
+    dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol, stride_zl, m,
+                                      HAS_Z)
+    for i in range(0, SUB):
+        u, dt_raw, Bt, Ct, dout, zt, m_i, nm_i, r_i = u_nx, dt_nx, B_nx, C_nx, dout_nx, z_nx, m, nm, r
+        r = _in_block(k_first + tl.minimum(i + 1, SUB - 1), CKPT_EVERY, REVERSE)
+        m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
+        u_nx, dt_nx, B_nx = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn,
+                                              stride_ul, stride_dtl, stride_bl, m, nm)
+        C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
+        dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol, stride_zl,
+                                          m, HAS_Z)
+        u = u.to(tl.float32)
+        dt, raw = _dt_of(dt_raw, bias, m_i, HAS_BIAS, SOFTPLUS, FAST)
+        decayed = exp2(dt[:, None] * A2, FAST) * h  # a_t h_{t-1}
+        h = decayed + (dt * u)[:, None] * Bt.to(tl.float32)[None, :]
+        # .cg: the scratch streams through L2 only, leaving L1 to the inputs that the reverse walk
+        # reads again.
+        tl.store(tiles + i * (BLOCK_N * BLOCK_D) + tile_off, decayed.to(tiles.dtype.element_ty),
+                 cache_modifier=".cg")
+        dout = dout.to(tl.float32)
+        if HAS_Z:
+            zt = zt.to(tl.float32)
+            y = tl.sum(h * Ct.to(tl.float32)[None, :], axis=1)
+            if HAS_D:
+                y += Dv * u
+            sig_z = sigmoid(zt, FAST)
+            g = dout * zt * sig_z
+            dz = dout * y * sig_z * (1.0 + zt * (1.0 - sig_z))
+            at_u = d * stride_ud + r_i * stride_ul  # dz is allocated with u's strides
+            if ACCUMULATE_DZ:
+                dz += tl.load(dz_row + at_u, mask=m_i, other=0.0).to(tl.float32)
+            tl.store(dz_row + at_u, dz.to(dz_row.dtype.element_ty), mask=m_i)
+        else:
+            g = dout
+        dC_t = tl.sum(h * g[:, None], axis=0)  # over this program's channels
+        tl.atomic_add(dC_col + n * stride_dcn + r_i * stride_dcl, dC_t, mask=nm_i, sem="relaxed")
+        if SOFTPLUS:
+            dsoftplus = sigmoid(raw, FAST)
+        else:
+            dsoftplus = tl.full((BLOCK_D,), 1.0, tl.float32)
+        row = rows + i * (4 * BLOCK_D) + tl.arange(0, BLOCK_D)
+        tl.store(row, dt, cache_modifier=".cg")
+        tl.store(row + BLOCK_D, u, cache_modifier=".cg")
+        tl.store(row + 2 * BLOCK_D, g, cache_modifier=".cg")
+        tl.store(row + 3 * BLOCK_D, dsoftplus, cache_modifier=".cg")
+    return h
+
+
+@triton.jit
+def _load_kept(tiles, tile_off, rows, j, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+    """What _walk_sub_block_keeping kept for row ``j``: (a_t h_{t-1}, dt, u, g, softplus'(raw))."""
+    decayed = tl.load(tiles + j * (BLOCK_N * BLOCK_D) + tile_off, cache_modifier=".cg").to(tl.float32)
+    row = rows + j * (4 * BLOCK_D) + tl.arange(0, BLOCK_D)
+    dt = tl.load(row, cache_modifier=".cg")
+    u = tl.load(row + BLOCK_D, cache_modifier=".cg")
+    g = tl.load(row + 2 * BLOCK_D, cache_modifier=".cg")
+    dsoftplus = tl.load(row + 3 * BLOCK_D, cache_modifier=".cg")
+    return decayed, dt, u, g, dsoftplus
 
 
 @triton.jit
 def _selective_scan_bwd_kernel(
     u_ptr, dt_ptr, AT_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dout_ptr, ckpt_ptr, carry_in_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, carry_out_ptr, dtsum_ptr,
-    scratch_ptr,
+    kept_ptr, scratch_ptr,
     length, dim, d_state, seg_len, dim_per_group, n_seg, n_items,
     stride_ub, stride_ud, stride_ul, stride_dtb, stride_dtd, stride_dtl, stride_zb, stride_zd, stride_zl,
     stride_ob, stride_od, stride_ol,
@@ -125,14 +206,16 @@ def _selective_scan_bwd_kernel(
     pid = tl.program_id(0)
     n_dblocks = tl.cdiv(dim, BLOCK_D)
     n_ckpts = tl.cdiv(length, CKPT_EVERY)
-    # This program's scratch: SUB states of its channels, then the states entering each of the
-    # block's sub-blocks, each stored (state, channel) so that a state's row across channels is one
-    # coalesced access, as for the checkpoints.
+    # This program's scratch: the SUB tiles that _walk_sub_block_keeping keeps (in kept_ptr's
+    # dtype), and in fp32 its SUB rows of per-channel values and the states entering each of the
+    # block's sub-blocks. Tiles are stored (state, channel) so that a state's row across channels
+    # is one coalesced access, as for the checkpoints.
     TILE: tl.constexpr = BLOCK_N * BLOCK_D
     N_SUB: tl.constexpr = CKPT_EVERY // SUB
-    scratch = scratch_ptr + pid * ((SUB + N_SUB) * TILE)
-    entering = scratch + SUB * TILE
-    scratch_off = tl.arange(0, BLOCK_N)[None, :] * BLOCK_D + tl.arange(0, BLOCK_D)[:, None]
+    tiles = kept_ptr + pid * (SUB * TILE)
+    entering = scratch_ptr + pid * (N_SUB * TILE + SUB * 4 * BLOCK_D)
+    rows = entering + N_SUB * TILE
+    tile_off = tl.arange(0, BLOCK_N)[None, :] * BLOCK_D + tl.arange(0, BLOCK_D)[:, None]
     for item in range(pid, n_items, tl.num_programs(0)):
         pid_d = item % n_dblocks
         seg = (item // n_dblocks) % n_seg
@@ -153,6 +236,8 @@ def _selective_scan_bwd_kernel(
             bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
         if HAS_D:
             Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+        else:
+            Dv = tl.zeros((BLOCK_D,), dtype=tl.float32)
         dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
         dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
         dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
@@ -211,97 +296,74 @@ def _selective_scan_bwd_kernel(
                 if N_SUB > 1:
                     # Walk the block once, keeping only the state entering each sub-block.
                     for s in range(0, N_SUB - 1):
-                        tl.store(entering + s * TILE + scratch_off, h, cache_modifier=".cg")
+                        tl.store(entering + s * TILE + tile_off, h, cache_modifier=".cg")
                         h = _walk_block_positions(
-                            h, s * SUB, SUB, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col,
-                            stride_ud, stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, scratch,
-                            scratch_off, CKPT_EVERY, REVERSE, False, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N,
-                            HAS_BIAS, SOFTPLUS, FAST_MATH,
+                            h, SUB, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col,
+                            stride_ud, stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, s * SUB,
+                            CKPT_EVERY, REVERSE, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
+                            FAST_MATH,
                         )
-                    tl.store(entering + (N_SUB - 1) * TILE + scratch_off, h, cache_modifier=".cg")
+                    tl.store(entering + (N_SUB - 1) * TILE + tile_off, h, cache_modifier=".cg")
                     tl.debug_barrier()
                 for s in range(0, N_SUB):
                     k0 = CKPT_EVERY - SUB - s * SUB  # the sub-block's first position in scan order
                     if N_SUB > 1:
-                        h = tl.load(entering + (N_SUB - 1 - s) * TILE + scratch_off,
-                                    cache_modifier=".cg")
-                    # Walk the sub-block again, keeping its states.
-                    h = _walk_block_positions(
-                        h, k0, SUB, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col,
-                        stride_ud, stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, scratch,
-                        scratch_off, CKPT_EVERY, REVERSE, True, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS,
-                        SOFTPLUS, FAST_MATH,
+                        h = tl.load(entering + (N_SUB - 1 - s) * TILE + tile_off, cache_modifier=".cg")
+                    _walk_sub_block_keeping(
+                        h, k0, A2, bias, Dv, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, C_col,
+                        dout_row, z_row, dz_row, dC_col, stride_ud, stride_dtd, stride_bn, stride_ul,
+                        stride_dtl, stride_bl, stride_cn, stride_cl, stride_od, stride_ol, stride_zd,
+                        stride_zl, stride_dcn, stride_dcl, tiles, tile_off, rows, SUB, CKPT_EVERY, REVERSE,
+                        BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_Z, HAS_D, HAS_BIAS, SOFTPLUS, ACCUMULATE_DZ,
+                        FAST_MATH,
                     )
                     # Every thread reads back what it wrote; the barrier also covers layouts that
-                    # would hand a state to another thread of a multi-warp program.
+                    # would hand a value to another thread of a multi-warp program.
                     tl.debug_barrier()
-                    # The sub-block against scan order. dout, z and C, which nothing has read since
-                    # the forward pass, are loaded one step ahead; u, delta and B, which the walk
-                    # has just read (L1 hits), at their step. Prefetching all six needed registers
-                    # that spilled inside the loop, which cost more than the waits saved.
-                    r = _in_block(k0 + SUB - 1, CKPT_EVERY, REVERSE)
+                    # The sub-block against scan order. Everything a step reads is loaded one step
+                    # ahead: the kept tile and rows from scratch, B and C (which the walk has just
+                    # read: L1 hits).
+                    jj = SUB - 1
+                    r = _in_block(k0 + jj, CKPT_EVERY, REVERSE)
                     m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D,
                                         EVEN_N)
+                    kept_nx = _load_kept(tiles, tile_off, rows, jj, BLOCK_D, BLOCK_N)
+                    B_nx = tl.load(B_col + n * stride_bn + r * stride_bl, mask=nm, other=0.0)
                     C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
-                    dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol,
-                                                      stride_zl, m, HAS_Z)
                     for i in range(0, SUB):
-                        jj = SUB - 1 - i
+                        decayed, dt, u, g, dsoftplus = kept_nx
+                        Bt, Ct = B_nx, C_nx
+                        m_i, nm_i, r_i = m, nm, r
+                        jj = tl.maximum(SUB - 2 - i, 0)
                         r = _in_block(k0 + jj, CKPT_EVERY, REVERSE)
                         m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D,
                                             EVEN_N)
-                        Ct, dout, zt = C_nx.to(tl.float32), dout_nx, z_nx
-                        r_nx = _in_block(k0 + tl.maximum(jj - 1, 0), CKPT_EVERY, REVERSE)
-                        m_nx, nm_nx = _step_masks(t0 + r_nx, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N,
-                                                  EVEN_D, EVEN_N)
-                        C_nx = tl.load(C_col + n * stride_cn + r_nx * stride_cl, mask=nm_nx, other=0.0)
-                        dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r_nx, stride_od, stride_zd,
-                                                          stride_ol, stride_zl, m_nx, HAS_Z)
-                        u, dt_raw, Bt = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud,
-                                                          stride_dtd, stride_bn, stride_ul, stride_dtl,
-                                                          stride_bl, m, nm)
-                        h_t = tl.load(scratch + jj * TILE + scratch_off, cache_modifier=".cg")
-                        at_u = d * stride_ud + r * stride_ul  # u, du, d delta and dz share u's strides
-                        u = u.to(tl.float32)
+                        kept_nx = _load_kept(tiles, tile_off, rows, jj, BLOCK_D, BLOCK_N)
+                        B_nx = tl.load(B_col + n * stride_bn + r * stride_bl, mask=nm, other=0.0)
+                        C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
                         Bt = Bt.to(tl.float32)
-                        dt, raw = _dt_of(dt_raw, bias, m, HAS_BIAS, SOFTPLUS, FAST_MATH)
-                        g, dout, zt = _gate_grad(dout, zt, HAS_Z, FAST_MATH)
-                        dh = c + Ct[None, :] * g[:, None]
+                        dh = c + Ct.to(tl.float32)[None, :] * g[:, None]
                         c = exp2(dt[:, None] * A2, FAST_MATH) * dh
-                        dtu = dt * u
-                        dh_prev = dh * (h_t - dtu[:, None] * Bt[None, :])  # dh_t a_t h_{t-1}
+                        dh_prev = dh * decayed  # dh_t a_t h_{t-1}
                         dA_acc += dh_prev * dt[:, None]
                         dhB = tl.sum(dh * Bt[None, :], axis=1)
-                        ddt = tl.sum(dh_prev * A2, axis=1) * 0.6931471805599453 + dhB * u
+                        ddt = (tl.sum(dh_prev * A2, axis=1) * 0.6931471805599453 + dhB * u) * dsoftplus
+                        ddt = tl.where(m_i, ddt, 0.0)
                         du = dhB * dt
                         if HAS_D:
                             du += Dv * g
                             dD_acc += g * u
                         # Sums over this program's channels, one atomic add per state.
-                        dB_t = tl.sum(dh * dtu[:, None], axis=0)
-                        tl.atomic_add(dB_col + n * stride_dbn + r * stride_dbl, dB_t, mask=nm,
+                        dB_t = tl.sum(dh * (dt * u)[:, None], axis=0)
+                        tl.atomic_add(dB_col + n * stride_dbn + r_i * stride_dbl, dB_t, mask=nm_i,
                                       sem="relaxed")
-                        dC_t = tl.sum(h_t * g[:, None], axis=0)
-                        tl.atomic_add(dC_col + n * stride_dcn + r * stride_dcl, dC_t, mask=nm,
-                                      sem="relaxed")
-                        if HAS_Z:
-                            y = tl.sum(h_t * Ct[None, :], axis=1)
-                            if HAS_D:
-                                y += Dv * u
-                            sig_z = sigmoid(zt, FAST_MATH)
-                            dz = dout * y * sig_z * (1.0 + zt * (1.0 - sig_z))
-                            if ACCUMULATE_DZ:
-                                dz += tl.load(dz_row + at_u, mask=m, other=0.0).to(tl.float32)
-                            tl.store(dz_row + at_u, dz.to(dz_ptr.dtype.element_ty), mask=m)
-                        if SOFTPLUS:
-                            ddt = ddt * sigmoid(raw, FAST_MATH)
-                        ddt = tl.where(m, ddt, 0.0)
                         dbias_acc += ddt
+                        at_u = d * stride_ud + r_i * stride_ul  # du and d delta share u's strides
                         if ACCUMULATE_DU:
-                            du += tl.load(du_row + at_u, mask=m, other=0.0).to(tl.float32)
-                            ddt += tl.load(ddt_row + at_u, mask=m, other=0.0).to(tl.float32)
-                        tl.store(du_row + at_u, du.to(du_ptr.dtype.element_ty), mask=m)
-                        tl.store(ddt_row + at_u, ddt.to(ddelta_ptr.dtype.element_ty), mask=m)
+                            du += tl.load(du_row + at_u, mask=m_i, other=0.0).to(tl.float32)
+                            ddt += tl.load(ddt_row + at_u, mask=m_i, other=0.0).to(tl.float32)
+                        tl.store(du_row + at_u, du.to(du_ptr.dtype.element_ty), mask=m_i)
+                        tl.store(ddt_row + at_u, ddt.to(ddelta_ptr.dtype.element_ty), mask=m_i)
                     tl.debug_barrier()  # the next sub-block overwrites the scratch
             t0 += block_step
             u_row += block_step * stride_ul

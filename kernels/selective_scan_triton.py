@@ -32,7 +32,8 @@ MAX_D_STATE = 256
 FP_FUSION = True
 #: Overrides for plan_launch's choices and for fast_math (keys: fast_math, fwd_block_d, fwd_warps,
 #: fwd_unroll, fwd_stages, state_block_d, state_unroll, state_stages, block_t, bwd_block_d,
-#: bwd_block_t, bwd_warps, bwd_maxnreg, min_programs_per_sm, programs_per_sm, bwd_programs_per_sm), set by
+#: bwd_block_t, bwd_warps, bwd_maxnreg, bwd_kept_fp32, min_programs_per_sm, programs_per_sm,
+#: bwd_programs_per_sm), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
 TUNING: dict[str, int | str] = {}
@@ -331,6 +332,22 @@ def _backward(saved, dout, d_final, grads, plan, reverse, accumulate_dz=False, a
     return _segment_state(carry_out, -1 if reverse else 0)
 
 
+def _kept_dtype(input_dtype: torch.dtype) -> torch.dtype:
+    """Storage of the backward's kept state tiles (a_t h_{t-1}, one per position of a sub-block).
+
+    That scratch is most of the backward's memory traffic: in fp32, at 2^20 x 512 it moved 69 GB
+    through L2 and DRAM and bounded the kernel (ncu on an H200: DRAM 63% busy, L2 79%). With 16-bit
+    inputs it is kept in bf16: the tile only enters d delta and dA, as a factor of dh_t, each
+    product then summed in fp32, so its rounding (2^-9 relative) is of the size of the rounding
+    that those gradients' 16-bit inputs and outputs carry anyway; bf16 rather than fp16 because a
+    state may exceed fp16's range. fp32 inputs keep fp32 tiles, and TUNING["bwd_kept_fp32"] = 1
+    keeps them for any input (measured: docs/benchmarks.md).
+    """
+    if input_dtype == torch.float32 or TUNING.get("bwd_kept_fp32"):
+        return torch.float32
+    return torch.bfloat16
+
+
 def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, reverse, adjoint_only,
                      accumulate_dz, accumulate_du, groups):
     u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt = saved
@@ -338,12 +355,17 @@ def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, 
     d_state = A.shape[1]
     zz = z if z is not None else u
     dB, dC = grads["B"], grads["C"]
-    # Per-program state scratch (see scan_backward.py): a sub-block's states and the states entering
-    # each sub-block of a checkpoint block. The adjoint-only pass does not touch it.
-    per_program = (plan.tile_t + plan.block_t // plan.tile_t) * plan.block_n * plan.block_d
-    scratch = carry_out if adjoint_only else torch.empty(
-        plan.programs * per_program, device=u.device, dtype=torch.float32
-    )
+    # Per-program scratch (see scan_backward.py): what a sub-block's forward walk keeps for its
+    # reverse walk (a state tile per position, in _kept_dtype, and four fp32 per-channel values per
+    # position) and the states entering each sub-block of a checkpoint block. The adjoint-only pass
+    # does not touch it.
+    tile = plan.block_n * plan.block_d
+    if adjoint_only:
+        kept = scratch = carry_out
+    else:
+        kept = torch.empty(plan.programs * plan.tile_t * tile, device=u.device, dtype=_kept_dtype(u.dtype))
+        per_program = plan.block_t // plan.tile_t * tile + plan.tile_t * 4 * plan.block_d
+        scratch = torch.empty(plan.programs * per_program, device=u.device, dtype=torch.float32)
     _selective_scan_bwd_kernel[(plan.programs,)](
         u, delta, A_t, B, C, D if D is not None else A, zz,
         delta_bias if delta_bias is not None else A,
@@ -351,7 +373,7 @@ def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, 
         grads["u"], grads["delta"], grads["z"] if z is not None else grads["u"], grads["A"], dB, dC,
         grads["D"] if D is not None else grads["A"],
         grads["delta_bias"] if delta_bias is not None else grads["A"],
-        carry_out, dtsum, scratch,
+        carry_out, dtsum, kept, scratch,
         length, dim, d_state, plan.seg_len, dim // groups, plan.segments, plan.items(batch, dim),
         *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *B.stride(), *C.stride(),
         *dB.stride(), *dC.stride(),
