@@ -66,7 +66,7 @@ def backward_problem():
     values.update({name: "*fp32" for name in ("AT_ptr", "D_ptr", "bias_ptr", "ckpt_ptr", "carry_in_ptr",
                                                "dA_ptr", "dB_ptr", "dC_ptr", "dD_ptr", "dbias_ptr",
                                                "carry_out_ptr", "dtsum_ptr", "scratch_ptr")})
-    values["kept_ptr"] = "*bf16"  # 16-bit inputs keep their state tiles in bf16 (_kept_dtype)
+    values["kept_ptr"] = "*fp16"  # bf16 inputs keep their state tiles in fp16 (_kept_dtype)
     values.update(length=LENGTH, dim=DIM, d_state=D_STATE, seg_len=LENGTH // SEGMENTS, dim_per_group=DIM,
                   n_seg=SEGMENTS, n_items=SEGMENTS * DIM // 64,
                   **_tensor_strides(("u", "dt", "z", "o"), ("b", "c", "db", "dc")))

@@ -335,17 +335,19 @@ def _backward(saved, dout, d_final, grads, plan, reverse, accumulate_dz=False, a
 def _kept_dtype(input_dtype: torch.dtype) -> torch.dtype:
     """Storage of the backward's kept state tiles (a_t h_{t-1}, one per position of a sub-block).
 
-    That scratch is most of the backward's memory traffic: in fp32, at 2^20 x 512 it moved 69 GB
-    through L2 and DRAM and bounded the kernel (ncu on an H200: DRAM 63% busy, L2 79%). With 16-bit
-    inputs it is kept in bf16: the tile only enters d delta and dA, as a factor of dh_t, each
-    product then summed in fp32, so its rounding (2^-9 relative) is of the size of the rounding
-    that those gradients' 16-bit inputs and outputs carry anyway; bf16 rather than fp16 because a
-    state may exceed fp16's range. fp32 inputs keep fp32 tiles, and TUNING["bwd_kept_fp32"] = 1
-    keeps them for any input (measured: docs/benchmarks.md).
+    That scratch is most of the backward's memory traffic: kept in fp32, at 2^20 x 512 it moves
+    69 GB through L2 and DRAM, and it bounded the kernel (ncu on an H200: DRAM 63% busy, L2 79%).
+    With bf16 inputs it is kept in fp16, which halves that traffic. The tile only enters d delta and
+    dA, as a factor of dh_t whose products are summed in fp32; fp16's rounding (2^-12 relative) is
+    well inside the error that bf16 inputs and outputs carry, where bf16 tiles (2^-9) were not:
+    they broke the tolerance rule on dA, d delta and d delta_bias (GPU tests, docs/benchmarks.md).
+    fp16 holds states up to 65504: a larger one is stored as infinity, which makes those gradients
+    non-finite (loudly, never silently wrong); such models, and fp16 and fp32 inputs, keep fp32
+    tiles (TUNING["bwd_kept_fp32"] = 1 forces them for any input).
     """
-    if input_dtype == torch.float32 or TUNING.get("bwd_kept_fp32"):
-        return torch.float32
-    return torch.bfloat16
+    if input_dtype == torch.bfloat16 and not TUNING.get("bwd_kept_fp32"):
+        return torch.float16
+    return torch.float32
 
 
 def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, reverse, adjoint_only,
