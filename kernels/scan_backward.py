@@ -8,9 +8,9 @@ Notation (scan order; for ``REVERSE`` the "next" position is the one to the left
 
 a first-order recurrence running against the scan order; ``c`` is what the kernel carries from
 one position to the next (and between segments: the gradient reaching the state before them).
-Per position, with ``a_t h_{t-1} = h_t - dt_t B_t u_t`` (no division):
+Per position, with ``p_t = a_t h_{t-1}`` (the forward walk keeps it; no division):
 
-    d dt_t = sum_n dh_t (A (h_t - dt_t B_t u_t) + B_t u_t)      dA  += dh_t dt_t (h_t - dt_t B_t u_t)
+    d dt_t = sum_n dh_t (A p_t + B_t u_t)                       dA  += dh_t dt_t p_t
     du_t   = sum_n dh_t dt_t B_t + D g_t                         dB_t = sum_d dh_t dt_t u_t
     dC_t   = sum_d g_t h_t                                       dD  += g_t u_t
 
@@ -19,15 +19,24 @@ one batch row and one segment; the channels lie across lanes and a channel's sta
 or two lanes (Triton's layout for 64 channels x 16 states is 4 channels x 8 states per lane), so
 the sums over states are in-lane adds plus at most one shuffle, and the main cross-lane work is
 dB_t and dC_t (sums over the program's channels, then one atomic add per state and position).
-The states h_t are needed in reverse order, and the forward pass kept only one every
-``CKPT_EVERY`` positions. So each checkpoint block is cut into sub-blocks of ``SUB`` positions,
-visited against scan order: the lane walks the sub-block forward from the state entering it,
-writing its states to a small per-program scratch buffer (the programs are persistent and reuse
-theirs), then walks it backwards reading them. ``SUB == CKPT_EVERY`` (the default) walks each
+The states are needed in reverse order, and the forward pass kept only one every ``CKPT_EVERY``
+positions. So each checkpoint block is cut into sub-blocks of ``SUB`` positions, visited against
+scan order, each in two walks:
+
+1. forward, from the state entering the sub-block: everything that needs only forward
+   quantities (y for dz, dz, g, dC_t), and what the second walk needs is kept in a small
+   per-program scratch (the programs are persistent and reuse theirs): the tile
+   ``a_t h_{t-1}`` and dt, u, g and softplus'(raw) per channel;
+2. backward, carrying the adjoint: dh_t, one exp per element for c, then dA, d dt, du, dD,
+   d delta_bias and dB_t from the kept values.
+
+The kept tiles are most of the kernel's memory traffic (a tile per position, written and read
+back): with bf16 inputs they are stored in fp16, half of fp32's bytes (selective_scan_triton.
+_kept_dtype says why that precision suffices). ``SUB == CKPT_EVERY`` (the default) walks each
 position forward once, from the checkpoint; with smaller sub-blocks a first walk over the block
 keeps only the state entering each sub-block, so every position is walked twice and the scratch
-holds ``SUB`` states instead of ``CKPT_EVERY``. The walks load each position's inputs one step
-ahead of its update.
+holds ``SUB`` positions instead of ``CKPT_EVERY``. Every walk loads each position's inputs one step
+ahead of its use.
 
 The grid is persistent: ``num_programs`` programs take the (channel block, segment, batch row)
 items in turn, so the scratch is sized by the programs, not by the work.
@@ -52,13 +61,13 @@ from .scan_steps import (
 
 @triton.jit
 def _gate_grad(dout, zt, HAS_Z: tl.constexpr, FAST: tl.constexpr):
-    """(g, dout, z) in fp32 from the loaded dout and z: g = dout silu(z) is the gradient reaching y."""
+    """g = dout silu(z) in fp32 from the loaded dout and z: the gradient reaching y."""
     dout = dout.to(tl.float32)
     if HAS_Z:
         zt = zt.to(tl.float32)
-        return dout * zt * sigmoid(zt, FAST), dout, zt
+        return dout * zt * sigmoid(zt, FAST)
     else:
-        return dout, dout, dout
+        return dout
 
 
 @triton.jit
@@ -117,10 +126,13 @@ def _walk_sub_block_keeping(
 
     Done here, once per position: y (for dz), dz, g = dout silu(z) and dC_t = sum_d g_t h_t (one
     atomic add per state). Kept, at row i of the sub-block: the tile ``a_t h_{t-1}`` (what d dt and
-    dA need) in ``tiles``, and dt, u, g and softplus'(raw) per channel in ``rows``. The reverse
-    step then needs no exponential but its own exp(dt A), no sums over channels but dB's, and no
-    load that it cannot issue a step ahead (docs/benchmarks.md: moving this work out of the reverse
-    step freed the registers that prefetching its scratch tile needs).
+    dA need; in ``tiles``' dtype) and dt, u, g and softplus'(raw) per channel in ``rows`` (fp32).
+    The reverse step then computes one exponential per element (for the carry), no softplus or
+    gate, and no sum over channels but dB's. On its own, with fp32 tiles, this split ran as fast
+    as keeping h_t and doing all of that in the reverse step (H200, docs/benchmarks.md); the
+    speed came from storing the tile in 16 bits. Keeping ``a_t h_{t-1}`` itself, rather than
+    recovering it as the difference ``h_t - dt_t B_t u_t``, avoids a cancellation that would
+    amplify a 16-bit tile's rounding (reasoning; the old layout was not tried with 16-bit tiles).
     """
     r = _in_block(k_first, CKPT_EVERY, REVERSE)
     m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
@@ -287,7 +299,7 @@ def _selective_scan_bwd_kernel(
                     dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol,
                                                       stride_zl, m, HAS_Z)
                     dt, _ = _dt_of(dt_raw, bias, m_i, HAS_BIAS, SOFTPLUS, FAST_MATH)
-                    g, _, _ = _gate_grad(dout_i, z_i, HAS_Z, FAST_MATH)
+                    g = _gate_grad(dout_i, z_i, HAS_Z, FAST_MATH)
                     c = exp2(dt[:, None] * A2, FAST_MATH) * (c + Ct.to(tl.float32)[None, :] * g[:, None])
                     dt_total += dt
             else:

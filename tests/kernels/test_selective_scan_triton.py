@@ -108,6 +108,26 @@ def test_state_pass_may_use_its_own_tile(monkeypatch):
     run_case(fn, case, device=DEVICE, floor_scale=_interpreter_floor_scale(case.dtype))
 
 
+def test_backward_keeps_16_bit_state_tiles_only_for_bf16_inputs(monkeypatch):
+    """The backward's kept tiles are fp16 for bf16 inputs (half the scratch traffic) and fp32
+    otherwise: fp16 inputs' tighter tolerance, and fp32's, leave no room for 16-bit rounding."""
+    assert sst._kept_dtype(BF16) == torch.float16
+    assert sst._kept_dtype(FP16) == torch.float32
+    assert sst._kept_dtype(torch.float32) == torch.float32
+    monkeypatch.setitem(sst.TUNING, "bwd_kept_fp32", 1)
+    assert sst._kept_dtype(BF16) == torch.float32
+
+
+@pytest.mark.parametrize("kept_fp32", [0, 1])
+def test_bf16_backward_meets_the_tolerance_with_either_kept_tile(kept_fp32, monkeypatch):
+    """bf16 inputs with the default fp16 tiles and with fp32 ones (TUNING bwd_kept_fp32), through
+    segments, the gate and reverse: both within DESIGN.md §3's bound of the oracle."""
+    monkeypatch.setitem(sst.TUNING, "bwd_kept_fp32", kept_fp32)
+    case = make_case(length=70, dtype=BF16, reverse=True, has_initial_state=True, return_final_state=True)
+    fn = functools.partial(selective_scan_triton, segments=2)
+    run_case(fn, case, device=DEVICE, floor_scale=_interpreter_floor_scale(case.dtype))
+
+
 def test_read_only_inputs_keep_their_row_stride():
     """z and the output gradient are read with their own strides: a time-major slice of a wider
     projection (channel stride 1, row stride larger than dim) passes without a copy, while u and
