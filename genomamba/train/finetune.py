@@ -61,6 +61,7 @@ from genomamba.train.finetune_data import (
 )
 from genomamba.train.schedule import lr_factor
 from genomamba.train.scores import LOWER_IS_BETTER, headline, write_json_atomic, write_jsonl_atomic
+from genomamba.train.step import clip_and_step
 
 CONFIG_JSON = "finetune_config.json"
 EPOCHS_JSONL = "metrics.jsonl"
@@ -173,7 +174,7 @@ def finetune(
         model.train()
         order = rng.permutation(n_train)
         loss_sum = 0.0
-        seen = 0
+        seen = skipped = 0
         for first in range(0, n_train, config.batch_size):
             if step >= total_steps:
                 break
@@ -189,9 +190,8 @@ def finetune(
                 output = model(ids, mask, labels=labels)
             optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            _, stepped = clip_and_step(model.parameters(), optimizer, config.grad_clip)
+            skipped += not stepped
             scheduler.step()
             step += 1
             loss_sum += float(output.loss.detach()) * len(index)
@@ -204,6 +204,7 @@ def finetune(
             "step": step,
             "lr": optimizer.param_groups[0]["lr"],
             "train_loss": loss_sum / max(seen, 1),
+            "skipped_nonfinite_grad_steps": skipped,
         }
         improved = True
         if val is not None:

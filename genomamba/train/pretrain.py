@@ -58,6 +58,7 @@ from genomamba.train.masking import IGNORE_INDEX, bert_mask
 from genomamba.train.metrics import METRICS_FILE, PLOT_FILE, MetricsWriter, perplexity, plot_metrics
 from genomamba.train.schedule import lr_factor, seq_len_at
 from genomamba.train.state import list_checkpoints, restore_state, rng_states, save_state
+from genomamba.train.step import clip_and_step
 
 __all__ = [
     "PretrainResult",
@@ -372,11 +373,8 @@ def _train_step(net, optimizer, sampler: CropSampler, config: PretrainConfig, st
         totals[0] += out.loss.detach().double() * count
         totals[1] += (out.logits.detach().argmax(-1)[selected] == labels_t[selected]).sum()
         totals[2] += float(real.sum())
-    grad_norm = None
-    if config.grad_clip > 0:
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip))
     lr = optimizer.param_groups[0]["lr"]
-    optimizer.step()
+    grad_norm, stepped = clip_and_step(net.parameters(), optimizer, config.grad_clip)
     loss_sum, correct, tokens = world.all_reduce(list(totals))
     loss = loss_sum / n_labels if n_labels else 0.0
     seconds = time.perf_counter() - tic
@@ -385,7 +383,8 @@ def _train_step(net, optimizer, sampler: CropSampler, config: PretrainConfig, st
         "accuracy": correct / n_labels if n_labels else 0.0,
         "perplexity": perplexity(loss),
         "lr": lr,
-        "grad_norm": grad_norm,
+        "grad_norm": grad_norm if stepped else None,  # JSON has no inf or NaN
+        "skipped_nonfinite_grad": not stepped,
         "masked_tokens": n_labels,
         "tokens": int(tokens),
         "seq_len": length,
