@@ -1,4 +1,5 @@
-# genomamba pipeline: fetch -> validate -> tokenize -> pretrain -> finetune, one pipelines/<stage>.smk per stage.
+# genomamba pipeline: fetch -> validate -> tokenize -> pretrain -> finetune -> embed, predict; one pipelines/<stage>.smk
+# per stage (embed and predict share pipelines/apply.smk).
 #
 #   snakemake --cores 2 --configfile config/demo.yaml        (what `make demo` runs)
 #
@@ -38,6 +39,7 @@ include: "pipelines/validate.smk"
 include: "pipelines/tokenize.smk"
 include: "pipelines/pretrain.smk"
 include: "pipelines/finetune.smk"
+include: "pipelines/apply.smk"
 
 
 rule all:

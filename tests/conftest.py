@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
         if "slow" in item.keywords and not run_slow:
             item.add_marker(skip_slow)
+
+
+@pytest.fixture(autouse=True)
+def _scan_case_seeds(request):
+    """Each test's random scan cases get seeds of its own (tests/ops/scan_cases.py), whatever ran before.
+
+    Only when the test module uses scan cases at all, so that other tests do not import torch for it.
+    """
+    cases = sys.modules.get("tests.ops.scan_cases")
+    if cases is not None:
+        cases.reseed_for_test(request.node.nodeid)
 
 
 @pytest.fixture(scope="session")

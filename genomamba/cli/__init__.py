@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "pretrain": "genomamba.cli.pretrain:pretrain",
     "finetune": "genomamba.cli.finetune:finetune",
     "evaluate": "genomamba.cli.evaluate:evaluate",
+    "predict": "genomamba.cli.predict:predict",
+    "embed": "genomamba.cli.embed:embed",
     "make-task": "genomamba.cli.make_task:make_task",
 }
 

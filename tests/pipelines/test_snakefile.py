@@ -95,8 +95,10 @@ def test_dry_run_of_demo_config(workflow):
         "make_task": "1",
         "finetune": "1",
         "evaluate": "1",
+        "embed": "2",
+        "predict": "1",
         "all": "1",
-        "total": "12",
+        "total": "15",
     }
 
 
@@ -133,7 +135,8 @@ def test_user_config_does_not_inherit_demo_values(workflow):
             "Additional properties are not allowed ('windw' was unexpected)",
         ),
         ("colour: blue\n", "Additional properties are not allowed ('colour' was unexpected)"),
-        ("stages: [embed]\n", "'embed' is not one of"),
+        ("stages: [train]\n", "'train' is not one of"),
+        ("stages: [embed]\nembed: {genomes: [mouse]}\n", "mouse: not among the run's genomes (lambda)"),
         ("stages: [finetune]\nfinetune: {genome: mouse}\n", "finetune.genome must be one of the run's"),
         ("stages: [finetune]\nfinetune: {genome: lambda}\n", "has no annotation (GFF3) file"),
         ("genomes: [mouse]\n", "no genome named 'mouse'"),
@@ -199,6 +202,18 @@ def test_demo_run_produces_token_shards(workflow):
     assert finetuned["test"]["auroc"] > 0.7, finetuned["test"]
     assert evaluated["metrics"]["confusion_matrix"] == finetuned["test"]["confusion_matrix"]
     assert (run / "finetune" / "run" / "model" / "model.safetensors").is_file()
+
+    # embed and predict stages: a row per window of every record, in the columns the CLIs document
+    for genome in ("lambda", "yeast_chrI_chrII"):
+        embedded = pd.read_parquet(run / "embed" / f"{genome}.parquet")
+        report = pd.read_csv(run / "validate" / f"{genome}.tsv", sep="\t")
+        expected = sum(-(-n // 1024) for n in report["length"])  # windows of 1024, the last one kept
+        assert len(embedded) == expected and embedded.filter(regex="^emb_").notna().all().all()
+    predicted = pd.read_csv(run / "predict" / "yeast_chrI_chrII.tsv", sep="\t")
+    assert set(predicted["record"]) == {"chrI", "chrII"}
+    assert (predicted["end"] - predicted["start"] == 200).all()
+    assert predicted["p_coding"].between(0, 1).all()
+    assert set(predicted["predicted"]) <= {"coding", "intergenic"}
 
     again = _snakemake(workflow, "--cores", "2", "--configfile", "config/demo.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -1,0 +1,33 @@
+"""``genomamba embed``: embeddings of FASTA records or windows as a table (genomamba.infer.embed)."""
+
+from __future__ import annotations
+
+import click
+
+from genomamba.cli.infer_options import EXIT_CODES, log, run_reporting_errors, shared_options
+
+EPILOG = """\b
+Examples:
+  genomamba embed runs/demo/model promoters.fa -o promoters.parquet
+  genomamba embed runs/demo/model chr1.fa.gz -o chr1_windows.parquet --window 1024 --stride 512
+  genomamba embed ft/demo/model seqs.fa -o seqs.tsv --pooling max --no-conjoin
+
+\b
+Output: one row per record (or window) with file, record, start, end (0-based, half-open) and
+emb_0000 ... emb_<d-1> (float32, the model's width). In Python:
+  X = pandas.read_parquet("promoters.parquet").filter(regex="^emb_").to_numpy()
+
+""" + EXIT_CODES
+
+
+@click.command("embed", epilog=EPILOG)
+@shared_options
+@click.option("--pooling", type=click.Choice(["mean", "max", "first", "last"]), default="mean",
+              help="How the per-base hidden states of a window become one vector.")
+@click.option("--conjoin/--no-conjoin", default=None,
+              help="Average in the embedding of the reverse complement. [default: for PH models]")
+def embed(model_dir: str, fasta: tuple[str, ...], out: str, **options) -> None:
+    """Embed every record (or window) of the FASTA files with the model in MODEL_DIR."""
+    from genomamba.infer.embed import embed_fasta
+
+    run_reporting_errors(lambda: embed_fasta(model_dir, list(fasta), out, log=log, **options))

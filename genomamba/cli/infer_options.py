@@ -1,0 +1,56 @@
+"""Options and error handling that ``genomamba embed`` and ``genomamba predict`` share."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import click
+
+from genomamba.errors import GenomambaError
+
+EXIT_CODES = """\b
+Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 an invalid FASTA file (file, line
+and what is wrong), an empty record, or a model directory that cannot be loaded (predict: or has
+no sequence head); 69 --device cuda without a GPU. Nothing is written unless the whole run
+succeeds: the table goes to a temporary name and is renamed at the end."""
+
+
+def shared_options(command: Callable) -> Callable:
+    """MODEL_DIR FASTA... -o OUT and the windowing, batching and device options."""
+    options = [
+        click.argument("model_dir", type=click.Path(exists=True, file_okay=False)),
+        click.argument("fasta", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False)),
+        click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
+                     help="Output table: .parquet, .tsv or .csv."),
+        click.option("--window", type=click.IntRange(min=1),
+                     help="Cut records into windows of this many bases. [default: whole records]"),
+        click.option("--stride", type=click.IntRange(min=1),
+                     help="Bases between window starts. [default: --window]"),
+        click.option("--last", type=click.Choice(["keep", "shift", "drop"]), default="keep",
+                     help="The last, shorter window: keep it, shift it to end at the record's end, "
+                          "or drop it."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=16,
+                     help="Windows per forward pass."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                     help="Where to run."),
+        click.option("--lenient", is_flag=True, help="Read invalid sequence characters as N."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def run_reporting_errors(run: Callable[[], dict]) -> dict:
+    """``run()``, with the project's errors printed and mapped to their exit codes."""
+    try:
+        return run()
+    except GenomambaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except ValueError as exc:  # an unknown output suffix, a stride without a window
+        raise click.UsageError(str(exc)) from exc
+
+
+def log(message: str) -> None:
+    click.echo(message, err=True)

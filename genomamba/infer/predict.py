@@ -1,0 +1,86 @@
+"""``genomamba predict``: a fine-tuned model's predictions for every FASTA record (or window).
+
+Columns after the window ones (file, record, start, end), by the task stored with the model:
+
+* binary: ``p_<positive label>`` and ``predicted`` (the label with P >= 0.5);
+* multiclass: ``p_<label>`` for every class and ``predicted`` (the most probable);
+* multilabel: ``p_<label>`` for every label (independent probabilities);
+* regression: ``value`` (``value_<i>`` for several outputs).
+
+Predictions are made as ``genomamba evaluate`` makes them (eval mode; PH models conjoined over
+both strands, PS models reverse-complement invariant), so a labelled FASTA scored here and by
+evaluate gives the same probabilities.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from genomamba.infer.runner import load_model, run_over_windows
+from genomamba.infer.tables import table_format, write_table_atomic
+from genomamba.infer.windows import fasta_windows
+from genomamba.io.targets import TaskSpec
+
+
+def predict_fasta(
+    model_dir: str | os.PathLike,
+    fasta: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    last: str = "keep",
+    batch_size: int = 16,
+    device: str = "auto",
+    lenient: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Predict every record (or window) of the ``fasta`` files with the fine-tuned ``model_dir``.
+
+    Returns:
+        ``{"out", "rows", "task", "labels"}``.
+
+    Raises:
+        InputDataError: an invalid FASTA file or an empty record, or a model without a sequence
+            head (nothing is written). CheckpointError: ``model_dir`` cannot be loaded.
+        UnavailableError: ``cuda`` without a GPU. ValueError: an unknown output suffix, a bad
+            window or stride.
+    """
+    from genomamba.checkpoint import read_config
+    from genomamba.train.evaluate import scores_from_logits, spec_from_config
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    table_format(out)
+    spec = spec_from_config(read_config(model_dir))
+    model, device_t = load_model(model_dir, device)
+    windows = fasta_windows(fasta, window=window, stride=stride, last=last, lenient=lenient)
+    frame, scores = run_over_windows(
+        windows, lambda ids, mask: scores_from_logits(spec.task, model.predict(ids, mask).logits),
+        batch_size=batch_size, device=device_t,
+    )
+    frame = frame.join(prediction_columns(spec, scores.reshape(len(frame), -1)))
+    write_table_atomic(frame, out)
+    log(f"predict: {len(frame)} {spec.task} predictions written to {out}")
+    return {"out": str(out), "rows": len(frame), "task": spec.task,
+            "labels": list(spec.labels) if spec.labels else None}
+
+
+def prediction_columns(spec: TaskSpec, scores: np.ndarray) -> pd.DataFrame:
+    """The task's columns (module docstring) from (n, k) scores as :func:`scores_from_logits` gives."""
+    if spec.task == "regression":
+        names = ["value"] if scores.shape[1] == 1 else [f"value_{i}" for i in range(scores.shape[1])]
+        return pd.DataFrame(scores, columns=names)
+    if spec.task == "binary":
+        negative, positive = spec.labels
+        frame = pd.DataFrame({f"p_{positive}": scores[:, 0]})
+        frame["predicted"] = np.where(scores[:, 0] >= 0.5, positive, negative)
+        return frame
+    frame = pd.DataFrame(scores, columns=[f"p_{label}" for label in spec.labels])
+    if spec.task == "multiclass":
+        frame["predicted"] = np.asarray(spec.labels, dtype=object)[scores.argmax(axis=1)]
+    return frame

@@ -1,0 +1,64 @@
+"""The loop ``embed`` and ``predict`` share: load a model directory, run it over batches of windows.
+
+The model runs in eval mode under ``torch.inference_mode`` (bf16 autocast on CUDA, fp32 on CPU, as
+in evaluation), on batches padded to their longest window; padding is masked and changes no
+result. What comes back per batch is a (batch, k) array, gathered in input order next to each
+window's file, record, start and end.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genomamba.infer.windows import SequenceWindow, batches
+from genomamba.train.evaluate import autocast_for, pad_batch
+
+WINDOW_COLUMNS = ("file", "record", "start", "end")
+
+
+def load_model(model_dir: str | os.PathLike, device: str):
+    """(model in eval mode on the device, the device); ``device`` is auto, cpu or cuda.
+
+    Raises:
+        CheckpointError: a directory that is not a complete model directory (exit 65).
+        UnavailableError: ``cuda`` without a GPU (exit 69).
+    """
+    from genomamba.checkpoint import from_pretrained
+    from genomamba.train.distributed import resolve_device
+
+    device_t = resolve_device(device)
+    return from_pretrained(model_dir, device=device_t), device_t
+
+
+def run_over_windows(
+    windows: Iterable[SequenceWindow],
+    compute: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    *,
+    batch_size: int,
+    device: torch.device,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(one row per window: file, record, start, end; the stacked (n, k) float32 outputs).
+
+    ``compute(ids, mask)`` maps a padded batch to a (batch, k) tensor; ``on_batch(n)`` is told
+    how many windows each batch held (for progress).
+    """
+    meta: list[tuple[str, str, int, int]] = []
+    parts: list[np.ndarray] = []
+    for batch in batches(windows, batch_size):
+        ids, mask = pad_batch([w.ids for w in batch], device)
+        with torch.inference_mode(), autocast_for(device):
+            out = compute(ids, mask)
+        parts.append(out.float().reshape(len(batch), -1).cpu().numpy())
+        meta.extend((w.file, w.record, w.start, w.end) for w in batch)
+        if on_batch is not None:
+            on_batch(len(batch))
+    frame = pd.DataFrame(meta, columns=list(WINDOW_COLUMNS))
+    frame[["start", "end"]] = frame[["start", "end"]].astype("int64")
+    values = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    return frame, values.astype(np.float32, copy=False)

@@ -1,0 +1,64 @@
+"""FASTA records as the sequences a model reads: whole, or cut into windows, in batches.
+
+Whole records are the default, so a model sees exactly the sequence it is given (padding in a
+batch never changes a result: the model masks it). ``window``/``stride`` cut long records (a
+chromosome) into windows, with :func:`genomamba.io.windows.window_spans`' policies for the last
+one. Every window remembers its file, record and 0-based half-open ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+
+from genomamba.io.fasta import read_fasta
+from genomamba.io.windows import window_spans
+
+
+@dataclass(frozen=True)
+class SequenceWindow:
+    """Bases ``[start, end)`` of one record (uint8 token ids)."""
+
+    file: str
+    record: str
+    start: int
+    end: int
+    ids: np.ndarray
+
+
+def fasta_windows(
+    paths: Iterable[str | os.PathLike],
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    last: str = "keep",
+    lenient: bool = False,
+) -> Iterator[SequenceWindow]:
+    """Every record of every file, in order: whole (``window=None``) or as windows of ``window``
+    bases every ``stride`` (default: ``window``, no overlap).
+
+    Raises:
+        InputDataError: what :class:`genomamba.io.fasta.FastaReader` rejects (file, line, what is
+            wrong). An empty record is skipped with a logged warning (file, record, line), as
+            everywhere the project reads FASTA.
+        ValueError: a non-positive window or stride, or an unknown ``last`` policy.
+    """
+    if window is None and stride is not None:
+        raise ValueError("stride needs a window")
+    for path in paths:
+        for record in read_fasta(path, lenient=lenient, softmask=False):
+            length = int(record.ids.size)  # never 0: the reader skips empty records, with a warning
+            spans = [(0, length)] if window is None else window_spans(length, window, stride or window, last)
+            for start, end in spans:
+                yield SequenceWindow(str(path), record.name, start, end, record.ids[start:end])
+
+
+def batches(windows: Iterable[SequenceWindow], size: int) -> Iterator[list[SequenceWindow]]:
+    """Consecutive lists of at most ``size`` windows."""
+    iterator = iter(windows)
+    while batch := list(islice(iterator, size)):
+        yield batch

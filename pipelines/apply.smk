@@ -1,0 +1,60 @@
+# Stages embed and predict: the trained models applied to the run's genomes, window by window.
+#   embed:   genomamba embed of the pretrained model (or embed.model): one Parquet table per genome,
+#            a row per window with its embedding (columns emb_*), for downstream classifiers;
+#   predict: genomamba predict of the fine-tuned model (or predict.model): one TSV per genome, a
+#            row per window with the class probabilities.
+# Each genome's validation must have passed first, as for tokenize.
+
+EMBED, PREDICT = config["embed"], config["predict"]
+
+
+def _applied_genomes(options):
+    chosen = options["genomes"] or list(GENOMES)
+    unknown = [g for g in chosen if g not in GENOMES]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not among the run's genomes ({', '.join(GENOMES)})")
+    return chosen
+
+
+def _window_args(options):
+    stride = f" --stride {options['stride']}" if options["stride"] else ""
+    return f"--window {options['window']}{stride} --last {options['last_window']}"
+
+
+rule embed:
+    input:
+        fasta=fasta_files,
+        report=f"{RESULTS}/validate/{{genome}}.tsv",
+        model=lambda wildcards: EMBED["model"] or f"{RESULTS}/pretrain/model",
+    output:
+        f"{RESULTS}/embed/{{genome}}.parquet",
+    log:
+        f"{RESULTS}/logs/embed/{{genome}}.log",
+    params:
+        windows=_window_args(EMBED),
+        pooling=EMBED["pooling"],
+        extra=EMBED["extra_args"],
+    shell:
+        "genomamba embed {input.model:q} {input.fasta:q} -o {output:q} {params.windows}"
+        " --pooling {params.pooling} {params.extra} > {log:q} 2>&1"
+
+
+rule predict:
+    input:
+        fasta=fasta_files,
+        report=f"{RESULTS}/validate/{{genome}}.tsv",
+        model=lambda wildcards: PREDICT["model"] or f"{RESULTS}/finetune/run/model",
+    output:
+        f"{RESULTS}/predict/{{genome}}.tsv",
+    log:
+        f"{RESULTS}/logs/predict/{{genome}}.log",
+    params:
+        windows=_window_args(PREDICT),
+        extra=PREDICT["extra_args"],
+    shell:
+        "genomamba predict {input.model:q} {input.fasta:q} -o {output:q} {params.windows}"
+        " {params.extra} > {log:q} 2>&1"
+
+
+STAGE_TARGETS["embed"] = lambda: [f"{RESULTS}/embed/{g}.parquet" for g in _applied_genomes(EMBED)]
+STAGE_TARGETS["predict"] = lambda: [f"{RESULTS}/predict/{g}.tsv" for g in _applied_genomes(PREDICT)]

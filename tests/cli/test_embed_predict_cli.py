@@ -1,0 +1,54 @@
+"""genomamba embed / predict from the command line: outputs, exit codes, nothing partial left behind."""
+
+from __future__ import annotations
+
+import pandas as pd
+from click.testing import CliRunner
+
+from genomamba.cli import main
+from genomamba.errors import EXIT_DATA
+from tests.infer.conftest import BINARY_HEAD, save_model
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_embed_and_predict_write_their_tables(tmp_path, demo_data):
+    model = save_model(tmp_path / "model", rc_strategy="ph", head=BINARY_HEAD)
+    fasta = demo_data / "lambda_virus.fa"
+    result = _run("embed", model, fasta, "-o", tmp_path / "emb.parquet", "--window", 4096, "--stride", 4096,
+                  "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(tmp_path / "emb.parquet")
+    assert len(table) == 12 and table["end"].max() == 48502  # phage lambda: 48,502 bp
+    assert table.filter(regex="^emb_").shape == (12, 16)
+    result = _run("predict", model, fasta, "-o", tmp_path / "pred.csv", "--window", 4096, "--last", "drop",
+                  "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(tmp_path / "pred.csv").columns[-2:]) == ["p_coding", "predicted"]
+    assert "11 binary predictions written" in result.output
+
+
+def test_invalid_fasta_exits_65_naming_file_and_line_and_writes_nothing(tmp_path):
+    model = save_model(tmp_path / "model", rc_strategy="ph")
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">r1\nACGTNNacgt\n>r2\nACGU\n")
+    out = tmp_path / "emb.tsv"
+    result = _run("embed", model, bad, "-o", out, "--device", "cpu")
+    assert result.exit_code == EXIT_DATA
+    assert "bad.fa" in result.output and "line 4" in result.output
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_predict_with_an_mlm_model_exits_65(tmp_path, demo_data):
+    model = save_model(tmp_path / "model", rc_strategy="ps")
+    fasta = demo_data / "lambda_virus.fa"
+    result = _run("predict", model, fasta, "-o", tmp_path / "p.tsv", "--device", "cpu")
+    assert result.exit_code == EXIT_DATA and "not a sequence classifier" in result.output
+
+
+def test_bad_output_suffix_is_a_usage_error(tmp_path, demo_data):
+    model = save_model(tmp_path / "model", rc_strategy="ph")
+    result = _run("embed", model, demo_data / "lambda_virus.fa", "-o", tmp_path / "emb.xlsx")
+    assert result.exit_code == 2 and ".parquet" in result.output

@@ -1,0 +1,38 @@
+"""FASTA records as windows: whole by default, windowed with positions, empty records skipped loudly."""
+
+from __future__ import annotations
+
+import pytest
+
+from genomamba.infer.windows import batches, fasta_windows
+
+
+def test_whole_records_in_file_order(small_fasta):
+    windows = list(fasta_windows([small_fasta]))
+    assert [(w.record, w.start, w.end) for w in windows] == [("a", 0, 300), ("b", 0, 120), ("c", 0, 257)]
+    assert all(w.ids.size == w.end - w.start and w.file == str(small_fasta) for w in windows)
+
+
+def test_windows_cover_each_record_with_the_last_one_kept(small_fasta):
+    windows = list(fasta_windows([small_fasta], window=100, stride=50))
+    spans = {name: [(w.start, w.end) for w in windows if w.record == name] for name in "abc"}
+    assert spans["a"] == [(0, 100), (50, 150), (100, 200), (150, 250), (200, 300)]  # the end is covered
+    assert spans["b"] == [(0, 100), (50, 120)]  # the last, shorter window is kept
+    whole = next(fasta_windows([small_fasta]))
+    assert (windows[1].ids == whole.ids[50:150]).all()
+
+
+def test_empty_record_is_skipped_with_a_warning_naming_it(tmp_path, caplog):
+    path = tmp_path / "gappy.fa"
+    path.write_text(">ok\nACGT\n>empty\n>next\nAC\n")
+    assert [w.record for w in fasta_windows([path])] == ["ok", "next"]
+    assert "gappy.fa: record 'empty' (line 3) has no sequence; skipped" in caplog.text
+
+
+def test_stride_without_window_is_refused(small_fasta):
+    with pytest.raises(ValueError, match="stride needs a window"):
+        list(fasta_windows([small_fasta], stride=10))
+
+
+def test_batches_keep_order_and_size():
+    assert [list(b) for b in batches(range(7), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
