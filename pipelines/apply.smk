@@ -8,19 +8,6 @@
 EMBED, PREDICT = config["embed"], config["predict"]
 
 
-def _applied_genomes(options):
-    chosen = options["genomes"] or list(GENOMES)
-    unknown = [g for g in chosen if g not in GENOMES]
-    if unknown:
-        raise ValueError(f"{', '.join(unknown)}: not among the run's genomes ({', '.join(GENOMES)})")
-    return chosen
-
-
-def _window_args(options):
-    stride = f" --stride {options['stride']}" if options["stride"] else ""
-    return f"--window {options['window']}{stride} --last {options['last_window']}"
-
-
 rule embed:
     input:
         fasta=fasta_files,
@@ -31,7 +18,7 @@ rule embed:
     log:
         f"{RESULTS}/logs/embed/{{genome}}.log",
     params:
-        windows=_window_args(EMBED),
+        windows=window_args(EMBED),
         pooling=EMBED["pooling"],
         extra=EMBED["extra_args"],
     shell:
@@ -49,12 +36,12 @@ rule predict:
     log:
         f"{RESULTS}/logs/predict/{{genome}}.log",
     params:
-        windows=_window_args(PREDICT),
+        windows=window_args(PREDICT),
         extra=PREDICT["extra_args"],
     shell:
         "genomamba predict {input.model:q} {input.fasta:q} -o {output:q} {params.windows}"
         " {params.extra} > {log:q} 2>&1"
 
 
-STAGE_TARGETS["embed"] = lambda: [f"{RESULTS}/embed/{g}.parquet" for g in _applied_genomes(EMBED)]
-STAGE_TARGETS["predict"] = lambda: [f"{RESULTS}/predict/{g}.tsv" for g in _applied_genomes(PREDICT)]
+STAGE_TARGETS["embed"] = lambda: [f"{RESULTS}/embed/{g}.parquet" for g in applied_genomes(EMBED)]
+STAGE_TARGETS["predict"] = lambda: [f"{RESULTS}/predict/{g}.tsv" for g in applied_genomes(PREDICT)]

@@ -22,3 +22,18 @@ def fasta_files(wildcards):
 def fetch_dir(wildcards, output):
     """DIR of `genomamba fetch -o DIR`, which writes DIR/<genome>/<file>."""
     return str(Path(output[0]).parent.parent)
+
+
+def applied_genomes(options):
+    """The genomes an embed/predict stage runs on: its `genomes` option, or all of the run's."""
+    chosen = options["genomes"] or list(GENOMES)
+    unknown = [g for g in chosen if g not in GENOMES]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not among the run's genomes ({', '.join(GENOMES)})")
+    return chosen
+
+
+def window_args(options):
+    """The windowing options of `genomamba embed`/`predict` from a stage's config."""
+    stride = f" --stride {options['stride']}" if options["stride"] else ""
+    return f"--window {options['window']}{stride} --last {options['last_window']}"

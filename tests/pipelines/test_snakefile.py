@@ -136,7 +136,10 @@ def test_user_config_does_not_inherit_demo_values(workflow):
         ),
         ("colour: blue\n", "Additional properties are not allowed ('colour' was unexpected)"),
         ("stages: [train]\n", "'train' is not one of"),
-        ("stages: [embed]\nembed: {genomes: [mouse]}\n", "mouse: not among the run's genomes (lambda)"),
+        (
+            "genomes: [lambda]\nstages: [embed]\nembed: {genomes: [mouse]}\n",
+            "mouse: not among the run's genomes (lambda)",
+        ),
         ("stages: [finetune]\nfinetune: {genome: mouse}\n", "finetune.genome must be one of the run's"),
         ("stages: [finetune]\nfinetune: {genome: lambda}\n", "has no annotation (GFF3) file"),
         ("genomes: [mouse]\n", "no genome named 'mouse'"),
