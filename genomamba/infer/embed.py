@@ -15,9 +15,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from genomamba.infer.runner import load_model, run_over_windows
-from genomamba.infer.tables import table_format, write_table_atomic
-from genomamba.infer.windows import fasta_windows
+import pandas as pd
+
+from genomamba.infer.runner import model_table
 
 
 def embed_fasta(
@@ -27,41 +27,28 @@ def embed_fasta(
     *,
     pooling: str = "mean",
     conjoin: bool | None = None,
-    window: int | None = None,
-    stride: int | None = None,
-    last: str = "keep",
-    batch_size: int = 16,
-    device: str = "auto",
-    lenient: bool = False,
     log: Callable[[str], None] | None = None,
+    **options,
 ) -> dict:
     """Embed every record (or window) of the ``fasta`` files with the model in ``model_dir``.
+
+    ``options``: windowing, batch size, device, lenient reading (:func:`~genomamba.infer.runner.model_table`).
 
     Returns:
         ``{"out", "rows", "width", "pooling"}``.
 
     Raises:
-        InputDataError: an invalid FASTA file or an empty record (nothing is written).
-        CheckpointError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda`` without a GPU.
+        InputDataError: an invalid FASTA file (nothing is written). CheckpointError: ``model_dir``
+            cannot be loaded. UnavailableError: ``cuda`` without a GPU.
         ValueError: an unknown output suffix or pooling, a bad window or stride.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
-    table_format(out)  # an unusable output path fails before any work
-    model, device_t = load_model(model_dir, device)
-    windows = fasta_windows(fasta, window=window, stride=stride, last=last, lenient=lenient)
-    frame, values = run_over_windows(
-        windows, lambda ids, mask: model.embed(ids, mask, pooling=pooling, conjoin=conjoin),
-        batch_size=batch_size, device=device_t,
+    table = model_table(
+        model_dir, fasta, out,
+        lambda model, ids, mask: model.embed(ids, mask, pooling=pooling, conjoin=conjoin),
+        lambda model, values: pd.DataFrame(values, columns=[f"emb_{i:04d}" for i in range(values.shape[1])]),
+        **options,
     )
-    width = model.config.d_model
-    columns = [f"emb_{i:04d}" for i in range(width)]
-    frame = frame.join(_frame(values.reshape(len(frame), width), columns))
-    write_table_atomic(frame, out)
-    log(f"embed: {len(frame)} embeddings of width {width} ({pooling} pooling) written to {out}")
-    return {"out": str(out), "rows": len(frame), "width": width, "pooling": pooling}
-
-
-def _frame(values, columns):
-    import pandas as pd
-
-    return pd.DataFrame(values, columns=columns)
+    width = table.filter(regex="^emb_").shape[1]
+    log(f"embed: {len(table)} embeddings of width {width} ({pooling} pooling) written to {out}")
+    return {"out": str(out), "rows": len(table), "width": width, "pooling": pooling}

@@ -21,9 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from genomamba.infer.runner import load_model, run_over_windows
-from genomamba.infer.tables import table_format, write_table_atomic
-from genomamba.infer.windows import fasta_windows
+from genomamba.infer.runner import model_table
 from genomamba.io.targets import TaskSpec
 
 
@@ -32,41 +30,34 @@ def predict_fasta(
     fasta: Sequence[str | os.PathLike],
     out: str | os.PathLike,
     *,
-    window: int | None = None,
-    stride: int | None = None,
-    last: str = "keep",
-    batch_size: int = 16,
-    device: str = "auto",
-    lenient: bool = False,
     log: Callable[[str], None] | None = None,
+    **options,
 ) -> dict:
     """Predict every record (or window) of the ``fasta`` files with the fine-tuned ``model_dir``.
+
+    ``options``: windowing, batch size, device, lenient reading (:func:`~genomamba.infer.runner.model_table`).
 
     Returns:
         ``{"out", "rows", "task", "labels"}``.
 
     Raises:
-        InputDataError: an invalid FASTA file or an empty record, or a model without a sequence
-            head (nothing is written). CheckpointError: ``model_dir`` cannot be loaded.
-        UnavailableError: ``cuda`` without a GPU. ValueError: an unknown output suffix, a bad
-            window or stride.
+        InputDataError: an invalid FASTA file, or a model without a sequence head (nothing is
+            written). CheckpointError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda``
+            without a GPU. ValueError: an unknown output suffix, a bad window or stride.
     """
     from genomamba.checkpoint import read_config
     from genomamba.train.evaluate import scores_from_logits, spec_from_config
 
     log = log or (lambda message: print(message, file=sys.stderr))
-    table_format(out)
-    spec = spec_from_config(read_config(model_dir))
-    model, device_t = load_model(model_dir, device)
-    windows = fasta_windows(fasta, window=window, stride=stride, last=last, lenient=lenient)
-    frame, scores = run_over_windows(
-        windows, lambda ids, mask: scores_from_logits(spec.task, model.predict(ids, mask).logits),
-        batch_size=batch_size, device=device_t,
+    spec = spec_from_config(read_config(model_dir))  # a model without a sequence head fails here
+    table = model_table(
+        model_dir, fasta, out,
+        lambda model, ids, mask: scores_from_logits(spec.task, model.predict(ids, mask).logits),
+        lambda model, values: prediction_columns(spec, values),
+        **options,
     )
-    frame = frame.join(prediction_columns(spec, scores.reshape(len(frame), -1)))
-    write_table_atomic(frame, out)
-    log(f"predict: {len(frame)} {spec.task} predictions written to {out}")
-    return {"out": str(out), "rows": len(frame), "task": spec.task,
+    log(f"predict: {len(table)} {spec.task} predictions written to {out}")
+    return {"out": str(out), "rows": len(table), "task": spec.task,
             "labels": list(spec.labels) if spec.labels else None}
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genomamba.infer.windows import SequenceWindow, batches
+from genomamba.infer.tables import table_format, write_table_atomic
+from genomamba.infer.windows import SequenceWindow, batches, fasta_windows
 from genomamba.train.evaluate import autocast_for, pad_batch
 
 WINDOW_COLUMNS = ("file", "record", "start", "end")
@@ -62,3 +63,37 @@ def run_over_windows(
     frame[["start", "end"]] = frame[["start", "end"]].astype("int64")
     values = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
     return frame, values.astype(np.float32, copy=False)
+
+
+def model_table(
+    model_dir: str | os.PathLike,
+    fasta: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    compute: Callable,
+    columns: Callable[[object, np.ndarray], pd.DataFrame],
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    last: str = "keep",
+    batch_size: int = 16,
+    device: str = "auto",
+    lenient: bool = False,
+) -> pd.DataFrame:
+    """Run ``compute(model, ids, mask)`` over every record or window of the ``fasta`` files and
+    write the window columns joined with ``columns(model, outputs)`` to ``out``; returns the table.
+
+    ``window``/``stride``/``last``/``lenient``: :func:`genomamba.infer.windows.fasta_windows`;
+    ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda.
+
+    Raises:
+        ValueError: an unknown output suffix (before any work), a bad window or stride.
+        InputDataError, CheckpointError, UnavailableError: see :func:`load_model` and the reader.
+    """
+    table_format(out)  # an unusable output path fails before any work
+    model, device_t = load_model(model_dir, device)
+    windows = fasta_windows(fasta, window=window, stride=stride, last=last, lenient=lenient)
+    frame, values = run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
+                                     batch_size=batch_size, device=device_t)
+    frame = frame.join(columns(model, values.reshape(len(frame), -1)))
+    write_table_atomic(frame, out)
+    return frame
