@@ -342,8 +342,9 @@ def _kept_dtype(input_dtype: torch.dtype) -> torch.dtype:
     well inside the error that bf16 inputs and outputs carry, where bf16 tiles (2^-9) were not:
     they broke the tolerance rule on dA, d delta and d delta_bias (GPU tests, docs/benchmarks.md).
     fp16 holds states up to 65504: a larger one is stored as infinity, which makes those gradients
-    non-finite (loudly, never silently wrong); such models, and fp16 and fp32 inputs, keep fp32
-    tiles (TUNING["bwd_kept_fp32"] = 1 forces them for any input).
+    non-finite (loudly, never silently wrong; the trainers skip such a step, genomamba.train.step);
+    such models, and fp16 and fp32 inputs, keep fp32 tiles (TUNING["bwd_kept_fp32"] = 1 forces
+    them for any input).
     """
     if input_dtype == torch.bfloat16 and not TUNING.get("bwd_kept_fp32"):
         return torch.float16
