@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from genomamba.cli import main
 from genomamba.errors import EXIT_DATA
-from tests.infer.conftest import BINARY_HEAD, save_model
+from tests.infer.infer_cases import BINARY_HEAD, save_model
 
 
 def _run(*args):
