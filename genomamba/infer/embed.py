@@ -47,6 +47,7 @@ def embed_fasta(
         model_dir, fasta, out,
         lambda model, ids, mask: model.embed(ids, mask, pooling=pooling, conjoin=conjoin),
         lambda model, values: pd.DataFrame(values, columns=[f"emb_{i:04d}" for i in range(values.shape[1])]),
+        provenance={"command": "embed", "pooling": pooling, "conjoin": conjoin},
         **options,
     )
     width = table.filter(regex="^emb_").shape[1]

@@ -54,6 +54,7 @@ def predict_fasta(
         model_dir, fasta, out,
         lambda model, ids, mask: scores_from_logits(spec.task, model.predict(ids, mask).logits),
         lambda model, values: prediction_columns(spec, values),
+        provenance={"command": "predict", "task": spec.task},
         **options,
     )
     log(f"predict: {len(table)} {spec.task} predictions written to {out}")

@@ -8,8 +8,11 @@ window's file, record, start and end.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +23,7 @@ from genomamba.infer.windows import SequenceWindow, batches, fasta_windows
 from genomamba.train.evaluate import autocast_for, pad_batch
 
 WINDOW_COLUMNS = ("file", "record", "start", "end")
+LOG = logging.getLogger("genomamba.infer")
 
 
 def load_model(model_dir: str | os.PathLike, device: str):
@@ -78,12 +82,15 @@ def model_table(
     batch_size: int = 16,
     device: str = "auto",
     lenient: bool = False,
+    provenance: dict | None = None,
 ) -> pd.DataFrame:
     """Run ``compute(model, ids, mask)`` over every record or window of the ``fasta`` files and
     write the window columns joined with ``columns(model, outputs)`` to ``out``; returns the table.
 
     ``window``/``stride``/``last``/``lenient``: :func:`genomamba.infer.windows.fasta_windows`;
-    ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda.
+    ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda; ``provenance``: more
+    of what a Parquet output records (the command and its own options), beside the model's weights
+    digest and these options.
 
     Raises:
         ValueError: an unknown output suffix (before any work), a bad window or stride.
@@ -92,8 +99,35 @@ def model_table(
     table_format(out)  # an unusable output path fails before any work
     model, device_t = load_model(model_dir, device)
     windows = fasta_windows(fasta, window=window, stride=stride, last=last, lenient=lenient)
+    windows = _warn_beyond(windows, model.config.max_length)
     frame, values = run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
                                      batch_size=batch_size, device=device_t)
     frame = frame.join(columns(model, values.reshape(len(frame), -1)))
-    write_table_atomic(frame, out)
+    options = {"window": window, "stride": stride, "last": last, "lenient": lenient, **(provenance or {})}
+    write_table_atomic(frame, out, _provenance(model_dir, options))
     return frame
+
+
+def _warn_beyond(windows: Iterable[SequenceWindow], max_length: int | None) -> Iterator[SequenceWindow]:
+    """The windows unchanged; logs once if one is longer than the model's preset is sized for."""
+    warned = False
+    for w in windows:
+        if max_length is not None and not warned and w.end - w.start > max_length:
+            LOG.warning("%s: record '%s' is read as %d bases, longer than the %d the model is sized for; "
+                        "--window cuts it (memory grows with the length)", w.file, w.record, w.end - w.start,
+                        max_length)
+            warned = True
+        yield w
+
+
+def _provenance(model_dir: str | os.PathLike, options: dict) -> dict:
+    """What a Parquet output records about how it was made (tables.write_table_atomic)."""
+    from genomamba import __version__
+    from genomamba.checkpoint import WEIGHTS_FILE
+
+    digest = hashlib.sha256()
+    with open(Path(model_dir) / WEIGHTS_FILE, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"genomamba_version": __version__, "model": str(model_dir),
+            "model_weights_sha256": digest.hexdigest(), "options": options}

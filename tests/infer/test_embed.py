@@ -58,3 +58,25 @@ def test_bad_fasta_fails_before_writing_and_keeps_an_earlier_result(mlm_model, s
 def test_unknown_output_suffix_is_refused_before_any_work(mlm_model, small_fasta, tmp_path):
     with pytest.raises(ValueError, match=r"\.parquet, \.pq, \.tsv, \.txt, \.csv"):
         embed_fasta(mlm_model, [small_fasta], tmp_path / "emb.xlsx", device="cpu")
+
+
+def test_parquet_output_records_model_digest_and_options(mlm_model, small_fasta, tmp_path):
+    import hashlib
+
+    from genomamba.infer.tables import read_provenance
+
+    out = tmp_path / "emb.parquet"
+    embed_fasta(mlm_model, [small_fasta], out, window=100, device="cpu", log=lambda m: None)
+    provenance = read_provenance(out)
+    weights = hashlib.sha256((mlm_model / "model.safetensors").read_bytes()).hexdigest()
+    assert provenance["model_weights_sha256"] == weights and provenance["model"] == str(mlm_model)
+    assert provenance["options"]["window"] == 100 and provenance["options"]["command"] == "embed"
+
+
+def test_records_longer_than_the_model_is_sized_for_are_warned_about(tmp_path, small_fasta, caplog):
+    from tests.infer.infer_cases import save_model
+
+    model = save_model(tmp_path / "short", rc_strategy="ph", max_length=128)
+    embed_fasta(model, [small_fasta], tmp_path / "e.tsv", device="cpu", log=lambda m: None)
+    assert "record 'a' is read as 300 bases, longer than the 128" in caplog.text
+    assert caplog.text.count("longer than") == 1
