@@ -11,9 +11,10 @@ from genomamba.errors import GenomambaError
 
 EXIT_CODES = """\b
 Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 an invalid FASTA file (file, line
-and what is wrong), an empty record, or a model directory that cannot be loaded (predict: or has
-no sequence head); 69 --device cuda without a GPU. Nothing is written unless the whole run
-succeeds: the table goes to a temporary name and is renamed at the end."""
+and what is wrong), no sequence at all (every record empty, or shorter than --window with --last
+drop), or a model directory that cannot be loaded (predict: or has no sequence head); 69 --device
+cuda without a GPU. Nothing is written unless the whole run succeeds: the table goes to a temporary
+name and is renamed at the end."""
 
 
 def shared_options(command: Callable) -> Callable:

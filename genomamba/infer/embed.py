@@ -38,15 +38,15 @@ def embed_fasta(
         ``{"out", "rows", "width", "pooling"}``.
 
     Raises:
-        InputDataError: an invalid FASTA file (nothing is written). CheckpointError: ``model_dir``
-            cannot be loaded. UnavailableError: ``cuda`` without a GPU.
+        InputDataError: an invalid FASTA file, or no sequence at all (nothing is written).
+        CheckpointError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda`` without a GPU.
         ValueError: an unknown output suffix or pooling, a bad window or stride.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
     table = model_table(
         model_dir, fasta, out,
         lambda model, ids, mask: model.embed(ids, mask, pooling=pooling, conjoin=conjoin),
-        lambda model, values: pd.DataFrame(values, columns=[f"emb_{i:04d}" for i in range(values.shape[1])]),
+        lambda values: pd.DataFrame(values, columns=[f"emb_{i:04d}" for i in range(values.shape[1])]),
         provenance={"command": "embed", "pooling": pooling, "conjoin": conjoin},
         **options,
     )

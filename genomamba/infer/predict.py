@@ -41,9 +41,10 @@ def predict_fasta(
         ``{"out", "rows", "task", "labels"}``.
 
     Raises:
-        InputDataError: an invalid FASTA file, or a model without a sequence head (nothing is
-            written). CheckpointError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda``
-            without a GPU. ValueError: an unknown output suffix, a bad window or stride.
+        InputDataError: an invalid FASTA file, no sequence at all, or a model without a sequence
+            head (nothing is written). CheckpointError: ``model_dir`` cannot be loaded.
+        UnavailableError: ``cuda`` without a GPU. ValueError: an unknown output suffix, a bad
+            window or stride.
     """
     from genomamba.checkpoint import read_config
     from genomamba.train.evaluate import scores_from_logits, spec_from_config
@@ -53,7 +54,7 @@ def predict_fasta(
     table = model_table(
         model_dir, fasta, out,
         lambda model, ids, mask: scores_from_logits(spec.task, model.predict(ids, mask).logits),
-        lambda model, values: prediction_columns(spec, values),
+        lambda values: prediction_columns(spec, values),
         provenance={"command": "predict", "task": spec.task},
         **options,
     )

@@ -8,7 +8,6 @@ window's file, record, start and end.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from genomamba.errors import InputDataError
 from genomamba.infer.tables import table_format, write_table_atomic
 from genomamba.infer.windows import SequenceWindow, batches, fasta_windows
 from genomamba.train.evaluate import autocast_for, pad_batch
@@ -46,12 +46,11 @@ def run_over_windows(
     *,
     batch_size: int,
     device: torch.device,
-    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """(one row per window: file, record, start, end; the stacked (n, k) float32 outputs).
 
-    ``compute(ids, mask)`` maps a padded batch to a (batch, k) tensor; ``on_batch(n)`` is told
-    how many windows each batch held (for progress).
+    ``compute(ids, mask)`` maps a padded batch to a (batch, k) tensor; no window gives an empty
+    frame and a (0, 0) array.
     """
     meta: list[tuple[str, str, int, int]] = []
     parts: list[np.ndarray] = []
@@ -61,8 +60,6 @@ def run_over_windows(
             out = compute(ids, mask)
         parts.append(out.float().reshape(len(batch), -1).cpu().numpy())
         meta.extend((w.file, w.record, w.start, w.end) for w in batch)
-        if on_batch is not None:
-            on_batch(len(batch))
     frame = pd.DataFrame(meta, columns=list(WINDOW_COLUMNS))
     frame[["start", "end"]] = frame[["start", "end"]].astype("int64")
     values = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
@@ -74,7 +71,7 @@ def model_table(
     fasta: Iterable[str | os.PathLike],
     out: str | os.PathLike,
     compute: Callable,
-    columns: Callable[[object, np.ndarray], pd.DataFrame],
+    columns: Callable[[np.ndarray], pd.DataFrame],
     *,
     window: int | None = None,
     stride: int | None = None,
@@ -85,7 +82,7 @@ def model_table(
     provenance: dict | None = None,
 ) -> pd.DataFrame:
     """Run ``compute(model, ids, mask)`` over every record or window of the ``fasta`` files and
-    write the window columns joined with ``columns(model, outputs)`` to ``out``; returns the table.
+    write the window columns joined with ``columns(outputs)`` to ``out``; returns the table.
 
     ``window``/``stride``/``last``/``lenient``: :func:`genomamba.infer.windows.fasta_windows`;
     ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda; ``provenance``: more
@@ -94,15 +91,20 @@ def model_table(
 
     Raises:
         ValueError: an unknown output suffix (before any work), a bad window or stride.
-        InputDataError, CheckpointError, UnavailableError: see :func:`load_model` and the reader.
+        InputDataError: what the FASTA reader rejects, or no window at all.
+        CheckpointError, UnavailableError: see :func:`load_model`.
     """
     table_format(out)  # an unusable output path fails before any work
+    fasta = [str(path) for path in fasta]
     model, device_t = load_model(model_dir, device)
     windows = fasta_windows(fasta, window=window, stride=stride, last=last, lenient=lenient)
     windows = _warn_beyond(windows, model.config.max_length)
     frame, values = run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
                                      batch_size=batch_size, device=device_t)
-    frame = frame.join(columns(model, values.reshape(len(frame), -1)))
+    if frame.empty:
+        raise InputDataError(f"{', '.join(fasta)}: no sequence to read (every record is empty, or "
+                             "shorter than --window with --last drop)")
+    frame = frame.join(columns(values))
     options = {"window": window, "stride": stride, "last": last, "lenient": lenient, **(provenance or {})}
     write_table_atomic(frame, out, _provenance(model_dir, options))
     return frame
@@ -124,10 +126,7 @@ def _provenance(model_dir: str | os.PathLike, options: dict) -> dict:
     """What a Parquet output records about how it was made (tables.write_table_atomic)."""
     from genomamba import __version__
     from genomamba.checkpoint import WEIGHTS_FILE
+    from genomamba.io.compression import sha256_file
 
-    digest = hashlib.sha256()
-    with open(Path(model_dir) / WEIGHTS_FILE, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
     return {"genomamba_version": __version__, "model": str(model_dir),
-            "model_weights_sha256": digest.hexdigest(), "options": options}
+            "model_weights_sha256": sha256_file(Path(model_dir) / WEIGHTS_FILE), "options": options}

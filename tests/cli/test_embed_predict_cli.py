@@ -52,3 +52,14 @@ def test_bad_output_suffix_is_a_usage_error(tmp_path, demo_data):
     model = save_model(tmp_path / "model", rc_strategy="ph")
     result = _run("embed", model, demo_data / "lambda_virus.fa", "-o", tmp_path / "emb.xlsx")
     assert result.exit_code == 2 and ".parquet" in result.output
+
+
+def test_no_sequence_at_all_exits_65_and_writes_nothing(tmp_path):
+    """Every record shorter than --window with --last drop: nothing to embed, said so plainly."""
+    model = save_model(tmp_path / "model", rc_strategy="ph")
+    short = tmp_path / "short.fa"
+    short.write_text(">a\nACGT\n>b\nACGTACGT\n")
+    out = tmp_path / "emb.parquet"
+    result = _run("embed", model, short, "-o", out, "--window", 100, "--last", "drop", "--device", "cpu")
+    assert result.exit_code == EXIT_DATA
+    assert "short.fa: no sequence to read" in result.output and not out.exists()
