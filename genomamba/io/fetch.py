@@ -39,6 +39,7 @@ from typing import BinaryIO
 
 from genomamba import __version__
 from genomamba.errors import InputDataError, UnavailableError
+from genomamba.io.compression import sha256_file
 from genomamba.io.manifest import FileEntry, Manifest
 
 log = logging.getLogger(__name__)
@@ -75,15 +76,6 @@ class _SourceError(Exception):
     def __init__(self, message: str, *, remote: bool):
         super().__init__(message)
         self.remote = remote
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks. Raises OSError if it cannot be read."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_manifest(
