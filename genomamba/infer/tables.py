@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from genomamba.io.atomic import replacing
+
 METADATA_KEY = b"genomamba"
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".tsv": "tsv", ".txt": "tsv", ".csv": "csv"}
@@ -40,15 +42,11 @@ def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike, provenance:
     path = Path(path)
     kind = table_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with replacing(path) as tmp:
         if kind == "parquet":
             _write_parquet(frame, tmp, provenance)
         else:
             frame.to_csv(tmp, sep="\t" if kind == "tsv" else ",", index=False, float_format="%.7g")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from genomamba.errors import InputDataError
+from genomamba.io.atomic import replacing
 from genomamba.io.compression import open_input
 from genomamba.io.fasta import read_fasta
 
@@ -169,10 +170,6 @@ def write_task_csv(rows: list[dict[str, str]], path: str | os.PathLike) -> Path:
     writer.writeheader()
     writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with replacing(path) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genomamba.io.atomic import replacing
+
 #: sequences per forward pass when scoring (fine-tuning's evaluations and `genomamba evaluate`)
 EVAL_BATCH_SIZE = 64
 #: metrics where lower is better (early stopping minimises them)
@@ -191,22 +193,13 @@ def headline(metrics: dict) -> str:
 
 
 # -- files ----------------------------------------------------------------------------------------
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
-
-
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to a temporary sibling, then rename it onto ``path``."""
     path = Path(path)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
     return path
 
 
@@ -221,13 +214,11 @@ def write_jsonl_atomic(path: str | os.PathLike, records: list[dict]) -> Path:
 def _save_figure(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    tmp = _tmp_path(path)
     try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 
