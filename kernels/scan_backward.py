@@ -50,6 +50,7 @@ import triton.language as tl
 from .fast_math import exp2, sigmoid
 from .scan_steps import (
     _advance,
+    _advance_keeping,
     _block_coords,
     _dt_of,
     _in_block,
@@ -61,13 +62,16 @@ from .scan_steps import (
 
 @triton.jit
 def _gate_grad(dout, zt, HAS_Z: tl.constexpr, FAST: tl.constexpr):
-    """g = dout silu(z) in fp32 from the loaded dout and z: the gradient reaching y."""
+    """(g, dout, z, sigmoid(z)) in fp32 from the loaded dout and z: g = dout silu(z) is the
+    gradient reaching y; the others are what dz needs (z and sigmoid(z) are dout and 1 without a
+    gate)."""
     dout = dout.to(tl.float32)
     if HAS_Z:
         zt = zt.to(tl.float32)
-        return dout * zt * sigmoid(zt, FAST)
+        sig_z = sigmoid(zt, FAST)
+        return dout * zt * sig_z, dout, zt, sig_z
     else:
-        return dout
+        return dout, dout, dout, tl.full(dout.shape, 1.0, tl.float32)
 
 
 @triton.jit
@@ -150,29 +154,21 @@ def _walk_sub_block_keeping(
         C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
         dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol, stride_zl,
                                           m, HAS_Z)
-        u = u.to(tl.float32)
-        dt, raw = _dt_of(dt_raw, bias, m_i, HAS_BIAS, SOFTPLUS, FAST)
-        decayed = exp2(dt[:, None] * A2, FAST) * h  # a_t h_{t-1}
-        h = decayed + (dt * u)[:, None] * Bt.to(tl.float32)[None, :]
+        h, decayed, u, dt, raw = _advance_keeping(h, A2, u, dt_raw, Bt, bias, m_i, HAS_BIAS, SOFTPLUS, FAST)
         # .cg: the scratch streams through L2 only, leaving L1 to the inputs that the reverse walk
         # reads again.
         tl.store(tiles + i * (BLOCK_N * BLOCK_D) + tile_off, decayed.to(tiles.dtype.element_ty),
                  cache_modifier=".cg")
-        dout = dout.to(tl.float32)
+        g, dout, zt, sig_z = _gate_grad(dout, zt, HAS_Z, FAST)
         if HAS_Z:
-            zt = zt.to(tl.float32)
             y = tl.sum(h * Ct.to(tl.float32)[None, :], axis=1)
             if HAS_D:
                 y += Dv * u
-            sig_z = sigmoid(zt, FAST)
-            g = dout * zt * sig_z
             dz = dout * y * sig_z * (1.0 + zt * (1.0 - sig_z))
             at_u = d * stride_ud + r_i * stride_ul  # dz is allocated with u's strides
             if ACCUMULATE_DZ:
                 dz += tl.load(dz_row + at_u, mask=m_i, other=0.0).to(tl.float32)
             tl.store(dz_row + at_u, dz.to(dz_row.dtype.element_ty), mask=m_i)
-        else:
-            g = dout
         dC_t = tl.sum(h * g[:, None], axis=0)  # over this program's channels
         tl.atomic_add(dC_col + n * stride_dcn + r_i * stride_dcl, dC_t, mask=nm_i, sem="relaxed")
         if SOFTPLUS:
@@ -299,7 +295,7 @@ def _selective_scan_bwd_kernel(
                     dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol,
                                                       stride_zl, m, HAS_Z)
                     dt, _ = _dt_of(dt_raw, bias, m_i, HAS_BIAS, SOFTPLUS, FAST_MATH)
-                    g = _gate_grad(dout_i, z_i, HAS_Z, FAST_MATH)
+                    g, _, _, _ = _gate_grad(dout_i, z_i, HAS_Z, FAST_MATH)
                     c = exp2(dt[:, None] * A2, FAST_MATH) * (c + Ct.to(tl.float32)[None, :] * g[:, None])
                     dt_total += dt
             else:

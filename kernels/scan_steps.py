@@ -101,12 +101,23 @@ def _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stri
 
 
 @triton.jit
+def _advance_keeping(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                     FAST: tl.constexpr):
+    """h = exp(dt A) h + dt u B from loaded inputs (``A2`` is A times log2(e)), with what the
+    backward keeps of the step: returns (h, a_t h_{t-1}, u, dt, dt before softplus), fp32."""
+    u = u.to(tl.float32)
+    dt, raw = _dt_of(dt_raw, bias, m, HAS_BIAS, SOFTPLUS, FAST)
+    decayed = exp2(dt[:, None] * A2, FAST) * h
+    h = decayed + (dt * u)[:, None] * Bt.to(tl.float32)[None, :]
+    return h, decayed, u, dt, raw
+
+
+@triton.jit
 def _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
              FAST: tl.constexpr):
-    """h = exp(dt A) h + dt u B from loaded inputs (``A2`` is A times log2(e)); returns (h, u, dt) fp32."""
-    u = u.to(tl.float32)
-    dt, _ = _dt_of(dt_raw, bias, m, HAS_BIAS, SOFTPLUS, FAST)
-    h = exp2(dt[:, None] * A2, FAST) * h + (dt * u)[:, None] * Bt.to(tl.float32)[None, :]
+    """_advance_keeping without the kept values: returns (h, u, dt). (Triton inlines both, so the
+    unused values cost nothing and the multiply-add still fuses.)"""
+    h, _, u, dt, _ = _advance_keeping(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS, SOFTPLUS, FAST)
     return h, u, dt
 
 
