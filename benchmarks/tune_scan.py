@@ -7,6 +7,7 @@ Used to pick plan_launch's defaults (GPU only); prints one line per configuratio
         --bwd-block-d 32 64 --bwd-warps 1 2                              # forward + backward
     python benchmarks/tune_scan.py --stages 1 2 3                         # forward's load prefetch
     python benchmarks/tune_scan.py --passes --state-block-d 64 128        # each pass of a launch alone
+    python benchmarks/tune_scan.py --passes --chain-stages 1 4            # the segment chain's prefetch
 
 Backward mode times forward + backward (the backward cannot run alone: it needs the forward's
 checkpoints, whose spacing is ``block_t``); subtract the forward's time from the first mode.
@@ -97,13 +98,17 @@ def time_passes(t, label):
 
 
 def sweep_passes(args):
-    """time_passes over forward tiles x programs per SM x the state-only pass's own tiles."""
+    """time_passes over forward tiles x programs per SM x the state-only pass's own tiles x the
+    segment chain's prefetch depth."""
     names = ("block_d", "unroll", "stages")
     state_grid = list(itertools.product(args.state_block_d, args.state_unroll, args.state_stages))
     for length in args.lengths:
         t = time_major(make_inputs(args.tokens // length, 512, length, 16, torch.bfloat16, seed=1))
-        for config, per_sm, state in itertools.product(list(forward_configs(args)), args.per_sm, state_grid):
+        grid = itertools.product(list(forward_configs(args)), args.per_sm, state_grid, args.chain_stages)
+        for config, per_sm, state, chain_stages in grid:
             state_config = {f"state_{k}": v for k, v in zip(names, state, strict=True) if v}
+            if chain_stages:
+                state_config["chain_stages"] = chain_stages
             sst.TUNING.clear()
             sst.TUNING.update(config, programs_per_sm=per_sm, **state_config)
             label = " ".join(f"{k}={v}" for k, v in {**config, "per_sm": per_sm, **state_config}.items())
@@ -133,6 +138,7 @@ def main():
     ap.add_argument("--state-block-d", type=int, nargs="+", default=[0], help="state pass tile (0: same)")
     ap.add_argument("--state-unroll", type=int, nargs="+", default=[0])
     ap.add_argument("--state-stages", type=int, nargs="+", default=[0])
+    ap.add_argument("--chain-stages", type=int, nargs="+", default=[0], help="chain prefetch (0: default)")
     args = ap.parse_args()
     if args.passes:
         sweep_passes(args)

@@ -33,7 +33,7 @@ FP_FUSION = True
 #: Overrides for plan_launch's choices and for fast_math (keys: fast_math, fwd_block_d, fwd_warps,
 #: fwd_unroll, fwd_stages, state_block_d, state_unroll, state_stages, block_t, bwd_block_d,
 #: bwd_block_t, bwd_warps, bwd_maxnreg, bwd_kept_fp32, min_programs_per_sm, programs_per_sm,
-#: bwd_programs_per_sm), set by
+#: bwd_programs_per_sm, chain_stages), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
 TUNING: dict[str, int | str] = {}
@@ -233,7 +233,8 @@ def _chain(local, dtsum, A, init, plan: LaunchPlan, reverse: bool):
         local, dtsum, A, init if init is not None else local, entering, final,
         dim, d_state, n_seg,
         BLOCK_D=block_d, BLOCK_N=plan.block_n, REVERSE=reverse, HAS_INIT=init is not None,
-        FAST_MATH=fast_math(local.device), enable_fp_fusion=FP_FUSION,
+        FAST_MATH=fast_math(local.device), STAGES=TUNING.get("chain_stages", 8),
+        enable_fp_fusion=FP_FUSION,
     )
     return entering, final
 
