@@ -16,7 +16,9 @@ Backward, with ``g[t] = du[t] mask[t] silu'(pre[t] + bias)``: ``dx[s] = mask[s] 
 (the positions whose window holds s), ``dw[k] = sum_t g[t] x_masked[t + k - (K-1)]`` (causal),
 ``dbias = sum_t g[t]``. Two passes over tiles of positions x channels: the first computes g once
 per position, writes it (in x's precision, as PyTorch's unfused backward rounds it) and sums
-dw/dbias over several tiles before one atomic per channel and tap; the second reads g at the K
+dw/dbias over several tiles before one atomic per channel and tap (elementwise over the tiles and
+over positions once at the end: a cross-thread sum per tap and tile had made that pass 20-25%
+slower); the second reads g at the K
 shifts dx needs (from cache) and writes dx. A single pass recomputing g on the K shifted copies of
 its tile did 4x the arithmetic and needed 255 registers with spills; on an H100 it took 27.7 ms of
 a base-131k training step against 23.3 for the two passes (docs/benchmarks.md).
@@ -102,18 +104,37 @@ def _conv_silu_fwd_kernel(
 
 
 @triton.jit
+def _tap_product(g, k: tl.constexpr, x_row, mask_row, t, c_mask, length, stride_xl, K: tl.constexpr,
+                 ANTI_CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr):
+    """g times the x that tap ``k`` of each position's window reads (zeros for k >= K)."""
+    if k < K:
+        s = _tap_position(t, k, K, ANTI_CAUSAL)
+        return g * _masked_rows(x_row, mask_row, s, c_mask, length, stride_xl, HAS_MASK)
+    else:
+        return tl.zeros_like(g)
+
+
+@triton.jit
 def _conv_silu_grad_kernel(
     x_ptr, w_ptr, bias_ptr, mask_ptr, du_ptr, g_ptr, dw_ptr, dbias_ptr, length, channels, tiles_per_program,
     stride_xb, stride_xl, stride_dub, stride_dul, stride_gb, stride_gl, stride_mb,
     K: tl.constexpr, K_POW2: tl.constexpr, ANTI_CAUSAL: tl.constexpr, HAS_BIAS: tl.constexpr,
-    HAS_MASK: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr,
+    HAS_MASK: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_C: tl.constexpr, DEFER_SUMS: tl.constexpr,
 ):
     """Backward, first pass: g at ``tiles_per_program`` consecutive tiles of positions, written out,
     and their dw / dbias sums, added once per program: every program adds into the same
-    channels x K weights, and one atomic per tile made them queue (measured on an H100)."""
+    channels x K weights, and one atomic per tile made them queue (measured on an H100).
+
+    ``DEFER_SUMS`` (K <= 4): the products g x_k are summed elementwise over the program's tiles and
+    over positions only once at the end, instead of a cross-thread reduction per tap and tile."""
     taps = tl.arange(0, K_POW2)
     dw_acc = tl.zeros((BLOCK_C, K_POW2), dtype=tl.float32)
     dbias_acc = tl.zeros((BLOCK_C,), dtype=tl.float32)
+    part0 = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
+    part1 = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
+    part2 = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
+    part3 = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
+    g_sum = tl.zeros((BLOCK_L, BLOCK_C), dtype=tl.float32)
     for i in range(0, tiles_per_program):
         b, t, c, c_mask, x_row, mask_row, bias = _tile(
             x_ptr, bias_ptr, mask_ptr, tl.program_id(0) * tiles_per_program + i, channels, stride_xb,
@@ -130,11 +151,28 @@ def _conv_silu_grad_kernel(
             g = g * tl.load(mask_row + t, mask=t_mask, other=0).to(tl.float32)[:, None]
         tl.store(g_ptr + b * stride_gb + t[:, None] * stride_gl + c[None, :], g.to(g_ptr.dtype.element_ty),
                  mask=tile_mask)
-        dbias_acc += tl.sum(g, axis=0)
-        for k in tl.static_range(K):
-            xs = _masked_rows(x_row, mask_row, _tap_position(t, k, K, ANTI_CAUSAL), c_mask, length, stride_xl,
-                              HAS_MASK)
-            dw_acc += tl.where(taps[None, :] == k, tl.sum(g * xs, axis=0)[:, None], 0.0)
+        if DEFER_SUMS:
+            g_sum += g
+            part0 += _tap_product(g, 0, x_row, mask_row, t, c_mask, length, stride_xl, K, ANTI_CAUSAL,
+                                  HAS_MASK)
+            part1 += _tap_product(g, 1, x_row, mask_row, t, c_mask, length, stride_xl, K, ANTI_CAUSAL,
+                                  HAS_MASK)
+            part2 += _tap_product(g, 2, x_row, mask_row, t, c_mask, length, stride_xl, K, ANTI_CAUSAL,
+                                  HAS_MASK)
+            part3 += _tap_product(g, 3, x_row, mask_row, t, c_mask, length, stride_xl, K, ANTI_CAUSAL,
+                                  HAS_MASK)
+        else:
+            dbias_acc += tl.sum(g, axis=0)
+            for k in tl.static_range(K):
+                xs = _masked_rows(x_row, mask_row, _tap_position(t, k, K, ANTI_CAUSAL), c_mask, length,
+                                  stride_xl, HAS_MASK)
+                dw_acc += tl.where(taps[None, :] == k, tl.sum(g * xs, axis=0)[:, None], 0.0)
+    if DEFER_SUMS:
+        dbias_acc = tl.sum(g_sum, axis=0)
+        dw_acc = tl.where(taps[None, :] == 0, tl.sum(part0, axis=0)[:, None], 0.0)
+        dw_acc += tl.where(taps[None, :] == 1, tl.sum(part1, axis=0)[:, None], 0.0)
+        dw_acc += tl.where(taps[None, :] == 2, tl.sum(part2, axis=0)[:, None], 0.0)
+        dw_acc += tl.where(taps[None, :] == 3, tl.sum(part3, axis=0)[:, None], 0.0)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_mask = c < channels
     if HAS_BIAS:
@@ -173,6 +211,12 @@ def _conv_dx_kernel(
 
 
 BLOCK_L, BLOCK_C = 64, 64
+#: The backward's first pass: whether it defers the dw/dbias sums over positions to the end of a
+#: program (kernel docstring; only for K <= 4), and its warps. Measured with benchmarks/bench_conv.py
+#: on an H200 at 131,072 x 512 channels, bf16 (both backward kernels, causal / anti-causal):
+#: 0.731 / 0.708 ms summing per tile with 4 warps, 0.581-0.628 / 0.592 deferred with 4 warps,
+#: 0.584 / 0.532 deferred with 8 (docs/benchmarks.md).
+GRAD_PLAN = {"defer_sums": True, "num_warps": 8}
 
 
 def _grid(batch: int, length: int, channels: int) -> tuple[int, int, int]:
@@ -225,6 +269,7 @@ class _ConvSiluFn(torch.autograd.Function):
             x, w, bias if bias is not None else w, m_arg, du, g, dw, dbias if dbias is not None else dw,
             length, channels, tiles, x.stride(0), x.stride(1), du.stride(0), du.stride(1), g.stride(0),
             g.stride(1), m_stride, K_POW2=triton.next_power_of_2(w.shape[1]), HAS_BIAS=bias is not None,
+            DEFER_SUMS=bool(GRAD_PLAN["defer_sums"]) and w.shape[1] <= 4, num_warps=GRAD_PLAN["num_warps"],
             **flags,
         )
         _conv_dx_kernel[grid](

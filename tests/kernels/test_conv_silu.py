@@ -22,6 +22,8 @@ CASES = [
     (1, 130, 70, 4, False, False, True, torch.float32),
     (2, 67, 66, 3, True, True, False, torch.bfloat16),
     (1, 9, 8, 4, False, True, True, torch.bfloat16),
+    # K > 4: the backward's first pass sums dw per tile (its deferred sums hold four taps)
+    (1, 70, 6, 5, True, True, True, torch.float32),
 ]
 
 
