@@ -43,13 +43,13 @@ def embed_fasta(
         ValueError: an unknown output suffix or pooling, a bad window or stride.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
-    table = model_table(
+    rows, names = model_table(
         model_dir, fasta, out,
         lambda model, ids, mask: model.embed(ids, mask, pooling=pooling, conjoin=conjoin),
         lambda values: pd.DataFrame(values, columns=[f"emb_{i:04d}" for i in range(values.shape[1])]),
         provenance={"command": "embed", "pooling": pooling, "conjoin": conjoin},
         **options,
     )
-    width = table.filter(regex="^emb_").shape[1]
-    log(f"embed: {len(table)} embeddings of width {width} ({pooling} pooling) written to {out}")
-    return {"out": str(out), "rows": len(table), "width": width, "pooling": pooling}
+    width = sum(name.startswith("emb_") for name in names)
+    log(f"embed: {rows} embeddings of width {width} ({pooling} pooling) written to {out}")
+    return {"out": str(out), "rows": rows, "width": width, "pooling": pooling}

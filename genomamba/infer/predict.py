@@ -51,15 +51,15 @@ def predict_fasta(
 
     log = log or (lambda message: print(message, file=sys.stderr))
     spec = spec_from_config(read_config(model_dir))  # a model without a sequence head fails here
-    table = model_table(
+    rows, _ = model_table(
         model_dir, fasta, out,
         lambda model, ids, mask: scores_from_logits(spec.task, model.predict(ids, mask).logits),
         lambda values: prediction_columns(spec, values),
         provenance={"command": "predict", "task": spec.task},
         **options,
     )
-    log(f"predict: {len(table)} {spec.task} predictions written to {out}")
-    return {"out": str(out), "rows": len(table), "task": spec.task,
+    log(f"predict: {rows} {spec.task} predictions written to {out}")
+    return {"out": str(out), "rows": rows, "task": spec.task,
             "labels": list(spec.labels) if spec.labels else None}
 
 

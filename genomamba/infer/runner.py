@@ -2,8 +2,10 @@
 
 The model runs in eval mode under ``torch.inference_mode`` (bf16 autocast on CUDA, fp32 on CPU, as
 in evaluation), on batches padded to their longest window; padding is masked and changes no
-result. What comes back per batch is a (batch, k) array, gathered in input order next to each
-window's file, record, start and end.
+result. What comes back per batch is a (batch, k) array; every ``ROWS_PER_CHUNK`` windows the
+outputs, next to each window's file, record, start and end in input order, are written to the
+output table (tables.streaming_table), so memory stays that of one chunk however many windows
+the input holds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 import torch
 
 from genomamba.errors import InputDataError
-from genomamba.infer.tables import table_format, write_table_atomic
+from genomamba.infer.tables import streaming_table, table_format
 from genomamba.infer.windows import SequenceWindow, batches, fasta_windows
 from genomamba.train.evaluate import autocast_for, pad_batch
 
@@ -40,18 +42,21 @@ def load_model(model_dir: str | os.PathLike, device: str):
     return from_pretrained(model_dir, device=device_t), device_t
 
 
+#: Windows whose outputs are gathered before they are written (one Parquet row group): with
+#: 256-wide embeddings a chunk holds 16 MiB of values.
+ROWS_PER_CHUNK = 16_384
+
+
 def run_over_windows(
     windows: Iterable[SequenceWindow],
     compute: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
     *,
     batch_size: int,
     device: torch.device,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """(one row per window: file, record, start, end; the stacked (n, k) float32 outputs).
-
-    ``compute(ids, mask)`` maps a padded batch to a (batch, k) tensor; no window gives an empty
-    frame and a (0, 0) array.
-    """
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Chunks of (one row per window: file, record, start, end; their (n, k) float32 outputs), in
+    input order, each of about ``ROWS_PER_CHUNK`` windows; ``compute(ids, mask)`` maps a padded
+    batch to a (batch, k) tensor. No window gives no chunk."""
     meta: list[tuple[str, str, int, int]] = []
     parts: list[np.ndarray] = []
     for batch in batches(windows, batch_size):
@@ -60,10 +65,17 @@ def run_over_windows(
             out = compute(ids, mask)
         parts.append(out.float().reshape(len(batch), -1).cpu().numpy())
         meta.extend((w.file, w.record, w.start, w.end) for w in batch)
+        if len(meta) >= ROWS_PER_CHUNK:
+            yield _chunk(meta, parts)
+            meta, parts = [], []
+    if meta:
+        yield _chunk(meta, parts)
+
+
+def _chunk(meta: list[tuple[str, str, int, int]], parts: list[np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
     frame = pd.DataFrame(meta, columns=list(WINDOW_COLUMNS))
     frame[["start", "end"]] = frame[["start", "end"]].astype("int64")
-    values = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
-    return frame, values.astype(np.float32, copy=False)
+    return frame, np.concatenate(parts).astype(np.float32, copy=False)
 
 
 def model_table(
@@ -80,9 +92,10 @@ def model_table(
     device: str = "auto",
     lenient: bool = False,
     provenance: dict | None = None,
-) -> pd.DataFrame:
+) -> tuple[int, list[str]]:
     """Run ``compute(model, ids, mask)`` over every record or window of the ``fasta`` files and
-    write the window columns joined with ``columns(outputs)`` to ``out``; returns the table.
+    write the window columns joined with ``columns(outputs)`` to ``out``, chunk by chunk; returns
+    ``(rows written, the table's column names)``.
 
     ``window``/``stride``/``last``/``lenient``: :func:`genomamba.infer.windows.fasta_windows`;
     ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda; ``provenance``: more
@@ -91,7 +104,8 @@ def model_table(
 
     Raises:
         ValueError: an unknown output suffix (before any work), a bad window or stride.
-        InputDataError: what the FASTA reader rejects, or no window at all.
+        InputDataError: what the FASTA reader rejects, even after many chunks were written, or no
+            window at all; ``out`` is then untouched.
         CheckpointError, UnavailableError: see :func:`load_model`.
     """
     table_format(out)  # an unusable output path fails before any work
@@ -99,15 +113,18 @@ def model_table(
     model, device_t = load_model(model_dir, device)
     windows = fasta_windows(fasta, window=window, stride=stride, last=last, lenient=lenient)
     windows = _warn_beyond(windows, model.config.max_length)
-    frame, values = run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
-                                     batch_size=batch_size, device=device_t)
-    if frame.empty:
-        raise InputDataError(f"{', '.join(fasta)}: no sequence to read (every record is empty, or "
-                             "shorter than --window with --last drop)")
-    frame = frame.join(columns(values))
     options = {"window": window, "stride": stride, "last": last, "lenient": lenient, **(provenance or {})}
-    write_table_atomic(frame, out, _provenance(model_dir, options))
-    return frame
+    rows, names = 0, []
+    with streaming_table(out, _provenance(model_dir, options)) as append:
+        for frame, values in run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
+                                              batch_size=batch_size, device=device_t):
+            frame = frame.join(columns(values))
+            append(frame)
+            rows, names = rows + len(frame), list(frame.columns)
+        if rows == 0:
+            raise InputDataError(f"{', '.join(fasta)}: no sequence to read (every record is empty, or "
+                                 "shorter than --window with --last drop)")
+    return rows, names
 
 
 def _warn_beyond(windows: Iterable[SequenceWindow], max_length: int | None) -> Iterator[SequenceWindow]:

@@ -1,16 +1,20 @@
 """The output table of ``embed`` and ``predict``: Parquet, TSV or CSV by the file's suffix.
 
-Written to a temporary sibling and renamed onto the target, so an interrupted or failed run
-leaves no partial file (and an earlier result at that path stays whole until the new one is
-complete). Parquet files also carry where they came from (the ``genomamba`` key of the schema
-metadata: command, version, model directory and the sha256 of its weights, options), readable
-with ``pyarrow.parquet.read_schema(path).metadata``.
+Rows are written as they come, a chunk at a time (:func:`streaming_table`), so a whole genome in
+short windows never has to fit in memory: the memory a run needs is that of one chunk of rows.
+They go to a temporary sibling that is renamed onto the target only when the run is complete, so
+an interrupted or failed run leaves no partial file (and an earlier result at that path stays
+whole until the new one is). Parquet files get one row group per chunk and carry where they came
+from (the ``genomamba`` key of the schema metadata: command, version, model directory and the
+sha256 of its weights, options), readable with ``pyarrow.parquet.read_schema(path).metadata``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -36,29 +40,68 @@ def table_format(path: str | os.PathLike) -> str:
     return FORMATS[suffix]
 
 
-def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None) -> Path:
-    """Write ``frame`` to ``path`` in the format its suffix names, through a temporary sibling;
-    ``provenance`` (JSON-able) goes into a Parquet file's schema metadata (text formats have none)."""
+@contextlib.contextmanager
+def streaming_table(
+    path: str | os.PathLike, provenance: dict | None = None
+) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """Yield ``append(frame)``, which adds rows to the table for ``path``; on leaving the block the
+    table is renamed onto ``path``, or removed if the block raised (``path`` is then untouched).
+
+    Every frame must have the first one's columns. ``provenance`` (JSON-able) goes into a Parquet
+    file's schema metadata (text formats have none).
+
+    Raises:
+        ValueError: an unknown suffix (before the block runs), or a block that appended no row
+            (nothing is written: an empty table has no columns to write).
+    """
     path = Path(path)
     kind = table_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(path) as tmp:
-        if kind == "parquet":
-            _write_parquet(frame, tmp, provenance)
-        else:
-            frame.to_csv(tmp, sep="\t" if kind == "tsv" else ",", index=False, float_format="%.7g")
-    return path
+    rows = 0
+    with replacing(path) as tmp, contextlib.ExitStack() as closing:
+        write = _parquet_appender(tmp, provenance, closing) if kind == "parquet" else _text_appender(
+            tmp, "\t" if kind == "tsv" else ",", closing)
+
+        def append(frame: pd.DataFrame) -> None:
+            nonlocal rows
+            write(frame)
+            rows += len(frame)
+
+        yield append
+        if rows == 0:
+            raise ValueError(f"{path}: no rows to write")
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path, provenance: dict | None) -> None:
+def _text_appender(path: Path, sep: str, closing: contextlib.ExitStack):
+    """``append(frame)`` writing delimited rows, the header with the first frame."""
+    handle = closing.enter_context(open(path, "w", newline=""))
+
+    def append(frame: pd.DataFrame) -> None:
+        frame.to_csv(handle, sep=sep, index=False, header=handle.tell() == 0, float_format="%.7g")
+
+    return append
+
+
+def _parquet_appender(path: Path, provenance: dict | None, closing: contextlib.ExitStack):
+    """``append(frame)`` writing one row group per frame; the writer opens on the first frame,
+    whose schema (with the provenance metadata) every later frame is converted to."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    if provenance is not None:
-        metadata = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(provenance).encode()}
-        table = table.replace_schema_metadata(metadata)
-    pq.write_table(table, path)
+    state: dict = {}
+
+    def append(frame: pd.DataFrame) -> None:
+        if "writer" not in state:
+            schema = pa.Schema.from_pandas(frame, preserve_index=False)
+            if provenance is not None:
+                schema = schema.with_metadata({**(schema.metadata or {}),
+                                               METADATA_KEY: json.dumps(provenance).encode()})
+            state["schema"] = schema
+            state["writer"] = closing.enter_context(pq.ParquetWriter(path, schema))
+        table = pa.Table.from_pandas(frame, schema=state["schema"], preserve_index=False)
+        state["writer"].write_table(table)
+
+    return append
 
 
 def read_provenance(path: str | os.PathLike) -> dict | None:

@@ -1,0 +1,41 @@
+"""genomamba.infer.runner: outputs written chunk by chunk equal one whole pass, and a failure in a
+later file after chunks were written still leaves the output untouched."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from genomamba.errors import InputDataError
+from genomamba.infer import runner
+from genomamba.infer.embed import embed_fasta
+
+
+def _embed(model, fasta, out, **options):
+    return embed_fasta(model, fasta, out, window=64, device="cpu", log=lambda m: None, **options)
+
+
+def test_chunked_output_equals_one_chunk(mlm_model, small_fasta, tmp_path, monkeypatch):
+    whole = tmp_path / "whole.parquet"
+    _embed(mlm_model, [small_fasta], whole)
+    monkeypatch.setattr(runner, "ROWS_PER_CHUNK", 3)
+    chunked = tmp_path / "chunked.parquet"
+    summary = _embed(mlm_model, [small_fasta], chunked, batch_size=2)
+    # records of 300, 120 and 257 bases in 64-base windows, the last one of each kept: 5 + 2 + 5
+    assert summary["rows"] == 12 and pq.ParquetFile(chunked).num_row_groups == 3
+    pd.testing.assert_frame_equal(pd.read_parquet(chunked), pd.read_parquet(whole), rtol=1e-5, atol=1e-6)
+
+
+def test_invalid_record_after_written_chunks_leaves_the_output_untouched(mlm_model, small_fasta, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(runner, "ROWS_PER_CHUNK", 1)
+    out = tmp_path / "emb.tsv"
+    _embed(mlm_model, [small_fasta], out)
+    before = out.read_bytes()
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">r1\n" + "ACGT" * 40 + "\n>r2\nAC!GT\n")
+    with pytest.raises(InputDataError, match=r"bad\.fa.*line 4"):
+        _embed(mlm_model, [small_fasta, bad], out)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
