@@ -13,8 +13,9 @@ Examples:
   genomamba embed ft/demo/model seqs.fa -o seqs.tsv --pooling max --no-conjoin
 
 \b
-Output: one row per record (or window) with file, record, start, end (0-based, half-open) and
-emb_0000 ... emb_<d-1> (float32, the model's width). In Python:
+Output: one row per record (or window) with file, record, start, end (0-based, half-open),
+n_bases (its N count, IUPAC codes included) and emb_0000 ... emb_<d-1> (float32, the model's
+width). In Python:
   X = pandas.read_parquet("promoters.parquet").filter(regex="^emb_").to_numpy()
 
 """ + EXIT_CODES

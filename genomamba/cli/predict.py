@@ -12,7 +12,8 @@ Examples:
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.parquet --window 1000 --stride 200
 
 \b
-Output: one row per record (or window) with file, record, start, end (0-based, half-open), then
+Output: one row per record (or window) with file, record, start, end (0-based, half-open),
+n_bases (its N count, IUPAC codes included), then
 by the model's task: binary p_<positive label> and predicted; multiclass p_<label> per class and
 predicted; multilabel p_<label> per label; regression value. The probabilities are those that
 genomamba evaluate scores (PH models averaged over both strands).

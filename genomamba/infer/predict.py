@@ -1,6 +1,6 @@
 """``genomamba predict``: a fine-tuned model's predictions for every FASTA record (or window).
 
-Columns after the window ones (file, record, start, end), by the task stored with the model:
+Columns after the window ones (file, record, start, end, n_bases), by the task stored with the model:
 
 * binary: ``p_<positive label>`` and ``predicted`` (the label with P >= 0.5);
 * multiclass: ``p_<label>`` for every class and ``predicted`` (the most probable);

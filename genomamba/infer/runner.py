@@ -3,7 +3,7 @@
 The model runs in eval mode under ``torch.inference_mode`` (bf16 autocast on CUDA, fp32 on CPU, as
 in evaluation), on batches padded to their longest window; padding is masked and changes no
 result. What comes back per batch is a (batch, k) array; every ``ROWS_PER_CHUNK`` windows the
-outputs, next to each window's file, record, start and end in input order, are written to the
+outputs, next to each window's file, record, start, end and N count in input order, are written to the
 output table (tables.streaming_table), so memory stays that of one chunk however many windows
 the input holds.
 """
@@ -19,12 +19,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from genomamba.alphabet import N_ID
 from genomamba.errors import InputDataError
 from genomamba.infer.tables import streaming_table, table_format
 from genomamba.infer.windows import SequenceWindow, batches, fasta_windows
 from genomamba.train.evaluate import autocast_for, pad_batch
 
-WINDOW_COLUMNS = ("file", "record", "start", "end")
+#: Every table's first columns: where the window lies, and how many of its bases are N (N itself,
+#: IUPAC ambiguity codes, lenient replacements), for filtering out windows a model cannot read.
+WINDOW_COLUMNS = ("file", "record", "start", "end", "n_bases")
 LOG = logging.getLogger("genomamba.infer")
 
 
@@ -54,17 +57,17 @@ def run_over_windows(
     batch_size: int,
     device: torch.device,
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """Chunks of (one row per window: file, record, start, end; their (n, k) float32 outputs), in
+    """Chunks of (one row per window: WINDOW_COLUMNS; their (n, k) float32 outputs), in
     input order, each of about ``ROWS_PER_CHUNK`` windows; ``compute(ids, mask)`` maps a padded
     batch to a (batch, k) tensor. No window gives no chunk."""
-    meta: list[tuple[str, str, int, int]] = []
+    meta: list[tuple[str, str, int, int, int]] = []
     parts: list[np.ndarray] = []
     for batch in batches(windows, batch_size):
         ids, mask = pad_batch([w.ids for w in batch], device)
         with torch.inference_mode(), autocast_for(device):
             out = compute(ids, mask)
         parts.append(out.float().reshape(len(batch), -1).cpu().numpy())
-        meta.extend((w.file, w.record, w.start, w.end) for w in batch)
+        meta.extend((w.file, w.record, w.start, w.end, int(np.count_nonzero(w.ids == N_ID))) for w in batch)
         if len(meta) >= ROWS_PER_CHUNK:
             yield _chunk(meta, parts)
             meta, parts = [], []
@@ -72,9 +75,9 @@ def run_over_windows(
         yield _chunk(meta, parts)
 
 
-def _chunk(meta: list[tuple[str, str, int, int]], parts: list[np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
+def _chunk(meta: list[tuple], parts: list[np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
     frame = pd.DataFrame(meta, columns=list(WINDOW_COLUMNS))
-    frame[["start", "end"]] = frame[["start", "end"]].astype("int64")
+    frame[["start", "end", "n_bases"]] = frame[["start", "end", "n_bases"]].astype("int64")
     return frame, np.concatenate(parts).astype(np.float32, copy=False)
 
 

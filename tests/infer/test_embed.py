@@ -20,7 +20,7 @@ def test_embeddings_equal_the_models_own_one_sequence_at_a_time(mlm_model, small
     summary = embed_fasta(mlm_model, [small_fasta], out, batch_size=3, device="cpu", log=lambda m: None)
     table = pd.read_parquet(out)
     assert summary == {"out": str(out), "rows": 3, "width": 16, "pooling": "mean"}
-    assert list(table.columns[:4]) == ["file", "record", "start", "end"]
+    assert list(table.columns[:5]) == ["file", "record", "start", "end", "n_bases"]
     X = table.filter(regex="^emb_").to_numpy()
     assert X.shape == (3, 16) and X.dtype == np.float32
     model = from_pretrained(mlm_model)

@@ -36,3 +36,17 @@ def test_stride_without_window_is_refused(small_fasta):
 
 def test_batches_keep_order_and_size():
     assert [list(b) for b in batches(range(7), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_ambiguity_codes_read_as_n_are_summed_up_once_per_file(tmp_path, caplog):
+    path = tmp_path / "ambiguous.fa"
+    path.write_text(">a\nACGRYT\n>b\nACGT\n>c\nKKNA\n")
+    windows = list(fasta_windows([path]))
+    assert [w.record for w in windows] == ["a", "b", "c"]
+    warnings = [r.getMessage() for r in caplog.records if "read as N" in r.getMessage()]
+    assert warnings == [f"{path}: IUPAC codes (K=2,R=1,Y=1) read as N in 2 of 3 records"]
+
+
+def test_plain_acgtn_files_give_no_warning(small_fasta, caplog):
+    list(fasta_windows([small_fasta]))
+    assert "read as N" not in caplog.text

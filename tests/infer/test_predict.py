@@ -18,7 +18,7 @@ def test_binary_predictions_match_evaluation_scores(binary_model, small_fasta, t
     summary = predict_fasta(binary_model, [small_fasta], out, batch_size=2, device="cpu", log=lambda m: None)
     table = pd.read_csv(out, sep="\t")
     assert summary["task"] == "binary" and summary["labels"] == ["noncoding", "coding"]
-    assert list(table.columns) == ["file", "record", "start", "end", "p_coding", "predicted"]
+    assert list(table.columns) == ["file", "record", "start", "end", "n_bases", "p_coding", "predicted"]
     expected = predict_scores(from_pretrained(binary_model), [w.ids for w in fasta_windows([small_fasta])],
                               "binary", batch_size=1)
     np.testing.assert_allclose(table["p_coding"], expected, rtol=1e-5, atol=1e-6)

@@ -39,3 +39,12 @@ def test_invalid_record_after_written_chunks_leaves_the_output_untouched(mlm_mod
         _embed(mlm_model, [small_fasta, bad], out)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_every_row_counts_its_n_bases(mlm_model, tmp_path):
+    fasta = tmp_path / "n.fa"
+    fasta.write_text(">r\n" + "ACGT" * 4 + "NNRY" + "acgt" * 3 + "\n")
+    out = tmp_path / "n.tsv"
+    embed_fasta(mlm_model, [fasta], out, window=16, device="cpu", log=lambda m: None)
+    table = pd.read_csv(out, sep="\t")
+    assert list(table["n_bases"]) == [0, 4] and list(table["end"] - table["start"]) == [16, 16]
