@@ -14,7 +14,6 @@ window's N count (runner.WINDOW_COLUMNS).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,11 +21,9 @@ from itertools import islice
 
 import numpy as np
 
-from genomamba.alphabet import EncodingStats
 from genomamba.io.fasta import read_fasta
+from genomamba.io.records import ReadAsNTally
 from genomamba.io.windows import window_spans
-
-LOG = logging.getLogger("genomamba.infer")
 
 
 @dataclass(frozen=True)
@@ -60,31 +57,14 @@ def fasta_windows(
     if window is None and stride is not None:
         raise ValueError("stride needs a window")
     for path in paths:
-        read_as_n, records, records_with_n = EncodingStats(), 0, 0
+        tally = ReadAsNTally()
         for record in read_fasta(path, lenient=lenient, softmask=False):
-            records += 1
-            encoding = record.stats.encoding
-            if encoding.iupac_total or encoding.lenient_replacements:
-                records_with_n += 1
-                read_as_n.add(encoding)
+            tally.add(record.stats.encoding)
             length = int(record.ids.size)  # never 0: the reader skips empty records, with a warning
             spans = [(0, length)] if window is None else window_spans(length, window, stride or window, last)
             for start, end in spans:
                 yield SequenceWindow(str(path), record.name, start, end, record.ids[start:end])
-        if records_with_n:
-            LOG.warning("%s: %s read as N in %d of %d records", path, _what_became_n(read_as_n),
-                        records_with_n, records)
-
-
-def _what_became_n(stats: EncodingStats) -> str:
-    """'IUPAC codes (R=2,Y=1)' and/or 'N invalid characters (--lenient)'."""
-    parts = []
-    if stats.iupac_counts:
-        codes = ",".join(f"{code}={count}" for code, count in sorted(stats.iupac_counts.items()))
-        parts.append(f"IUPAC codes ({codes})")
-    if stats.lenient_replacements:
-        parts.append(f"{stats.lenient_replacements} invalid characters (--lenient)")
-    return " and ".join(parts)
+        tally.warn(str(path), "records")
 
 
 def batches(windows: Iterable[SequenceWindow], size: int) -> Iterator[list[SequenceWindow]]:

@@ -39,7 +39,7 @@ import numpy as np
 from genomamba.alphabet import InvalidCharacterError, encode, reverse_complement
 from genomamba.errors import InputDataError
 from genomamba.io.compression import open_input
-from genomamba.io.records import invalid_character_message
+from genomamba.io.records import ReadAsNTally, invalid_character_message
 
 SPLITS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 _COMPRESSION_SUFFIXES = (".gz", ".bgz", ".xz", ".bz2")
@@ -155,8 +155,9 @@ def _read_text(path: str | os.PathLike) -> str:
         raise InputDataError(f"{path}: line {line}: not valid UTF-8 text") from None
 
 
-def _encode(text: str, where: str, lenient: bool, rna: bool) -> np.ndarray:
-    """Token ids of a sequence cell; ``where`` names file, line and column for errors."""
+def _encode(text: str, where: str, lenient: bool, rna: bool, tally: ReadAsNTally) -> np.ndarray:
+    """Token ids of a sequence cell (counted in ``tally``); ``where`` names file, line and column
+    for errors."""
     sequence = text.strip()
     if not sequence:
         raise InputDataError(f"{where}: empty sequence")
@@ -167,10 +168,11 @@ def _encode(text: str, where: str, lenient: bool, rna: bool) -> np.ndarray:
             f"{where}, position {exc.start + 1}: invalid character {sequence[exc.start]!r} (not ASCII)"
         ) from None
     try:
-        ids, _, _ = encode(raw, rna=rna, lenient=lenient)
+        ids, _, stats = encode(raw, rna=rna, lenient=lenient)
     except InvalidCharacterError as exc:
         message = invalid_character_message(exc.byte)
         raise InputDataError(f"{where}, position {exc.offset + 1}: {message}") from None
+    tally.add(stats)
     return ids
 
 
@@ -211,6 +213,7 @@ def read_table(
         )
     col = {name: names.index(name) for name in ("sequence", "label", "id", "group", "split") if name in names}
     data = LabelledData(files=[str(path)])
+    tally = ReadAsNTally()
     try:
         for row in reader:
             line = reader.line_num
@@ -222,7 +225,7 @@ def read_table(
                     f"has {len(names)}"
                 )
             where = f"{path}: line {line}"
-            ids = _encode(row[col["sequence"]], f"{where}, column 'sequence'", lenient, rna)
+            ids = _encode(row[col["sequence"]], f"{where}, column 'sequence'", lenient, rna, tally)
             id_ = row[col["id"]].strip() if "id" in col else ""
             id_ = id_ or f"{Path(path).name}:{line}"
             group = row[col["group"]].strip() if "group" in col else ""
@@ -232,6 +235,7 @@ def read_table(
         raise InputDataError(f"{path}: line {reader.line_num}: {exc}") from None
     if not data.ids:
         raise InputDataError(f"{path}: no data rows after the header (line {header_line})")
+    tally.warn(str(path), "sequences")
     return data
 
 
@@ -282,6 +286,7 @@ def read_bed(
     if not lines:
         raise InputDataError(f"{path}: no intervals after the header")
     data = LabelledData(files=[str(path), str(genome)])
+    tally = ReadAsNTally()
     with IndexedFasta(genome) as fasta:
         for number, line in lines:
             where = f"{path}: line {number}"
@@ -311,10 +316,11 @@ def read_bed(
                 raise InputDataError(f"{where}: strand must be +, - or ., got {strand!r}")
             raw = fasta.fetch(chrom, start, end)
             try:
-                ids, _, _ = encode(raw, rna=rna, lenient=lenient)
+                ids, _, stats = encode(raw, rna=rna, lenient=lenient)
             except InvalidCharacterError as exc:
                 message = f"{chrom}:{start + exc.offset + 1}: {invalid_character_message(exc.byte)}"
                 raise InputDataError(f"{where}: {genome} {message}") from None
+            tally.add(stats)
             if strand == "-":
                 ids = reverse_complement(ids)
             id_ = fields[col["name"]].strip() if "name" in col else ""
@@ -322,6 +328,7 @@ def read_bed(
             split = _split_value(fields[col["split"]], f"{where}, column 'split'") if "split" in col else None
             label = fields[col["label"]].strip()
             data.add(id_ or f"{chrom}:{start + 1}-{end}", ids, label, group or chrom, split, where)
+    tally.warn(f"{path} (sequences from {genome})", "intervals")
     return data
 
 
@@ -333,7 +340,10 @@ def read_fasta_classes(
 
     data = LabelledData(files=[str(path) for _, path in classes])
     for label, path in classes:
+        tally = ReadAsNTally()
         for record in read_fasta(path, lenient=lenient, rna=rna, softmask=False):
             where = f"{path}: record '{record.name}' (line {record.stats.header_line})"
             data.add(record.name, record.ids, label, record.name, None, where)
+            tally.add(record.stats.encoding)
+        tally.warn(str(path), "records")
     return data

@@ -7,6 +7,8 @@ are 1-based.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -14,6 +16,7 @@ import numpy as np
 
 from genomamba.alphabet import A_ID, C_ID, G_ID, N_ID, T_ID, EncodingStats, describe_byte
 
+_log = logging.getLogger("genomamba.io")
 _BASE_IDS = (("A", A_ID), ("C", C_ID), ("G", G_ID), ("T", T_ID), ("N", N_ID))
 
 
@@ -90,6 +93,36 @@ class RecordStats:
             "invalid_count": self.invalid_count,
             "problems": self.problems,
         }
+
+
+@dataclass
+class ReadAsNTally:
+    """The bases of a file's sequences that were read as N although not written N (IUPAC
+    ambiguity codes, ``--lenient`` replacements), summed so that one warning per file says so."""
+
+    read_as_n: EncodingStats = field(default_factory=EncodingStats)
+    sequences: int = 0
+    with_n: int = 0
+
+    def add(self, encoding: EncodingStats) -> None:
+        """Count one sequence with what :func:`genomamba.alphabet.encode` reported for it."""
+        self.sequences += 1
+        if encoding.iupac_total or encoding.lenient_replacements:
+            self.with_n += 1
+            self.read_as_n.add(encoding)
+
+    def warn(self, source: str, noun: str, warn: Callable[[str], None] | None = None) -> None:
+        """Log '<source>: IUPAC codes (R=2,Y=1) read as N in 2 of 3 <noun>' if any was."""
+        if not self.with_n:
+            return
+        parts = []
+        if self.read_as_n.iupac_counts:
+            codes = ",".join(f"{code}={n}" for code, n in sorted(self.read_as_n.iupac_counts.items()))
+            parts.append(f"IUPAC codes ({codes})")
+        if self.read_as_n.lenient_replacements:
+            parts.append(f"{self.read_as_n.lenient_replacements} invalid character(s) (--lenient)")
+        (warn or _log.warning)(f"{source}: {' and '.join(parts)} read as N in {self.with_n} of "
+                               f"{self.sequences} {noun}")
 
 
 class Chunk(NamedTuple):

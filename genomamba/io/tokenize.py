@@ -27,6 +27,7 @@ from genomamba.alphabet import alphabet_description
 from genomamba.errors import GenomambaError, InputDataError
 from genomamba.io.compression import STDIN, display_name, sha256_file
 from genomamba.io.fasta import FastaReader
+from genomamba.io.records import ReadAsNTally
 from genomamba.io.shards import (
     DEFAULT_SHARD_TOKENS,
     FORMAT,
@@ -223,6 +224,7 @@ def _write_shards(
             path, rna=options.rna, lenient=options.lenient, strict=options.strict, warn=warn
         ) as reader:
             reported = 0
+            tally = ReadAsNTally()
             for record in reader.records():
                 where = f"{reader.name} line {record.header_line}"
                 if record.name in seen:
@@ -256,6 +258,8 @@ def _write_shards(
                 totals["bases"] += stats.length
                 totals["windows"] += kept
                 totals["windows_filtered_n"] += filtered
+                tally.add(stats.encoding)
+            tally.warn(reader.name, "records", warn)  # the manifest has the counts per record
             skipped_meta += [
                 {
                     "input": input_index,

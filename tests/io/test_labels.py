@@ -115,6 +115,35 @@ def test_fasta_classes(tmp_path):
     assert infer_task(data) == TaskSpec("binary", ("background", "promoter"))
 
 
+def _read_as_n_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "read as N" in r.getMessage()]
+
+
+def test_ambiguity_codes_are_read_as_n_with_one_warning_per_file(tmp_path, caplog):
+    """No input format turns IUPAC codes into N silently: each file says how many of its
+    sequences had them and which codes; a file without any says nothing."""
+    table = write(tmp_path, "t.csv", "sequence,label\nACRT,a\nACGT,b\nYYGT,a\n")
+    assert [s.tolist() for s in read_labelled(str(table)).sequences][0] == ids("ACNT")
+    genome = write(tmp_path, "g.fa", ">chr1\nACGTKACGTA\n")
+    bed = write(tmp_path, "t.bed", "chr1\t0\t5\tup\nchr1\t5\t9\tdown\n")
+    read_labelled(str(bed), genome=genome)
+    classes = write(tmp_path, "c.fa", ">x\nACGM\n>y\nACGT\n")
+    plain = write(tmp_path, "p.fa", ">z\nACGT\n")
+    read_labelled([f"pos={classes}", f"neg={plain}"])
+    assert _read_as_n_warnings(caplog) == [
+        f"{table}: IUPAC codes (R=1,Y=2) read as N in 2 of 3 sequences",
+        f"{bed} (sequences from {genome}): IUPAC codes (K=1) read as N in 1 of 2 intervals",
+        f"{classes}: IUPAC codes (M=1) read as N in 1 of 2 records",
+    ]
+
+
+def test_lenient_replacements_are_counted_too(tmp_path, caplog):
+    table = write(tmp_path, "t.tsv", "sequence\tlabel\nAC-T\ta\n")
+    read_labelled(str(table), lenient=True)
+    message = f"{table}: 1 invalid character(s) (--lenient) read as N in 1 of 1 sequences"
+    assert _read_as_n_warnings(caplog) == [message]
+
+
 def test_parse_input_and_format(tmp_path):
     odd = write(tmp_path, "a=b.csv", "sequence,label\nA,x\n")
     assert parse_input(str(odd)) == (None, str(odd))  # an existing path with '=' is a path

@@ -168,6 +168,15 @@ def test_max_n_fraction_filters_and_all_n_records_are_kept(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
+def test_ambiguity_codes_read_as_n_are_warned_about_once_per_input(tmp_path):
+    fasta = tmp_path / "g.fa"
+    fasta.write_bytes(b">a\nACGTRRACGT\n>b\nACGTACGTAC\n")
+    warnings = []
+    result = tokenize_files([fasta], tmp_path / "out", TokenizeOptions(window=10), warn=warnings.append)
+    assert warnings == [f"{fasta}: IUPAC codes (R=2) read as N in 1 of 2 records"]
+    assert result.manifest["records"][0]["iupac_counts"] == {"R": 2}
+
+
 def test_stdin_input(tmp_path, monkeypatch):
     fasta = random_genome(tmp_path / "g.fa")
     payload = gzip.compress(fasta.read_bytes())
