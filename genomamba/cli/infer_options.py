@@ -23,7 +23,7 @@ def shared_options(command: Callable) -> Callable:
         click.argument("model_dir", type=click.Path(exists=True, file_okay=False)),
         click.argument("fasta", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False)),
         click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
-                     help="Output table: .parquet, .tsv or .csv."),
+                     help="Output table: .parquet, .tsv or .csv (predict: also a .bedgraph track)."),
         click.option("--window", type=click.IntRange(min=1),
                      help="Cut records into windows of this many bases. [default: whole records]"),
         click.option("--stride", type=click.IntRange(min=1),

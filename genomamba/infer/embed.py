@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from genomamba.infer.runner import model_table
+from genomamba.infer.tables import table_format
 
 
 def embed_fasta(
@@ -40,9 +41,12 @@ def embed_fasta(
     Raises:
         InputDataError: an invalid FASTA file, or no sequence at all (nothing is written).
         CheckpointError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda`` without a GPU.
-        ValueError: an unknown output suffix or pooling, a bad window or stride.
+        ValueError: an unknown output suffix (or bedGraph) or pooling, a bad window or stride.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
+    if table_format(out) == "bedgraph":
+        raise ValueError(f"{out}: a bedGraph track holds one value per window, an embedding many: "
+                         "write .parquet, .tsv or .csv")
     rows, names = model_table(
         model_dir, fasta, out,
         lambda model, ids, mask: model.embed(ids, mask, pooling=pooling, conjoin=conjoin),

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from genomamba.infer.runner import model_table
+from genomamba.infer.tables import table_format
 from genomamba.io.targets import TaskSpec
 
 
@@ -30,12 +31,15 @@ def predict_fasta(
     fasta: Sequence[str | os.PathLike],
     out: str | os.PathLike,
     *,
+    track: str | None = None,
     log: Callable[[str], None] | None = None,
     **options,
 ) -> dict:
     """Predict every record (or window) of the ``fasta`` files with the fine-tuned ``model_dir``.
 
     ``options``: windowing, batch size, device, lenient reading (:func:`~genomamba.infer.runner.model_table`).
+    ``track``: the column a bedGraph output (``.bedgraph``/``.bdg``) holds; by default the one score
+    of a binary (``p_<positive label>``) or single-output regression (``value``) model.
 
     Returns:
         ``{"out", "rows", "task", "labels"}``.
@@ -44,23 +48,43 @@ def predict_fasta(
         InputDataError: an invalid FASTA file, no sequence at all, or a model without a sequence
             head (nothing is written). CheckpointError: ``model_dir`` cannot be loaded.
         UnavailableError: ``cuda`` without a GPU. ValueError: an unknown output suffix, a bad
-            window or stride.
+            window or stride; for bedGraph, overlapping windows or a missing or unknown ``track``.
     """
     from genomamba.checkpoint import read_config
     from genomamba.train.evaluate import scores_from_logits, spec_from_config
 
     log = log or (lambda message: print(message, file=sys.stderr))
     spec = spec_from_config(read_config(model_dir))  # a model without a sequence head fails here
+    if table_format(out) == "bedgraph":
+        track = track_column(spec, track)
     rows, _ = model_table(
         model_dir, fasta, out,
         lambda model, ids, mask: scores_from_logits(spec.task, model.predict(ids, mask).logits),
         lambda values: prediction_columns(spec, values),
         provenance={"command": "predict", "task": spec.task},
+        track=track,
         **options,
     )
     log(f"predict: {rows} {spec.task} predictions written to {out}")
     return {"out": str(out), "rows": rows, "task": spec.task,
             "labels": list(spec.labels) if spec.labels else None}
+
+
+def track_column(spec: TaskSpec, requested: str | None) -> str:
+    """The score column a bedGraph track holds: ``requested``, or the task's only score.
+
+    Raises:
+        ValueError: no default for this task (several scores), or an unknown column; the message
+            lists the choices.
+    """
+    numeric = [c for c in prediction_columns(spec, np.zeros((1, spec.num_outputs), dtype=np.float32))
+               if c != "predicted"]
+    if requested is None and len(numeric) == 1:
+        return numeric[0]
+    if requested in numeric:
+        return requested
+    wanted = "choose one with --track" if requested is None else f"--track {requested!r} is not one"
+    raise ValueError(f"a bedGraph track holds one score per window; {wanted} of: {', '.join(numeric)}")
 
 
 def prediction_columns(spec: TaskSpec, scores: np.ndarray) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import torch
 
 from genomamba.alphabet import N_ID
 from genomamba.errors import InputDataError
-from genomamba.infer.tables import streaming_table, table_format
+from genomamba.infer.tables import check_track_windows, streaming_table, table_format
 from genomamba.infer.windows import SequenceWindow, batches, fasta_windows
 from genomamba.train.evaluate import autocast_for, pad_batch
 
@@ -95,6 +95,7 @@ def model_table(
     device: str = "auto",
     lenient: bool = False,
     provenance: dict | None = None,
+    track: str | None = None,
 ) -> tuple[int, list[str]]:
     """Run ``compute(model, ids, mask)`` over every record or window of the ``fasta`` files and
     write the window columns joined with ``columns(outputs)`` to ``out``, chunk by chunk; returns
@@ -103,22 +104,24 @@ def model_table(
     ``window``/``stride``/``last``/``lenient``: :func:`genomamba.infer.windows.fasta_windows`;
     ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda; ``provenance``: more
     of what a Parquet output records (the command and its own options), beside the model's weights
-    digest and these options.
+    digest and these options; ``track``: the column a bedGraph output holds.
 
     Raises:
-        ValueError: an unknown output suffix (before any work), a bad window or stride.
+        ValueError: an unknown output suffix, or overlapping windows for a bedGraph output (before
+            any work); a bad window or stride.
         InputDataError: what the FASTA reader rejects, even after many chunks were written, or no
             window at all; ``out`` is then untouched.
         CheckpointError, UnavailableError: see :func:`load_model`.
     """
-    table_format(out)  # an unusable output path fails before any work
+    if table_format(out) == "bedgraph":  # an unusable output fails before any work
+        check_track_windows(window, stride, last)
     fasta = [str(path) for path in fasta]
     model, device_t = load_model(model_dir, device)
     windows = fasta_windows(fasta, window=window, stride=stride, last=last, lenient=lenient)
     windows = _warn_beyond(windows, model.config.max_length)
     options = {"window": window, "stride": stride, "last": last, "lenient": lenient, **(provenance or {})}
     rows, names = 0, []
-    with streaming_table(out, _provenance(model_dir, options)) as append:
+    with streaming_table(out, _provenance(model_dir, options), track=track) as append:
         for frame, values in run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
                                               batch_size=batch_size, device=device_t):
             frame = frame.join(columns(values))

@@ -1,4 +1,9 @@
-"""The output table of ``embed`` and ``predict``: Parquet, TSV or CSV by the file's suffix.
+"""The output table of ``embed`` and ``predict``: Parquet, TSV, CSV or bedGraph by the file's suffix.
+
+bedGraph (``.bedgraph``, ``.bdg``) is a genome-browser track of one value per window: a
+``track type=bedGraph`` line, then ``record start end value`` rows (0-based, half-open, as BED),
+for IGV or UCSC (``bedGraphToBigWig`` after ``sort -k1,1 -k2,2n``). Only ``predict`` writes it,
+and only for windows that do not overlap (checked before any work: :func:`check_track_windows`).
 
 Rows are written as they come, a chunk at a time (:func:`streaming_table`), so a whole genome in
 short windows never has to fit in memory: the memory a run needs is that of one chunk of rows.
@@ -23,7 +28,8 @@ from genomamba.io.atomic import replacing
 
 METADATA_KEY = b"genomamba"
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".tsv": "tsv", ".txt": "tsv", ".csv": "csv"}
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".tsv": "tsv", ".txt": "tsv", ".csv": "csv",
+           ".bedgraph": "bedgraph", ".bdg": "bedgraph"}
 
 
 def table_format(path: str | os.PathLike) -> str:
@@ -40,27 +46,47 @@ def table_format(path: str | os.PathLike) -> str:
     return FORMATS[suffix]
 
 
+def check_track_windows(window: int | None, stride: int | None, last: str) -> None:
+    """A bedGraph track needs intervals that do not overlap: whole records, or windows whose
+    stride is at least their width, without ``--last shift`` (which moves the last one back).
+
+    Raises:
+        ValueError: overlapping windows, saying what to change.
+    """
+    if window is not None and ((stride or window) < window or last == "shift"):
+        raise ValueError(f"a bedGraph track cannot hold overlapping windows (--window {window}, --stride "
+                         f"{stride or window}, --last {last}): use a stride of at least the window and "
+                         "--last keep or drop, or write a .tsv/.parquet table")
+
+
 @contextlib.contextmanager
 def streaming_table(
-    path: str | os.PathLike, provenance: dict | None = None
+    path: str | os.PathLike, provenance: dict | None = None, *, track: str | None = None
 ) -> Iterator[Callable[[pd.DataFrame], None]]:
     """Yield ``append(frame)``, which adds rows to the table for ``path``; on leaving the block the
     table is renamed onto ``path``, or removed if the block raised (``path`` is then untouched).
 
     Every frame must have the first one's columns. ``provenance`` (JSON-able) goes into a Parquet
-    file's schema metadata (text formats have none).
+    file's schema metadata (text formats have none). A bedGraph file takes the ``record``,
+    ``start`` and ``end`` columns and the one named ``track``.
 
     Raises:
-        ValueError: an unknown suffix (before the block runs), or a block that appended no row
-            (nothing is written: an empty table has no columns to write).
+        ValueError: an unknown suffix, or bedGraph without ``track`` (before the block runs); a
+            block that appended no row (nothing is written: an empty table has no columns).
     """
     path = Path(path)
     kind = table_format(path)
+    if kind == "bedgraph" and track is None:
+        raise ValueError(f"{path}: a bedGraph track holds one value per window: name its column")
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     with replacing(path) as tmp, contextlib.ExitStack() as closing:
-        write = _parquet_appender(tmp, provenance, closing) if kind == "parquet" else _text_appender(
-            tmp, "\t" if kind == "tsv" else ",", closing)
+        if kind == "parquet":
+            write = _parquet_appender(tmp, provenance, closing)
+        elif kind == "bedgraph":
+            write = _bedgraph_appender(tmp, track, closing)
+        else:
+            write = _text_appender(tmp, "\t" if kind == "tsv" else ",", closing)
 
         def append(frame: pd.DataFrame) -> None:
             nonlocal rows
@@ -78,6 +104,18 @@ def _text_appender(path: Path, sep: str, closing: contextlib.ExitStack):
 
     def append(frame: pd.DataFrame) -> None:
         frame.to_csv(handle, sep=sep, index=False, header=handle.tell() == 0, float_format="%.7g")
+
+    return append
+
+
+def _bedgraph_appender(path: Path, column: str, closing: contextlib.ExitStack):
+    """``append(frame)`` writing ``record start end <column>`` rows after one track line."""
+    handle = closing.enter_context(open(path, "w", newline=""))
+    handle.write(f'track type=bedGraph name="{column}" description="genomamba predict: {column}"\n')
+
+    def append(frame: pd.DataFrame) -> None:
+        frame[["record", "start", "end", column]].to_csv(handle, sep="\t", index=False, header=False,
+                                                         float_format="%.7g")
 
     return append
 

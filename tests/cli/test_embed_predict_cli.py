@@ -63,3 +63,17 @@ def test_no_sequence_at_all_exits_65_and_writes_nothing(tmp_path):
     result = _run("embed", model, short, "-o", out, "--window", 100, "--last", "drop", "--device", "cpu")
     assert result.exit_code == EXIT_DATA
     assert "short.fa: no sequence to read" in result.output and not out.exists()
+
+
+def test_overlapping_windows_for_a_bedgraph_track_are_a_usage_error(tmp_path, demo_data):
+    from tests.infer.infer_cases import BINARY_HEAD
+
+    model = save_model(tmp_path / "model", rc_strategy="ph", head=BINARY_HEAD)
+    out = tmp_path / "track.bedgraph"
+    result = _run("predict", model, demo_data / "lambda_virus.fa", "-o", out, "--window", 1000,
+                  "--stride", 500, "--device", "cpu")
+    assert result.exit_code == 2 and "overlapping windows" in result.output and not out.exists()
+    result = _run("predict", model, demo_data / "lambda_virus.fa", "-o", out, "--window", 1000,
+                  "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 1 + -(-48502 // 1000)  # the track line, 49 windows

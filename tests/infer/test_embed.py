@@ -80,3 +80,8 @@ def test_records_longer_than_the_model_is_sized_for_are_warned_about(tmp_path, s
     embed_fasta(model, [small_fasta], tmp_path / "e.tsv", device="cpu", log=lambda m: None)
     assert "record 'a' is read as 300 bases, longer than the 128" in caplog.text
     assert caplog.text.count("longer than") == 1
+
+
+def test_embeddings_cannot_be_a_bedgraph_track(mlm_model, small_fasta, tmp_path):
+    with pytest.raises(ValueError, match="an embedding many"):
+        embed_fasta(mlm_model, [small_fasta], tmp_path / "e.bedgraph", device="cpu")

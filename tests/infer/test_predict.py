@@ -41,3 +41,35 @@ def test_a_model_without_a_sequence_head_is_refused(mlm_model, small_fasta, tmp_
     with pytest.raises(InputDataError, match="not a sequence classifier"):
         predict_fasta(mlm_model, [small_fasta], out, device="cpu")
     assert not out.exists()
+
+
+def test_bedgraph_track_holds_the_binary_score_per_window(binary_model, small_fasta, tmp_path):
+    table_out, track_out = tmp_path / "pred.tsv", tmp_path / "pred.bedgraph"
+    for out in (table_out, track_out):
+        predict_fasta(binary_model, [small_fasta], out, window=100, device="cpu", log=lambda m: None)
+    lines = track_out.read_text().splitlines()
+    assert lines[0].startswith('track type=bedGraph name="p_coding"')
+    track = pd.read_csv(track_out, sep="\t", skiprows=1, header=None, names=["record", "start", "end", "p"])
+    table = pd.read_csv(table_out, sep="\t")
+    assert track[["record", "start", "end"]].equals(table[["record", "start", "end"]])
+    np.testing.assert_allclose(track["p"], table["p_coding"], rtol=1e-6)
+    # sorted within each record and never overlapping, as genome browsers require
+    for _, rows in track.groupby("record"):
+        assert (rows["start"].to_numpy()[1:] >= rows["end"].to_numpy()[:-1]).all()
+
+
+def test_bedgraph_needs_one_column_and_windows_that_do_not_overlap(multiclass_model, binary_model,
+                                                                    small_fasta, tmp_path):
+    out = tmp_path / "t.bdg"
+    with pytest.raises(ValueError, match="choose one with --track of: p_exon, p_intron, p_intergenic"):
+        predict_fasta(multiclass_model, [small_fasta], out, window=100, device="cpu")
+    with pytest.raises(ValueError, match="'p_x' is not one of"):
+        predict_fasta(multiclass_model, [small_fasta], out, window=100, track="p_x", device="cpu")
+    with pytest.raises(ValueError, match="cannot hold overlapping windows"):
+        predict_fasta(binary_model, [small_fasta], out, window=100, stride=50, device="cpu")
+    with pytest.raises(ValueError, match="cannot hold overlapping windows"):
+        predict_fasta(binary_model, [small_fasta], out, window=100, last="shift", device="cpu")
+    assert not out.exists()
+    predict_fasta(multiclass_model, [small_fasta], out, window=100, track="p_intron", device="cpu",
+                  log=lambda m: None)
+    assert out.read_text().startswith('track type=bedGraph name="p_intron"')

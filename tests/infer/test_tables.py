@@ -61,3 +61,15 @@ def test_unknown_suffix_is_refused_before_the_block_runs(tmp_path):
     with pytest.raises(ValueError, match="must end in one of"), streaming_table(tmp_path / "t.xlsx"):
         ran.append(True)
     assert ran == []
+
+
+def test_bedgraph_takes_the_window_columns_and_one_value(tmp_path):
+    out = tmp_path / "t.bedgraph"
+    with pytest.raises(ValueError, match="name its column"), streaming_table(out):
+        pass
+    with streaming_table(out, track="emb_0000") as append:
+        for chunk in _chunks():
+            append(chunk.assign(end=chunk["start"] + 4))
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith('track type=bedGraph name="emb_0000"')
+    assert lines[1:] == ["a\t0\t4\t0.5", "b\t5\t9\t1.25", "c\t9\t13\t-2"]
