@@ -31,4 +31,7 @@ def embed(model_dir: str, fasta: tuple[str, ...], out: str, **options) -> None:
     """Embed every record (or window) of the FASTA files with the model in MODEL_DIR."""
     from genomamba.infer.embed import embed_fasta
 
-    run_reporting_errors(lambda: embed_fasta(model_dir, list(fasta), out, log=log, **options))
+    def run(progress):
+        return embed_fasta(model_dir, list(fasta), out, log=log, progress=progress, **options)
+
+    run_reporting_errors(run, "embed")

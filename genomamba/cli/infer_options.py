@@ -42,15 +42,30 @@ def shared_options(command: Callable) -> Callable:
     return command
 
 
-def run_reporting_errors(run: Callable[[], dict]) -> dict:
-    """``run()``, with the project's errors printed and mapped to their exit codes."""
+def run_reporting_errors(run: Callable[..., dict], command: str) -> dict:
+    """``run(progress=...)``, with a bar of bases done on stderr when it is a terminal, and the
+    project's errors printed and mapped to their exit codes."""
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="base", unit_scale=True, desc=command, file=sys.stderr, leave=False)
     try:
-        return run()
+        return run(progress=bar.update if bar is not None else None)
     except GenomambaError as exc:
+        _close(bar)  # before the message, which the bar's line would otherwise overwrite
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except ValueError as exc:  # an unknown output suffix, a stride without a window
+        _close(bar)
         raise click.UsageError(str(exc)) from exc
+    finally:
+        _close(bar)
+
+
+def _close(bar) -> None:
+    if bar is not None:
+        bar.close()  # a second close does nothing
 
 
 def log(message: str) -> None:

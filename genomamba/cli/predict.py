@@ -33,4 +33,7 @@ def predict(model_dir: str, fasta: tuple[str, ...], out: str, **options) -> None
     """Predict every record (or window) of the FASTA files with the fine-tuned model in MODEL_DIR."""
     from genomamba.infer.predict import predict_fasta
 
-    run_reporting_errors(lambda: predict_fasta(model_dir, list(fasta), out, log=log, **options))
+    def run(progress):
+        return predict_fasta(model_dir, list(fasta), out, log=log, progress=progress, **options)
+
+    run_reporting_errors(run, "predict")

@@ -56,10 +56,12 @@ def run_over_windows(
     *,
     batch_size: int,
     device: torch.device,
+    progress: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """Chunks of (one row per window: WINDOW_COLUMNS; their (n, k) float32 outputs), in
     input order, each of about ``ROWS_PER_CHUNK`` windows; ``compute(ids, mask)`` maps a padded
-    batch to a (batch, k) tensor. No window gives no chunk."""
+    batch to a (batch, k) tensor; ``progress`` receives the bases of each batch. No window gives
+    no chunk."""
     meta: list[tuple[str, str, int, int, int]] = []
     parts: list[np.ndarray] = []
     for batch in batches(windows, batch_size):
@@ -68,6 +70,8 @@ def run_over_windows(
             out = compute(ids, mask)
         parts.append(out.float().reshape(len(batch), -1).cpu().numpy())
         meta.extend((w.file, w.record, w.start, w.end, int(np.count_nonzero(w.ids == N_ID))) for w in batch)
+        if progress is not None:
+            progress(sum(w.end - w.start for w in batch))
         if len(meta) >= ROWS_PER_CHUNK:
             yield _chunk(meta, parts)
             meta, parts = [], []
@@ -96,6 +100,7 @@ def model_table(
     lenient: bool = False,
     provenance: dict | None = None,
     track: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[int, list[str]]:
     """Run ``compute(model, ids, mask)`` over every record or window of the ``fasta`` files and
     write the window columns joined with ``columns(outputs)`` to ``out``, chunk by chunk; returns
@@ -104,7 +109,8 @@ def model_table(
     ``window``/``stride``/``last``/``lenient``: :func:`genomamba.infer.windows.fasta_windows`;
     ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda; ``provenance``: more
     of what a Parquet output records (the command and its own options), beside the model's weights
-    digest and these options; ``track``: the column a bedGraph output holds.
+    digest and these options; ``track``: the column a bedGraph output holds; ``progress``:
+    called with the number of bases of every batch done (a progress bar).
 
     Raises:
         ValueError: an unknown output suffix, or overlapping windows for a bedGraph output (before
@@ -123,7 +129,7 @@ def model_table(
     rows, names = 0, []
     with streaming_table(out, _provenance(model_dir, options), track=track) as append:
         for frame, values in run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
-                                              batch_size=batch_size, device=device_t):
+                                              batch_size=batch_size, device=device_t, progress=progress):
             frame = frame.join(columns(values))
             append(frame)
             rows, names = rows + len(frame), list(frame.columns)

@@ -48,3 +48,10 @@ def test_every_row_counts_its_n_bases(mlm_model, tmp_path):
     embed_fasta(mlm_model, [fasta], out, window=16, device="cpu", log=lambda m: None)
     table = pd.read_csv(out, sep="\t")
     assert list(table["n_bases"]) == [0, 4] and list(table["end"] - table["start"]) == [16, 16]
+
+
+def test_progress_receives_every_base(mlm_model, small_fasta, tmp_path):
+    done = []
+    embed_fasta(mlm_model, [small_fasta], tmp_path / "e.tsv", batch_size=2, device="cpu", log=lambda m: None,
+                progress=done.append)
+    assert sum(done) == 300 + 120 + 257 and len(done) == 2  # two batches of whole records
