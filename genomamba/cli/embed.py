@@ -11,10 +11,12 @@ Examples:
   genomamba embed runs/demo/model promoters.fa -o promoters.parquet
   genomamba embed runs/demo/model chr1.fa.gz -o chr1_windows.parquet --window 1024 --stride 512
   genomamba embed ft/demo/model seqs.fa -o seqs.tsv --pooling max --no-conjoin
+  genomamba embed runs/demo/model --bed peaks.bed --genome hg38.fa.bgz -o peaks.tsv   # BED intervals
 
 \b
-Output: one row per record (or window) with file, record, start, end (0-based, half-open),
-n_bases (its N count, IUPAC codes included) and emb_0000 ... emb_<d-1> (float32, the model's
+Output: one row per record (or window) with file, record, start, end (0-based, half-open;
+with --bed the chromosome and genome coordinates), n_bases (its N count, IUPAC codes included),
+with --bed the interval's name and strand, and emb_0000 ... emb_<d-1> (float32, the model's
 width). In Python:
   X = pandas.read_parquet("promoters.parquet").filter(regex="^emb_").to_numpy()
 

@@ -18,10 +18,15 @@ name and is renamed at the end."""
 
 
 def shared_options(command: Callable) -> Callable:
-    """MODEL_DIR FASTA... -o OUT and the windowing, batching and device options."""
+    """MODEL_DIR [FASTA...] -o OUT, --bed/--genome, and the windowing, batching and device options."""
     options = [
         click.argument("model_dir", type=click.Path(exists=True, file_okay=False)),
-        click.argument("fasta", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False)),
+        click.argument("fasta", nargs=-1, required=False, type=click.Path(exists=True, dir_okay=False)),
+        click.option("--bed", type=click.Path(exists=True, dir_okay=False),
+                     help="Instead of FASTA files: the intervals of this BED file (BED3-BED12, or "
+                          "columns named by a header line), read from --genome."),
+        click.option("--genome", type=click.Path(exists=True, dir_okay=False),
+                     help="The genome FASTA (plain or BGZF) that --bed's intervals are on."),
         click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
                      help="Output table: .parquet, .tsv or .csv (predict: also a .bedgraph track)."),
         click.option("--window", type=click.IntRange(min=1),

@@ -11,16 +11,17 @@ Examples:
   genomamba predict ft/demo/model candidates.fa -o candidates.tsv
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.parquet --window 1000 --stride 200
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.bedgraph --window 1000   # a browser track
+  genomamba predict ft/demo/model --bed peaks.bed --genome hg38.fa.bgz -o peaks.tsv   # BED intervals
 
 \b
-Output: one row per record (or window) with file, record, start, end (0-based, half-open),
-n_bases (its N count, IUPAC codes included), then
-by the model's task: binary p_<positive label> and predicted; multiclass p_<label> per class and
-predicted; multilabel p_<label> per label; regression value. The probabilities are those that
-genomamba evaluate scores (PH models averaged over both strands). A .bedgraph (or .bdg) output
-is a genome-browser track of one score per window (record, start, end, score; --track picks the
-column when the task has several); its windows must not overlap (--stride >= --window, no --last
-shift).
+Output: one row per record (or window) with file, record, start, end (0-based, half-open;
+with --bed the chromosome and genome coordinates), n_bases (its N count, IUPAC codes included),
+with --bed the interval's name and strand, then by the model's task: binary p_<positive label>
+and predicted; multiclass p_<label> per class and predicted; multilabel p_<label> per label;
+regression value. The probabilities are those that genomamba evaluate scores (PH models
+averaged over both strands). A .bedgraph (or .bdg) output is a genome-browser track of one score
+per window (record, start, end, score; --track picks the column when the task has several); its
+windows must not overlap (--stride >= --window, no --last shift).
 
 """ + EXIT_CODES
 

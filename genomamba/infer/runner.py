@@ -22,12 +22,14 @@ import torch
 from genomamba.alphabet import N_ID
 from genomamba.errors import InputDataError
 from genomamba.infer.tables import check_track_windows, streaming_table, table_format
-from genomamba.infer.windows import SequenceWindow, batches, fasta_windows
+from genomamba.infer.windows import SequenceWindow, batches, bed_windows, fasta_windows
 from genomamba.train.evaluate import autocast_for, pad_batch
 
 #: Every table's first columns: where the window lies, and how many of its bases are N (N itself,
 #: IUPAC ambiguity codes, lenient replacements), for filtering out windows a model cannot read.
 WINDOW_COLUMNS = ("file", "record", "start", "end", "n_bases")
+#: After those, for windows of BED intervals: the interval's name (empty without one) and strand.
+INTERVAL_COLUMNS = ("name", "strand")
 LOG = logging.getLogger("genomamba.infer")
 
 
@@ -57,30 +59,38 @@ def run_over_windows(
     batch_size: int,
     device: torch.device,
     progress: Callable[[int], None] | None = None,
+    interval_columns: bool = False,
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """Chunks of (one row per window: WINDOW_COLUMNS; their (n, k) float32 outputs), in
-    input order, each of about ``ROWS_PER_CHUNK`` windows; ``compute(ids, mask)`` maps a padded
-    batch to a (batch, k) tensor; ``progress`` receives the bases of each batch. No window gives
-    no chunk."""
-    meta: list[tuple[str, str, int, int, int]] = []
+    """Chunks of (one row per window: WINDOW_COLUMNS, and INTERVAL_COLUMNS if asked; their (n, k)
+    float32 outputs), in input order, each of about ``ROWS_PER_CHUNK`` windows; ``compute(ids,
+    mask)`` maps a padded batch to a (batch, k) tensor; ``progress`` receives the bases of each
+    batch. No window gives no chunk."""
+    names = WINDOW_COLUMNS + (INTERVAL_COLUMNS if interval_columns else ())
+    meta: list[tuple] = []
     parts: list[np.ndarray] = []
     for batch in batches(windows, batch_size):
         ids, mask = pad_batch([w.ids for w in batch], device)
         with torch.inference_mode(), autocast_for(device):
             out = compute(ids, mask)
         parts.append(out.float().reshape(len(batch), -1).cpu().numpy())
-        meta.extend((w.file, w.record, w.start, w.end, int(np.count_nonzero(w.ids == N_ID))) for w in batch)
+        meta.extend(_row(w, interval_columns) for w in batch)
         if progress is not None:
             progress(sum(w.end - w.start for w in batch))
         if len(meta) >= ROWS_PER_CHUNK:
-            yield _chunk(meta, parts)
+            yield _chunk(meta, parts, names)
             meta, parts = [], []
     if meta:
-        yield _chunk(meta, parts)
+        yield _chunk(meta, parts, names)
 
 
-def _chunk(meta: list[tuple], parts: list[np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
-    frame = pd.DataFrame(meta, columns=list(WINDOW_COLUMNS))
+def _row(w: SequenceWindow, interval_columns: bool) -> tuple:
+    row = (w.file, w.record, w.start, w.end, int(np.count_nonzero(w.ids == N_ID)))
+    return row + (w.name, w.strand) if interval_columns else row
+
+
+def _chunk(meta: list[tuple], parts: list[np.ndarray], names: tuple[str, ...]):
+    """(the window columns of ``meta`` as a frame, the stacked outputs)."""
+    frame = pd.DataFrame(meta, columns=list(names))
     frame[["start", "end", "n_bases"]] = frame[["start", "end", "n_bases"]].astype("int64")
     return frame, np.concatenate(parts).astype(np.float32, copy=False)
 
@@ -101,6 +111,8 @@ def model_table(
     provenance: dict | None = None,
     track: str | None = None,
     progress: Callable[[int], None] | None = None,
+    bed: str | os.PathLike | None = None,
+    genome: str | os.PathLike | None = None,
 ) -> tuple[int, list[str]]:
     """Run ``compute(model, ids, mask)`` over every record or window of the ``fasta`` files and
     write the window columns joined with ``columns(outputs)`` to ``out``, chunk by chunk; returns
@@ -110,11 +122,14 @@ def model_table(
     ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda; ``provenance``: more
     of what a Parquet output records (the command and its own options), beside the model's weights
     digest and these options; ``track``: the column a bedGraph output holds; ``progress``:
-    called with the number of bases of every batch done (a progress bar).
+    called with the number of bases of every batch done (a progress bar). ``bed`` and ``genome``
+    instead of ``fasta``: the intervals of a BED file read from a genome FASTA
+    (:func:`genomamba.infer.windows.bed_windows`), with INTERVAL_COLUMNS added.
 
     Raises:
-        ValueError: an unknown output suffix, or overlapping windows for a bedGraph output (before
-            any work); a bad window or stride.
+        ValueError: an unknown output suffix, overlapping windows for a bedGraph output, not
+            exactly one of FASTA files and a BED file with its genome (before any work); a bad
+            window or stride.
         InputDataError: what the FASTA reader rejects, even after many chunks were written, or no
             window at all; ``out`` is then untouched.
         CheckpointError, UnavailableError: see :func:`load_model`.
@@ -122,20 +137,26 @@ def model_table(
     if table_format(out) == "bedgraph":  # an unusable output fails before any work
         check_track_windows(window, stride, last)
     fasta = [str(path) for path in fasta]
+    if bool(fasta) == (bed is not None) or (bed is None) != (genome is None):
+        raise ValueError("give FASTA files, or a BED file with the genome FASTA its intervals are on "
+                         "(--bed with --genome), not both")
     model, device_t = load_model(model_dir, device)
-    windows = fasta_windows(fasta, window=window, stride=stride, last=last, lenient=lenient)
+    cut = dict(window=window, stride=stride, last=last, lenient=lenient)
+    windows = fasta_windows(fasta, **cut) if bed is None else bed_windows(bed, genome, **cut)
     windows = _warn_beyond(windows, model.config.max_length)
-    options = {"window": window, "stride": stride, "last": last, "lenient": lenient, **(provenance or {})}
+    inputs = {"bed": str(bed), "genome": str(genome)} if bed is not None else {}
+    options = {**cut, **inputs, **(provenance or {})}
     rows, names = 0, []
     with streaming_table(out, _provenance(model_dir, options), track=track) as append:
         for frame, values in run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
-                                              batch_size=batch_size, device=device_t, progress=progress):
+                                              batch_size=batch_size, device=device_t, progress=progress,
+                                              interval_columns=bed is not None):
             frame = frame.join(columns(values))
             append(frame)
             rows, names = rows + len(frame), list(frame.columns)
         if rows == 0:
-            raise InputDataError(f"{', '.join(fasta)}: no sequence to read (every record is empty, or "
-                                 "shorter than --window with --last drop)")
+            raise InputDataError(f"{', '.join(fasta) or bed}: no sequence to read (every record is empty, "
+                                 "or shorter than --window with --last drop)")
     return rows, names
 
 

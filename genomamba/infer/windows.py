@@ -14,6 +14,7 @@ window's N count (runner.WINDOW_COLUMNS).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from itertools import islice
 
 import numpy as np
 
+from genomamba.alphabet import reverse_complement
+from genomamba.io.bed import interval_ids, intervals, parse_bed, standard_columns
 from genomamba.io.fasta import read_fasta
 from genomamba.io.records import ReadAsNTally
 from genomamba.io.windows import window_spans
@@ -28,13 +31,16 @@ from genomamba.io.windows import window_spans
 
 @dataclass(frozen=True)
 class SequenceWindow:
-    """Bases ``[start, end)`` of one record (uint8 token ids)."""
+    """Bases ``[start, end)`` of one record (uint8 token ids); from a BED file, also the
+    interval's name and strand (the ids of a ``-`` interval are its reverse complement)."""
 
     file: str
     record: str
     start: int
     end: int
     ids: np.ndarray
+    name: str = ""
+    strand: str = ""
 
 
 def fasta_windows(
@@ -65,6 +71,45 @@ def fasta_windows(
             for start, end in spans:
                 yield SequenceWindow(str(path), record.name, start, end, record.ids[start:end])
         tally.warn(str(path), "records")
+
+
+def bed_windows(
+    bed: str | os.PathLike,
+    genome: str | os.PathLike,
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    last: str = "keep",
+    lenient: bool = False,
+) -> Iterator[SequenceWindow]:
+    """The intervals of a BED file (BED3 to BED12, or columns named by a header line) read from
+    ``genome``, whole or in windows as :func:`fasta_windows` cuts records. ``record``, ``start`` and
+    ``end`` are genome coordinates; a ``-`` interval's windows are read as their reverse complement.
+
+    Raises:
+        InputDataError: what genomamba.io.bed rejects (file, line, what is wrong), or a base of the
+            genome that is not DNA (the BED line and the genome position).
+        ValueError: as :func:`fasta_windows`.
+    """
+    from genomamba.io.indexed import IndexedFasta
+
+    if window is None and stride is not None:
+        raise ValueError("stride needs a window")
+    parsed = parse_bed(bed, required=(), headerless=standard_columns(bed))
+    tally = ReadAsNTally()
+    with IndexedFasta(genome) as fasta:
+        for interval in intervals(parsed, fasta.lengths, genome):
+            forward, stats = interval_ids(fasta, dataclasses.replace(interval, strand="+"), genome,
+                                          lenient=lenient)
+            tally.add(stats)
+            length = interval.end - interval.start
+            spans = [(0, length)] if window is None else window_spans(length, window, stride or window, last)
+            for start, end in spans:
+                piece = forward[start:end]
+                yield SequenceWindow(str(bed), interval.chrom, interval.start + start, interval.start + end,
+                                     reverse_complement(piece) if interval.strand == "-" else piece,
+                                     interval.fields.get("name", "").strip(), interval.strand)
+    tally.warn(f"{bed} (sequences from {genome})", "intervals")
 
 
 def batches(windows: Iterable[SequenceWindow], size: int) -> Iterator[list[SequenceWindow]]:

@@ -247,3 +247,20 @@ class InputStream:
 def open_input(path: str | os.PathLike | Path, *, block_size: int = BLOCK_SIZE) -> InputStream:
     """Open ``path`` (``-`` for stdin) for streaming; see :class:`InputStream`."""
     return InputStream(path, block_size=block_size)
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A whole (possibly compressed) UTF-8 text file, without a byte-order mark.
+
+    Raises:
+        InputDataError: not UTF-8, naming the line.
+    """
+    with open_input(path) as stream:
+        data = b"".join(stream.blocks())
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputDataError(f"{path}: line {line}: not valid UTF-8 text") from None

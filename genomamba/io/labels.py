@@ -36,15 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-from genomamba.alphabet import InvalidCharacterError, encode, reverse_complement
+from genomamba.alphabet import InvalidCharacterError, encode
 from genomamba.errors import InputDataError
-from genomamba.io.compression import open_input
+from genomamba.io.bed import interval_ids, intervals, parse_bed
+from genomamba.io.compression import read_text
 from genomamba.io.records import ReadAsNTally, invalid_character_message
 
 SPLITS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 _COMPRESSION_SUFFIXES = (".gz", ".bgz", ".xz", ".bz2")
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".bed": "bed"}
-_BED_ALIASES = {"chr": "chrom", "seqid": "chrom", "chromstart": "start", "chromend": "end", "id": "name"}
 
 
 @dataclass
@@ -143,18 +143,6 @@ def input_format(path: str | os.PathLike) -> str:
     return kind
 
 
-def _read_text(path: str | os.PathLike) -> str:
-    with open_input(path) as stream:
-        data = b"".join(stream.blocks())
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputDataError(f"{path}: line {line}: not valid UTF-8 text") from None
-
-
 def _encode(text: str, where: str, lenient: bool, rna: bool, tally: ReadAsNTally) -> np.ndarray:
     """Token ids of a sequence cell (counted in ``tally``); ``where`` names file, line and column
     for errors."""
@@ -189,7 +177,7 @@ def read_table(
     path: str | os.PathLike, *, delimiter: str = ",", lenient: bool = False, rna: bool = False
 ) -> LabelledData:
     """Read a CSV (``delimiter=","``) or TSV (``"\\t"``) file; see the module docstring."""
-    text = _read_text(path)
+    text = read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader, None)
@@ -239,15 +227,19 @@ def read_table(
     return data
 
 
-def _bed_header(fields: list[str]) -> list[str] | None:
-    """Column names when ``fields`` (a line split on tabs) is a header line, else None."""
-    first = fields[0]
-    if first.startswith("#"):
-        names = [f.strip().lower().lstrip("#") for f in fields]
-        return names if "label" in names or names[0] in ("chrom", "chr", "seqid") else None
-    if len(fields) >= 2 and not fields[1].strip().lstrip("-").isdigit():
-        return [f.strip().lower() for f in fields]
-    return None
+def _bed4(path: str | os.PathLike):
+    """A labelled BED file without a header line has exactly chrom, start, end, label (BED4)."""
+
+    def names(width: int, line: int) -> list[str]:
+        if width != 4:
+            raise InputDataError(
+                f"{path}: line {line}: {width} columns without a header line; give chrom, start, "
+                "end, label (BED4) or add a header line naming the columns "
+                "(e.g. '#chrom\\tstart\\tend\\tname\\tlabel')"
+            )
+        return ["chrom", "start", "end", "label"]
+
+    return names
 
 
 def read_bed(
@@ -256,78 +248,20 @@ def read_bed(
     """Read a BED file with labels and fetch its intervals from ``genome``; see the module docstring."""
     from genomamba.io.indexed import IndexedFasta
 
-    text = _read_text(path)
-    lines = [(n, line.rstrip("\r")) for n, line in enumerate(text.split("\n"), start=1)]
-    lines = [(n, line) for n, line in lines if line.strip() and not line.startswith(("track", "browser"))]
-    if not lines:
-        raise InputDataError(f"{path}: empty file: no BED intervals")
-    names = _bed_header(lines[0][1].split("\t"))
-    if names is None:
-        width = len(lines[0][1].split("\t"))
-        if width != 4:
-            raise InputDataError(
-                f"{path}: line {lines[0][0]}: {width} columns without a header line; give chrom, start, "
-                "end, label (BED4) or add a header line naming the columns "
-                "(e.g. '#chrom\\tstart\\tend\\tname\\tlabel')"
-            )
-        names = ["chrom", "start", "end", "label"]
-    else:
-        header_line = lines[0][0]
-        lines = lines[1:]
-        names = [_BED_ALIASES.get(n, n) for n in names]
-        missing = [c for c in ("chrom", "start", "end", "label") if c not in names]
-        if missing:
-            raise InputDataError(
-                f"{path}: line {header_line}: missing column(s) {', '.join(map(repr, missing))} in the "
-                f"header (found: {', '.join(map(repr, names))}; columns separated by tabs)"
-            )
-    col = {name: names.index(name) for name in names}
-    lines = [(n, line) for n, line in lines if not line.startswith("#")]
-    if not lines:
-        raise InputDataError(f"{path}: no intervals after the header")
+    parsed = parse_bed(path, required=("label",), headerless=_bed4(path))
     data = LabelledData(files=[str(path), str(genome)])
     tally = ReadAsNTally()
     with IndexedFasta(genome) as fasta:
-        for number, line in lines:
-            where = f"{path}: line {number}"
-            fields = line.split("\t")
-            if len(fields) != len(names):
-                raise InputDataError(f"{where}: {len(fields)} tab-separated column(s), expected {len(names)}")
-            chrom = fields[col["chrom"]].strip()
-            try:
-                start, end = int(fields[col["start"]]), int(fields[col["end"]])
-            except ValueError:
-                raise InputDataError(
-                    f"{where}: start and end (columns {col['start'] + 1}, {col['end'] + 1}) must be "
-                    f"integers, got {fields[col['start']]!r}, {fields[col['end']]!r}"
-                ) from None
-            if chrom not in fasta.lengths:
-                raise InputDataError(f"{where}: chromosome {chrom!r} is not in the genome {genome}")
-            length = fasta.lengths[chrom]
-            if not 0 <= start < end:
-                raise InputDataError(f"{where}: need 0 <= start < end, got start {start}, end {end}")
-            if end > length:
-                raise InputDataError(
-                    f"{where}: interval {chrom}:{start}-{end} runs past the end of {chrom!r} "
-                    f"(length {length:,}) in {genome}"
-                )
-            strand = fields[col["strand"]].strip() if "strand" in col else "+"
-            if strand not in ("+", "-", "."):
-                raise InputDataError(f"{where}: strand must be +, - or ., got {strand!r}")
-            raw = fasta.fetch(chrom, start, end)
-            try:
-                ids, _, stats = encode(raw, rna=rna, lenient=lenient)
-            except InvalidCharacterError as exc:
-                message = f"{chrom}:{start + exc.offset + 1}: {invalid_character_message(exc.byte)}"
-                raise InputDataError(f"{where}: {genome} {message}") from None
+        for interval in intervals(parsed, fasta.lengths, genome):
+            where, chrom, start, end, fields = (interval.where, interval.chrom, interval.start, interval.end,
+                                                interval.fields)
+            ids, stats = interval_ids(fasta, interval, genome, lenient=lenient, rna=rna)
             tally.add(stats)
-            if strand == "-":
-                ids = reverse_complement(ids)
-            id_ = fields[col["name"]].strip() if "name" in col else ""
-            group = fields[col["group"]].strip() if "group" in col else ""
-            split = _split_value(fields[col["split"]], f"{where}, column 'split'") if "split" in col else None
-            label = fields[col["label"]].strip()
-            data.add(id_ or f"{chrom}:{start + 1}-{end}", ids, label, group or chrom, split, where)
+            id_ = fields.get("name", "").strip()
+            group = fields.get("group", "").strip()
+            split = _split_value(fields["split"], f"{where}, column 'split'") if "split" in fields else None
+            data.add(id_ or f"{chrom}:{start + 1}-{end}", ids, fields["label"].strip(), group or chrom, split,
+                     where)
     tally.warn(f"{path} (sequences from {genome})", "intervals")
     return data
 

@@ -77,3 +77,28 @@ def test_overlapping_windows_for_a_bedgraph_track_are_a_usage_error(tmp_path, de
                   "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert len(out.read_text().splitlines()) == 1 + -(-48502 // 1000)  # the track line, 49 windows
+
+
+def test_predict_over_bed_intervals_of_a_genome(tmp_path, demo_data):
+    from tests.infer.infer_cases import BINARY_HEAD
+
+    import shutil
+
+    model = save_model(tmp_path / "model", rc_strategy="ph", head=BINARY_HEAD)
+    genome = shutil.copy(demo_data / "lambda_virus.fa", tmp_path)  # its index is written beside it
+    bed = tmp_path / "regions.bed"
+    bed.write_text("#chrom\tstart\tend\tname\tscore\tstrand\n"
+                   "gi|9626243|ref|NC_001416.1|\t100\t400\tr1\t0\t+\n"
+                   "gi|9626243|ref|NC_001416.1|\t1000\t1300\tr2\t0\t-\n")
+    out = tmp_path / "regions.tsv"
+    result = _run("predict", model, "--bed", bed, "--genome", genome, "-o", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, sep="\t")
+    assert list(table.columns[:7]) == ["file", "record", "start", "end", "n_bases", "name", "strand"]
+    assert list(table["name"]) == ["r1", "r2"] and list(table["start"]) == [100, 1000]
+    neither = _run("predict", model, "-o", out, "--device", "cpu")
+    assert neither.exit_code == 2 and "--bed with --genome" in neither.output
+    bad = tmp_path / "bad.bed"
+    bad.write_text("chrZ\t0\t10\n")
+    result = _run("predict", model, "--bed", bad, "--genome", genome, "-o", out, "--device", "cpu")
+    assert result.exit_code == EXIT_DATA and "bad.bed: line 1: chromosome 'chrZ'" in result.output

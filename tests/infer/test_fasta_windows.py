@@ -50,3 +50,20 @@ def test_ambiguity_codes_read_as_n_are_summed_up_once_per_file(tmp_path, caplog)
 def test_plain_acgtn_files_give_no_warning(small_fasta, caplog):
     list(fasta_windows([small_fasta]))
     assert "read as N" not in caplog.text
+
+
+def test_bed_intervals_become_windows_in_genome_coordinates(tmp_path, small_fasta):
+    from genomamba.alphabet import reverse_complement
+    from genomamba.infer.windows import bed_windows
+
+    bed = tmp_path / "peaks.bed"
+    bed.write_text("a\t10\t60\tpeak1\t0\t+\nc\t100\t157\tpeak2\t0\t-\n")
+    (a, b, c) = list(fasta_windows([small_fasta]))
+    whole = list(bed_windows(bed, small_fasta))
+    assert [(w.record, w.start, w.end, w.name, w.strand) for w in whole] == [
+        ("a", 10, 60, "peak1", "+"), ("c", 100, 157, "peak2", "-")]
+    assert (whole[0].ids == a.ids[10:60]).all() and (whole[1].ids == reverse_complement(c.ids[100:157])).all()
+    cut = list(bed_windows(bed, small_fasta, window=25))
+    assert [(w.record, w.start, w.end) for w in cut] == [
+        ("a", 10, 35), ("a", 35, 60), ("c", 100, 125), ("c", 125, 150), ("c", 150, 157)]
+    assert (cut[3].ids == reverse_complement(c.ids[125:150])).all()
