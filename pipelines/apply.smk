@@ -2,7 +2,8 @@
 #   embed:   genomamba embed of the pretrained model (or embed.model): one Parquet table per genome,
 #            a row per window with its embedding (columns emb_*), for downstream classifiers;
 #   predict: genomamba predict of the fine-tuned model (or predict.model): one TSV per genome, a
-#            row per window with the class probabilities.
+#            row per window with the class probabilities, and with predict.track a bedGraph track
+#            of one score per window (predict_track).
 # Each genome's validation must have passed first, as for tokenize.
 
 EMBED, PREDICT = config["embed"], config["predict"]
@@ -43,5 +44,26 @@ rule predict:
         " {params.extra} > {log:q} 2>&1"
 
 
+rule predict_track:
+    input:
+        fasta=fasta_files,
+        report=f"{RESULTS}/validate/{{genome}}.tsv",
+        model=lambda wildcards: PREDICT["model"] or f"{RESULTS}/finetune/run/model",
+    output:
+        f"{RESULTS}/predict/{{genome}}.bedgraph",
+    log:
+        f"{RESULTS}/logs/predict/{{genome}}.track.log",
+    params:
+        windows=window_args(PREDICT),
+        track="" if PREDICT["track"] is True else f"--track {PREDICT['track']}",
+        extra=PREDICT["extra_args"],
+    shell:
+        "genomamba predict {input.model:q} {input.fasta:q} -o {output:q} {params.windows} {params.track}"
+        " {params.extra} > {log:q} 2>&1"
+
+
+PREDICT_OUTPUTS = ["tsv", "bedgraph"] if PREDICT["track"] else ["tsv"]
 STAGE_TARGETS["embed"] = lambda: [f"{RESULTS}/embed/{g}.parquet" for g in applied_genomes(EMBED)]
-STAGE_TARGETS["predict"] = lambda: [f"{RESULTS}/predict/{g}.tsv" for g in applied_genomes(PREDICT)]
+STAGE_TARGETS["predict"] = lambda: [
+    f"{RESULTS}/predict/{g}.{suffix}" for g in applied_genomes(PREDICT) for suffix in PREDICT_OUTPUTS
+]

@@ -97,8 +97,9 @@ def test_dry_run_of_demo_config(workflow):
         "evaluate": "1",
         "embed": "2",
         "predict": "1",
+        "predict_track": "1",
         "all": "1",
-        "total": "15",
+        "total": "16",
     }
 
 
@@ -217,6 +218,12 @@ def test_demo_run_produces_token_shards(workflow):
     assert (predicted["end"] - predicted["start"] == 200).all()
     assert predicted["p_coding"].between(0, 1).all()
     assert set(predicted["predicted"]) <= {"coding", "intergenic"}
+    track_lines = (run / "predict" / "yeast_chrI_chrII.bedgraph").read_text().splitlines()
+    assert track_lines[0].startswith('track type=bedGraph name="p_coding"')
+    track = pd.read_csv(run / "predict" / "yeast_chrI_chrII.bedgraph", sep="\t", skiprows=1, header=None,
+                        names=["record", "start", "end", "p"])
+    assert track[["record", "start", "end"]].equals(predicted[["record", "start", "end"]])
+    assert (track["p"] - predicted["p_coding"]).abs().max() < 1e-6
 
     again = _snakemake(workflow, "--cores", "2", "--configfile", "config/demo.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
