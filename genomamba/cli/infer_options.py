@@ -28,7 +28,8 @@ def shared_options(command: Callable) -> Callable:
         click.option("--genome", type=click.Path(exists=True, dir_okay=False),
                      help="The genome FASTA (plain or BGZF) that --bed's intervals are on."),
         click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
-                     help="Output table: .parquet, .tsv or .csv (predict: also a .bedgraph track)."),
+                     help="Output table: .parquet, .tsv or .csv (predict: also a .bedgraph track); "
+                          "text ones may end in .gz."),
         click.option("--window", type=click.IntRange(min=1),
                      help="Cut records into windows of this many bases. [default: whole records]"),
         click.option("--stride", type=click.IntRange(min=1),

@@ -17,6 +17,7 @@ sha256 of its weights, options), readable with ``pyarrow.parquet.read_schema(pat
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -32,18 +33,37 @@ FORMATS = {".parquet": "parquet", ".pq": "parquet", ".tsv": "tsv", ".txt": "tsv"
            ".bedgraph": "bedgraph", ".bdg": "bedgraph"}
 
 
+def _suffixes(path: str | os.PathLike) -> tuple[str, bool]:
+    """(the format's suffix, whether a ``.gz`` follows it)."""
+    path = Path(path)
+    if path.suffix.lower() == ".gz":
+        return Path(path.stem).suffix.lower(), True
+    return path.suffix.lower(), False
+
+
 def table_format(path: str | os.PathLike) -> str:
-    """``parquet``, ``tsv`` or ``csv`` from the suffix of ``path``.
+    """``parquet``, ``tsv``, ``csv`` or ``bedgraph`` from the suffix of ``path``; the text formats
+    may end in ``.gz`` as well (gzip-compressed as they are written).
 
     Raises:
-        ValueError: any other suffix (named, with the accepted ones).
+        ValueError: any other suffix (named, with the accepted ones), or Parquet with ``.gz``.
     """
-    suffix = Path(path).suffix.lower()
+    suffix, gz = _suffixes(path)
     if suffix not in FORMATS:
         raise ValueError(
-            f"{path}: the output must end in one of {', '.join(FORMATS)} (got {suffix or 'none'!r})"
+            f"{path}: the output must end in one of {', '.join(FORMATS)}, the text ones optionally "
+            f"followed by .gz (got {suffix + ('.gz' if gz else '') or 'none'!r})"
         )
+    if gz and FORMATS[suffix] == "parquet":
+        raise ValueError(f"{path}: Parquet compresses its columns itself; drop the .gz")
     return FORMATS[suffix]
+
+
+def _open_text(path: Path, gz: bool, closing: contextlib.ExitStack):
+    """A text handle on ``path``, through gzip when ``gz`` (closed with ``closing``)."""
+    if gz:
+        return closing.enter_context(gzip.open(path, "wt", newline=""))
+    return closing.enter_context(open(path, "w", newline=""))
 
 
 def check_track_windows(window: int | None, stride: int | None, last: str) -> None:
@@ -81,12 +101,13 @@ def streaming_table(
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     with replacing(path) as tmp, contextlib.ExitStack() as closing:
+        gz = _suffixes(path)[1]
         if kind == "parquet":
             write = _parquet_appender(tmp, provenance, closing)
         elif kind == "bedgraph":
-            write = _bedgraph_appender(tmp, track, closing)
+            write = _bedgraph_appender(_open_text(tmp, gz, closing), track)
         else:
-            write = _text_appender(tmp, "\t" if kind == "tsv" else ",", closing)
+            write = _text_appender(_open_text(tmp, gz, closing), "\t" if kind == "tsv" else ",")
 
         def append(frame: pd.DataFrame) -> None:
             nonlocal rows
@@ -98,19 +119,20 @@ def streaming_table(
             raise ValueError(f"{path}: no rows to write")
 
 
-def _text_appender(path: Path, sep: str, closing: contextlib.ExitStack):
-    """``append(frame)`` writing delimited rows, the header with the first frame."""
-    handle = closing.enter_context(open(path, "w", newline=""))
+def _text_appender(handle, sep: str):
+    """``append(frame)`` writing delimited rows to ``handle``, the header with the first frame."""
+    first = True
 
     def append(frame: pd.DataFrame) -> None:
-        frame.to_csv(handle, sep=sep, index=False, header=handle.tell() == 0, float_format="%.7g")
+        nonlocal first
+        frame.to_csv(handle, sep=sep, index=False, header=first, float_format="%.7g")
+        first = False
 
     return append
 
 
-def _bedgraph_appender(path: Path, column: str, closing: contextlib.ExitStack):
-    """``append(frame)`` writing ``record start end <column>`` rows after one track line."""
-    handle = closing.enter_context(open(path, "w", newline=""))
+def _bedgraph_appender(handle, column: str):
+    """``append(frame)`` writing ``record start end <column>`` rows to ``handle`` after one track line."""
     handle.write(f'track type=bedGraph name="{column}" description="genomamba predict: {column}"\n')
 
     def append(frame: pd.DataFrame) -> None:

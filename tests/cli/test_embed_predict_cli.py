@@ -80,9 +80,9 @@ def test_overlapping_windows_for_a_bedgraph_track_are_a_usage_error(tmp_path, de
 
 
 def test_predict_over_bed_intervals_of_a_genome(tmp_path, demo_data):
-    from tests.infer.infer_cases import BINARY_HEAD
-
     import shutil
+
+    from tests.infer.infer_cases import BINARY_HEAD
 
     model = save_model(tmp_path / "model", rc_strategy="ph", head=BINARY_HEAD)
     genome = shutil.copy(demo_data / "lambda_virus.fa", tmp_path)  # its index is written beside it

@@ -73,3 +73,24 @@ def test_bedgraph_takes_the_window_columns_and_one_value(tmp_path):
     lines = out.read_text().splitlines()
     assert lines[0].startswith('track type=bedGraph name="emb_0000"')
     assert lines[1:] == ["a\t0\t4\t0.5", "b\t5\t9\t1.25", "c\t9\t13\t-2"]
+
+
+@pytest.mark.parametrize("name", ["t.tsv.gz", "t.csv.gz", "t.bedgraph.gz"])
+def test_text_tables_can_be_gzip_compressed(tmp_path, name):
+    import gzip
+
+    out = tmp_path / name
+    track = "emb_0000" if "bedgraph" in name else None
+    with streaming_table(out, track=track) as append:
+        for chunk in _chunks():
+            append(chunk.assign(end=chunk["start"] + 4))
+    plain = tmp_path / name.removesuffix(".gz")
+    with streaming_table(plain, track=track) as append:
+        for chunk in _chunks():
+            append(chunk.assign(end=chunk["start"] + 4))
+    assert gzip.decompress(out.read_bytes()) == plain.read_bytes()
+
+
+def test_parquet_is_not_gzipped_again(tmp_path):
+    with pytest.raises(ValueError, match="drop the .gz"), streaming_table(tmp_path / "t.parquet.gz"):
+        pass
