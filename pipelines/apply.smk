@@ -3,7 +3,7 @@
 #            a row per window with its embedding (columns emb_*), for downstream classifiers;
 #   predict: genomamba predict of the fine-tuned model (or predict.model): one TSV per genome, a
 #            row per window with the class probabilities, and with predict.track a bedGraph track
-#            of one score per window (predict_track).
+#            of one score per window, written in the same pass.
 # Each genome's validation must have passed first, as for tokenize.
 
 EMBED, PREDICT = config["embed"], config["predict"]
@@ -33,33 +33,17 @@ rule predict:
         report=f"{RESULTS}/validate/{{genome}}.tsv",
         model=lambda wildcards: PREDICT["model"] or f"{RESULTS}/finetune/run/model",
     output:
-        f"{RESULTS}/predict/{{genome}}.tsv",
+        table=f"{RESULTS}/predict/{{genome}}.tsv",
+        **({"track": f"{RESULTS}/predict/{{genome}}.bedgraph"} if PREDICT["track"] else {}),
     log:
         f"{RESULTS}/logs/predict/{{genome}}.log",
     params:
         windows=window_args(PREDICT),
+        track=lambda wildcards, output: track_args(PREDICT, output),
         extra=PREDICT["extra_args"],
     shell:
-        "genomamba predict {input.model:q} {input.fasta:q} -o {output:q} {params.windows}"
-        " {params.extra} > {log:q} 2>&1"
-
-
-rule predict_track:
-    input:
-        fasta=fasta_files,
-        report=f"{RESULTS}/validate/{{genome}}.tsv",
-        model=lambda wildcards: PREDICT["model"] or f"{RESULTS}/finetune/run/model",
-    output:
-        f"{RESULTS}/predict/{{genome}}.bedgraph",
-    log:
-        f"{RESULTS}/logs/predict/{{genome}}.track.log",
-    params:
-        windows=window_args(PREDICT),
-        track="" if PREDICT["track"] is True else f"--track {PREDICT['track']}",
-        extra=PREDICT["extra_args"],
-    shell:
-        "genomamba predict {input.model:q} {input.fasta:q} -o {output:q} {params.windows} {params.track}"
-        " {params.extra} > {log:q} 2>&1"
+        "genomamba predict {input.model:q} {input.fasta:q} -o {output.table:q} {params.windows}"
+        " {params.track} {params.extra} > {log:q} 2>&1"
 
 
 PREDICT_OUTPUTS = ["tsv", "bedgraph"] if PREDICT["track"] else ["tsv"]

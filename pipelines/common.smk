@@ -1,5 +1,6 @@
 # Helpers shared by the stage files: the manifest and the paths of each genome's fetched files.
 # (Functions only, no rules: keeps `snakemake --lint` quiet about mixing the two.)
+import shlex
 from pathlib import Path
 
 from genomamba.io.manifest import load_manifest
@@ -37,3 +38,12 @@ def window_args(options):
     """The windowing options of `genomamba embed`/`predict` from a stage's config."""
     stride = f" --stride {options['stride']}" if options["stride"] else ""
     return f"--window {options['window']}{stride} --last {options['last_window']}"
+
+
+def track_args(options, output):
+    """`--track-out` (and `--track`) of `genomamba predict` when the stage writes a bedGraph track:
+    `track: true` takes the model's only score, a string names the column."""
+    if not options["track"]:
+        return ""
+    column = "" if options["track"] is True else f" --track {shlex.quote(options['track'])}"
+    return f"--track-out {shlex.quote(output.track)}{column}"

@@ -11,6 +11,7 @@ Examples:
   genomamba predict ft/demo/model candidates.fa -o candidates.tsv
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.parquet --window 1000 --stride 200
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.bedgraph --window 1000   # a browser track
+  genomamba predict ft/demo/model chr1.fa.gz -o chr1.tsv --track-out chr1.bedgraph --window 1000
   genomamba predict ft/demo/model --bed peaks.bed --genome hg38.fa.bgz -o peaks.tsv   # BED intervals
 
 \b
@@ -30,6 +31,9 @@ windows must not overlap (--stride >= --window, no --last shift).
 @shared_options
 @click.option("--track", help="The score column a .bedgraph output holds (e.g. p_coding). "
                               "[default: the only score of a binary or regression model]")
+@click.option("--track-out", type=click.Path(dir_okay=False),
+              help="Also write the --track score as a bedGraph track to this file (.bedgraph, .bdg, "
+                   "optionally .gz), from the same pass over the windows.")
 def predict(model_dir: str, fasta: tuple[str, ...], out: str, **options) -> None:
     """Predict every record (or window) of the FASTA files with the fine-tuned model in MODEL_DIR."""
     from genomamba.infer.predict import predict_fasta

@@ -32,6 +32,7 @@ def predict_fasta(
     out: str | os.PathLike,
     *,
     track: str | None = None,
+    track_out: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = None,
     **options,
 ) -> dict:
@@ -40,6 +41,7 @@ def predict_fasta(
     ``options``: windowing, batch size, device, lenient reading (:func:`~genomamba.infer.runner.model_table`).
     ``track``: the column a bedGraph output (``.bedgraph``/``.bdg``) holds; by default the one score
     of a binary (``p_<positive label>``) or single-output regression (``value``) model.
+    ``track_out``: also write that column as a bedGraph to this path, in the same pass.
 
     Returns:
         ``{"out", "rows", "task", "labels"}``.
@@ -55,7 +57,7 @@ def predict_fasta(
 
     log = log or (lambda message: print(message, file=sys.stderr))
     spec = spec_from_config(read_config(model_dir))  # a model without a sequence head fails here
-    if table_format(out) == "bedgraph":
+    if table_format(out) == "bedgraph" or track_out is not None:
         track = track_column(spec, track)
     rows, _ = model_table(
         model_dir, fasta, out,
@@ -63,9 +65,11 @@ def predict_fasta(
         lambda values: prediction_columns(spec, values),
         provenance={"command": "predict", "task": spec.task},
         track=track,
+        track_out=track_out,
         **options,
     )
-    log(f"predict: {rows} {spec.task} predictions written to {out}")
+    log(f"predict: {rows} {spec.task} predictions written to {out}"
+        + (f" and the {track} track to {track_out}" if track_out is not None else ""))
     return {"out": str(out), "rows": rows, "task": spec.task,
             "labels": list(spec.labels) if spec.labels else None}
 

@@ -10,6 +10,7 @@ the input holds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -113,6 +114,7 @@ def model_table(
     progress: Callable[[int], None] | None = None,
     bed: str | os.PathLike | None = None,
     genome: str | os.PathLike | None = None,
+    track_out: str | os.PathLike | None = None,
 ) -> tuple[int, list[str]]:
     """Run ``compute(model, ids, mask)`` over every record or window of the ``fasta`` files and
     write the window columns joined with ``columns(outputs)`` to ``out``, chunk by chunk; returns
@@ -124,7 +126,9 @@ def model_table(
     digest and these options; ``track``: the column a bedGraph output holds; ``progress``:
     called with the number of bases of every batch done (a progress bar). ``bed`` and ``genome``
     instead of ``fasta``: the intervals of a BED file read from a genome FASTA
-    (:func:`genomamba.infer.windows.bed_windows`), with INTERVAL_COLUMNS added.
+    (:func:`genomamba.infer.windows.bed_windows`), with INTERVAL_COLUMNS added. ``track_out``: a
+    bedGraph of the ``track`` column written in the same pass (both files appear together, or
+    neither).
 
     Raises:
         ValueError: an unknown output suffix, overlapping windows for a bedGraph output, not
@@ -134,7 +138,9 @@ def model_table(
             window at all; ``out`` is then untouched.
         CheckpointError, UnavailableError: see :func:`load_model`.
     """
-    if table_format(out) == "bedgraph":  # an unusable output fails before any work
+    if track_out is not None and table_format(track_out) != "bedgraph":
+        raise ValueError(f"{track_out}: a track output must end in .bedgraph or .bdg (or with .gz)")
+    if table_format(out) == "bedgraph" or track_out is not None:  # an unusable output fails before any work
         check_track_windows(window, stride, last)
     fasta = [str(path) for path in fasta]
     if bool(fasta) == (bed is not None) or (bed is None) != (genome is None):
@@ -147,12 +153,15 @@ def model_table(
     inputs = {"bed": str(bed), "genome": str(genome)} if bed is not None else {}
     options = {**cut, **inputs, **(provenance or {})}
     rows, names = 0, []
-    with streaming_table(out, _provenance(model_dir, options), track=track) as append:
+    with contextlib.ExitStack() as tables:
+        appends = [tables.enter_context(streaming_table(path, _provenance(model_dir, options), track=track))
+                   for path in (out, *([track_out] if track_out is not None else []))]
         for frame, values in run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
                                               batch_size=batch_size, device=device_t, progress=progress,
                                               interval_columns=bed is not None):
             frame = frame.join(columns(values))
-            append(frame)
+            for append in appends:
+                append(frame)
             rows, names = rows + len(frame), list(frame.columns)
         if rows == 0:
             raise InputDataError(f"{', '.join(fasta) or bed}: no sequence to read (every record is empty, "

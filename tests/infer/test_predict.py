@@ -73,3 +73,16 @@ def test_bedgraph_needs_one_column_and_windows_that_do_not_overlap(multiclass_mo
     predict_fasta(multiclass_model, [small_fasta], out, window=100, track="p_intron", device="cpu",
                   log=lambda m: None)
     assert out.read_text().startswith('track type=bedGraph name="p_intron"')
+
+
+def test_track_out_writes_table_and_track_in_one_pass(binary_model, small_fasta, tmp_path):
+    table_out, track_out = tmp_path / "pred.tsv", tmp_path / "pred.bedgraph.gz"
+    summary = predict_fasta(binary_model, [small_fasta], table_out, window=100, track_out=track_out,
+                            device="cpu", log=lambda m: None)
+    track = pd.read_csv(track_out, sep="\t", skiprows=1, header=None, names=["record", "start", "end", "p"])
+    table = pd.read_csv(table_out, sep="\t")
+    assert summary["rows"] == len(table) == len(track)
+    np.testing.assert_allclose(track["p"], table["p_coding"], rtol=1e-6)
+    with pytest.raises(ValueError, match="must end in .bedgraph"):
+        predict_fasta(binary_model, [small_fasta], table_out, window=100, track_out=tmp_path / "x.tsv",
+                      device="cpu")

@@ -97,9 +97,8 @@ def test_dry_run_of_demo_config(workflow):
         "evaluate": "1",
         "embed": "2",
         "predict": "1",
-        "predict_track": "1",
         "all": "1",
-        "total": "16",
+        "total": "15",
     }
 
 
