@@ -10,11 +10,11 @@ import click
 from genomamba.errors import GenomambaError
 
 EXIT_CODES = """\b
-Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 an invalid FASTA file (file, line
-and what is wrong), no sequence at all (every record empty, or shorter than --window with --last
-drop), or a model directory that cannot be loaded (predict: or has no sequence head); 69 --device
-cuda without a GPU. Nothing is written unless the whole run succeeds: the table goes to a temporary
-name and is renamed at the end."""
+Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 an invalid FASTA or BED file (file,
+line and what is wrong), no sequence at all (every record empty, shorter than --window with --last
+drop, or over --max-n-fraction), or a model directory that cannot be loaded (predict: or has no
+sequence head); 69 --device cuda without a GPU. Nothing is written unless the whole run succeeds:
+outputs go to temporary names and are renamed at the end."""
 
 
 def shared_options(command: Callable) -> Callable:
@@ -42,6 +42,9 @@ def shared_options(command: Callable) -> Callable:
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                      help="Where to run."),
         click.option("--lenient", is_flag=True, help="Read invalid sequence characters as N."),
+        click.option("--max-n-fraction", type=click.FloatRange(0.0, 1.0), default=1.0,
+                     help="Leave out windows with a larger fraction of N (assembly gaps), as tokenize "
+                          "does; they are counted in one warning. 1.0 keeps all."),
     ]
     for option in reversed(options):
         command = option(command)

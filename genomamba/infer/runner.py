@@ -24,6 +24,7 @@ from genomamba.alphabet import N_ID
 from genomamba.errors import InputDataError
 from genomamba.infer.tables import check_track_windows, streaming_table, table_format
 from genomamba.infer.windows import SequenceWindow, batches, bed_windows, fasta_windows
+from genomamba.io.shards import window_n_fraction
 from genomamba.train.evaluate import autocast_for, pad_batch
 
 #: Every table's first columns: where the window lies, and how many of its bases are N (N itself,
@@ -115,6 +116,7 @@ def model_table(
     bed: str | os.PathLike | None = None,
     genome: str | os.PathLike | None = None,
     track_out: str | os.PathLike | None = None,
+    max_n_fraction: float = 1.0,
 ) -> tuple[int, list[str]]:
     """Run ``compute(model, ids, mask)`` over every record or window of the ``fasta`` files and
     write the window columns joined with ``columns(outputs)`` to ``out``, chunk by chunk; returns
@@ -128,7 +130,8 @@ def model_table(
     instead of ``fasta``: the intervals of a BED file read from a genome FASTA
     (:func:`genomamba.infer.windows.bed_windows`), with INTERVAL_COLUMNS added. ``track_out``: a
     bedGraph of the ``track`` column written in the same pass (both files appear together, or
-    neither).
+    neither). ``max_n_fraction``: windows with a larger fraction of N are left out (and counted
+    in one log line), as tokenize leaves them out; 1.0 keeps all.
 
     Raises:
         ValueError: an unknown output suffix, overlapping windows for a bedGraph output, not
@@ -149,9 +152,9 @@ def model_table(
     model, device_t = load_model(model_dir, device)
     cut = dict(window=window, stride=stride, last=last, lenient=lenient)
     windows = fasta_windows(fasta, **cut) if bed is None else bed_windows(bed, genome, **cut)
-    windows = _warn_beyond(windows, model.config.max_length)
+    windows = _warn_beyond(_leave_out_mostly_n(windows, max_n_fraction), model.config.max_length)
     inputs = {"bed": str(bed), "genome": str(genome)} if bed is not None else {}
-    options = {**cut, **inputs, **(provenance or {})}
+    options = {**cut, **inputs, "max_n_fraction": max_n_fraction, **(provenance or {})}
     rows, names = 0, []
     with contextlib.ExitStack() as tables:
         appends = [tables.enter_context(streaming_table(path, _provenance(model_dir, options), track=track))
@@ -165,8 +168,22 @@ def model_table(
             rows, names = rows + len(frame), list(frame.columns)
         if rows == 0:
             raise InputDataError(f"{', '.join(fasta) or bed}: no sequence to read (every record is empty, "
-                                 "or shorter than --window with --last drop)")
+                                 "shorter than --window with --last drop, or over --max-n-fraction)")
     return rows, names
+
+
+def _leave_out_mostly_n(windows: Iterable[SequenceWindow], max_n_fraction: float) -> Iterator[SequenceWindow]:
+    """The windows whose fraction of N is at most ``max_n_fraction``; logs how many were left out."""
+    if not 0.0 <= max_n_fraction <= 1.0:
+        raise ValueError(f"max_n_fraction must be within [0, 1], got {max_n_fraction}")
+    left_out = 0
+    for w in windows:
+        if max_n_fraction < 1.0 and window_n_fraction(w.ids, w.end - w.start) > max_n_fraction:
+            left_out += 1
+            continue
+        yield w
+    if left_out:
+        LOG.warning("%d windows with more than %g N left out (--max-n-fraction)", left_out, max_n_fraction)
 
 
 def _warn_beyond(windows: Iterable[SequenceWindow], max_length: int | None) -> Iterator[SequenceWindow]:

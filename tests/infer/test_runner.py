@@ -55,3 +55,18 @@ def test_progress_receives_every_base(mlm_model, small_fasta, tmp_path):
     embed_fasta(mlm_model, [small_fasta], tmp_path / "e.tsv", batch_size=2, device="cpu", log=lambda m: None,
                 progress=done.append)
     assert sum(done) == 300 + 120 + 257 and len(done) == 2  # two batches of whole records
+
+
+def test_windows_over_max_n_fraction_are_left_out_and_counted(mlm_model, tmp_path, caplog):
+    fasta = tmp_path / "gap.fa"
+    fasta.write_text(">r\n" + "ACGT" * 4 + "N" * 16 + "ACGTNNNNACGTACGT" + "\n")
+    out = tmp_path / "n.tsv"
+    embed_fasta(mlm_model, [fasta], out, window=16, max_n_fraction=0.3, device="cpu", log=lambda m: None)
+    table = pd.read_csv(out, sep="\t")
+    assert list(table["start"]) == [0, 32] and list(table["n_bases"]) == [0, 4]  # 16 N left out, 4 kept
+    assert "1 windows with more than 0.3 N left out (--max-n-fraction)" in caplog.text
+    gap = tmp_path / "all_n.fa"
+    gap.write_text(">g\n" + "N" * 40 + "\n")
+    with pytest.raises(InputDataError, match="over --max-n-fraction"):
+        embed_fasta(mlm_model, [gap], out, window=16, max_n_fraction=0.5, device="cpu", log=lambda m: None)
+    assert list(pd.read_csv(out, sep="\t")["start"]) == [0, 32]  # the earlier table is untouched
