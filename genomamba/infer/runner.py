@@ -129,9 +129,9 @@ def model_table(
     called with the number of bases of every batch done (a progress bar). ``bed`` and ``genome``
     instead of ``fasta``: the intervals of a BED file read from a genome FASTA
     (:func:`genomamba.infer.windows.bed_windows`), with INTERVAL_COLUMNS added. ``track_out``: a
-    bedGraph of the ``track`` column written in the same pass (both files appear together, or
-    neither). ``max_n_fraction``: windows with a larger fraction of N are left out (and counted
-    in one log line), as tokenize leaves them out; 1.0 keeps all.
+    bedGraph of the ``track`` column written in the same pass (a failed run leaves neither; both
+    are renamed into place at the end). ``max_n_fraction``: windows with a larger fraction of N
+    are left out (and counted in one log line), as tokenize leaves them out; 1.0 keeps all.
 
     Raises:
         ValueError: an unknown output suffix, overlapping windows for a bedGraph output, not
