@@ -107,6 +107,10 @@ class EncodingStats:
     def iupac_total(self) -> int:
         return sum(self.iupac_counts.values())
 
+    def iupac_text(self) -> str:
+        """The counts per code for people, in code order: ``R=2,Y=1``."""
+        return ",".join(f"{code}={n}" for code, n in sorted(self.iupac_counts.items()))
+
 
 _IUPAC_BYTES = {code: (ord(code), ord(code.lower())) for code in IUPAC_AMBIGUITY_CODES}
 

@@ -3,8 +3,8 @@
 bedGraph (``.bedgraph``, ``.bdg``) is a genome-browser track of one value per window: a
 ``track type=bedGraph`` line, then ``record start end value`` rows (0-based, half-open, as BED),
 for IGV, or for UCSC's ``bedGraphToBigWig`` without the track line and sorted (``grep -v '^track'
-| sort -k1,1 -k2,2n``). Only ``predict`` writes it,
-and only for windows that do not overlap (checked before any work: :func:`check_track_windows`).
+| sort -k1,1 -k2,2n``). Only ``predict`` writes it, and only for windows that do not overlap
+(checked before any work: :func:`check_track_windows`).
 
 Rows are written as they come, a chunk at a time (:func:`streaming_table`), so a whole genome in
 short windows never has to fit in memory: the memory a run needs is that of one chunk of rows.

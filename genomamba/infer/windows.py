@@ -14,7 +14,6 @@ window's N count (runner.WINDOW_COLUMNS).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from itertools import islice
 import numpy as np
 
 from genomamba.alphabet import reverse_complement
-from genomamba.io.bed import interval_ids, intervals, parse_bed, standard_columns
+from genomamba.io.bed import forward_ids, intervals, parse_bed, standard_columns
 from genomamba.io.fasta import read_fasta
 from genomamba.io.records import ReadAsNTally
 from genomamba.io.windows import window_spans
@@ -60,15 +59,13 @@ def fasta_windows(
             everywhere the project reads FASTA.
         ValueError: a non-positive window or stride, or an unknown ``last`` policy.
     """
-    if window is None and stride is not None:
-        raise ValueError("stride needs a window")
+    _check_stride(window, stride)
     for path in paths:
         tally = ReadAsNTally()
         for record in read_fasta(path, lenient=lenient, softmask=False):
             tally.add(record.stats.encoding)
-            length = int(record.ids.size)  # never 0: the reader skips empty records, with a warning
-            spans = [(0, length)] if window is None else window_spans(length, window, stride or window, last)
-            for start, end in spans:
+            # never empty: the reader skips empty records, with a warning
+            for start, end in _spans(int(record.ids.size), window, stride, last):
                 yield SequenceWindow(str(path), record.name, start, end, record.ids[start:end])
         tally.warn(str(path), "records")
 
@@ -93,23 +90,30 @@ def bed_windows(
     """
     from genomamba.io.indexed import IndexedFasta
 
-    if window is None and stride is not None:
-        raise ValueError("stride needs a window")
+    _check_stride(window, stride)
     parsed = parse_bed(bed, required=(), headerless=standard_columns(bed))
     tally = ReadAsNTally()
     with IndexedFasta(genome) as fasta:
         for interval in intervals(parsed, fasta.lengths, genome):
-            forward, stats = interval_ids(fasta, dataclasses.replace(interval, strand="+"), genome,
-                                          lenient=lenient)
+            # windows are cut in genome coordinates, then each one oriented by the strand
+            forward, stats = forward_ids(fasta, interval, genome, lenient=lenient)
             tally.add(stats)
-            length = interval.end - interval.start
-            spans = [(0, length)] if window is None else window_spans(length, window, stride or window, last)
-            for start, end in spans:
+            for start, end in _spans(interval.end - interval.start, window, stride, last):
                 piece = forward[start:end]
                 yield SequenceWindow(str(bed), interval.chrom, interval.start + start, interval.start + end,
                                      reverse_complement(piece) if interval.strand == "-" else piece,
                                      interval.fields.get("name", "").strip(), interval.strand)
     tally.warn(f"{bed} (sequences from {genome})", "intervals")
+
+
+def _check_stride(window: int | None, stride: int | None) -> None:
+    if window is None and stride is not None:
+        raise ValueError("stride needs a window")
+
+
+def _spans(length: int, window: int | None, stride: int | None, last: str) -> list[tuple[int, int]]:
+    """The ``[start, end)`` offsets read of a sequence of ``length``: all of it, or its windows."""
+    return [(0, length)] if window is None else window_spans(length, window, stride or window, last)
 
 
 def batches(windows: Iterable[SequenceWindow], size: int) -> Iterator[list[SequenceWindow]]:

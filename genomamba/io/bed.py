@@ -155,10 +155,10 @@ def intervals(bed: ParsedBed, lengths: Mapping[str, int], genome: str | os.PathL
         yield BedInterval(where, chrom, start, end, strand, {n: fields[i] for n, i in col.items()})
 
 
-def interval_ids(fasta, interval: BedInterval, genome: str | os.PathLike, *, lenient: bool = False,
-                 rna: bool = False) -> tuple[np.ndarray, EncodingStats]:
-    """Token ids of ``interval`` read from ``fasta`` (an open :class:`genomamba.io.indexed.IndexedFasta`
-    of ``genome``), reverse-complemented on the ``-`` strand, and what encoding them counted.
+def forward_ids(fasta, interval: BedInterval, genome: str | os.PathLike, *, lenient: bool = False,
+                rna: bool = False) -> tuple[np.ndarray, EncodingStats]:
+    """Token ids of ``interval`` as the genome's forward strand reads it, from ``fasta`` (an open
+    :class:`genomamba.io.indexed.IndexedFasta` of ``genome``), and what encoding them counted.
 
     Raises:
         InputDataError: a base that is not DNA, naming the BED line and the genome position.
@@ -169,5 +169,12 @@ def interval_ids(fasta, interval: BedInterval, genome: str | os.PathLike, *, len
     except InvalidCharacterError as exc:
         message = f"{interval.chrom}:{interval.start + exc.offset + 1}: {invalid_character_message(exc.byte)}"
         raise InputDataError(f"{interval.where}: {genome} {message}") from None
-    return (reverse_complement(ids) if interval.strand == "-" else ids), stats
+    return ids, stats
 
+
+def interval_ids(fasta, interval: BedInterval, genome: str | os.PathLike, *, lenient: bool = False,
+                 rna: bool = False) -> tuple[np.ndarray, EncodingStats]:
+    """:func:`forward_ids`, reverse-complemented on the ``-`` strand: the interval as its strand
+    reads it."""
+    ids, stats = forward_ids(fasta, interval, genome, lenient=lenient, rna=rna)
+    return (reverse_complement(ids) if interval.strand == "-" else ids), stats

@@ -68,8 +68,7 @@ class RecordStats:
         if self.length and self.base_counts["N"] == self.length:
             notes.append("all N")
         if self.encoding.iupac_counts:
-            codes = ",".join(f"{c}={n}" for c, n in sorted(self.encoding.iupac_counts.items()))
-            notes.append(f"IUPAC codes read as N ({codes})")
+            notes.append(f"IUPAC codes read as N ({self.encoding.iupac_text()})")
         if self.encoding.lenient_replacements:
             notes.append(f"{self.encoding.lenient_replacements} invalid character(s) read as N (--lenient)")
         if self.encoding.rna_u:
@@ -117,8 +116,7 @@ class ReadAsNTally:
             return
         parts = []
         if self.read_as_n.iupac_counts:
-            codes = ",".join(f"{code}={n}" for code, n in sorted(self.read_as_n.iupac_counts.items()))
-            parts.append(f"IUPAC codes ({codes})")
+            parts.append(f"IUPAC codes ({self.read_as_n.iupac_text()})")
         if self.read_as_n.lenient_replacements:
             parts.append(f"{self.read_as_n.lenient_replacements} invalid character(s) (--lenient)")
         (warn or _log.warning)(f"{source}: {' and '.join(parts)} read as N in {self.with_n} of "
