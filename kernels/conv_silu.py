@@ -164,9 +164,9 @@ def _conv_silu_grad_kernel(
         else:
             dbias_acc += tl.sum(g, axis=0)
             for k in tl.static_range(K):
-                xs = _masked_rows(x_row, mask_row, _tap_position(t, k, K, ANTI_CAUSAL), c_mask, length,
-                                  stride_xl, HAS_MASK)
-                dw_acc += tl.where(taps[None, :] == k, tl.sum(g * xs, axis=0)[:, None], 0.0)
+                gx = _tap_product(g, k, x_row, mask_row, t, c_mask, length, stride_xl, K, ANTI_CAUSAL,
+                                  HAS_MASK)
+                dw_acc += tl.where(taps[None, :] == k, tl.sum(gx, axis=0)[:, None], 0.0)
     if DEFER_SUMS:
         dbias_acc = tl.sum(g_sum, axis=0)
         dw_acc = tl.where(taps[None, :] == 0, tl.sum(part0, axis=0)[:, None], 0.0)
