@@ -52,6 +52,7 @@ from .scan_steps import (
     _advance,
     _advance_keeping,
     _block_coords,
+    _direction_params,
     _dt_of,
     _in_block,
     _load_walk_inputs,
@@ -230,22 +231,15 @@ def _selective_scan_bwd_kernel(
         b = (item // (n_dblocks * n_seg)).to(tl.int64)  # 64-bit rows and blocks: see scan_steps.py
         d, n, d_mask, n_mask, dn_mask, g_idx = _block_coords(pid_d, dim, d_state, dim_per_group, BLOCK_D,
                                                               BLOCK_N)
-        A2 = tl.load(AT_ptr + n[None, :] * dim + d[:, None], mask=dn_mask, other=0.0).to(tl.float32)
-        A2 = A2 * 1.4426950408889634  # exp(dt A) as one exp2; d dt uses A = A2 ln 2
+        # exp(dt A) as one exp2; d dt uses A = A2 ln 2
+        A2, Dv, bias = _direction_params(AT_ptr, D_ptr, bias_ptr, d, n, dim, d_mask, dn_mask, BLOCK_D, HAS_D,
+                                         HAS_BIAS)
         # Segment states are (batch, S, d_state, dim), like the checkpoints (see _state_tile_ptrs).
         if HAS_CARRY_IN:
             c = tl.load(_state_tile_ptrs(carry_in_ptr, b * n_seg + seg, d, n, dim, d_state), mask=dn_mask,
                         other=0.0)
         else:
             c = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
-        else:
-            bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
-        if HAS_D:
-            Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
-        else:
-            Dv = tl.zeros((BLOCK_D,), dtype=tl.float32)
         dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
         dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
         dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)

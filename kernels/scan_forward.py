@@ -34,8 +34,17 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .fast_math import sigmoid
-from .scan_steps import _block_coords, _in_block, _state_tile_ptrs, _walk_step
+from .scan_steps import (
+    _block_coords,
+    _direction_params,
+    _emit_output,
+    _in_block,
+    _output_of,
+    _position_rows,
+    _shift_rows,
+    _state_tile_ptrs,
+    _walk_step,
+)
 
 
 @triton.jit
@@ -55,18 +64,8 @@ def _selective_scan_fwd_kernel(
     seg, b, n_seg = tl.program_id(1), tl.program_id(2).to(tl.int64), tl.num_programs(1)
     d, n, d_mask, n_mask, dn_mask, g = _block_coords(tl.program_id(0), dim, d_state, dim_per_group, BLOCK_D,
                                                       BLOCK_N)
-    # A arrives transposed, (d_state, dim): loads contiguous along channels put the channels across
-    # threads and a channel's states within one or two of them (see the module docstring).
-    # It is pre-scaled by log2(e) so that exp(dt A) is a single exp2.
-    A2 = tl.load(AT_ptr + n[None, :] * dim + d[:, None], mask=dn_mask, other=0.0).to(tl.float32)
-    A2 = A2 * 1.4426950408889634
-    if HAS_D:
-        Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
-    else:
-        bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
-
+    A2, Dv, bias = _direction_params(AT_ptr, D_ptr, bias_ptr, d, n, dim, d_mask, dn_mask, BLOCK_D, HAS_D,
+                                     HAS_BIAS)
     if HAS_H_IN:
         h = tl.load(_state_tile_ptrs(h_in_ptr, b * n_seg + seg, d, n, dim, d_state), mask=dn_mask, other=0.0)
     else:
@@ -86,13 +85,10 @@ def _selective_scan_fwd_kernel(
     else:
         t0 = seg_start
         block_step = CKPT_EVERY
-    first = t0.to(tl.int64)
-    u_row = u_ptr + b * stride_ub + first * stride_ul
-    dt_row = dt_ptr + b * stride_dtb + first * stride_dtl
-    z_row = z_ptr + b * stride_zb + first * stride_zl
-    y_row = y_ptr + b * stride_yb + first * stride_yl
-    B_col = B_ptr + b * stride_bb + g * stride_bg + first * stride_bl
-    C_col = C_ptr + b * stride_cb + g * stride_cg + first * stride_cl
+    u_row, dt_row, z_row, y_row, B_col, C_col = _position_rows(
+        t0.to(tl.int64), b, g, u_ptr, dt_ptr, z_ptr, y_ptr, B_ptr, C_ptr, stride_ub, stride_ul, stride_dtb,
+        stride_dtl, stride_zb, stride_zl, stride_yb, stride_yl, stride_bb, stride_bg, stride_bl, stride_cb,
+        stride_cg, stride_cl)
     for _block in range(0, n_blocks):
         if SAVE_CKPT:
             tl.store(_state_tile_ptrs(ckpt_ptr, b * n_blocks_total + t0 // CKPT_EVERY, d, n, dim, d_state), h,
@@ -112,24 +108,14 @@ def _selective_scan_fwd_kernel(
                 if STATE_ONLY:
                     dt_total += dt
                 else:
-                    Ct = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0).to(tl.float32)
-                    y = tl.sum(h * Ct[None, :], axis=1)
-                    if HAS_D:
-                        y += Dv * u
-                    if ADD_TO_Y:
-                        # Bidirectional: y already holds the other direction's ungated output.
-                        y += tl.load(y_row + d * stride_yd + r * stride_yl, mask=m, other=0.0).to(tl.float32)
-                    if HAS_Z:
-                        zt = tl.load(z_row + d * stride_zd + r * stride_zl, mask=m, other=0.0).to(tl.float32)
-                        y *= zt * sigmoid(zt, FAST_MATH)
-                    tl.store(y_row + d * stride_yd + r * stride_yl, y.to(y_ptr.dtype.element_ty), mask=m)
+                    y = _output_of(h, u, Dv, C_col, n, r, stride_cn, stride_cl, nm, HAS_D)
+                    # Bidirectional (ADD_TO_Y): y already holds the other direction's ungated output.
+                    _emit_output(y, y_row, z_row, d, r, stride_yd, stride_yl, stride_zd, stride_zl, m,
+                                 ADD_TO_Y, HAS_Z, FAST_MATH)
         t0 += block_step
-        u_row += block_step * stride_ul
-        dt_row += block_step * stride_dtl
-        z_row += block_step * stride_zl
-        y_row += block_step * stride_yl
-        B_col += block_step * stride_bl
-        C_col += block_step * stride_cl
+        u_row, dt_row, z_row, y_row, B_col, C_col = _shift_rows(
+            u_row, dt_row, z_row, y_row, B_col, C_col, block_step, stride_ul, stride_dtl, stride_zl,
+            stride_yl, stride_bl, stride_cl)
     tl.store(_state_tile_ptrs(h_out_ptr, b * n_seg + seg, d, n, dim, d_state), h, mask=dn_mask)
     if STATE_ONLY:
         tl.store(dtsum_ptr + (b * dim + d) * n_seg + seg, dt_total, mask=d_mask)

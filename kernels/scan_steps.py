@@ -17,7 +17,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .fast_math import exp2, softplus
+from .fast_math import exp2, sigmoid, softplus
 
 
 @triton.jit
@@ -33,6 +33,71 @@ def _block_coords(pid_d, dim, d_state, dim_per_group, BLOCK_D: tl.constexpr, BLO
     dn_mask = d_mask[:, None] & n_mask[None, :]
     group = (pid_d * BLOCK_D) // dim_per_group
     return d, n, d_mask, n_mask, dn_mask, group
+
+
+@triton.jit
+def _direction_params(AT_ptr, D_ptr, bias_ptr, d, n, dim, d_mask, dn_mask, BLOCK_D: tl.constexpr,
+                      HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """(A log2(e), D, delta_bias) of a program's channels, fp32; D and delta_bias are 0 when absent.
+
+    A arrives transposed, (d_state, dim): loads contiguous along channels put the channels across
+    threads and a channel's states within one or two of them (see scan_forward.py). It is
+    pre-scaled by log2(e) so that exp(dt A) is a single exp2 (the backward's d dt uses A2 ln 2).
+    """
+    A2 = tl.load(AT_ptr + n[None, :] * dim + d[:, None], mask=dn_mask, other=0.0).to(tl.float32)
+    A2 = A2 * 1.4426950408889634
+    if HAS_D:
+        Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    else:
+        Dv = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
+    else:
+        bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    return A2, Dv, bias
+
+
+@triton.jit
+def _position_rows(first, b, g, u_ptr, dt_ptr, z_ptr, y_ptr, B_ptr, C_ptr, stride_ub, stride_ul, stride_dtb,
+                   stride_dtl, stride_zb, stride_zl, stride_yb, stride_yl, stride_bb, stride_bg, stride_bl,
+                   stride_cb, stride_cg, stride_cl):
+    """Pointers to position ``first`` (64-bit) of batch row ``b`` in u, delta, z, y and in B, C of
+    group ``g``: the row pointers a walk keeps and moves one checkpoint block at a time."""
+    return (u_ptr + b * stride_ub + first * stride_ul, dt_ptr + b * stride_dtb + first * stride_dtl,
+            z_ptr + b * stride_zb + first * stride_zl, y_ptr + b * stride_yb + first * stride_yl,
+            B_ptr + b * stride_bb + g * stride_bg + first * stride_bl,
+            C_ptr + b * stride_cb + g * stride_cg + first * stride_cl)
+
+
+@triton.jit
+def _shift_rows(u_row, dt_row, z_row, y_row, B_col, C_col, step, stride_ul, stride_dtl, stride_zl, stride_yl,
+                stride_bl, stride_cl):
+    """The row pointers of _position_rows moved by ``step`` positions."""
+    return (u_row + step * stride_ul, dt_row + step * stride_dtl, z_row + step * stride_zl,
+            y_row + step * stride_yl, B_col + step * stride_bl, C_col + step * stride_cl)
+
+
+@triton.jit
+def _output_of(h, u, Dv, C_col, n, r, stride_cn, stride_cl, nm, HAS_D: tl.constexpr):
+    """y = C . h + D u of the position at offset ``r``, fp32, before any gate."""
+    Ct = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0).to(tl.float32)
+    y = tl.sum(h * Ct[None, :], axis=1)
+    if HAS_D:
+        y += Dv * u
+    return y
+
+
+@triton.jit
+def _emit_output(y, y_row, z_row, d, r, stride_yd, stride_yl, stride_zd, stride_zl, m,
+                 ADD_PARTIAL: tl.constexpr, GATE: tl.constexpr, FAST: tl.constexpr):
+    """Store y at offset ``r``: first adding what y already holds there (``ADD_PARTIAL``: the other
+    direction's ungated part of a bidirectional scan), then gating by silu(z) (``GATE``)."""
+    if ADD_PARTIAL:
+        y += tl.load(y_row + d * stride_yd + r * stride_yl, mask=m, other=0.0).to(tl.float32)
+    if GATE:
+        zt = tl.load(z_row + d * stride_zd + r * stride_zl, mask=m, other=0.0).to(tl.float32)
+        y *= zt * sigmoid(zt, FAST)
+    tl.store(y_row + d * stride_yd + r * stride_yl, y.to(y_row.dtype.element_ty), mask=m)
 
 
 @triton.jit
