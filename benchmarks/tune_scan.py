@@ -8,16 +8,12 @@ Used to pick plan_launch's defaults (GPU only); prints one line per configuratio
     python benchmarks/tune_scan.py --stages 1 2 3                         # forward's load prefetch
     python benchmarks/tune_scan.py --passes --state-block-d 64 128        # each pass of a launch alone
     python benchmarks/tune_scan.py --passes --chain-stages 1 4            # the segment chain's prefetch
-    python benchmarks/tune_scan.py --bidirectional --block-d 32 64 --warps 1 --unroll 2 4 \
-        --stages 1 2 3                                                    # the tandem bidirectional forward
 
 Backward mode times forward + backward (the backward cannot run alone: it needs the forward's
 checkpoints, whose spacing is ``block_t``); subtract the forward's time from the first mode.
 Passes mode times each launch of a segmented scan alone (forward: state-only pass, segment chain,
 output pass; backward: adjoint-only pass, main pass), over forward tiles crossed with the
-state-only pass's own tiles. Bidirectional mode times the one-launch bidirectional forward
-(separate inputs per direction, as the model's BiMamba passes them) over its tiles, against the
-unidirectional forward and the two-pass bidirectional forward (``bi_tandem=0``) at default tiles.
+state-only pass's own tiles.
 """
 
 from __future__ import annotations
@@ -33,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scan import bench, extra_memory_gib, leaves, make_inputs, time_major  # noqa: E402
 from genomamba.kernels import selective_scan_triton as sst  # noqa: E402
 from genomamba.kernels.scan_backward import _selective_scan_bwd_kernel  # noqa: E402
-from genomamba.kernels.scan_bidirectional import _bidirectional_fwd_kernel  # noqa: E402
 from genomamba.kernels.scan_forward import _selective_scan_fwd_kernel  # noqa: E402
 
 
@@ -124,45 +119,6 @@ def sweep_passes(args):
     sst.TUNING.clear()
 
 
-def sweep_bidirectional(args):
-    """The tandem bidirectional forward over bi_block_d x bi_warps x bi_unroll x bi_stages, after
-    the references it is compared with (one direction; both directions as two passes)."""
-    for length in args.lengths:
-        batch = args.tokens // length
-        t = time_major(make_inputs(batch, 512, length, 16, torch.bfloat16, seed=1))
-        rev = {k + "_rev": v for k, v in time_major(make_inputs(batch, 512, length, 16, torch.bfloat16,
-                                                                  seed=2)).items() if k != "z"}
-
-        def bi(t=t, rev=rev):
-            return sst.bidirectional_selective_scan_triton(**t, delta_softplus=True, **rev)
-
-        with torch.no_grad():
-            sst.TUNING.clear()
-            uni = bench(lambda t=t: sst.selective_scan_triton(**t, delta_softplus=True))
-            sst.TUNING.update(bi_tandem=0)
-            two_pass = bench(bi)
-            y_two_pass = bi()
-            print(f"L={length} uni fwd: {uni:.3f} ms; bi two passes: {two_pass:.3f} ms "
-                  f"({two_pass / uni:.2f}x uni)", flush=True)
-            grid = itertools.product(args.block_d, args.warps, args.unroll, args.stages)
-            for block_d, warps, unroll, stages in grid:
-                config = dict(bi_block_d=block_d, bi_warps=warps, bi_unroll=unroll, bi_stages=stages or 2)
-                sst.TUNING.clear()
-                sst.TUNING.update(config)
-                label = " ".join(f"{k}={v}" for k, v in config.items())
-                try:
-                    ms = bench(bi)
-                    ref = y_two_pass.float()
-                    err = ((bi().float() - ref).abs().max() / ref.abs().max()).item()
-                except Exception as exc:  # a tile too large for registers or shared memory
-                    print(f"L={length} {label}: failed {exc!r:.120}", flush=True)
-                    continue
-                regs, spills = compiled_resources(_bidirectional_fwd_kernel)
-                print(f"L={length} {label}: {ms:.3f} ms ({ms / uni:.2f}x uni, {two_pass / ms:.2f}x faster "
-                      f"than two passes) regs={regs} spills={spills} max_rel_diff={err:.1e}", flush=True)
-    sst.TUNING.clear()
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lengths", type=int, nargs="+", default=[4096, 2**20])
@@ -179,8 +135,6 @@ def main():
     ap.add_argument("--bwd-maxnreg", type=int, nargs="+", default=[0], help="register cap (0: none)")
     ap.add_argument("--stages", type=int, nargs="+", default=[0], help="forward prefetch stages (0: default)")
     ap.add_argument("--passes", action="store_true", help="time each launch of a scan alone")
-    ap.add_argument("--bidirectional", action="store_true",
-                    help="sweep the tandem bidirectional forward (--block-d, --warps, --unroll, --stages)")
     ap.add_argument("--state-block-d", type=int, nargs="+", default=[0], help="state pass tile (0: same)")
     ap.add_argument("--state-unroll", type=int, nargs="+", default=[0])
     ap.add_argument("--state-stages", type=int, nargs="+", default=[0])
@@ -188,9 +142,6 @@ def main():
     args = ap.parse_args()
     if args.passes:
         sweep_passes(args)
-        return
-    if args.bidirectional:
-        sweep_bidirectional(args)
         return
     for length in args.lengths:
         t = time_major(make_inputs(args.tokens // length, 512, length, 16, torch.bfloat16, seed=1))

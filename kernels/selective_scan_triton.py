@@ -3,13 +3,11 @@
 Public functions follow the contract of ``genomamba.ops`` (DESIGN.md §2) minus ``backend``:
 
 * :func:`selective_scan_triton` — one direction, ``reverse=True`` reads right to left in place;
-* :func:`bidirectional_selective_scan_triton` — both directions summed, sharing the gate; its
-  forward walks both directions in one program (scan_bidirectional.py) when their tensors have
-  the same shapes and strides, and is two unidirectional passes otherwise.
+* :func:`bidirectional_selective_scan_triton` — both directions summed, sharing the gate.
 
 Shapes: u, delta, z (batch, dim, length); A (dim, d_state); B, C (batch, d_state, length) or
 (batch, groups, d_state, length); D, delta_bias (dim,); initial_state (batch, dim, d_state) fp32.
-The state is fp32 throughout; y has u's dtype. The kernels live in scan_forward.py, scan_bidirectional.py,
+The state is fp32 throughout; y has u's dtype. The kernels live in scan_forward.py,
 scan_backward.py and scan_segments.py; this module only plans launches and wires autograd.
 """
 
@@ -24,7 +22,6 @@ import torch
 import triton
 
 from .scan_backward import _selective_scan_bwd_kernel
-from .scan_bidirectional import _bidirectional_fwd_kernel
 from .scan_forward import _selective_scan_fwd_kernel
 from .scan_segments import _chain_segments_kernel
 
@@ -36,7 +33,7 @@ FP_FUSION = True
 #: Overrides for plan_launch's choices and for fast_math (keys: fast_math, fwd_block_d, fwd_warps,
 #: fwd_unroll, fwd_stages, state_block_d, state_unroll, state_stages, block_t, bwd_block_d,
 #: bwd_block_t, bwd_warps, bwd_maxnreg, bwd_kept_fp32, min_programs_per_sm, programs_per_sm,
-#: bwd_programs_per_sm, chain_stages, bi_tandem, bi_block_d, bi_warps, bi_unroll, bi_stages), set by
+#: bwd_programs_per_sm, chain_stages), set by
 #: benchmarks/tune_scan.py while it sweeps, or from the environment for a GPU the defaults were not
 #: tuned on: GENOMAMBA_SCAN_TUNING='{"bwd_block_d": 8}'. Empty in normal use.
 TUNING: dict[str, int | str] = {}
@@ -118,7 +115,7 @@ def _programs_wanted(device: torch.device, backward: bool) -> tuple[int, int]:
 
 def plan_launch(
     batch: int, dim: int, length: int, d_state: int, dim_per_group: int, device: torch.device,
-    *, segments: int | None = None, backward: bool = False, tandem: bool = False,
+    *, segments: int | None = None, backward: bool = False,
 ) -> LaunchPlan:
     """Choose tile sizes and the number of sequence segments for one forward or backward pass.
 
@@ -128,8 +125,6 @@ def plan_launch(
     program in scratch.
     ``BLOCK_D`` always divides the channels of one group, so a program reads a single B/C group.
     Segments are added only when batch x channel blocks would leave the GPU under-filled.
-    ``tandem``: the bidirectional forward that walks both directions in one program
-    (scan_bidirectional.py), which holds two state tiles and so takes fewer channels.
     """
     if d_state > MAX_D_STATE:
         raise ValueError(f"d_state={d_state} exceeds the kernel's maximum of {MAX_D_STATE}")
@@ -148,13 +143,6 @@ def plan_launch(
         if block_t % tile_t:
             raise ValueError(f"the backward sub-block ({tile_t}) must divide the checkpoint spacing "
                              f"({block_t})")
-    elif tandem:
-        # Two state tiles and two A tiles per program: 64 channels keep them at the register
-        # budget of the unidirectional forward's 128 (docs/benchmarks.md has the sweep).
-        block_d = TUNING.get("bi_block_d") or max(1, min(64, 1024 // block_n))
-        unroll = min(TUNING.get("bi_unroll") or 4, max(1, block_t // 2))
-        num_warps = TUNING.get("bi_warps", 1)
-        stages = TUNING.get("bi_stages") or 2
     else:
         # Measured on an H200 (docs/benchmarks.md): 128 channels per one-warp program (Triton then
         # gives each lane 4 channels x all 16 states, so C . h needs no shuffle and no lane repeats
@@ -280,71 +268,6 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
                     plan, reverse, state_only=False, save_ckpt=want_ckpt, add_to_y=add_to_y, groups=groups)
     final = _segment_state(h_out, 0 if reverse else -1)
     return y, final, (ckpt if want_ckpt else None)
-
-
-def _pairable(fwd, rev, plan: LaunchPlan) -> bool:
-    """Whether the tandem kernel can take both directions: it reads the reverse direction's tensors
-    with the forward's strides, and walks half checkpoint blocks (scan_bidirectional.py)."""
-    if not TUNING.get("bi_tandem", 1) or plan.block_t % (2 * plan.unroll):
-        return False
-    for f, r in zip(fwd, rev, strict=True):
-        if (f is None) != (r is None):
-            return False
-        if f is not None and (f.shape != r.shape or f.stride() != r.stride()):
-            return False
-    return True
-
-
-def _forward_tandem(fwd, rev, z, delta_softplus, plan: LaunchPlan, want_ckpt: bool):
-    """Both directions of a bidirectional scan in one launch per pass (scan_bidirectional.py).
-
-    ``fwd`` and ``rev`` are prepared (u, delta, A, B, C, D, delta_bias) tuples with equal shapes and
-    strides. Returns (y, forward checkpoints, reverse checkpoints); the checkpoints are those each
-    direction's own forward pass stores, for the unchanged backward.
-    """
-    u, delta, A, B, C, D, delta_bias = fwd
-    batch, dim, length = u.shape
-    groups, d_state = B.shape[1], A.shape[1]
-    dev = u.device
-    y = torch.empty_like(u)
-    n_chunks = triton.cdiv(length, plan.block_t)
-
-    def ckpt():
-        return torch.empty(batch, n_chunks, d_state, dim, device=dev, dtype=torch.float32) if want_ckpt else y
-
-    ckpts = (ckpt(), ckpt())
-    h_out = (_segment_states(batch, dim, plan.segments, d_state, dev),
-             _segment_states(batch, dim, plan.segments, d_state, dev))
-    dtsum = tuple(torch.empty(batch, dim, plan.segments, device=dev, dtype=torch.float32) for _ in range(2))
-    A_t = (A.t().contiguous(), rev[2].t().contiguous())
-
-    def launch(h_in, state_only):
-        zz = z if z is not None else u
-        per_direction = []
-        for k, (tensors, direction_h_in) in enumerate(zip((fwd, rev), h_in, strict=True)):
-            du, ddelta, _, dB, dC, dD, dbias = tensors
-            per_direction += [du, ddelta, A_t[k], dB, dC, dD if dD is not None else A_t[k],
-                              dbias if dbias is not None else A_t[k],
-                              direction_h_in if direction_h_in is not None else h_out[k], h_out[k], dtsum[k],
-                              ckpts[k]]
-        _bidirectional_fwd_kernel[plan.grid(batch, dim)](
-            *per_direction, zz, y,
-            length, dim, d_state, plan.seg_len, dim // groups,
-            *u.stride(), *delta.stride(), *zz.stride(), *y.stride(), *B.stride(), *C.stride(),
-            BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, CKPT_EVERY=plan.block_t, UNROLL=plan.unroll,
-            STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=delta_softplus, HAS_H_IN=h_in[0] is not None, SAVE_CKPT=want_ckpt and not state_only,
-            STAGES=plan.stages, EVEN_D=dim % plan.block_d == 0, EVEN_N=d_state == plan.block_n,
-            FAST_MATH=fast_math(dev), num_warps=plan.num_warps, enable_fp_fusion=FP_FUSION,
-        )
-
-    h_in = (None, None)
-    if plan.segments > 1:
-        launch(h_in, state_only=True)
-        h_in = (_chain(h_out[0], dtsum[0], A, None, plan, False)[0],
-                _chain(h_out[1], dtsum[1], rev[2], None, plan, True)[0])
-    launch(h_in, state_only=False)
-    return y, (ckpts[0] if want_ckpt else None), (ckpts[1] if want_ckpt else None)
 
 
 def _state_pass_plan(plan: LaunchPlan, dim_per_group: int) -> LaunchPlan:
@@ -559,14 +482,11 @@ class _BidirectionalScanFn(torch.autograd.Function):
         rev = _prepare_direction(tensors[7:])
         shared = [a is b for a, b in zip(tensors[:7], tensors[7:], strict=True)]
         z = _dense(z, read_only=True)
-        if _pairable(fwd, rev, plans[2]):
-            y, ckpt_f, ckpt_r = _forward_tandem(fwd, rev, z, delta_softplus, plans[2], need_grad)
-        else:
-            # Reverse first, ungated, into y; the forward pass adds its part and applies the gate.
-            y, _, ckpt_r = _forward(*rev[:5], rev[5], None, rev[6], delta_softplus, None, True, plans[1][0],
-                                    need_grad)
-            y, _, ckpt_f = _forward(*fwd[:5], fwd[5], z, fwd[6], delta_softplus, None, False, plans[0][0],
-                                    need_grad, y=y)
+        # Reverse first, ungated, into y; the forward pass adds its part and applies the gate.
+        y, _, ckpt_r = _forward(*rev[:5], rev[5], None, rev[6], delta_softplus, None, True, plans[1][0],
+                                need_grad)
+        y, _, ckpt_f = _forward(*fwd[:5], fwd[5], z, fwd[6], delta_softplus, None, False, plans[0][0],
+                                need_grad, y=y)
         ctx.save_for_backward(z, *fwd, *rev, ckpt_f, ckpt_r)
         ctx.meta = (delta_softplus, plans, shared, [t.shape if t is not None else None for t in tensors],
                     [t.dtype if t is not None else None for t in tensors])
@@ -628,8 +548,6 @@ def bidirectional_selective_scan_triton(
         groups = _validate(*direction[:5])
         batch, dim, length = direction[0].shape
         plans.append(_plans(batch, dim, length, direction[2].shape[1], groups, u.device, segments))
-    plans.append(plan_launch(batch, dim, length, A.shape[1], dim // groups, u.device, segments=segments,
-                             tandem=True))
     tensors = fwd + rev
     need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors + (z,))
     return _BidirectionalScanFn.apply(z, bool(delta_softplus), tuple(plans), need_grad, *tensors)
