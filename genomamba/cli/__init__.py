@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "genomamba.cli.evaluate:evaluate",
     "predict": "genomamba.cli.predict:predict",
     "embed": "genomamba.cli.embed:embed",
+    "score-variants": "genomamba.cli.score_variants:score_variants",
     "make-task": "genomamba.cli.make_task:make_task",
 }
 

@@ -51,14 +51,14 @@ def shared_options(command: Callable) -> Callable:
     return command
 
 
-def run_reporting_errors(run: Callable[..., dict], command: str) -> dict:
-    """``run(progress=...)``, with a bar of bases done on stderr when it is a terminal, and the
-    project's errors printed and mapped to their exit codes."""
+def run_reporting_errors(run: Callable[..., dict], command: str, unit: str = "base") -> dict:
+    """``run(progress=...)``, with a bar of ``unit``s done (bases, variants) on stderr when it is a
+    terminal, and the project's errors printed and mapped to their exit codes."""
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(unit="base", unit_scale=True, desc=command, file=sys.stderr, leave=False)
+        bar = tqdm(unit=unit, unit_scale=True, desc=command, file=sys.stderr, leave=False)
     try:
         return run(progress=bar.update if bar is not None else None)
     except GenomambaError as exc:

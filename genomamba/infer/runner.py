@@ -155,7 +155,7 @@ def model_table(
     windows = _warn_beyond(_leave_out_mostly_n(windows, max_n_fraction), model.config.max_length)
     inputs = {"bed": str(bed), "genome": str(genome)} if bed is not None else {}
     options = {**cut, **inputs, "max_n_fraction": max_n_fraction, **(provenance or {})}
-    provenance = _provenance(model_dir, options)  # hashes the weights: once for every output
+    provenance = output_provenance(model_dir, options)  # hashes the weights: once for every output
     rows, names = 0, []
     with contextlib.ExitStack() as tables:
         appends = [tables.enter_context(streaming_table(path, provenance, track=track))
@@ -199,7 +199,7 @@ def _warn_beyond(windows: Iterable[SequenceWindow], max_length: int | None) -> I
         yield w
 
 
-def _provenance(model_dir: str | os.PathLike, options: dict) -> dict:
+def output_provenance(model_dir: str | os.PathLike, options: dict) -> dict:
     """What a Parquet output records about how it was made (tables.streaming_table)."""
     from genomamba import __version__
     from genomamba.checkpoint import WEIGHTS_FILE

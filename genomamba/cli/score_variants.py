@@ -1,0 +1,48 @@
+"""``genomamba score-variants``: zero-shot SNV scores from a masked-LM (genomamba.infer.variants)."""
+
+from __future__ import annotations
+
+import click
+
+from genomamba.cli.infer_options import log, run_reporting_errors
+
+EPILOG = """\b
+Examples:
+  genomamba score-variants runs/mlm/model clinvar_chr21.vcf.gz --genome hg38.fa.bgz -o chr21.parquet
+  genomamba score-variants results/demo/pretrain/model snvs.vcf --genome yeast.fa -o snvs.tsv --window 4096
+
+\b
+Output: one row per SNV allele: chrom, pos (1-based, as in the VCF), id, ref, alt, window_start,
+window_end (0-based, half-open: the bases the model read, centred on the variant), n_bases (N
+in that window), log_p_ref, log_p_alt (natural log; softmax over A, C, G, T at the masked
+variant position) and llr = log_p_alt - log_p_ref. Indels, symbolic, missing and ambiguous
+alleles are left out and counted in one warning. The VCF may be plain, gzip or BGZF; REF must
+agree with --genome (N and IUPAC codes of the genome match any base).
+
+\b
+Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 invalid input (a VCF line that
+is malformed, on a chromosome the genome lacks, past its end or with a REF that disagrees,
+naming file and line; no SNV at all; a model that is not a masked-LM); 69 --device cuda without
+a GPU. Nothing is written unless the whole run succeeds."""
+
+
+@click.command("score-variants", epilog=EPILOG)
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("vcf", type=click.Path(exists=True, dir_okay=False))
+@click.option("--genome", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The genome FASTA (plain or BGZF) the VCF's positions are on.")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
+              help="Output table: .parquet, .tsv or .csv (text ones may end in .gz).")
+@click.option("--window", type=click.IntRange(min=1), default=1024,
+              help="Bases of context the model reads around each variant.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, help="Windows per forward pass.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run.")
+@click.option("--lenient", is_flag=True, help="Read invalid characters of the genome as N.")
+def score_variants(model_dir: str, vcf: str, genome: str, out: str, **options) -> None:
+    """Score every SNV of VCF with the pretrained masked-LM in MODEL_DIR: log P(alt) - log P(ref)."""
+    from genomamba.infer.variants import score_variants as score
+
+    def run(progress):
+        return score(model_dir, vcf, genome, out, log=log, progress=progress, **options)
+
+    run_reporting_errors(run, "score-variants", unit="variant")

@@ -1,0 +1,193 @@
+"""``genomamba score-variants``: zero-shot scores of single-base substitutions by a masked-LM.
+
+For every SNV of a VCF the pretrained model reads ``window`` bases of the genome around it, with
+the variant's own base masked, and gives the probabilities of A, C, G and T there (a softmax over
+those four). The score is the log-likelihood ratio
+
+    llr = log P(alt | context) - log P(ref | context)
+
+(natural log): negative when the model finds the alternative allele less likely than the
+reference, the usual zero-shot reading of a DNA language model (the larger |llr|, the stronger the
+predicted effect). PH models are read as evaluation reads them, conjoined over both strands
+(model.GenomambaModel.forward), so a variant scores the same from either strand; PS models are so
+by construction.
+
+The window is centred on the variant and shifted inward at a chromosome's ends, so that it keeps
+its full length wherever the chromosome is long enough. All ALT alleles of a VCF line share one
+forward pass (the masked context is the same). Alleles that are not SNVs (indels, symbolic,
+missing, ambiguous: genomamba.io.vcf.allele_kind) are left out and counted in one warning.
+
+Columns: ``chrom``, ``pos`` (1-based, as in the VCF), ``id``, ``ref``, ``alt``, ``window_start``,
+``window_end`` (0-based, half-open), ``n_bases`` (N in the window), ``log_p_ref``, ``log_p_alt``,
+``llr``. Written as embed and predict write their tables (tables.streaming_table: Parquet with the
+model's weights digest and the options, TSV, CSV; a failed run leaves no output).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genomamba.alphabet import ACGT_IDS, MASK_ID, N_ID, InvalidCharacterError, encode
+from genomamba.errors import InputDataError
+from genomamba.infer.runner import ROWS_PER_CHUNK, load_model, output_provenance
+from genomamba.infer.tables import streaming_table, table_format
+from genomamba.io.records import ReadAsNTally, invalid_character_message
+from genomamba.io.vcf import LeftOutTally, Variant, allele_kind, read_vcf
+from genomamba.train.evaluate import autocast_for, pad_batch
+
+COLUMNS = ("chrom", "pos", "id", "ref", "alt", "window_start", "window_end", "n_bases", "log_p_ref",
+           "log_p_alt", "llr")
+_BASE_INDEX = {base: i for i, base in enumerate("ACGT")}
+LOG = logging.getLogger("genomamba.infer")
+
+
+@dataclass
+class _Site:
+    """One VCF line's scorable alleles and the masked window read for them."""
+
+    alleles: list[Variant]
+    start: int
+    end: int
+    ids: np.ndarray  # the window's token ids with the variant's base masked
+
+    @property
+    def offset(self) -> int:
+        return self.alleles[0].position - self.start
+
+
+def centred_window(position: int, length: int, window: int) -> tuple[int, int]:
+    """[start, end) of ``window`` bases around 0-based ``position`` on a sequence of ``length``:
+    centred, shifted inward at the ends, shorter only when the sequence is."""
+    start = max(0, min(position - window // 2, length - window))
+    return start, min(length, start + window)
+
+
+def score_variants(
+    model_dir: str | os.PathLike,
+    vcf: str | os.PathLike,
+    genome: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    window: int = 1024,
+    batch_size: int = 16,
+    device: str = "auto",
+    lenient: bool = False,
+    progress: Callable[[int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Score every SNV of ``vcf`` on ``genome`` with the masked-LM in ``model_dir``; write ``out``.
+
+    ``progress`` is called with the number of alleles of every batch scored.
+
+    Returns:
+        ``{"out", "rows", "left_out"}`` (left_out: alleles left out, by kind).
+
+    Raises:
+        InputDataError: a model without a masked-LM head; what genomamba.io.vcf rejects (file,
+            line, what is wrong); a genome base that is not DNA; no SNV at all. Nothing is written.
+        CheckpointError, UnavailableError: see :func:`genomamba.infer.runner.load_model`.
+        ValueError: an unknown output suffix (or bedGraph), a window below 1.
+    """
+    from genomamba.checkpoint import read_config
+    from genomamba.io.indexed import IndexedFasta
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    if table_format(out) == "bedgraph":
+        raise ValueError(f"{out}: variant scores are a table: write .parquet, .tsv or .csv")
+    task = read_config(model_dir)["architecture"]["head"]["task"]
+    if task != "mlm":
+        raise InputDataError(f"{model_dir}: the model has a {task!r} head; variant scores need the "
+                             "masked-language model that genomamba pretrain writes")
+    model, device_t = load_model(model_dir, device)
+    options = {"command": "score-variants", "vcf": str(vcf), "genome": str(genome), "window": window,
+               "lenient": lenient}
+    left_out, tally, rows = LeftOutTally(), ReadAsNTally(), 0
+    with IndexedFasta(genome) as fasta, streaming_table(out, output_provenance(model_dir, options)) as append:
+        sites = _sites(read_vcf(vcf, fasta), fasta, genome, window, lenient, left_out, tally)
+        for frame in _scored_frames(model, sites, batch_size, device_t, progress):
+            append(frame)
+            rows += len(frame)
+        if rows == 0:
+            raise InputDataError(f"{vcf}: no single-base substitution to score"
+                                 + (f" (left out: {left_out.text()})" if left_out.kinds else ""))
+    tally.warn(f"{genome} (windows around the variants of {vcf})", "windows")
+    if left_out.kinds:
+        LOG.warning("%s: %d allele(s) left out, not single-base substitutions: %s", vcf,
+                    sum(left_out.kinds.values()), left_out.text())
+    log(f"score-variants: {rows} SNV scores written to {out}")
+    return {"out": str(out), "rows": rows, "left_out": dict(left_out.kinds)}
+
+
+def _sites(lines: Iterator[list[Variant]], fasta, genome, window: int, lenient: bool, left_out: LeftOutTally,
+           tally: ReadAsNTally) -> Iterator[_Site]:
+    """The masked window of every VCF line with at least one SNV allele (the others are tallied)."""
+    for alleles in lines:
+        scorable = []
+        for variant in alleles:
+            kind = allele_kind(variant.ref, variant.alt)
+            if kind == "snv":
+                scorable.append(variant)
+            else:
+                left_out.add(kind)
+        if not scorable:
+            continue
+        first = scorable[0]
+        start, end = centred_window(first.position, fasta.lengths[first.chrom], window)
+        try:
+            ids, _, stats = encode(fasta.fetch(first.chrom, start, end), lenient=lenient)
+        except InvalidCharacterError as exc:
+            raise InputDataError(f"{genome}: {first.chrom}:{start + exc.offset + 1} (window of VCF line "
+                                 f"{first.line}): {invalid_character_message(exc.byte)}") from None
+        tally.add(stats)
+        ids[first.position - start] = MASK_ID
+        yield _Site(scorable, start, end, ids)
+
+
+def _scored_frames(model, sites: Iterator[_Site], batch_size: int, device: torch.device,
+                   progress: Callable[[int], None] | None) -> Iterator[pd.DataFrame]:
+    """Frames of about ROWS_PER_CHUNK rows (COLUMNS), in VCF order."""
+    rows: list[tuple] = []
+    batch: list[_Site] = []
+    for site in sites:
+        batch.append(site)
+        if len(batch) == batch_size:
+            rows.extend(_score_batch(model, batch, device, progress))
+            batch = []
+        if len(rows) >= ROWS_PER_CHUNK:
+            yield pd.DataFrame(rows, columns=list(COLUMNS))
+            rows = []
+    if batch:
+        rows.extend(_score_batch(model, batch, device, progress))
+    if rows:
+        yield pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _score_batch(model, batch: list[_Site], device: torch.device, progress) -> list[tuple]:
+    """One forward pass: the rows of every allele of the batch's sites."""
+    ids, mask = pad_batch([site.ids for site in batch], device)
+    offsets = torch.tensor([site.offset for site in batch], device=device)
+    with torch.inference_mode(), autocast_for(device):
+        logits = model.predict(ids, mask).logits
+    at_variant = logits[torch.arange(len(batch), device=device), offsets].float()
+    log_p = torch.log_softmax(at_variant[:, torch.as_tensor(ACGT_IDS, device=device).long()], dim=-1)
+    log_p = log_p.cpu().numpy().astype(np.float64)
+    rows = []
+    for site, lp in zip(batch, log_p, strict=True):
+        n_bases = int(np.count_nonzero(site.ids == N_ID))
+        for v in site.alleles:
+            ref, alt = lp[_BASE_INDEX[v.ref]], lp[_BASE_INDEX[v.alt]]
+            rows.append((v.chrom, v.position + 1, v.id, v.ref, v.alt, site.start, site.end, n_bases,
+                         float(ref), float(alt), float(alt - ref)))
+    if progress is not None:
+        progress(sum(len(site.alleles) for site in batch))
+    return rows
