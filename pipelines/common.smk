@@ -1,5 +1,6 @@
 # Helpers shared by the stage files: the manifest and the paths of each genome's fetched files.
 # (Functions only, no rules: keeps `snakemake --lint` quiet about mixing the two.)
+import re
 import shlex
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def fetch_dir(wildcards, output):
 
 
 def applied_genomes(options):
-    """The genomes an embed/predict stage runs on: its `genomes` option, or all of the run's."""
+    """The genomes an embed/predict/variants stage runs on: its `genomes` option, or all of the run's."""
     chosen = options["genomes"] or list(GENOMES)
     unknown = [g for g in chosen if g not in GENOMES]
     if unknown:
@@ -47,3 +48,33 @@ def track_args(options, output):
         return ""
     column = "" if options["track"] is True else f" --track {shlex.quote(options['track'])}"
     return f"--track-out {shlex.quote(output.track)}{column}"
+
+
+def vcf_stem(name):
+    """A VCF's file name without .vcf, .vcf.gz or .vcf.bgz: the name of its scores table."""
+    return re.sub(r"\.vcf(\.b?gz)?$", "", name)
+
+
+def variant_sets():
+    """(genome, VCF file stem) of every VCF the stage scores; a named genome without one is an error."""
+    chosen = applied_genomes(config["variants"])
+    sets = [(g, vcf_stem(Path(p).name)) for g in chosen for p in genome_files(g, "variants")]
+    if config["variants"]["genomes"]:
+        missing = [g for g in chosen if not genome_files(g, "variants")]
+        if missing:
+            raise ValueError(f"variants.genomes: {', '.join(missing)} have no VCF (role: variants) in the manifest")
+    return sets
+
+
+def variants_vcf(wildcards):
+    (path,) = [p for p in genome_files(wildcards.genome, "variants") if vcf_stem(Path(p).name) == wildcards.vcf]
+    return path
+
+
+def single_fasta(wildcards):
+    """score-variants reads one indexed genome FASTA: a genome of several FASTA files cannot be used."""
+    files = genome_files(wildcards.genome, "fasta")
+    if len(files) != 1:
+        raise ValueError(f"variants: genome {wildcards.genome!r} has {len(files)} FASTA files; "
+                         "score-variants needs the genome in one (plain or BGZF) FASTA")
+    return files[0]

@@ -15,7 +15,7 @@ A manifest is a YAML file (``data_manifests/*.yaml``) with this shape; unknown k
         source: https://...   # optional landing page
         files:
           - name: lambda_virus.fa        # file name written under DIR/<genome>/
-            role: fasta                  # fasta | annotation | other
+            role: fasta                  # fasta | annotation | variants (VCF) | other
             path: data/demo/lambda_virus.fa       # a local file, tried first ...
             urls: [https://..., ftp://...]        # ... then byte-identical mirrors, in order
             sha256: 0a04...              # 64 hex digits, or null (see `verify`)
@@ -39,7 +39,7 @@ from typing import Any
 from genomamba.errors import InputDataError
 
 MANIFEST_VERSION = 1
-ROLES = ("fasta", "annotation", "other")
+ROLES = ("fasta", "annotation", "variants", "other")
 VERIFY_MODES = ("sha256", "required-on-first-fetch")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: no "..", no hidden files

@@ -86,9 +86,9 @@ def test_dry_run_of_demo_config(workflow):
     result = _snakemake(workflow, "-n", "--cores", "2", "--configfile", "config/demo.yaml")
     assert result.returncode == 0, result.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
-    # lambda (1 file) + yeast (FASTA + GFF3); validate and tokenize once per genome
+    # lambda (1 file) + yeast (FASTA + GFF3 + VCF); validate and tokenize once per genome
     assert counts == {
-        "fetch_file": "3",
+        "fetch_file": "4",
         "validate_genome": "2",
         "tokenize_genome": "2",
         "pretrain": "1",
@@ -97,8 +97,9 @@ def test_dry_run_of_demo_config(workflow):
         "evaluate": "1",
         "embed": "2",
         "predict": "1",
+        "score_variants": "1",
         "all": "1",
-        "total": "15",
+        "total": "17",
     }
 
 
@@ -143,6 +144,10 @@ def test_user_config_does_not_inherit_demo_values(workflow):
         ("stages: [finetune]\nfinetune: {genome: mouse}\n", "finetune.genome must be one of the run's"),
         ("stages: [finetune]\nfinetune: {genome: lambda}\n", "has no annotation (GFF3) file"),
         ("genomes: [mouse]\n", "no genome named 'mouse'"),
+        (
+            "genomes: [lambda]\nstages: [variants]\nvariants: {genomes: [lambda]}\n",
+            "lambda have no VCF (role: variants)",
+        ),
     ],
 )
 def test_bad_config_is_rejected(workflow, config, message):
@@ -223,6 +228,13 @@ def test_demo_run_produces_token_shards(workflow):
                         names=["record", "start", "end", "p"])
     assert track[["record", "start", "end"]].equals(predicted[["record", "start", "end"]])
     assert (track["p"] - predicted["p_coding"]).abs().max() < 1e-6
+
+    # variants stage: every SNV of the demo VCF scored by the pretrained model, in VCF order
+    scores = pd.read_csv(run / "variants" / "yeast_chrI_chrII" / "yeast_chrI_snvs.tsv", sep="\t")
+    assert len(scores) == 240 and scores["pos"].is_monotonic_increasing
+    assert set(scores["id"].str.split("_").str[0]) == {"cds", "intergenic"}
+    assert (scores[["log_p_ref", "log_p_alt"]] < 0).all().all()
+    assert ((scores["log_p_alt"] - scores["log_p_ref"] - scores["llr"]).abs() < 1e-5).all()
 
     again = _snakemake(workflow, "--cores", "2", "--configfile", "config/demo.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
