@@ -1,4 +1,5 @@
-"""benchmarks/bench_model.py and bench_train.py run end to end on CPU and report what they measured.
+"""benchmarks/bench_model.py, bench_train.py and bench_variants.py run end to end on CPU and report
+what they measured.
 
 Tiny preset, tiny lengths, our model only (the peer has its own tests); the out-of-memory
 fallback is driven by a stand-in timer, since a CPU never runs out of GPU memory.
@@ -17,6 +18,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import bench_model  # noqa: E402
 import bench_train  # noqa: E402
+import bench_variants  # noqa: E402
 
 
 def _run(module, monkeypatch, tmp_path, *argv) -> dict:
@@ -70,3 +72,14 @@ def test_bench_model_falls_back_to_the_largest_length_that_fits(monkeypatch, tmp
     assert seen == [256, 128, 64]  # stops at the first length that fits
     assert rec["status"] == "oom" and rec["largest_fitting_length"] == 64
     assert [a["status"] for a in rec["attempts"]] == ["oom", "oom", "ok"]
+
+
+def test_bench_variants_reports_snvs_per_second(monkeypatch, tmp_path):
+    out = tmp_path / "out.json"
+    argv = ["bench_variants", "--device", "cpu", "--preset", "tiny", "--snvs", "12", "--warmup", "4",
+            "--windows", "64", "--batch-sizes", "4", "--json", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench_variants.main()
+    (row,) = json.loads(out.read_text())
+    assert row["device"] == "cpu" and row["window"] == 64 and 0 < row["snvs"] <= 12
+    assert row["snvs_per_s"] == pytest.approx(row["snvs"] / row["seconds"], rel=0.01)
