@@ -15,7 +15,7 @@ Examples:
 Output: one row per SNV allele: chrom, pos (1-based, as in the VCF), id, ref, alt, window_start,
 window_end (0-based, half-open: the bases the model read, centred on the variant), n_bases (N
 in that window), log_p_ref, log_p_alt (natural log; softmax over A, C, G, T at the masked
-variant position) and llr = log_p_alt - log_p_ref. Indels, symbolic, missing and ambiguous
+variant position) and llr = log_p_alt - log_p_ref. Indels, multi-base, symbolic, missing, ambiguous
 alleles are left out and counted in one warning. The VCF may be plain, gzip or BGZF; REF must
 agree with --genome (N and IUPAC codes of the genome match any base).
 

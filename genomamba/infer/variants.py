@@ -14,8 +14,9 @@ by construction.
 
 The window is centred on the variant and shifted inward at a chromosome's ends, so that it keeps
 its full length wherever the chromosome is long enough. All ALT alleles of a VCF line share one
-forward pass (the masked context is the same). Alleles that are not SNVs (indels, symbolic,
-missing, ambiguous: genomamba.io.vcf.allele_kind) are left out and counted in one warning.
+forward pass (the masked context is the same). Alleles that are not SNVs (indels, multi-base
+substitutions, symbolic, missing, ambiguous: genomamba.io.vcf.allele_kind) are left out and
+counted in one warning.
 
 Columns: ``chrom``, ``pos`` (1-based, as in the VCF), ``id``, ``ref``, ``alt``, ``window_start``,
 ``window_end`` (0-based, half-open), ``n_bases`` (N in the window), ``log_p_ref``, ``log_p_alt``,

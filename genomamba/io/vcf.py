@@ -8,7 +8,8 @@ codes of the genome match anything) and ``ALT`` a comma-separated list. Everythi
 
 Each ALT allele is one :class:`Variant`. Only single-base substitutions between A, C, G and T can
 be scored by masking one position (genomamba.infer.variants); the others are counted by kind
-(``indel``: REF and ALT lengths differ or exceed one base; ``symbolic``: ``<DEL>``, breakends, ``*``;
+(``indel``: REF and ALT lengths differ; ``multi-base substitution``: equal lengths above one;
+``symbolic``: ``<DEL>``, breakends, ``*``;
 ``missing``: ``.``; ``ambiguous``: N or IUPAC codes) so that the caller can say how many it left
 out. Errors are :class:`~genomamba.errors.InputDataError` naming the file and line: too few
 columns, a bad POS, a chromosome the genome does not have (with a hint when the names differ only
@@ -48,8 +49,10 @@ def allele_kind(ref: str, alt: str) -> str:
         return "missing"
     if alt.startswith("<") or "[" in alt or "]" in alt or alt == "*":
         return "symbolic"
-    if len(ref) != 1 or len(alt) != 1:
+    if len(ref) != len(alt):
         return "indel"
+    if len(ref) > 1:
+        return "multi-base substitution"
     if ref in _BASES and alt in _BASES:
         return "snv" if ref != alt else "no change"
     return "ambiguous"

@@ -52,6 +52,7 @@ def test_lower_case_and_ambiguous_genome_bases_match(tmp_path, genome):
 
 @pytest.mark.parametrize("ref, alt, kind", [
     ("A", "G", "snv"), ("A", "A", "no change"), ("AT", "A", "indel"), ("A", "AT", "indel"),
+    ("AT", "GC", "multi-base substitution"),
     ("A", "<DEL>", "symbolic"), ("A", "G[chr2:3[", "symbolic"), ("A", "*", "symbolic"), ("A", ".", "missing"),
     ("A", "N", "ambiguous"), ("N", "A", "ambiguous"), ("A", "R", "ambiguous"),
 ])
