@@ -10,6 +10,7 @@ EPILOG = """\b
 Examples:
   genomamba score-variants runs/mlm/model clinvar_chr21.vcf.gz --genome hg38.fa.bgz -o chr21.parquet
   genomamba score-variants results/demo/pretrain/model snvs.vcf --genome yeast.fa -o snvs.tsv --window 4096
+  genomamba score-variants runs/mlm/model --region chr21:5,010,000-5,010,200 --genome hg38.fa.bgz -o ism.tsv
 
 \b
 Output: one row per SNV allele: chrom, pos (1-based, as in the VCF), id, ref, alt, window_start,
@@ -17,18 +18,24 @@ window_end (0-based, half-open: the bases the model read, centred on the variant
 in that window), log_p_ref, log_p_alt (natural log; softmax over A, C, G, T at the masked
 variant position) and llr = log_p_alt - log_p_ref. Indels, multi-base, symbolic, missing, ambiguous
 alleles are left out and counted in one warning. The VCF may be plain, gzip or BGZF; REF must
-agree with --genome (N and IUPAC codes of the genome match any base).
+agree with --genome (N and IUPAC codes of the genome match any base). With --region instead of
+a VCF, every position of the region gives three rows, one per other base (id "."); positions
+that are N in the genome are left out and counted.
 
 \b
 Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 invalid input (a VCF line that
 is malformed, on a chromosome the genome lacks, past its end or with a REF that disagrees,
-naming file and line; no SNV at all; a model that is not a masked-LM); 69 --device cuda without
-a GPU. Nothing is written unless the whole run succeeds."""
+naming file and line; a --region on a chromosome the genome lacks or past its end; no SNV at
+all; a model that is not a masked-LM); 69 --device cuda without a GPU. Nothing is written
+unless the whole run succeeds."""
 
 
 @click.command("score-variants", epilog=EPILOG)
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
-@click.argument("vcf", type=click.Path(exists=True, dir_okay=False))
+@click.argument("vcf", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--region", "regions", multiple=True,
+              help="Instead of a VCF: every substitution of every position of CHROM:START-END "
+                   "(1-based, inclusive) or CHROM (in silico saturation mutagenesis); repeatable.")
 @click.option("--genome", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The genome FASTA (plain or BGZF) the VCF's positions are on.")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
@@ -40,8 +47,9 @@ a GPU. Nothing is written unless the whole run succeeds."""
                    "256 scored 4x as many SNVs a second as 16 on an H200).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run.")
 @click.option("--lenient", is_flag=True, help="Read invalid characters of the genome as N.")
-def score_variants(model_dir: str, vcf: str, genome: str, out: str, **options) -> None:
-    """Score every SNV of VCF with the pretrained masked-LM in MODEL_DIR: log P(alt) - log P(ref)."""
+def score_variants(model_dir: str, vcf: str | None, genome: str, out: str, **options) -> None:
+    """Score every SNV of VCF (or of --region) with the pretrained masked-LM in MODEL_DIR:
+    log P(alt) - log P(ref)."""
     from genomamba.infer.variants import score_variants as score
 
     def run(progress):

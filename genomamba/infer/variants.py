@@ -16,7 +16,8 @@ The window is centred on the variant and shifted inward at a chromosome's ends, 
 its full length wherever the chromosome is long enough. All ALT alleles of a VCF line share one
 forward pass (the masked context is the same). Alleles that are not SNVs (indels, multi-base
 substitutions, symbolic, missing, ambiguous: genomamba.io.vcf.allele_kind) are left out and
-counted in one warning.
+counted in one warning. ``--region`` instead of a VCF scores every substitution of every position
+of a region (in silico saturation mutagenesis: three rows per position, id ``.``).
 
 Columns: ``chrom``, ``pos`` (1-based, as in the VCF), ``id``, ``ref``, ``alt``, ``window_start``,
 ``window_end`` (0-based, half-open), ``n_bases`` (N in the window), ``log_p_ref``, ``log_p_alt``,
@@ -29,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,7 @@ from genomamba.alphabet import ACGT_IDS, MASK_ID, N_ID, InvalidCharacterError, e
 from genomamba.errors import InputDataError
 from genomamba.infer.runner import ROWS_PER_CHUNK, load_model, output_provenance
 from genomamba.infer.tables import streaming_table, table_format
+from genomamba.io.mutagenesis import parse_region, saturation_alleles
 from genomamba.io.records import ReadAsNTally, invalid_character_message
 from genomamba.io.vcf import LeftOutTally, Variant, allele_kind, read_vcf
 from genomamba.train.evaluate import autocast_for, pad_batch
@@ -73,10 +75,11 @@ def centred_window(position: int, length: int, window: int) -> tuple[int, int]:
 
 def score_variants(
     model_dir: str | os.PathLike,
-    vcf: str | os.PathLike,
+    vcf: str | os.PathLike | None,
     genome: str | os.PathLike,
     out: str | os.PathLike,
     *,
+    regions: Sequence[str] = (),
     window: int = 1024,
     batch_size: int = 16,
     device: str = "auto",
@@ -86,7 +89,9 @@ def score_variants(
 ) -> dict:
     """Score every SNV of ``vcf`` on ``genome`` with the masked-LM in ``model_dir``; write ``out``.
 
-    ``progress`` is called with the number of alleles of every batch scored.
+    ``regions`` instead of ``vcf``: every substitution of every position of these regions
+    (``CHROM:START-END``, 1-based inclusive, or ``CHROM``; genomamba.io.mutagenesis), region by
+    region. ``progress`` is called with the number of alleles of every batch scored.
 
     Returns:
         ``{"out", "rows", "left_out"}`` (left_out: alleles left out, by kind).
@@ -95,7 +100,8 @@ def score_variants(
         InputDataError: a model without a masked-LM head; what genomamba.io.vcf rejects (file,
             line, what is wrong); a genome base that is not DNA; no SNV at all. Nothing is written.
         CheckpointError, UnavailableError: see :func:`genomamba.infer.runner.load_model`.
-        ValueError: an unknown output suffix (or bedGraph), a window below 1.
+        ValueError: an unknown output suffix (or bedGraph), a window below 1, not exactly one of
+            a VCF and regions, a malformed region.
     """
     from genomamba.checkpoint import read_config
     from genomamba.io.indexed import IndexedFasta
@@ -103,6 +109,10 @@ def score_variants(
     log = log or (lambda message: print(message, file=sys.stderr))
     if window < 1:
         raise ValueError(f"window must be at least 1, got {window}")
+    if (vcf is None) == (not regions):
+        raise ValueError("give a VCF, or regions to mutate (--region), not both")
+    for region in regions:  # a malformed one fails before any work
+        parse_region(region)
     if table_format(out) == "bedgraph":
         raise ValueError(f"{out}: variant scores are a table: write .parquet, .tsv or .csv")
     task = read_config(model_dir)["architecture"]["head"]["task"]
@@ -110,20 +120,23 @@ def score_variants(
         raise InputDataError(f"{model_dir}: the model has a {task!r} head; variant scores need the "
                              "masked-language model that genomamba pretrain writes")
     model, device_t = load_model(model_dir, device)
-    options = {"command": "score-variants", "vcf": str(vcf), "genome": str(genome), "window": window,
-               "lenient": lenient}
+    source = str(vcf) if vcf is not None else ", ".join(regions)
+    options = {"command": "score-variants", "vcf": None if vcf is None else str(vcf),
+               "regions": list(regions), "genome": str(genome), "window": window, "lenient": lenient}
     left_out, tally, rows = LeftOutTally(), ReadAsNTally(), 0
     with IndexedFasta(genome) as fasta, streaming_table(out, output_provenance(model_dir, options)) as append:
-        sites = _sites(read_vcf(vcf, fasta), fasta, genome, window, lenient, left_out, tally)
+        alleles = (read_vcf(vcf, fasta) if vcf is not None
+                   else (site for region in regions for site in saturation_alleles(fasta, region)))
+        sites = _sites(alleles, fasta, genome, window, lenient, left_out, tally)
         for frame in _scored_frames(model, sites, batch_size, device_t, progress):
             append(frame)
             rows += len(frame)
         if rows == 0:
-            raise InputDataError(f"{vcf}: no single-base substitution to score"
+            raise InputDataError(f"{source}: no single-base substitution to score"
                                  + (f" (left out: {left_out.text()})" if left_out.kinds else ""))
-    tally.warn(f"{genome} (windows around the variants of {vcf})", "windows")
+    tally.warn(f"{genome} (windows around the variants of {source})", "windows")
     if left_out.kinds:
-        LOG.warning("%s: %d allele(s) left out, not single-base substitutions: %s", vcf,
+        LOG.warning("%s: %d allele(s) left out, not single-base substitutions: %s", source,
                     sum(left_out.kinds.values()), left_out.text())
     log(f"score-variants: {rows} SNV scores written to {out}")
     return {"out": str(out), "rows": rows, "left_out": dict(left_out.kinds)}
@@ -147,8 +160,9 @@ def _sites(lines: Iterator[list[Variant]], fasta, genome, window: int, lenient: 
         try:
             ids, _, stats = encode(fasta.fetch(first.chrom, start, end), lenient=lenient)
         except InvalidCharacterError as exc:
-            raise InputDataError(f"{genome}: {first.chrom}:{start + exc.offset + 1} (window of VCF line "
-                                 f"{first.line}): {invalid_character_message(exc.byte)}") from None
+            position = f"{first.chrom}:{start + exc.offset + 1}"
+            raise InputDataError(f"{genome}: {position} (window of {first.where}): "
+                                 f"{invalid_character_message(exc.byte)}") from None
         tally.add(stats)
         ids[first.position - start] = MASK_ID
         yield _Site(scorable, start, end, ids)

@@ -35,7 +35,7 @@ _IUPAC_OR_N = frozenset("NRYKMSWBDHV")
 class Variant:
     """One ALT allele of one VCF line: ``ref`` -> ``alt`` at 0-based ``position`` of ``chrom``."""
 
-    line: int
+    where: str  # "FILE: line N" (or the region it was made for), for messages
     chrom: str
     position: int  # 0-based; the VCF's POS is position + 1
     id: str
@@ -105,7 +105,7 @@ def read_vcf(path: str | os.PathLike, genome) -> Iterator[list[Variant]]:
         if not ref or not set(ref) <= _BASES | _IUPAC_OR_N:
             raise InputDataError(f"{where}: REF {ref!r} is not a run of bases")
         _check_reference(where, genome, chrom, pos - 1, ref)
-        yield [Variant(number, chrom, pos - 1, vid, ref, alt.strip().upper()) for alt in alts.split(",")]
+        yield [Variant(where, chrom, pos - 1, vid, ref, alt.strip().upper()) for alt in alts.split(",")]
 
 
 def _check_reference(where: str, genome, chrom: str, start: int, ref: str) -> None:

@@ -140,3 +140,23 @@ def test_a_bad_line_after_good_ones_leaves_no_output(tmp_path, genome, mlm_model
     with pytest.raises(InputDataError, match=r"v.vcf: line 4: REF .* at fwd:100 disagrees"):
         score_variants(mlm_model, _vcf(tmp_path, rows), path, out, device="cpu", log=lambda m: None)
     assert not out.exists()
+
+
+def test_a_region_scores_like_a_vcf_of_all_its_substitutions(tmp_path, genome, mlm_model):
+    path, seq = genome
+    rows = [("fwd", p + 1, ".", seq[p], ",".join(b for b in "ACGT" if b != seq[p])) for p in range(99, 104)]
+    from_vcf, from_region = tmp_path / "vcf.tsv", tmp_path / "region.tsv"
+    quiet = dict(window=101, device="cpu", log=lambda m: None)
+    score_variants(mlm_model, _vcf(tmp_path, rows), path, from_vcf, **quiet)
+    result = score_variants(mlm_model, None, path, from_region, regions=["fwd:100-104"], **quiet)
+    assert result["rows"] == 15
+    pd.testing.assert_frame_equal(pd.read_csv(from_vcf, sep="\t"), pd.read_csv(from_region, sep="\t"))
+
+
+def test_a_vcf_and_regions_together_are_refused(tmp_path, genome, mlm_model):
+    path, seq = genome
+    with pytest.raises(ValueError, match="not both"):
+        score_variants(mlm_model, _vcf(tmp_path, [("fwd", 1, ".", seq[0], "N")]), path, tmp_path / "x.tsv",
+                       regions=["fwd:1-2"])
+    with pytest.raises(ValueError, match="not both"):
+        score_variants(mlm_model, None, path, tmp_path / "x.tsv")

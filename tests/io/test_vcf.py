@@ -31,9 +31,9 @@ def _vcf(tmp_path, body: str, name: str = "v.vcf"):
 def test_alleles_one_list_per_line_with_0_based_positions(tmp_path, genome):
     path = _vcf(tmp_path, "chr1\t2\trs1\tC\tA,t\t.\tPASS\t.\nchr2\t4\t.\tg\tC\n")
     lines = list(read_vcf(path, genome))
-    assert [[(v.line, v.chrom, v.position, v.id, v.ref, v.alt) for v in alleles] for alleles in lines] == [
-        [(3, "chr1", 1, "rs1", "C", "A"), (3, "chr1", 1, "rs1", "C", "T")],
-        [(4, "chr2", 3, ".", "G", "C")],
+    assert [[(v.where, v.chrom, v.position, v.id, v.ref, v.alt) for v in alleles] for alleles in lines] == [
+        [(f"{path}: line 3", "chr1", 1, "rs1", "C", "A"), (f"{path}: line 3", "chr1", 1, "rs1", "C", "T")],
+        [(f"{path}: line 4", "chr2", 3, ".", "G", "C")],
     ]
 
 
