@@ -120,6 +120,9 @@ def score_variants(
         raise InputDataError(f"{model_dir}: the model has a {task!r} head; variant scores need the "
                              "masked-language model that genomamba pretrain writes")
     model, device_t = load_model(model_dir, device)
+    if model.config.max_length is not None and window > model.config.max_length:
+        LOG.warning("--window %d is longer than the %d bases the model is sized for (memory grows with "
+                    "the length)", window, model.config.max_length)
     source = str(vcf) if vcf is not None else ", ".join(regions)
     options = {"command": "score-variants", "vcf": None if vcf is None else str(vcf),
                "regions": list(regions), "genome": str(genome), "window": window, "lenient": lenient}
