@@ -29,29 +29,25 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from genomamba.alphabet import decode  # noqa: E402
 from genomamba.checkpoint import save_pretrained  # noqa: E402
 from genomamba.infer.variants import score_variants  # noqa: E402
+from genomamba.io.fasta import read_fasta  # noqa: E402
 from genomamba.model.config import preset  # noqa: E402
 from genomamba.model.model import GenomambaModel  # noqa: E402
 
 
 def random_snvs(fasta: Path, count: int, seed: int, out: Path) -> None:
-    """A VCF of ``count`` SNVs at random A/C/G/T positions of the FASTA's records, in order."""
-    records, name = {}, None
-    for line in fasta.read_text().splitlines():
-        if line.startswith(">"):
-            name = line[1:].split()[0]
-            records[name] = []
-        else:
-            records[name].append(line.strip().upper())
+    """A VCF of about ``count`` SNVs at random A/C/G/T positions of the FASTA's records (each
+    record's share by its length), in order."""
+    records = {r.name: decode(r.ids).decode("ascii") for r in read_fasta(fasta, softmask=False)}
+    total = sum(len(seq) for seq in records.values())
     rng = np.random.default_rng(seed)
     rows = []
-    for name, parts in records.items():
-        seq = "".join(parts)
+    for name, seq in records.items():
         codes = np.frombuffer(seq.encode(), np.uint8)
         bases = np.flatnonzero(np.isin(codes, np.frombuffer(b"ACGT", np.uint8)))
-        share = count * len(seq) // sum(len("".join(p)) for p in records.values())
-        for pos in np.sort(rng.choice(bases, share, replace=False)):
+        for pos in np.sort(rng.choice(bases, count * len(seq) // total, replace=False)):
             ref = seq[pos]
             rows.append(f"{name}\t{pos + 1}\t.\t{ref}\t{'ACGT'[('ACGT'.index(ref) + 1) % 4]}")
     out.write_text("#CHROM\tPOS\tID\tREF\tALT\n" + "\n".join(rows) + "\n")

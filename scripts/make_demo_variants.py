@@ -16,6 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from genomamba.alphabet import decode
+from genomamba.io.fasta import read_fasta
+from genomamba.tasks.coding import read_gff3_intervals
+
 ROOT = Path(__file__).resolve().parents[1]
 FASTA, GFF3 = ROOT / "data/demo/yeast_chrI_chrII.fa", ROOT / "data/demo/yeast_chrI_chrII.gff3"
 OUT = ROOT / "data/demo/yeast_chrI_snvs.vcf"
@@ -23,22 +27,21 @@ CHROM, PER_CLASS, SEED = "chrI", 40, 20261202
 
 
 def chromosome(path: Path, name: str) -> str:
-    text = path.read_text().split(">")
-    (record,) = [r for r in text if r.split("\n", 1)[0].split()[0:1] == [name]]
-    return "".join(record.split("\n")[1:]).upper()
+    """Record ``name`` of the FASTA as upper-case letters."""
+    (record,) = [r for r in read_fasta(path, softmask=False) if r.name == name]
+    return decode(record.ids).decode("ascii")
 
 
 def feature_masks(path: Path, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """(inside a CDS, inside any feature) per position of CHROM."""
+    """(inside a CDS, inside any feature but the chromosome's own extent) per position of CHROM."""
     cds, any_feature = np.zeros(length, bool), np.zeros(length, bool)
-    for line in path.read_text().splitlines():
-        fields = line.split("\t")
-        if line.startswith("#") or len(fields) < 5 or fields[0] != CHROM or fields[2] == "chromosome":
+    for kind, spans in read_gff3_intervals(path)[CHROM].items():
+        if kind == "chromosome":
             continue
-        start, end = int(fields[3]) - 1, int(fields[4])
-        any_feature[start:end] = True
-        if fields[2] == "CDS":
-            cds[start:end] = True
+        for start, end in spans:
+            any_feature[start:end] = True
+            if kind == "CDS":
+                cds[start:end] = True
     return cds, any_feature
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from genomamba.infer.runner import model_table
-from genomamba.infer.tables import table_format
+from genomamba.infer.tables import require_table
 
 
 def embed_fasta(
@@ -44,9 +44,7 @@ def embed_fasta(
         ValueError: an unknown output suffix (or bedGraph) or pooling, a bad window or stride.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
-    if table_format(out) == "bedgraph":
-        raise ValueError(f"{out}: a bedGraph track holds one value per window, an embedding many: "
-                         "write .parquet, .tsv or .csv")
+    require_table(out, "a bedGraph track holds one value per window, an embedding many")
     rows, names = model_table(
         model_dir, fasta, out,
         lambda model, ids, mask: model.embed(ids, mask, pooling=pooling, conjoin=conjoin),

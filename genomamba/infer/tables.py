@@ -60,6 +60,19 @@ def table_format(path: str | os.PathLike) -> str:
     return FORMATS[suffix]
 
 
+def require_table(path: str | os.PathLike, what: str) -> str:
+    """:func:`table_format` of ``path`` for an output that cannot be a bedGraph track; ``what``
+    says why (it holds more than one value per window).
+
+    Raises:
+        ValueError: what table_format rejects, or a bedGraph suffix.
+    """
+    kind = table_format(path)
+    if kind == "bedgraph":
+        raise ValueError(f"{path}: {what}: write .parquet, .tsv or .csv")
+    return kind
+
+
 def _open_text(path: Path, gz: bool, closing: contextlib.ExitStack):
     """A text handle on ``path``, through gzip when ``gz`` (closed with ``closing``)."""
     if gz:
