@@ -23,12 +23,13 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from genomamba.alphabet import IUPAC_AMBIGUITY_CODES
 from genomamba.errors import InputDataError
 from genomamba.io.compression import open_input
 
 VCF_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT")
 _BASES = frozenset("ACGT")
-_IUPAC_OR_N = frozenset("NRYKMSWBDHV")
+_IUPAC_OR_N = frozenset("N" + IUPAC_AMBIGUITY_CODES)
 
 
 @dataclass(frozen=True)
