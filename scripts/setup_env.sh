@@ -24,5 +24,7 @@ else
   echo "setup: no NVIDIA GPU; installing the CPU torch build ${GENOMAMBA_CPU_TORCH:-torch==2.13.0}" >&2
   "${pip[@]}" install "${GENOMAMBA_CPU_TORCH:-torch==2.13.0}"
 fi
+# [dev] includes triton (the [gpu] extra of a plain install), so that the Triton kernel tests run in
+# Triton's interpreter on machines without a GPU too.
 "${pip[@]}" install -e ".[dev,pipelines]"
 echo "setup: environment ready in $venv" >&2

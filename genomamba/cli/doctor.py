@@ -18,8 +18,9 @@ Examples:
   genomamba doctor --format json
 
 Reports the Python and platform, torch and whether CUDA works (with the GPU names), the
-Triton version, the versions of the packages genomamba uses, and which selective-scan backend
-would run on CPU and on CUDA (GENOMAMBA_SCAN_BACKEND overrides the automatic choice).
+Triton version (optional: pip install 'genomamba[gpu]'; CPU runs do not need it), the versions
+of the packages genomamba uses, and which selective-scan backend would run on CPU and on CUDA
+(GENOMAMBA_SCAN_BACKEND overrides the automatic choice).
 Always exits 0: it describes, it does not judge.
 """
 
@@ -73,6 +74,8 @@ def collect() -> dict:
     except Exception as exc:
         info["triton"] = None
         info["triton_error"] = f"{type(exc).__name__}: {exc}"
+        # Not installed (an optional dependency: the [gpu] extra), as opposed to installed but broken.
+        info["triton_installed"] = not (isinstance(exc, ModuleNotFoundError) and exc.name == "triton")
     info["packages"] = {name: _version(name) for name in _PACKAGES}
     try:
         from genomamba.ops.dispatch import backend_report
@@ -83,6 +86,19 @@ def collect() -> dict:
         info["scan_backends_error"] = f"{type(exc).__name__}: {exc}"
     info["scan_tuning"] = os.environ.get("GENOMAMBA_SCAN_TUNING", "").strip() or None
     return info
+
+
+def _triton_line(info: dict) -> str:
+    """Triton's version, or why it is missing and what that means here."""
+    if info["triton"]:
+        return f"triton {info['triton']}"
+    if info.get("triton_installed", True):
+        return f"triton not importable ({info.get('triton_error', '')})"
+    if info["cuda_available"]:
+        effect = "GPU runs fall back to the much slower chunked PyTorch scan"
+    else:
+        effect = "not needed here: the CPU path (chunked PyTorch scan) is used"
+    return f"triton not installed ({effect}); for the GPU kernels: pip install 'genomamba[gpu]'"
 
 
 @click.command("doctor", epilog=EPILOG)
@@ -102,7 +118,7 @@ def doctor(fmt: str) -> None:
         f"cuda available: {'yes' if info['cuda_available'] else 'no'}",
     ]
     lines += [f"gpu {i}: {name}" for i, name in enumerate(info["gpus"])]
-    lines.append(f"triton {info['triton'] or 'not importable (' + info.get('triton_error', '') + ')'}")
+    lines.append(_triton_line(info))
     lines += [f"{name} {version or 'not installed'}" for name, version in info["packages"].items()]
     report = info["scan_backends"]
     if report is None:

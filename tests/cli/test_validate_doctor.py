@@ -110,6 +110,28 @@ def test_doctor_shows_scan_tuning_overrides(monkeypatch):
     assert json.loads(stdout)["scan_tuning"] == '{"block_t": 16}'
 
 
+def test_doctor_says_triton_is_optional_when_it_is_not_installed(monkeypatch):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "triton" or name.startswith("triton."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    code, stdout, _ = run(["doctor"])
+    assert code == 0
+    (line,) = [text for text in stdout.splitlines() if text.startswith("triton ")]
+    assert line.startswith("triton not installed (") and line.endswith("pip install 'genomamba[gpu]'")
+    import torch
+
+    expected = "GPU runs fall back" if torch.cuda.is_available() else "the CPU path (chunked PyTorch scan)"
+    assert expected in line
+    code, stdout, _ = run(["doctor", "--format", "json"])
+    info = json.loads(stdout)
+    assert info["triton"] is None and info["triton_installed"] is False
+
+
 def test_doctor_survives_a_missing_dispatcher(monkeypatch):
     real_import = builtins.__import__
 

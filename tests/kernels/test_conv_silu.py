@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from genomamba.kernels.conv_silu import conv_silu_triton
 
-from genomamba.ops.conv import depthwise_conv_silu_torch
+pytest.importorskip("triton", reason="triton is not installed (pip install -e '.[dev]' adds it); "
+                    "the Triton kernel tests need it, on CPU too (in its interpreter)")
+from genomamba.kernels.conv_silu import conv_silu_triton  # noqa: E402
+
+from genomamba.ops.conv import depthwise_conv_silu_torch  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CASES = [

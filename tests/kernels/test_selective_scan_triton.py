@@ -11,14 +11,17 @@ import functools
 
 import pytest
 import torch
-from genomamba.kernels import selective_scan_triton as sst
-from genomamba.kernels.selective_scan_triton import (
+
+pytest.importorskip("triton", reason="triton is not installed (pip install -e '.[dev]' adds it); "
+                    "the Triton kernel tests need it, on CPU too (in its interpreter)")
+from genomamba.kernels import selective_scan_triton as sst  # noqa: E402
+from genomamba.kernels.selective_scan_triton import (  # noqa: E402
     bidirectional_selective_scan_triton,
     plan_launch,
     selective_scan_triton,
 )
 
-from tests.ops.scan_cases import gpu_floor_scale, make_case, run_case
+from tests.ops.scan_cases import gpu_floor_scale, make_case, run_case  # noqa: E402
 
 BF16, FP16 = torch.bfloat16, torch.float16
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
