@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "embed": "genomamba.cli.embed:embed",
     "score-variants": "genomamba.cli.score_variants:score_variants",
     "make-task": "genomamba.cli.make_task:make_task",
+    "benchmark": "genomamba.cli.benchmark:benchmark",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from genomamba.cli.infer_options import EXIT_CODES, log, run_reporting_errors, shared_options
+from genomamba.model.config import FIXED_POOLINGS
 
 EPILOG = """\b
 Examples:
@@ -25,7 +26,7 @@ width). In Python:
 
 @click.command("embed", epilog=EPILOG)
 @shared_options
-@click.option("--pooling", type=click.Choice(["mean", "max", "first", "last"]), default="mean",
+@click.option("--pooling", type=click.Choice(FIXED_POOLINGS), default="mean",
               help="How the per-base hidden states of a window become one vector.")
 @click.option("--conjoin/--no-conjoin", default=None,
               help="Average in the embedding of the reverse complement. [default: for PH models]")

@@ -7,6 +7,7 @@ import sys
 import click
 
 from genomamba.errors import GenomambaError
+from genomamba.model.config import POOLINGS
 
 EPILOG = """\b
 Examples:
@@ -93,8 +94,8 @@ def _inputs(values: tuple[str, ...], option: str) -> list[str]:
 )
 @click.option(
     "--pooling",
-    type=click.Choice(["mean", "max", "first", "last"]),
-    help="Head pooling. [default: mean]",
+    type=click.Choice(POOLINGS),
+    help="Head pooling; attention learns which positions matter. [default: mean]",
 )
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Head dropout. [default: 0.1]")
 @click.option(
@@ -123,6 +124,19 @@ def _inputs(values: tuple[str, ...], option: str) -> list[str]:
         "Early-stopping metric: loss, accuracy, mcc, f1, auroc, auprc (classification); r2, pearson, "
         "spearman, mse, mae (regression)."
     ),
+)
+@click.option(
+    "--strand-specific",
+    is_flag=True,
+    default=None,
+    help="The label belongs to the strand as given (splice sites, oriented promoters): no RC "
+    "augmentation, no conjoining over both strands.",
+)
+@click.option(
+    "--freeze-backbone",
+    is_flag=True,
+    default=None,
+    help="--model only: train the head alone on the frozen backbone (a linear probe).",
 )
 @click.option(
     "--rc-augment/--no-rc-augment",

@@ -27,7 +27,10 @@ RC_STRATEGIES = ("none", "ps", "ph")
 COMBINE_MODES = ("sum", "product")
 HEAD_TASKS = ("none", "mlm", "sequence", "token")
 SEQUENCE_PROBLEMS = ("binary", "multiclass", "multilabel", "regression")
-POOLINGS = ("mean", "max", "first", "last")
+#: parameter-free poolings (heads and embeddings)
+FIXED_POOLINGS = ("mean", "max", "first", "last", "center")
+#: what a sequence head can pool with: the fixed ones and learned attention over positions
+POOLINGS = FIXED_POOLINGS + ("attention",)
 DT_INITS = ("random", "constant")
 
 

@@ -8,7 +8,9 @@ stored at the forward strand's positions:
   token logits;
 * :class:`SequenceHead` pools each strand *strand-aware* (``first`` means position 0 on the
   forward strand and the last real position on the RC strand, whose 5' end that is) and averages
-  the strands -> RC-invariant;
+  the strands -> RC-invariant. Besides the fixed poolings it can learn where to look
+  (``attention``, :class:`AttentionPool`), which short position-aligned tasks (splice sites,
+  promoters) need: a mean over 400 positions drops the one that matters;
 * :class:`TokenHead` averages the strands per position -> per-base predictions that follow RC.
 
 Classifier weights start at N(0, initializer_range) with zero bias, so a fresh head predicts
@@ -28,7 +30,9 @@ def pool(h: torch.Tensor, mask: torch.Tensor | None, lengths: torch.Tensor, how:
     """Masked pooling over positions: (batch, L, c) -> (batch, c).
 
     ``mean``/``max`` over real positions only; ``first`` = position 0; ``last`` = the last real
-    position (``lengths - 1``).
+    position (``lengths - 1``); ``center`` = the mean of the middle real position(s)
+    (``(lengths - 1) // 2`` and ``lengths // 2``: one position for odd lengths, two for even),
+    a set that maps onto itself under reverse complement.
     """
     if how == "mean":
         if mask is None:
@@ -39,23 +43,69 @@ def pool(h: torch.Tensor, mask: torch.Tensor | None, lengths: torch.Tensor, how:
         return (h if mask is None else h.masked_fill(~mask[..., None], float("-inf"))).amax(1)
     if how == "first":
         return h[:, 0]
+    rows = torch.arange(h.shape[0], device=h.device)
     if how == "last":
-        return h[torch.arange(h.shape[0], device=h.device), lengths - 1]
+        return h[rows, lengths - 1]
+    if how == "center":
+        return 0.5 * (h[rows, (lengths - 1) // 2] + h[rows, lengths // 2])
     raise ValueError(f"unknown pooling {how!r}")
 
 
+class AttentionPool(nn.Module):
+    """Learned attention over positions: (batch, L, d) -> (batch, d).
+
+    ``n_heads`` heads each score every real position with a linear map of its hidden state,
+    take a softmax over the real positions, and average their own ``d / n_heads`` channels with
+    those weights. The scores start at zero, so a fresh head pools exactly as ``mean`` and
+    learns to concentrate where the label is decided.
+    """
+
+    def __init__(self, d_model: int, n_heads: int = 4):
+        super().__init__()
+        if d_model % n_heads:
+            n_heads = 1  # narrow test models: one head over all channels
+        self.n_heads = n_heads
+        self.score = nn.Linear(d_model, n_heads)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, length, d = h.shape
+        scores = self.score(h).float()  # (b, L, heads); softmax in fp32 under autocast
+        if mask is not None:
+            scores = scores.masked_fill(~mask[..., None], float("-inf"))
+        weights = scores.softmax(1).to(h.dtype)
+        per_head = h.reshape(b, length, self.n_heads, d // self.n_heads)
+        return torch.einsum("blh,blhc->bhc", weights, per_head).reshape(b, d)
+
+
 def pool_strands(
-    h: torch.Tensor, mask: torch.Tensor | None, lengths: torch.Tensor, how: str, n_strands: int
+    h: torch.Tensor,
+    mask: torch.Tensor | None,
+    lengths: torch.Tensor,
+    how: str,
+    n_strands: int,
+    attention: AttentionPool | None = None,
 ) -> torch.Tensor:
     """Pool each strand and average them: (batch, L, n_strands*d) -> (batch, d).
 
     For the RC strand ``first``/``last`` swap, because its 5' end is at our last real position.
+    ``how="attention"`` pools with ``attention`` (the same module on both strands, so a
+    two-strand model stays RC-invariant).
     """
     hs = strands(h, n_strands)
-    pooled = pool(hs[:, :, 0], mask, lengths, how)
+
+    def one(x: torch.Tensor, how: str) -> torch.Tensor:
+        if how != "attention":
+            return pool(x, mask, lengths, how)
+        if attention is None:
+            raise ValueError("attention pooling is learned: only a sequence head has it")
+        return attention(x, mask)
+
+    pooled = one(hs[:, :, 0], how)
     if n_strands == 2:
         mirrored = {"first": "last", "last": "first"}.get(how, how)
-        pooled = 0.5 * (pooled + pool(hs[:, :, 1], mask, lengths, mirrored))
+        pooled = 0.5 * (pooled + one(hs[:, :, 1], mirrored))
     return pooled
 
 
@@ -98,12 +148,15 @@ class SequenceHead(nn.Module):
         super().__init__()
         head: HeadConfig = config.head
         self.n_strands, self.pooling = config.n_strands, head.pooling
+        if head.pooling == "attention":
+            self.attention = AttentionPool(config.d_model)
         self.dropout = nn.Dropout(head.dropout)
         self.classifier = nn.Linear(config.d_model, head.num_labels)
         _init_classifier(self.classifier, config.initializer_range)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None, lengths: torch.Tensor) -> torch.Tensor:
-        pooled = pool_strands(h, mask, lengths, self.pooling, self.n_strands)
+        attention = getattr(self, "attention", None)
+        pooled = pool_strands(h, mask, lengths, self.pooling, self.n_strands, attention)
         return self.classifier(self.dropout(pooled))
 
 

@@ -22,9 +22,11 @@ an attention mask (padding never changes a sequence's result). Optimiser: AdamW 
 1-D and ``_no_weight_decay`` parameters), linear warm-up then cosine decay, gradient clipping.
 Reverse complement: Ph (and ``none``) models see each training sequence reverse-complemented with
 probability 1/2 (labels are taken to hold for both strands) and are conjoined over both strands at
-evaluation; PS models are RC-invariant by construction. Early stopping: after ``patience``
-epochs without improvement of the validation metric. On CPU a run is deterministic given ``seed``
-(split, initialisation, order, strands, dropout).
+evaluation; PS models are RC-invariant by construction. ``strand_specific`` is for labels that
+belong to the strand as given (splice sites, oriented promoters): no augmentation, no conjoining.
+``freeze_backbone`` trains the head alone (a probe of a pretrained model's features). Early
+stopping: after ``patience`` epochs without improvement of the validation metric. On CPU a run
+is deterministic given ``seed`` (split, initialisation, order, strands, dropout).
 """
 
 from __future__ import annotations
@@ -88,15 +90,20 @@ def _build_model(config: FinetuneConfig, spec: TaskSpec, device: torch.device):
         "dropout": config.dropout,
         "labels": head_labels(spec),
     }
+    # Ph and none share one architecture (Ph only adds conjoining at evaluation), so a strand-specific
+    # run turns a Ph model into a plain one; a PS model is RC-invariant in its weights and cannot be.
+    rc_strategy = "none" if config.strand_specific else config.rc_strategy
     if config.model is not None:
         from genomamba.checkpoint import from_pretrained
 
-        model = from_pretrained(config.model, head=head)
+        overrides = {"rc_strategy": "none"} if config.strand_specific else {}
+        model = from_pretrained(config.model, head=head, **overrides)
     else:
         from genomamba.model import build_model
 
-        overrides = {"rc_strategy": config.rc_strategy} if config.rc_strategy else {}
-        model = build_model(config.preset, head=head, **overrides)
+        model = build_model(config.preset, head=head, **({"rc_strategy": rc_strategy} if rc_strategy else {}))
+    if config.freeze_backbone:
+        model.backbone.requires_grad_(False)
     return model.to(device)
 
 
@@ -145,7 +152,9 @@ def finetune(
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     model = _build_model(config, spec, device)
-    rc_augment = config.rc_augment if config.rc_augment is not None else model.config.rc_strategy != "ps"
+    rc_augment = config.rc_augment
+    if rc_augment is None:
+        rc_augment = not config.strand_specific and model.config.rc_strategy != "ps"
     n_train = len(train.data)
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     total_steps = min(config.max_steps or math.inf, config.epochs * steps_per_epoch)
@@ -246,6 +255,8 @@ def finetune(
         "source": {"model": config.model} if config.model else {"preset": config.preset},
         "rc_strategy": model.config.rc_strategy,
         "rc_augment": rc_augment,
+        "strand_specific": config.strand_specific,
+        "freeze_backbone": config.freeze_backbone,
         "seed": config.seed,
         "epochs_run": len(records),
         "steps": step,

@@ -19,7 +19,7 @@ import numpy as np
 from genomamba.errors import InputDataError
 from genomamba.io.labels import LabelledData, read_labelled
 from genomamba.io.targets import TaskSpec, encode_targets, infer_task
-from genomamba.model.config import ConfigError
+from genomamba.model.config import POOLINGS, RC_STRATEGIES, ConfigError
 from genomamba.train.scores import EVAL_BATCH_SIZE
 
 DEFAULT_METRIC = {"binary": "mcc", "multiclass": "mcc", "multilabel": "auroc", "regression": "loss"}
@@ -45,6 +45,10 @@ class FinetuneConfig:
     task: str | None = None  # None: inferred from the training labels
     positive: str | None = None  # binary: the positive class
     rc_strategy: str | None = None  # preset only: none | ps | ph (None: the preset's)
+    # The label belongs to the sequence as given, not to both strands (splice sites, oriented
+    # promoters): no RC augmentation, no conjoining (the model is exported as rc_strategy none).
+    strand_specific: bool = False
+    freeze_backbone: bool = False  # train the head only (a probe of the backbone's features)
     pooling: str = "mean"
     dropout: float = 0.1
     val_fraction: float = 0.1  # of the training groups, when there is no validation data
@@ -70,6 +74,18 @@ class FinetuneConfig:
             raise ConfigError("give exactly one of model (a pretrained model directory) and preset")
         if self.rc_strategy is not None and self.model is not None:
             raise ConfigError("rc_strategy applies to --preset only; a pretrained model keeps its own")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.rc_strategy not in (None, *RC_STRATEGIES):
+            allowed = ", ".join(RC_STRATEGIES)
+            raise ConfigError(f"rc_strategy must be one of {allowed}, got {self.rc_strategy!r}")
+        if self.strand_specific and (self.rc_strategy not in (None, "none") or self.rc_augment):
+            raise ConfigError(
+                "a strand-specific task uses neither RC augmentation nor an RC-invariant model; drop "
+                "--rc-strategy/--rc-augment, or drop --strand-specific if the label holds on both strands"
+            )
+        if self.freeze_backbone and self.model is None:
+            raise ConfigError("freeze_backbone probes a pretrained model; give --model, not --preset")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")

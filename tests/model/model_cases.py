@@ -48,3 +48,12 @@ def pad_batch(rows: list[torch.Tensor], length: int, seed: int = 1) -> tuple[tor
 # The scan backends keep their state in fp32 even for float64 inputs (the reference's compute
 # dtype), so two mathematically equal paths through the model agree to fp32 rounding, not fp64.
 TOL = {"rtol": 2e-5, "atol": 2e-6}
+
+
+def scramble_attention(model) -> None:
+    """Random attention scores: a fresh AttentionPool starts at zero (mean pooling), which would
+    hide a pooling that looked at padded positions or at the wrong strand."""
+    attention = getattr(model.head, "attention", None)
+    if attention is not None:
+        with torch.no_grad():
+            attention.score.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(5))

@@ -100,3 +100,35 @@ def test_head_output_shapes():
     assert make_model(head={"task": "token", "num_labels": 3})(ids).logits.shape == (2, 11, 3)
     bare = make_model(rc_strategy="ps", head={"task": "none"})(ids)
     assert bare.logits is None and bare.loss is None and bare.hidden_states.shape == (2, 11, 32)
+
+
+def test_center_pooling_takes_the_middle_real_positions():
+    h = torch.randn(2, 6, 3)
+    lengths = torch.tensor([5, 4])
+    mask = torch.arange(6)[None] < lengths[:, None]
+    pooled = pool(h, mask, lengths, "center")
+    torch.testing.assert_close(pooled[0], h[0, 2])  # odd length: the middle base
+    torch.testing.assert_close(pooled[1], 0.5 * (h[1, 1] + h[1, 2]))  # even: the two middle bases
+
+
+def test_attention_pooling_starts_as_mean_and_ignores_padding():
+    from genomamba.model.heads import AttentionPool
+
+    h = torch.randn(2, 7, 8)
+    lengths = torch.tensor([7, 3])
+    mask = torch.arange(7)[None] < lengths[:, None]
+    attention = AttentionPool(8, n_heads=4)
+    torch.testing.assert_close(attention(h, mask), pool(h, mask, lengths, "mean"))
+    with torch.no_grad():
+        attention.score.weight.normal_()
+    padded = h.clone()
+    padded[1, 3:] = 1e4  # garbage beyond the real positions changes nothing
+    torch.testing.assert_close(attention(padded, mask)[1], attention(h[1:2, :3], None)[0])
+    # a score that singles out one position makes the pool that position's channels
+    with torch.no_grad():
+        attention.score.weight.zero_()
+        attention.score.weight[:, 0] = 100.0
+    spike = torch.zeros(1, 5, 8)
+    spike[0, 2, 0] = 1.0
+    spike[0, 2, 1:] = torch.arange(1.0, 8.0)
+    torch.testing.assert_close(attention(spike, None)[0], spike[0, 2], atol=1e-4, rtol=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_cases import TOL, make_model, pad_batch, random_bases
+from model_cases import TOL, make_model, pad_batch, random_bases, scramble_attention
 
 LENGTHS = [48, 31, 6, 1]
 HEADS = {
@@ -16,6 +16,10 @@ HEADS = {
     "seq-max": {"task": "sequence", "problem_type": "multilabel", "num_labels": 2, "pooling": "max"},
     "seq-first": {"task": "sequence", "problem_type": "binary", "pooling": "first"},
     "seq-last": {"task": "sequence", "problem_type": "regression", "num_labels": 2, "pooling": "last"},
+    "seq-center": {"task": "sequence", "problem_type": "binary", "pooling": "center"},
+    "seq-attention": {
+        "task": "sequence", "problem_type": "multiclass", "num_labels": 3, "pooling": "attention"
+    },
 }
 
 
@@ -44,6 +48,7 @@ def _labels(head: dict, rows, length: int):
 def test_alone_batched_and_padded_agree(strategy, head_name):
     head = HEADS[head_name]
     model = make_model(rc_strategy=strategy, head=head)
+    scramble_attention(model)
     rows = _rows()
     per_token = head["task"] in ("mlm", "token")
     labels = _labels(head, rows, 64)

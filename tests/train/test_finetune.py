@@ -196,3 +196,41 @@ def test_seeds_write_runs_and_a_summary(tmp_path):
     assert stats["std"] == pytest.approx(values.std(ddof=1))
     text = (out / "summary.md").read_text()
     assert f"| accuracy | {values.mean():.4f} ± {values.std(ddof=1):.4f} | {np.ptp(values):.4f} |" in text
+
+
+def test_strand_specific_runs_neither_augment_nor_conjoin(tmp_path):
+    data = random_table(tmp_path / "d.csv")
+    config = small_config(data, tmp_path / "out", strand_specific=True, pooling="attention")
+    result = finetune(config, log=quiet)
+    assert result.report["rc_strategy"] == "none" and result.report["rc_augment"] is False
+    assert result.report["strand_specific"] is True
+    exported = from_pretrained(result.model_dir)
+    # exported as a plain single-strand model: predictions are never averaged over both strands
+    assert exported.config.rc_strategy == "none" and exported.config.head.pooling == "attention"
+    with pytest.raises(ValueError, match="strand-specific"):
+        small_config(data, tmp_path / "x", strand_specific=True, rc_augment=True)
+
+
+def test_a_strand_specific_run_from_a_ph_model_drops_its_conjoining(tmp_path):
+    torch.manual_seed(0)
+    pretrained = save_pretrained(build_model("tiny", rc_strategy="ph"), tmp_path / "mlm")
+    data = random_table(tmp_path / "d.csv")
+    config = small_config(data, tmp_path / "out", model=str(pretrained), preset=None, strand_specific=True)
+    assert finetune(config, log=quiet).report["rc_strategy"] == "none"
+
+
+def test_freeze_backbone_trains_the_head_only(tmp_path):
+    torch.manual_seed(0)
+    pretrained = save_pretrained(build_model("tiny"), tmp_path / "mlm")
+    data = random_table(tmp_path / "d.csv")
+    config = small_config(
+        data, tmp_path / "out", model=str(pretrained), preset=None, freeze_backbone=True, lr=1e-2
+    )
+    result = finetune(config, log=quiet)
+    tuned, base = from_pretrained(result.model_dir), from_pretrained(pretrained)
+    base_state = base.backbone.state_dict()
+    for name, tensor in tuned.backbone.state_dict().items():
+        assert torch.equal(tensor, base_state[name]), name
+    assert result.report["freeze_backbone"] is True
+    with pytest.raises(ValueError, match="pretrained model"):
+        small_config(data, tmp_path / "x", freeze_backbone=True)

@@ -1,0 +1,1 @@
+"""Benchmark suites of labelled tasks: reading, baselines, runs and reports."""
