@@ -5,3 +5,14 @@ command line answers `--help` and `validate` instantly on a login node.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "load"]
+
+
+def __getattr__(name: str):
+    # genomamba.load imports torch, so it is looked up on first use, not at import time
+    if name == "load":
+        from genomamba.api import load
+
+        return load
+    raise AttributeError(f"module 'genomamba' has no attribute {name!r}")

@@ -1,47 +1,95 @@
-"""Embeddings of in-memory sequences: a list of token arrays in, one pooled vector each out.
+"""A loaded model over in-memory sequences: pooled or per-base embeddings, pseudo-log-likelihoods.
 
-What the benchmark's probe (and notebooks) need when the sequences are already read: no
-windows, no files. The model runs in eval mode under ``torch.inference_mode`` (no autograd
+What :mod:`genomamba.api` and the benchmark's probe need when the sequences are already read:
+no windows, no files. The model runs in eval mode under ``torch.inference_mode`` (no autograd
 graph), on batches sorted by length so padding stays small; padding never changes a result.
+Sequences are uint8 token-id arrays (:mod:`genomamba.alphabet`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from genomamba.infer.runner import load_model
+from genomamba.alphabet import ACGT_IDS, MASK_ID
 from genomamba.train.evaluate import autocast_for, pad_batch
 
 
+def _by_length(sequences: Sequence[np.ndarray], batch_size: int):
+    """Index batches of similar lengths (fewer padded positions)."""
+    order = np.argsort([len(s) for s in sequences], kind="stable")
+    return [order[first : first + batch_size] for first in range(0, len(order), batch_size)]
+
+
 def embed_sequences(
-    model_dir: str | os.PathLike,
+    model,
     sequences: Sequence[np.ndarray],
     *,
     pooling: str = "mean",
     conjoin: bool | None = None,
     batch_size: int = 128,
-    device: str = "auto",
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
     """Pooled embeddings ``(len(sequences), d_model)`` float32, in input order.
 
-    ``sequences``: uint8 token-id arrays (:mod:`genomamba.alphabet`). ``pooling``: a fixed
-    pooling (mean, max, first, last, center); ``conjoin``: see ``GenomambaModel.embed``.
+    ``model``: a ``GenomambaModel`` (eval mode) or a model directory (loaded here). ``pooling``: a
+    fixed pooling (mean, max, first, last, center); ``conjoin``: see ``GenomambaModel.embed``.
 
     Raises:
-        CheckpointError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda`` without a GPU.
+        CheckpointError: a directory that cannot be loaded. UnavailableError: ``cuda`` without a GPU.
     """
-    model, device_t = load_model(model_dir, device)
-    order = np.argsort([len(s) for s in sequences], kind="stable")
+    model, device = _model_on(model, device)
     out = np.empty((len(sequences), model.config.d_model), dtype=np.float32)
     with torch.inference_mode():
-        for first in range(0, len(order), batch_size):
-            index = order[first : first + batch_size]
-            ids, mask = pad_batch([sequences[i] for i in index], device_t)
-            with autocast_for(device_t):
+        for index in _by_length(sequences, batch_size):
+            ids, mask = pad_batch([sequences[i] for i in index], device)
+            with autocast_for(device):
                 vectors = model.embed(ids, mask, pooling=pooling, conjoin=conjoin)
             out[index] = vectors.float().cpu().numpy()
     return out
+
+
+def per_base_embeddings(
+    model, sequences: Sequence[np.ndarray], device, *, conjoin: bool | None = None, batch_size: int = 64
+) -> list[np.ndarray]:
+    """One ``(length, d_model)`` float32 array per sequence, in input order."""
+    model, device = _model_on(model, device)
+    out: list[np.ndarray | None] = [None] * len(sequences)
+    with torch.inference_mode():
+        for index in _by_length(sequences, batch_size):
+            ids, mask = pad_batch([sequences[i] for i in index], device)
+            with autocast_for(device):
+                hidden = model.embed(ids, mask, pooling=None, conjoin=conjoin).float().cpu().numpy()
+            for row, i in enumerate(index):
+                out[i] = hidden[row, : len(sequences[i])]
+    return out
+
+
+def pseudo_log_likelihood(model, sequence: np.ndarray, device, batch_size: int = 64) -> float:
+    """Sum over the A/C/G/T positions of log P(base | the sequence with that position masked),
+    in nats; each masked copy is one row of a batch (cost: length forward passes)."""
+    model, device = _model_on(model, device)
+    positions = np.flatnonzero(np.isin(sequence, ACGT_IDS))
+    total = 0.0
+    base = torch.as_tensor(sequence.astype(np.int64), device=device)
+    with torch.inference_mode():
+        for first in range(0, len(positions), batch_size):
+            chunk = torch.as_tensor(positions[first : first + batch_size], device=device)
+            ids = base.repeat(len(chunk), 1)
+            ids[torch.arange(len(chunk), device=device), chunk] = MASK_ID
+            with autocast_for(device):
+                logits = model.predict(ids).logits.float()
+            log_probs = torch.log_softmax(logits[torch.arange(len(chunk), device=device), chunk], dim=-1)
+            total += float(log_probs.gather(1, base[chunk][:, None]).sum())
+    return total
+
+
+def _model_on(model, device):
+    if isinstance(model, torch.nn.Module):
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        return model, device
+    from genomamba.infer.runner import load_model
+
+    return load_model(model, "auto" if device is None else str(device))

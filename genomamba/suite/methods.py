@@ -222,12 +222,14 @@ def _finetune(method: Method, data: TaskData, seed: int, context: RunContext) ->
 
 
 def _probe(method: Method, data: TaskData, seed: int, context: RunContext) -> np.ndarray:
+    from genomamba.infer.runner import load_model
     from genomamba.infer.sequences import embed_sequences
     from genomamba.suite.baselines import fit_logistic
 
     pooling = method.options.get("pooling", "mean")
+    model, device = load_model(context.model, context.device)
     features = [
-        embed_sequences(context.model, split.sequences, pooling=pooling, device=context.device)
+        embed_sequences(model, split.sequences, pooling=pooling, device=device)
         for split in (data.train, data.test)
     ]
     return fit_logistic(features[0], data.y_train, features[1], seed=seed)

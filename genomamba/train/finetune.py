@@ -224,13 +224,7 @@ def finetune(
             value = val_metrics[metric]
             if value is None:
                 log(f"epoch {epoch}: validation {metric} is undefined (one class only?); not compared")
-            improved = best["epoch"] is None or (
-                value is not None
-                and (
-                    best["value"] is None
-                    or (value < best["value"] if lower_better else value > best["value"])
-                )
-            )
+            improved = best["epoch"] is None or _better(value, val_metrics, best, lower_better)
             if improved:
                 best.update(value=value, val=val_metrics)
         if improved:
@@ -285,6 +279,21 @@ def finetune(
         write_json_atomic(out / METRICS_JSON, report)
     log(f"best epoch {best['epoch']}; model written to {model_dir}")
     return FinetuneResult(out, report, model_dir)
+
+
+def _better(value: float | None, val_metrics: dict, best: dict, lower_better: bool) -> bool:
+    """Whether this epoch beats the best so far: a better metric, or the same metric and a lower
+    validation loss. The tie-break matters early on: a classifier still predicting the majority
+    class scores MCC 0 epoch after epoch while its loss falls, and without it patience would run
+    out before it ever left that plateau."""
+    if value is None:
+        return False
+    if best["value"] is None:
+        return True
+    if value != best["value"]:
+        return value < best["value"] if lower_better else value > best["value"]
+    loss, best_loss = val_metrics.get("loss"), (best["val"] or {}).get("loss")
+    return loss is not None and best_loss is not None and loss < best_loss
 
 
 def _export(model, config: FinetuneConfig, report: dict, out: Path) -> Path:
