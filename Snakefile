@@ -1,5 +1,5 @@
-# genomamba pipeline: fetch -> validate -> tokenize -> pretrain -> finetune -> embed, predict, variants; one
-# pipelines/<stage>.smk per stage (embed and predict share pipelines/apply.smk).
+# genomamba pipeline: fetch -> validate -> tokenize -> pretrain -> finetune -> embed, predict, variants,
+# benchmark; one pipelines/<stage>.smk per stage (embed and predict share pipelines/apply.smk).
 #
 #   snakemake --cores 2 --configfile config/demo.yaml        (what `make demo` runs)
 #
@@ -41,6 +41,7 @@ include: "pipelines/pretrain.smk"
 include: "pipelines/finetune.smk"
 include: "pipelines/apply.smk"
 include: "pipelines/variants.smk"
+include: "pipelines/benchmark.smk"
 
 
 rule all:

@@ -78,3 +78,14 @@ def single_fasta(wildcards):
         raise ValueError(f"variants: genome {wildcards.genome!r} has {len(files)} FASTA files; "
                          "score-variants needs the genome in one (plain or BGZF) FASTA")
     return files[0]
+
+
+BENCHMARK = config["benchmark"]
+
+
+def benchmark_model(wildcards):
+    """The model of the benchmark's finetune:model and probe methods: none, the pretrain stage's, or a path."""
+    model = BENCHMARK["model"]
+    if model is None:
+        return []
+    return f"{RESULTS}/pretrain/model" if model == "pretrain" else model

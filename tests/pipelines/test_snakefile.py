@@ -109,6 +109,25 @@ def test_example_download_config_builds_its_dag_offline(workflow):
     assert "results/hg38_chr21/genomes/hg38_chr21/chr21.fa.gz" in result.stdout
 
 
+def test_benchmark_stage_runs_the_cli_with_the_configured_methods(workflow, tmp_path):
+    suite = tmp_path / "suite" / "task_a"
+    suite.mkdir(parents=True)
+    for name in ("train.csv", "test.csv"):
+        (suite / name).write_text("sequence,label\nACGTAC,a\nGGCCTA,b\n")
+    (workflow / "config" / "bench.yaml").write_text(
+        "run: bench\nmanifest: data_manifests/demo.yaml\ngenomes: [lambda]\nstages: [benchmark]\n"
+        f"benchmark:\n  suites: [{suite.parent}]\n  methods: [kmer-lr, 'finetune:tiny,pooling=attention']\n"
+        "  seeds: '1,2'\n  published: data_manifests/tasks/gue_published.yaml\n"
+    )
+    result = _snakemake(workflow, "-n", "--cores", "1", "--printshellcmds", "--configfile", "config/bench.yaml")
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"genomamba benchmark {suite.parent} --out results/bench/benchmark --method kmer-lr"
+        " --method finetune:tiny,pooling=attention" in result.stdout
+    )
+    assert "--published data_manifests/tasks/gue_published.yaml --seeds 1,2" in result.stdout
+
+
 def test_default_config_is_the_demo(workflow):
     result = _snakemake(workflow, "-n", "--cores", "1", "--printshellcmds")
     assert result.returncode == 0, result.stderr
