@@ -24,7 +24,7 @@ holding train.csv is itself one task.
 
 \b
 Methods (--method, repeatable; the name is the method column):
-  kmer-lr            logistic regression on 1- to 6-mer frequencies (C 0.05, standardised)
+  kmer-lr            logistic regression on 1- to 5-mer frequencies (C 0.05, standardised)
   onehot-lr          logistic regression on the one-hot sequence (fixed-length tasks only)
   cnn                the Genomic Benchmarks CNN (3 conv blocks, dense), early stopping
   finetune:PRESET    genomamba fine-tuned from scratch (tiny, small-1k, ...)

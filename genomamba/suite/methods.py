@@ -2,7 +2,7 @@
 
 Method names (``genomamba benchmark --method``; the name is also the ``method`` column):
 
-* ``kmer-lr`` -- logistic regression on k-mer frequencies, k = 1..6 (:mod:`.baselines`);
+* ``kmer-lr`` -- logistic regression on k-mer frequencies, k = 1..5 (:mod:`.baselines`);
 * ``onehot-lr`` -- logistic regression on the position-wise one-hot sequence (fixed-length
   tasks only);
 * ``cnn`` -- the Genomic Benchmarks CNN, trained with early stopping (:mod:`.cnn`);
