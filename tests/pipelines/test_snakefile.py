@@ -119,7 +119,9 @@ def test_benchmark_stage_runs_the_cli_with_the_configured_methods(workflow, tmp_
         f"benchmark:\n  suites: [{suite.parent}]\n  methods: [kmer-lr, 'finetune:tiny,pooling=attention']\n"
         "  seeds: '1,2'\n  published: data_manifests/tasks/gue_published.yaml\n"
     )
-    result = _snakemake(workflow, "-n", "--cores", "1", "--printshellcmds", "--configfile", "config/bench.yaml")
+    result = _snakemake(
+        workflow, "-n", "--cores", "1", "--printshellcmds", "--configfile", "config/bench.yaml"
+    )
     assert result.returncode == 0, result.stderr
     assert (
         f"genomamba benchmark {suite.parent} --out results/bench/benchmark --method kmer-lr"
