@@ -3,7 +3,7 @@ and the token ids of each interval.
 
 A BED file here is tab-separated ``chrom start end ...`` (0-based, half-open), with
 ``track``/``browser`` lines and ``#`` comments skipped. Its columns are named either by a header
-line (``#chrom start end name label ...`` or the same without ``#``; ``chr``/``seqid``,
+line (``#chrom start end name label ...`` or the same without ``#``; ``chr``/``chromosome``/``seqid``,
 ``chromStart``/``chromEnd`` and ``id`` are read as ``chrom``, ``start``, ``end``, ``name``) or, without
 one, by position, as the caller says (:func:`parse_bed`'s ``headerless``). Every interval must lie
 on a chromosome of the genome, with ``0 <= start < end <= length`` and a strand of ``+``, ``-`` or
@@ -30,7 +30,11 @@ from genomamba.io.records import invalid_character_message
 #: The standard columns of BED, by position (BED3 to BED12).
 BED_COLUMNS = ("chrom", "start", "end", "name", "score", "strand", "thickstart", "thickend", "itemrgb",
                "blockcount", "blocksizes", "blockstarts")
-_ALIASES = {"chr": "chrom", "seqid": "chrom", "chromstart": "start", "chromend": "end", "id": "name"}
+# BEND's BED files name the first column "chromosome"
+_ALIASES = {
+    "chr": "chrom", "chromosome": "chrom", "seqid": "chrom",
+    "chromstart": "start", "chromend": "end", "id": "name",
+}
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ def _header(fields: list[str], known: tuple[str, ...]) -> list[str] | None:
     first = fields[0]
     if first.startswith("#"):
         names = [f.strip().lower().lstrip("#") for f in fields]
-        return names if any(n in names for n in known) or names[0] in ("chrom", "chr", "seqid") else None
+        is_header = any(n in names for n in known) or names[0] in ("chrom", "chr", "chromosome", "seqid")
+        return names if is_header else None
     if len(fields) >= 2 and not fields[1].strip().lstrip("-").isdigit():
         return [f.strip().lower() for f in fields]
     return None

@@ -18,7 +18,7 @@ numpy only (no torch). Three input formats, chosen by the file name (after a ``.
 
 Sequences follow the alphabet's policy (:func:`genomamba.alphabet.encode`): any case, IUPAC codes
 read as N, anything else an error unless ``lenient``. ``split`` values are ``train``, ``val``
-(or ``validation``) and ``test``; empty means unassigned.
+(or ``valid``, ``validation``) and ``test``; empty means unassigned.
 
 Which task the labels pose and their numeric targets: :mod:`genomamba.io.targets`.
 
@@ -42,7 +42,8 @@ from genomamba.io.bed import interval_ids, intervals, parse_bed
 from genomamba.io.compression import read_text
 from genomamba.io.records import ReadAsNTally, invalid_character_message
 
-SPLITS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+# "valid" is how BEND's BED files name the validation split
+SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 _COMPRESSION_SUFFIXES = (".gz", ".bgz", ".xz", ".bz2")
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".bed": "bed"}
 

@@ -58,12 +58,12 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] | None = N
     methods = config.parsed_methods()
     tasks = discover_tasks(config.suites, config.tasks)
     published = read_published(tasks, config.published)
-    data = {task.name: load_task(task) for task in tasks}  # every file checked before any run
     out = Path(config.out)
     if config.report_only:
         summary = write_report(out, published, config.metric)
         log(f"benchmark: {len(summary)} task x method summaries in {out / 'results.md'} and results.png")
         return out
+    data = {task.name: load_task(task) for task in tasks}  # every file checked before any run
     done = completed(out)
     todo = [
         (name, method, seed)

@@ -268,3 +268,18 @@ def test_readers_do_not_import_torch():
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_bend_style_bed_with_chromosome_header_and_valid_split(tmp_path, genome):
+    # BEND writes "chromosome" for the first column and "valid" for the validation split
+    bed = write(
+        tmp_path,
+        "bend.bed",
+        "chromosome\tstart\tend\tstrand\tsplit\tlabel\n"
+        "chr1\t0\t4\t+\ttrain\tup\n"
+        "chr1\t8\t12\t-\tvalid\tdown\n"
+        "chr2\t5\t10\t+\ttest\tup\n",
+    )
+    data = read_labelled(str(bed), genome=genome)
+    assert [s.tolist() for s in data.sequences] == [ids("ACGT"), ids("CCGT"), ids("AAAAA")]
+    assert data.splits == ["train", "val", "test"] and data.labels == ["up", "down", "up"]
