@@ -126,11 +126,11 @@ def _inputs(values: tuple[str, ...], option: str) -> list[str]:
     ),
 )
 @click.option(
-    "--strand-specific",
-    is_flag=True,
+    "--strand-specific/--both-strands",
     default=None,
-    help="The label belongs to the strand as given (splice sites, oriented promoters): no RC "
-    "augmentation, no conjoining over both strands.",
+    help="Whether the label belongs to the strand as given (splice sites, oriented promoters: no RC "
+    "augmentation, no conjoining over both strands) or holds on both (ChIP-seq peaks). [default: "
+    "tested on the data: a linear model's validation accuracy as given vs reverse-complemented]",
 )
 @click.option(
     "--freeze-backbone",

@@ -81,7 +81,7 @@ class FinetuneResult:
     model_dir: Path
 
 
-def _build_model(config: FinetuneConfig, spec: TaskSpec, device: torch.device):
+def _build_model(config: FinetuneConfig, spec: TaskSpec, device: torch.device, strand_specific: bool):
     head = {
         "task": "sequence",
         "problem_type": spec.task,
@@ -92,11 +92,12 @@ def _build_model(config: FinetuneConfig, spec: TaskSpec, device: torch.device):
     }
     # Ph and none share one architecture (Ph only adds conjoining at evaluation), so a strand-specific
     # run turns a Ph model into a plain one; a PS model is RC-invariant in its weights and cannot be.
-    rc_strategy = "none" if config.strand_specific else config.rc_strategy
+    rc_strategy = "none" if strand_specific else config.rc_strategy
     if config.model is not None:
-        from genomamba.checkpoint import from_pretrained
+        from genomamba.checkpoint import from_pretrained, read_config
 
-        overrides = {"rc_strategy": "none"} if config.strand_specific else {}
+        stored = read_config(config.model)["architecture"]["rc_strategy"]
+        overrides = {"rc_strategy": "none"} if strand_specific and stored != "ps" else {}
         model = from_pretrained(config.model, head=head, **overrides)
     else:
         from genomamba.model import build_model
@@ -149,12 +150,16 @@ def finetune(
     metric = config.metric or DEFAULT_METRIC[spec.task]
     lower_better = metric in LOWER_IS_BETTER
 
+    strand_specific, strand_check = _strand(config, spec, train, val, log)
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = _build_model(config, spec, device)
+    model = _build_model(config, spec, device, strand_specific)
+    if strand_specific and model.config.rc_strategy == "ps":
+        log("finetune: the labels look strand-specific, but the model is PS (RC-invariant by construction); "
+            "fine-tune a ph or none model to let it tell the strands apart")
     rc_augment = config.rc_augment
     if rc_augment is None:
-        rc_augment = not config.strand_specific and model.config.rc_strategy != "ps"
+        rc_augment = not strand_specific and model.config.rc_strategy != "ps"
     n_train = len(train.data)
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     total_steps = min(config.max_steps or math.inf, config.epochs * steps_per_epoch)
@@ -249,7 +254,8 @@ def finetune(
         "source": {"model": config.model} if config.model else {"preset": config.preset},
         "rc_strategy": model.config.rc_strategy,
         "rc_augment": rc_augment,
-        "strand_specific": config.strand_specific,
+        "strand_specific": strand_specific,
+        "strand_check": strand_check.to_dict() if strand_check else None,
         "freeze_backbone": config.freeze_backbone,
         "seed": config.seed,
         "epochs_run": len(records),
@@ -279,6 +285,26 @@ def finetune(
         write_json_atomic(out / METRICS_JSON, report)
     log(f"best epoch {best['epoch']}; model written to {model_dir}")
     return FinetuneResult(out, report, model_dir)
+
+
+def _strand(config: FinetuneConfig, spec: TaskSpec, train: Split, val: Split | None, log):
+    """``(strand_specific, the StrandCheck or None)``: as configured, or tested on the data when
+    ``strand_specific`` is None and nothing else about the strands was asked for."""
+    if config.strand_specific is not None:
+        return config.strand_specific, None
+    asked = config.rc_strategy is not None or config.rc_augment is not None
+    if asked or val is None or spec.task not in ("binary", "multiclass"):
+        return False, None
+    from genomamba.train.strand import check_strand
+
+    check = check_strand(
+        train.data.sequences, train.targets.astype(np.int64), val.data.sequences,
+        val.targets.astype(np.int64), seed=config.seed,
+    )
+    log(f"finetune: {check.describe()}; "
+        + ("no RC augmentation or conjoining (--both-strands to force them)" if check.specific
+           else "RC augmentation and conjoining (--strand-specific to turn them off)"))
+    return check.specific, check
 
 
 def _better(value: float | None, val_metrics: dict, best: dict, lower_better: bool) -> bool:

@@ -45,9 +45,11 @@ class FinetuneConfig:
     task: str | None = None  # None: inferred from the training labels
     positive: str | None = None  # binary: the positive class
     rc_strategy: str | None = None  # preset only: none | ps | ph (None: the preset's)
-    # The label belongs to the sequence as given, not to both strands (splice sites, oriented
+    # True: the label belongs to the sequence as given, not to both strands (splice sites, oriented
     # promoters): no RC augmentation, no conjoining (the model is exported as rc_strategy none).
-    strand_specific: bool = False
+    # False: it holds on both. None: decided from the data (genomamba.train.strand) for
+    # classification tasks when neither rc_strategy nor rc_augment is given; else both strands.
+    strand_specific: bool | None = None
     freeze_backbone: bool = False  # train the head only (a probe of the backbone's features)
     pooling: str = "mean"
     dropout: float = 0.1

@@ -234,3 +234,22 @@ def test_freeze_backbone_trains_the_head_only(tmp_path):
     assert result.report["freeze_backbone"] is True
     with pytest.raises(ValueError, match="pretrained model"):
         small_config(data, tmp_path / "x", freeze_backbone=True)
+
+
+def test_the_strand_test_decides_when_nothing_is_asked(tmp_path):
+    # class "site" carries GTAAGT at position 10 on the given strand: an oriented label
+    rng = np.random.default_rng(0)
+    lines = ["sequence,label"]
+    for i in range(160):
+        chars = list(rng.choice(list("ACGT"), size=40))
+        if i % 2:
+            chars[10:16] = "GTAAGT"
+        lines.append(f"{''.join(chars)},{'site' if i % 2 else 'none'}")
+    data = tmp_path / "oriented.csv"
+    data.write_text("\n".join(lines) + "\n")
+    result = finetune(small_config(data, tmp_path / "auto", val_fraction=0.4), log=quiet)
+    assert result.report["strand_check"]["specific"] is True
+    assert result.report["strand_specific"] is True and result.report["rc_strategy"] == "none"
+    # asked for augmentation: no test, both strands
+    asked = finetune(small_config(data, tmp_path / "asked", val_fraction=0.4, rc_augment=True), log=quiet)
+    assert asked.report["strand_check"] is None and asked.report["rc_augment"] is True
