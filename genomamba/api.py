@@ -81,21 +81,23 @@ class Genomamba:
         *,
         pooling: str | None = "mean",
         conjoin: bool | None = None,
+        layer: int | None = None,
         lenient: bool = False,
     ) -> np.ndarray | list[np.ndarray]:
         """One ``d_model`` vector per sequence, ``(n, d_model)`` float32, with ``pooling`` in mean,
         max, first, last, center; ``pooling=None`` gives per-base embeddings, a list of
         ``(length, d_model)`` arrays. ``conjoin`` averages in the reverse complement's embedding
-        (default: for Ph models)."""
+        (default: for Ph models); ``layer`` (1..n_layer) embeds with the first layers only."""
         from genomamba.infer.sequences import embed_sequences, per_base_embeddings
 
         ids = encode_sequences(sequences, lenient=lenient)
         if pooling is None:
             return per_base_embeddings(
-                self.model, ids, self.device, conjoin=conjoin, batch_size=self.batch_size
+                self.model, ids, self.device, conjoin=conjoin, layer=layer, batch_size=self.batch_size
             )
         return embed_sequences(
-            self.model, ids, pooling=pooling, conjoin=conjoin, batch_size=self.batch_size, device=self.device
+            self.model, ids, pooling=pooling, conjoin=conjoin, layer=layer, batch_size=self.batch_size,
+            device=self.device,
         )
 
     def predict(self, sequences: SequencesLike, *, lenient: bool = False) -> pd.DataFrame:

@@ -112,3 +112,30 @@ def test_sklearn_embedder_in_a_grouped_cross_validation(mlm_dir):
     restored = pickle.loads(pickle.dumps(fitted))
     assert "_model" not in restored.__dict__
     np.testing.assert_array_equal(restored.transform(seqs[:2]), fitted.transform(seqs[:2]))
+
+
+def test_embed_any_layer(mlm_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from genomamba.cli import main
+
+    model = genomamba.load(mlm_dir, device="cpu")
+    n = model.config.n_layer
+    np.testing.assert_array_equal(model.embed(SEQS, layer=n), model.embed(SEQS))
+    first = model.embed(SEQS, layer=1)
+    assert first.shape == (3, model.config.d_model) and not np.allclose(first, model.embed(SEQS))
+    # padding changes nothing at an intermediate layer either
+    np.testing.assert_allclose(first[1], model.embed(SEQS[1:2], layer=1)[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=f"layer must be 1..{n}"):
+        model.embed(SEQS, layer=n + 1)
+    fasta = tmp_path / "s.fa"
+    fasta.write_text(">a\nACGTACGTTAGC\n>b\nGGGCCATTA\n")
+    out = tmp_path / "e.tsv"
+    result = CliRunner().invoke(main, ["embed", str(mlm_dir), str(fasta), "-o", str(out), "--layer", "1"])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    table = pd.read_csv(out, sep="\t")
+    np.testing.assert_allclose(table.filter(regex="^emb_").to_numpy(), first[:2], rtol=1e-4, atol=1e-5)
+    bad = CliRunner().invoke(main, ["embed", str(mlm_dir), str(fasta), "-o", str(out), "--layer", str(n + 1)])
+    assert bad.exit_code == 2 and f"--layer must be 1..{n}" in bad.output

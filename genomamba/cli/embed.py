@@ -30,6 +30,9 @@ width). In Python:
               help="How the per-base hidden states of a window become one vector.")
 @click.option("--conjoin/--no-conjoin", default=None,
               help="Average in the embedding of the reverse complement. [default: for PH models]")
+@click.option("--layer", type=click.IntRange(min=1), default=None,
+              help="Embed the output of this layer (1 = the first) instead of the last; the last "
+                   "layer is often not the best input for a classifier. [default: the last]")
 def embed(model_dir: str, fasta: tuple[str, ...], out: str, **options) -> None:
     """Embed every record (or window) of the FASTA files with the model in MODEL_DIR."""
     from genomamba.infer.embed import embed_fasta

@@ -28,6 +28,7 @@ def embed_fasta(
     *,
     pooling: str = "mean",
     conjoin: bool | None = None,
+    layer: int | None = None,
     log: Callable[[str], None] | None = None,
     **options,
 ) -> dict:
@@ -41,15 +42,22 @@ def embed_fasta(
     Raises:
         InputDataError: an invalid FASTA file, or no sequence at all (nothing is written).
         CheckpointError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda`` without a GPU.
-        ValueError: an unknown output suffix (or bedGraph) or pooling, a bad window or stride.
+        ValueError: an unknown output suffix (or bedGraph) or pooling, a bad window or stride, a
+            ``layer`` the model does not have.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
     require_table(out, "a bedGraph track holds one value per window, an embedding many")
+    if layer is not None:  # checked before any window is read
+        from genomamba.checkpoint import read_config
+
+        n_layer = read_config(model_dir)["architecture"]["n_layer"]
+        if not 1 <= layer <= n_layer:
+            raise ValueError(f"--layer must be 1..{n_layer} (the model's layers), got {layer}")
     rows, names = model_table(
         model_dir, fasta, out,
-        lambda model, ids, mask: model.embed(ids, mask, pooling=pooling, conjoin=conjoin),
+        lambda model, ids, mask: model.embed(ids, mask, pooling=pooling, conjoin=conjoin, layer=layer),
         lambda values: pd.DataFrame(values, columns=[f"emb_{i:04d}" for i in range(values.shape[1])]),
-        provenance={"command": "embed", "pooling": pooling, "conjoin": conjoin},
+        provenance={"command": "embed", "pooling": pooling, "conjoin": conjoin, "layer": layer},
         **options,
     )
     width = sum(name.startswith("emb_") for name in names)

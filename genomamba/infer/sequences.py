@@ -29,13 +29,15 @@ def embed_sequences(
     *,
     pooling: str = "mean",
     conjoin: bool | None = None,
+    layer: int | None = None,
     batch_size: int = 128,
     device: torch.device | str | None = None,
 ) -> np.ndarray:
     """Pooled embeddings ``(len(sequences), d_model)`` float32, in input order.
 
     ``model``: a ``GenomambaModel`` (eval mode) or a model directory (loaded here). ``pooling``: a
-    fixed pooling (mean, max, first, last, center); ``conjoin``: see ``GenomambaModel.embed``.
+    fixed pooling (mean, max, first, last, center); ``conjoin``, ``layer``: see
+    ``GenomambaModel.embed``.
 
     Raises:
         CheckpointError: a directory that cannot be loaded. UnavailableError: ``cuda`` without a GPU.
@@ -46,13 +48,19 @@ def embed_sequences(
         for index in _by_length(sequences, batch_size):
             ids, mask = pad_batch([sequences[i] for i in index], device)
             with autocast_for(device):
-                vectors = model.embed(ids, mask, pooling=pooling, conjoin=conjoin)
+                vectors = model.embed(ids, mask, pooling=pooling, conjoin=conjoin, layer=layer)
             out[index] = vectors.float().cpu().numpy()
     return out
 
 
 def per_base_embeddings(
-    model, sequences: Sequence[np.ndarray], device, *, conjoin: bool | None = None, batch_size: int = 64
+    model,
+    sequences: Sequence[np.ndarray],
+    device,
+    *,
+    conjoin: bool | None = None,
+    layer: int | None = None,
+    batch_size: int = 64,
 ) -> list[np.ndarray]:
     """One ``(length, d_model)`` float32 array per sequence, in input order."""
     model, device = _model_on(model, device)
@@ -61,7 +69,8 @@ def per_base_embeddings(
         for index in _by_length(sequences, batch_size):
             ids, mask = pad_batch([sequences[i] for i in index], device)
             with autocast_for(device):
-                hidden = model.embed(ids, mask, pooling=None, conjoin=conjoin).float().cpu().numpy()
+                hidden = model.embed(ids, mask, pooling=None, conjoin=conjoin, layer=layer)
+                hidden = hidden.float().cpu().numpy()
             for row, i in enumerate(index):
                 out[i] = hidden[row, : len(sequences[i])]
     return out

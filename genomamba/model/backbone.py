@@ -75,13 +75,17 @@ class Backbone(nn.Module):
             h = torch.cat([h, self.embedding(self.complement[input_ids])], dim=-1)
         return h
 
-    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, mask: torch.Tensor | None = None, *, depth: int | None = None
+    ) -> torch.Tensor:
+        """Hidden states ``(batch, L, hidden_size)`` after the final norm. ``depth`` runs only the
+        first ``depth`` layers (an intermediate layer's representation, for probes)."""
         h = self.embed_tokens(input_ids.long())
         if self.config.residual_in_fp32 and h.dtype in (torch.float16, torch.bfloat16):
             h = h.float()  # a model cast to half precision still accumulates its residual in fp32
         # checkpointing only matters when autograd records; inference_mode/no_grad skip it
         use_ckpt = self.gradient_checkpointing and torch.is_grad_enabled()
-        for layer in self.layers:
+        for layer in self.layers[:depth]:
             if use_ckpt:
                 h = checkpoint(layer, h, mask, use_reentrant=False)
             else:

@@ -97,18 +97,27 @@ class GenomambaModel(nn.Module):
         lengths: torch.Tensor | None = None,
         pooling: str | None = None,
         conjoin: bool | None = None,
+        layer: int | None = None,
     ) -> torch.Tensor:
         """Embeddings of width ``d_model``: per base (batch, L, d) with padded rows zero, or pooled
-        (batch, d) with ``pooling`` in mean/max/first/last. Two-strand models average their strands
-        (strand-aware for first/last); with ``conjoin`` the embedding of RC(x) is averaged in,
-        position-matched. Either way the result is RC-symmetric for ``ps`` and conjoined models."""
+        (batch, d) with ``pooling`` in mean/max/first/last/center. Two-strand models average their
+        strands (strand-aware for first/last); with ``conjoin`` the embedding of RC(x) is averaged
+        in, position-matched. Either way the result is RC-symmetric for ``ps`` and conjoined models.
+        ``layer`` (1..n_layer; None = the last) takes the residual stream after that layer, through
+        the final norm: the last layer is often not the best one for a probe.
+
+        Raises:
+            ValueError: ``layer`` outside 1..n_layer.
+        """
         mask, lengths = resolve_padding(input_ids, attention_mask, lengths)
+        if layer is not None and not 1 <= layer <= self.config.n_layer:
+            raise ValueError(f"layer must be 1..{self.config.n_layer} (the model's layers), got {layer}")
         ids = input_ids.long()
         s = self.config.n_strands
         if self._conjoin(conjoin):
-            hidden, hidden_rc, _, _ = self._both_strands(ids, mask, lengths)
+            hidden, hidden_rc, _, _ = self._both_strands(ids, mask, lengths, depth=layer)
         else:
-            hidden, hidden_rc = self.backbone(ids, mask), None
+            hidden, hidden_rc = self.backbone(ids, mask, depth=layer), None
         if pooling is not None:
             out = pool_strands(hidden, mask, lengths, pooling, s)
             if hidden_rc is not None:
@@ -150,11 +159,11 @@ class GenomambaModel(nn.Module):
             return self.config.rc_strategy == "ph" and not self.training
         return conjoin
 
-    def _both_strands(self, ids, mask, lengths):
+    def _both_strands(self, ids, mask, lengths, depth: int | None = None):
         """Backbone on x and RC(x) in one batch; RC(x) reverses each row's real part only."""
         rc = reverse_complement_ids(ids, lengths, self.backbone.complement)
         mask2 = None if mask is None else torch.cat([mask, mask])
-        hidden, hidden_rc = self.backbone(torch.cat([ids, rc]), mask2).chunk(2)
+        hidden, hidden_rc = self.backbone(torch.cat([ids, rc]), mask2, depth=depth).chunk(2)
         return hidden, hidden_rc, mask2, torch.cat([lengths, lengths])
 
     def _logits(self, hidden, mask, lengths):

@@ -12,7 +12,8 @@ Method names (``genomamba benchmark --method``; the name is also the ``method`` 
 
 Fine-tuning and probe methods take options after commas, each a field of
 :class:`~genomamba.train.finetune_data.FinetuneConfig` (``finetune:small-1k,pooling=attention,
-strand_specific=true``) or, for ``probe``, ``pooling=`` (any fixed pooling). So every variant
+strand_specific=true``) or, for ``probe``, ``pooling=`` (any fixed pooling) and ``layer=`` (1..n_layer:
+the layer whose output is embedded; the last layer is often not the best for a probe). So every variant
 of a recipe is a method with its own rows, run on the same splits and seeds as the baselines.
 
 Every method returns the test metrics of :func:`genomamba.train.scores.compute_metrics`.
@@ -37,7 +38,6 @@ DEFAULT_METHODS = ("kmer-lr", "onehot-lr", "cnn", "finetune:small-1k")
 FROM_MODEL = "model"  # finetune:model = start from --model
 # set by the benchmark for every run, so not options of a method
 _RUN_FIELDS = {"train", "val", "test", "out", "model", "preset", "genome", "seed", "device", "overwrite"}
-_PROBE_OPTIONS = {"pooling"}
 
 
 class MethodError(ValueError):
@@ -79,7 +79,7 @@ def parse_method(text: str) -> Method:
         _check_finetune_options(text, source, options)
         return Method(text.strip(), kind, source, options)
     if kind == "probe" and not source:
-        options = _options(text, pairs, {"pooling": "str"})
+        options = _options(text, pairs, {"pooling": "str", "layer": "int"})
         _check_pooling(text, options.get("pooling", "mean"))
         return Method(text.strip(), kind, None, options)
     raise MethodError(
@@ -226,10 +226,10 @@ def _probe(method: Method, data: TaskData, seed: int, context: RunContext) -> np
     from genomamba.infer.sequences import embed_sequences
     from genomamba.suite.baselines import fit_logistic
 
-    pooling = method.options.get("pooling", "mean")
+    pooling, layer = method.options.get("pooling", "mean"), method.options.get("layer")
     model, device = load_model(context.model, context.device)
     features = [
-        embed_sequences(model, split.sequences, pooling=pooling, device=device)
+        embed_sequences(model, split.sequences, pooling=pooling, layer=layer, device=device)
         for split in (data.train, data.test)
     ]
     return fit_logistic(features[0], data.y_train, features[1], seed=seed)

@@ -14,7 +14,7 @@ def test_baselines_and_finetune_methods_parse():
     assert method.options == {"pooling": "attention", "strand_specific": True, "lr": 3e-4, "epochs": 20}
     assert not method.needs_model
     assert parse_method("finetune:model,freeze_backbone=yes").needs_model
-    assert parse_method("probe,pooling=center").options == {"pooling": "center"}
+    assert parse_method("probe,pooling=center,layer=2").options == {"pooling": "center", "layer": 2}
     assert parse_method("probe").needs_model
 
 
