@@ -145,8 +145,10 @@ def plot_summary(summary: pd.DataFrame, published: dict[str, dict], path: Path, 
             ax.plot([j - 0.42, j + 0.42], [known["value"]] * 2, color="black", lw=1.5)
     ax.set_xticks(x, tasks, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"test {metric} x 100")
-    ax.legend(fontsize=7, ncols=2)
+    # beside the axes, so it never hides a bar or a published line
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.set_title("benchmark (black line: published best)")
+    fig.tight_layout()  # room for the rotated task names and the legend
     _save_figure(fig, path)
 
 
