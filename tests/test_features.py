@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 
 from genomamba import features as features_module
-from genomamba.alphabet import encode
 from genomamba.features import kmer_features, onehot_features
-
-
-def ids(text: str) -> np.ndarray:
-    return encode(text.encode())[0]
+from tests.suite.suite_cases import ids
 
 
 def kmer_reference(text: str, ks) -> np.ndarray:

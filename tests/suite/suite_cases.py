@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from genomamba.alphabet import encode
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: The development suite (ten GUE tasks) beside the checkout; tests read a few rows of it.
 SHARED_SUITE = REPO_ROOT.parent / "shared" / "benchmarks"
@@ -38,3 +42,19 @@ def gue_slice(folder: Path) -> Path:
     for name in ("GUE_prom_300_tata", "GUE_splice_reconstructed"):
         slice_task(SHARED_SUITE / name, folder / name, 160, 60)
     return folder
+
+
+def ids(text: str) -> np.ndarray:
+    return encode(text.encode())[0]
+
+
+def motif_task(n: int, seed: int, length: int = 60, motif: str = "TATAAA", at: int = 20):
+    """Random ACGT sequences; class 1 (half of them) carries ``motif`` at ``at``."""
+    rng = np.random.default_rng(seed)
+    seqs, labels = [], rng.integers(0, 2, size=n)
+    for label in labels:
+        chars = list(rng.choice(list("ACGT"), size=length))
+        if label:
+            chars[at : at + len(motif)] = motif
+        seqs.append(ids("".join(chars)))
+    return seqs, labels.astype(np.int64)

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.metrics import matthews_corrcoef
 
-from genomamba.alphabet import encode
 from genomamba.features import onehot_features
 from genomamba.suite.baselines import check_labels, fit_kmer_lr, fit_logistic, fit_onehot_lr
+from tests.suite.suite_cases import SHARED_SUITE, ids, motif_task
 
-BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
-
-
-def ids(text: str) -> np.ndarray:
-    return encode(text.encode())[0]
-
-
-def motif_task(n: int, seed: int, length: int = 60, motif: str = "TATAAA", at: int = 20):
-    """Random ACGT sequences; class 1 (half of them) carries ``motif`` at ``at``."""
-    rng = np.random.default_rng(seed)
-    seqs, labels = [], rng.integers(0, 2, size=n)
-    for label in labels:
-        chars = list(rng.choice(list("ACGT"), size=length))
-        if label:
-            chars[at : at + len(motif)] = motif
-        seqs.append(ids("".join(chars)))
-    return seqs, labels.astype(np.int64)
+BENCHMARKS = SHARED_SUITE
 
 
 def test_onehot_needs_one_length():

@@ -7,27 +7,11 @@ import pytest
 import torch
 from sklearn.metrics import matthews_corrcoef
 
-from genomamba.alphabet import encode
 from genomamba.suite.cnn import CNNConfig, SmallCNN, fit_cnn
 from genomamba.train.evaluate import pad_batch
+from tests.suite.suite_cases import ids, motif_task
 
 CPU = dict(device="cpu")
-
-
-def ids(text: str) -> np.ndarray:
-    return encode(text.encode())[0]
-
-
-def motif_task(n: int, seed: int, length: int = 60, motif: str = "TATAAA", at: int = 20):
-    """Random ACGT sequences; class 1 (half of them) carries ``motif`` at ``at``."""
-    rng = np.random.default_rng(seed)
-    seqs, labels = [], rng.integers(0, 2, size=n)
-    for label in labels:
-        chars = list(rng.choice(list("ACGT"), size=length))
-        if label:
-            chars[at : at + len(motif)] = motif
-        seqs.append(ids("".join(chars)))
-    return seqs, labels.astype(np.int64)
 
 
 def random_seqs(n: int, lengths, seed: int = 0) -> list[np.ndarray]:
