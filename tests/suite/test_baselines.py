@@ -10,15 +10,11 @@ from genomamba.features import onehot_features
 from genomamba.suite.baselines import check_labels, fit_kmer_lr, fit_logistic, fit_onehot_lr
 from tests.suite.suite_cases import SHARED_SUITE, ids, motif_task
 
-BENCHMARKS = SHARED_SUITE
-
-
 def test_onehot_needs_one_length():
     with pytest.raises(ValueError, match="one length"):
         onehot_features([ids("ACGT"), ids("ACG")])
     with pytest.raises(ValueError, match="one length"):
         fit_onehot_lr([ids("ACGT")] * 4, np.array([0, 1, 0, 1]), [ids("ACG")], seed=0)
-
 
 @pytest.mark.parametrize("fit", [fit_kmer_lr, fit_onehot_lr], ids=["kmer", "onehot"])
 def test_learns_a_motif_at_a_fixed_position(fit):
@@ -28,7 +24,6 @@ def test_learns_a_motif_at_a_fixed_position(fit):
     assert probs.shape == (200, 2) and probs.dtype == np.float64
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     assert matthews_corrcoef(y_test, probs.argmax(axis=1)) > 0.6
-
 
 def test_three_classes_and_subsampling_are_seeded():
     rng = np.random.default_rng(2)
@@ -40,13 +35,11 @@ def test_three_classes_and_subsampling_are_seeded():
     np.testing.assert_array_equal(first, fit_kmer_lr(seqs, y, seqs[:10], seed=3, ks=(1, 2), max_train=60))
     assert not np.array_equal(first, fit_kmer_lr(seqs, y, seqs[:10], seed=4, ks=(1, 2), max_train=60))
 
-
 def test_a_class_missing_from_train_gets_probability_zero():
     seqs = [ids("ACGTACGT"), ids("TTTTTTTT")] * 5
     probs = fit_onehot_lr(seqs, np.array([0, 2] * 5), seqs[:3], seed=0)
     assert probs.shape == (3, 3) and not probs[:, 1].any()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-
 
 def test_fit_logistic_leaves_the_callers_features_alone():
     rng = np.random.default_rng(0)
@@ -57,7 +50,6 @@ def test_fit_logistic_leaves_the_callers_features_alone():
     np.testing.assert_array_equal(x_train, kept[0])
     np.testing.assert_array_equal(x_test, kept[1])
 
-
 def test_labels_are_checked():
     with pytest.raises(ValueError, match="one class"):
         check_labels(np.zeros(4, np.int64), 4)
@@ -66,10 +58,9 @@ def test_labels_are_checked():
     with pytest.raises(ValueError, match="one label per sequence"):
         check_labels(np.array([0, 1]), 3)
 
-
 def test_real_task_slice():
     pd = pytest.importorskip("pandas")
-    folder = BENCHMARKS / "GUE_prom_300_tata"
+    folder = SHARED_SUITE / "GUE_prom_300_tata"
     if not folder.is_dir():
         pytest.skip(f"benchmark data not found at {folder} (the shared benchmarks folder is absent)")
     train = pd.read_csv(folder / "train.csv", nrows=600)
