@@ -10,6 +10,7 @@ from genomamba.features import onehot_features
 from genomamba.suite.baselines import check_labels, fit_kmer_lr, fit_logistic, fit_onehot_lr
 from tests.suite.suite_cases import SHARED_SUITE, ids, motif_task
 
+
 def test_onehot_needs_one_length():
     with pytest.raises(ValueError, match="one length"):
         onehot_features([ids("ACGT"), ids("ACG")])
