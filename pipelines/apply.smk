@@ -10,6 +10,9 @@ EMBED, PREDICT = config["embed"], config["predict"]
 
 
 rule embed:
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     input:
         fasta=fasta_files,
         report=f"{RESULTS}/validate/{{genome}}.tsv",
@@ -28,6 +31,9 @@ rule embed:
 
 
 rule predict:
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     input:
         fasta=fasta_files,
         report=f"{RESULTS}/validate/{{genome}}.tsv",

@@ -6,6 +6,9 @@ if "benchmark" in config["stages"] and not BENCHMARK["suites"]:
 
 
 rule benchmark:
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     input:
         suites=BENCHMARK["suites"],
         model=benchmark_model,  # pipelines/common.smk

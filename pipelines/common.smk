@@ -89,3 +89,10 @@ def benchmark_model(wildcards):
     if model is None:
         return []
     return f"{RESULTS}/pretrain/model" if model == "pretrain" else model
+
+
+COMPUTE = config["compute"]
+# threads and cluster resources: model steps, and light steps (see compute: in the schema)
+MODEL_THREADS = COMPUTE["threads"]
+MODEL_RESOURCES = {"mem_mb": COMPUTE["mem_mb"], "runtime": COMPUTE["runtime"], "gpu": COMPUTE["gpus"]}
+LIGHT_RESOURCES = {"mem_mb": COMPUTE["light_mem_mb"], "runtime": 60}

@@ -2,6 +2,9 @@
 
 
 rule fetch_file:
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
     output:
         f"{RESULTS}/genomes/{{genome}}/{{file}}",
     log:

@@ -17,6 +17,9 @@ if "finetune" in config["stages"]:
 
 
 rule make_task:
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
     input:
         fasta=lambda wildcards: genome_files(FINETUNE["genome"], "fasta"),
         gff3=lambda wildcards: genome_files(FINETUNE["genome"], "annotation"),
@@ -39,6 +42,9 @@ rule make_task:
 
 
 rule finetune:
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     input:
         task=f"{RESULTS}/finetune/task.csv",
         # finetune.model, or the pretrain stage's model
@@ -63,6 +69,9 @@ rule finetune:
 
 
 rule evaluate:
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     input:
         task=f"{RESULTS}/finetune/task.csv",
         model=f"{RESULTS}/finetune/run/model",

@@ -6,6 +6,9 @@ PRETRAIN = config["pretrain"]
 
 
 rule pretrain:
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     input:
         shards=expand(f"{RESULTS}/tokens/{{genome}}", genome=GENOMES),
     output:

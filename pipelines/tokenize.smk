@@ -4,6 +4,9 @@ TOKENIZE = config["tokenize"]
 
 
 rule tokenize_genome:
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
     input:
         fasta=fasta_files,
         # only genomes whose validation passed are tokenised

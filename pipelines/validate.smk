@@ -2,6 +2,9 @@
 
 
 rule validate_genome:
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
     input:
         fasta_files,
     output:

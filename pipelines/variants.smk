@@ -6,6 +6,9 @@ VARIANTS = config["variants"]
 
 
 rule score_variants:
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     input:
         vcf=variants_vcf,
         fasta=single_fasta,

@@ -130,6 +130,24 @@ def test_benchmark_stage_runs_the_cli_with_the_configured_methods(workflow, tmp_
     assert "--published data_manifests/tasks/gue_published.yaml --seeds 1,2" in result.stdout
 
 
+def test_rules_declare_threads_and_cluster_resources_from_the_config(workflow):
+    demo = (workflow / "config" / "demo.yaml").read_text()
+    (workflow / "config" / "gpu.yaml").write_text(
+        demo.replace("run: demo", "run: gpu")
+        + "compute: {threads: 8, gpus: 1, mem_mb: 32000, runtime: 600}\n"
+    )
+    result = _snakemake(workflow, "-n", "--cores", "8", "--configfile", "config/gpu.yaml")
+    assert result.returncode == 0, result.stderr
+    blocks = re.finditer(r"^rule (\w+):\n(.*?)(?=^\[|\Z)", result.stdout, re.M | re.S)
+    jobs = {m.group(1): m.group(2) for m in blocks}
+    for rule in ("pretrain", "finetune", "evaluate", "embed", "predict", "score_variants"):
+        assert "threads: 8" in jobs[rule] and "gpu=1" in jobs[rule] and "runtime=600" in jobs[rule], rule
+        assert "mem_mb=32000" in jobs[rule], rule
+    for rule in ("fetch_file", "validate_genome", "tokenize_genome", "make_task"):
+        # one thread (snakemake prints no threads line then), no GPU
+        assert "threads:" not in jobs[rule] and "gpu=" not in jobs[rule] and "mem_mb=4000" in jobs[rule], rule
+
+
 def test_default_config_is_the_demo(workflow):
     result = _snakemake(workflow, "-n", "--cores", "1", "--printshellcmds")
     assert result.returncode == 0, result.stderr
