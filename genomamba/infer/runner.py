@@ -22,7 +22,12 @@ import torch
 
 from genomamba.alphabet import N_ID
 from genomamba.errors import InputDataError
-from genomamba.infer.tables import check_track_windows, streaming_table, table_format
+from genomamba.infer.tables import (
+    check_outputs_are_not_inputs,
+    check_track_windows,
+    streaming_table,
+    table_format,
+)
 from genomamba.infer.windows import SequenceWindow, batches, bed_windows, fasta_windows
 from genomamba.io.shards import window_n_fraction
 from genomamba.train.evaluate import autocast_for, pad_batch
@@ -135,8 +140,8 @@ def model_table(
 
     Raises:
         ValueError: an unknown output suffix, overlapping windows for a bedGraph output, not
-            exactly one of FASTA files and a BED file with its genome (before any work); a bad
-            window or stride.
+            exactly one of FASTA files and a BED file with its genome, an output path that names
+            an input (before any work); a bad window or stride.
         InputDataError: what the FASTA reader rejects, even after many chunks were written, or no
             window at all; ``out`` is then untouched.
         CheckpointError, UnavailableError: see :func:`load_model`.
@@ -146,6 +151,7 @@ def model_table(
     if table_format(out) == "bedgraph" or track_out is not None:  # an unusable output fails before any work
         check_track_windows(window, stride, last)
     fasta = [str(path) for path in fasta]
+    check_outputs_are_not_inputs((out, track_out), (*fasta, bed, genome, model_dir))
     if bool(fasta) == (bed is not None) or (bed is None) != (genome is None):
         raise ValueError("give FASTA files, or a BED file with the genome FASTA its intervals are on "
                          "(--bed with --genome), not both")

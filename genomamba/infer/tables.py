@@ -80,6 +80,26 @@ def _open_text(path: Path, gz: bool, closing: contextlib.ExitStack):
     return closing.enter_context(open(path, "w", newline=""))
 
 
+def check_outputs_are_not_inputs(outputs, inputs) -> None:
+    """Refuse an output path that names an input file (or its index): writing it would destroy
+    the input. Paths are compared after resolving links and relative parts.
+
+    Raises:
+        ValueError: the first output that is an input (a usage error: exit 2 on the command line).
+    """
+    given = {}
+    for path in inputs:
+        if path is not None:
+            resolved = Path(path).resolve()
+            given[resolved] = path
+            for suffix in (".fai", ".gzi"):
+                given[resolved.with_name(resolved.name + suffix)] = f"{path}{suffix}"
+    for out in outputs:
+        if out is not None and Path(out).resolve() in given:
+            raise ValueError(f"{out}: the output would overwrite the input {given[Path(out).resolve()]}; "
+                             "choose another output path")
+
+
 def check_track_windows(window: int | None, stride: int | None, last: str) -> None:
     """A bedGraph track needs intervals that do not overlap: whole records, or windows whose
     stride is at least their width, without ``--last shift`` (which moves the last one back).

@@ -40,7 +40,7 @@ import torch
 from genomamba.alphabet import ACGT_IDS, MASK_ID, N_ID, InvalidCharacterError, encode
 from genomamba.errors import InputDataError
 from genomamba.infer.runner import ROWS_PER_CHUNK, load_model, output_provenance
-from genomamba.infer.tables import require_table, streaming_table
+from genomamba.infer.tables import check_outputs_are_not_inputs, require_table, streaming_table
 from genomamba.io.mutagenesis import parse_region, saturation_alleles
 from genomamba.io.records import ReadAsNTally, invalid_character_message
 from genomamba.io.vcf import LeftOutTally, Variant, allele_kind, read_vcf
@@ -114,6 +114,7 @@ def score_variants(
     for region in regions:  # a malformed one fails before any work
         parse_region(region)
     require_table(out, "variant scores are a table")
+    check_outputs_are_not_inputs((out,), (vcf, genome))
     task = read_config(model_dir)["architecture"]["head"]["task"]
     if task != "mlm":
         raise InputDataError(f"{model_dir}: the model has a {task!r} head; variant scores need the "

@@ -102,3 +102,14 @@ def test_predict_over_bed_intervals_of_a_genome(tmp_path, demo_data):
     bad.write_text("chrZ\t0\t10\n")
     result = _run("predict", model, "--bed", bad, "--genome", genome, "-o", out, "--device", "cpu")
     assert result.exit_code == EXIT_DATA and "bad.bed: line 1: chromosome 'chrZ'" in result.output
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
+    model = save_model(tmp_path / "model", rc_strategy="ph")
+    seqs = tmp_path / "seqs.tsv"  # a FASTA file whatever its name: the table would replace it
+    seqs.write_text(">r1\nACGTACGTAA\n")
+    (tmp_path / "sub").mkdir()
+    for out in (seqs, tmp_path / "sub" / ".." / "seqs.tsv"):  # also through another spelling
+        result = _run("embed", model, seqs, "-o", out, "--device", "cpu")
+        assert result.exit_code == 2 and "would overwrite the input" in result.output
+        assert seqs.read_text() == ">r1\nACGTACGTAA\n"
