@@ -49,15 +49,34 @@ def _class_order(labels: set[str]) -> list[str]:
     return sorted(labels)
 
 
+#: labels that spreadsheets, R and pandas write for a missing or non-finite value; read as a class
+#: they silently turned a regression into a many-class task, or a binary task into a three-class
+#: one. ("none" and "null" are left alone: they are real class names too, e.g. no site.)
+MISSING_LABELS = frozenset(
+    {"nan", "na", "n/a", "inf", "+inf", "-inf", "infinity", "-infinity"}
+)
+
+
+def _reject_missing(data: LabelledData) -> None:
+    for index, label in enumerate(data.labels):
+        if label.strip().lower() in MISSING_LABELS:
+            raise InputDataError(
+                f"{data.sources[index]}: label {label!r} reads as a missing or non-finite value; remove "
+                "the row, or give the class a name"
+            )
+
+
 def infer_task(data: LabelledData, task: str | None = None, positive: str | None = None) -> TaskSpec:
     """The task and label map of training data (see the module docstring for the rules).
 
     Raises:
         InputDataError: fewer than two classes, more than two for ``task='binary'``, ``positive``
-            not a label, a regression label that is not a number.
+            not a label, a regression label that is not a number, a label such as ``nan`` or
+            ``NA`` that reads as a missing value (file and line).
     """
     name = data.files[0] if data.files else "training data"
     labels = data.labels
+    _reject_missing(data)
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if task is None:

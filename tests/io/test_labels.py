@@ -252,7 +252,7 @@ def test_label_errors_name_file_and_line(tmp_path):
     with pytest.raises(InputDataError, match="e.csv: line 3: empty label"):
         infer_task(empty)
     values = read_labelled(str(write(tmp_path, "r.csv", "sequence,label\nAC,0.5\nGT,inf\n")))
-    with pytest.raises(InputDataError, match="r.csv: line 3: regression label 'inf' is not a finite number"):
+    with pytest.raises(InputDataError, match="r.csv: line 3: label 'inf' reads as a missing or non-finite"):
         infer_task(values, task="regression")
     with pytest.raises(InputDataError, match="--positive 'c' is not a label"):
         infer_task(train, positive="c")
@@ -283,3 +283,15 @@ def test_bend_style_bed_with_chromosome_header_and_valid_split(tmp_path, genome)
     data = read_labelled(str(bed), genome=genome)
     assert [s.tolist() for s in data.sequences] == [ids("ACGT"), ids("CCGT"), ids("AAAAA")]
     assert data.splits == ["train", "val", "test"] and data.labels == ["up", "down", "up"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "bad"),
+    [(["0.51", "0.22", "nan", "1.5"], "nan"), (["yes", "no", "NaN"], "NaN"), (["1", "0", "NA"], "NA")],
+)
+def test_a_missing_value_label_is_an_error_not_a_class(tmp_path, labels, bad):
+    rows = "".join(f"ACGT,{label}\n" for label in labels)
+    data = read_labelled(str(write(tmp_path, "t.csv", "sequence,label\n" + rows)))
+    line = labels.index(bad) + 2
+    with pytest.raises(InputDataError, match=rf"t\.csv: line {line}: label '{bad}' reads as a missing"):
+        infer_task(data)
