@@ -13,6 +13,8 @@ import math
 import os
 from pathlib import Path
 
+from genomamba.errors import InputDataError
+
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "metrics.png"
 
@@ -23,12 +25,28 @@ def perplexity(loss: float) -> float:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a ``metrics.jsonl`` (empty list when the file does not exist)."""
+    """The records of a ``metrics.jsonl`` (empty list when the file does not exist).
+
+    A last line that is not a whole record is dropped: records are appended one line at a time,
+    so only a write cut off by a kill or a full disk leaves one, and resuming must get past it.
+
+    Raises:
+        InputDataError: a line before the last that is not a JSON record (file and line named).
+    """
     path = Path(path)
     if not path.is_file():
         return []
     with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        lines = [(number, line) for number, line in enumerate(handle, 1) if line.strip()]
+    records = []
+    for index, (number, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if index == len(lines) - 1:
+                break  # the torn tail of an interrupted write
+            raise InputDataError(f"{path}: line {number}: not a metrics record ({exc.msg})") from None
+    return records
 
 
 class MetricsWriter:

@@ -123,3 +123,19 @@ def test_model_loss_of_an_all_n_batch_is_zero():
     out.loss.backward()
     assert out.loss.item() == 0.0
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_metrics_with_a_torn_last_line_are_read_and_resumed_past(tmp_path):
+    from genomamba.errors import InputDataError
+    from genomamba.train.metrics import MetricsWriter, read_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.9}\n{"step": 3, "lo')  # killed mid-write
+    assert [r["step"] for r in read_metrics(path)] == [1, 2]
+    writer = MetricsWriter(path, truncate_after=2)  # what --resume from step 2 does
+    writer.write({"step": 3, "loss": 1.8})
+    writer.close()
+    assert [r["step"] for r in read_metrics(path)] == [1, 2, 3]
+    path.write_text('{"step": 1}\n{"st\n{"step": 3}\n')  # damage before the last line is an error
+    with pytest.raises(InputDataError, match=r"metrics.jsonl: line 2: not a metrics record"):
+        read_metrics(path)
