@@ -96,8 +96,8 @@ class Genomamba:
                 self.model, ids, self.device, conjoin=conjoin, layer=layer, batch_size=self.batch_size
             )
         return embed_sequences(
-            self.model, ids, pooling=pooling, conjoin=conjoin, layer=layer, batch_size=self.batch_size,
-            device=self.device,
+            self.model, ids, self.device,
+            pooling=pooling, conjoin=conjoin, layer=layer, batch_size=self.batch_size,
         )
 
     def predict(self, sequences: SequencesLike, *, lenient: bool = False) -> pd.DataFrame:

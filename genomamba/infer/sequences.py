@@ -26,23 +26,19 @@ def _by_length(sequences: Sequence[np.ndarray], batch_size: int):
 def embed_sequences(
     model,
     sequences: Sequence[np.ndarray],
+    device: torch.device,
     *,
     pooling: str = "mean",
     conjoin: bool | None = None,
     layer: int | None = None,
     batch_size: int = 128,
-    device: torch.device | str | None = None,
 ) -> np.ndarray:
     """Pooled embeddings ``(len(sequences), d_model)`` float32, in input order.
 
-    ``model``: a ``GenomambaModel`` (eval mode) or a model directory (loaded here). ``pooling``: a
-    fixed pooling (mean, max, first, last, center); ``conjoin``, ``layer``: see
+    ``model``: a ``GenomambaModel`` in eval mode on ``device`` (:func:`genomamba.infer.runner.load_model`).
+    ``pooling``: a fixed pooling (mean, max, first, last, center); ``conjoin``, ``layer``: see
     ``GenomambaModel.embed``.
-
-    Raises:
-        CheckpointError: a directory that cannot be loaded. UnavailableError: ``cuda`` without a GPU.
     """
-    model, device = _model_on(model, device)
     out = np.empty((len(sequences), model.config.d_model), dtype=np.float32)
     with torch.inference_mode():
         for index in _by_length(sequences, batch_size):
@@ -56,14 +52,13 @@ def embed_sequences(
 def per_base_embeddings(
     model,
     sequences: Sequence[np.ndarray],
-    device,
+    device: torch.device,
     *,
     conjoin: bool | None = None,
     layer: int | None = None,
     batch_size: int = 64,
 ) -> list[np.ndarray]:
     """One ``(length, d_model)`` float32 array per sequence, in input order."""
-    model, device = _model_on(model, device)
     out: list[np.ndarray | None] = [None] * len(sequences)
     with torch.inference_mode():
         for index in _by_length(sequences, batch_size):
@@ -76,10 +71,9 @@ def per_base_embeddings(
     return out
 
 
-def pseudo_log_likelihood(model, sequence: np.ndarray, device, batch_size: int = 64) -> float:
+def pseudo_log_likelihood(model, sequence: np.ndarray, device: torch.device, batch_size: int = 64) -> float:
     """Sum over the A/C/G/T positions of log P(base | the sequence with that position masked),
     in nats; each masked copy is one row of a batch (cost: length forward passes)."""
-    model, device = _model_on(model, device)
     positions = np.flatnonzero(np.isin(sequence, ACGT_IDS))
     total = 0.0
     base = torch.as_tensor(sequence.astype(np.int64), device=device)
@@ -93,12 +87,3 @@ def pseudo_log_likelihood(model, sequence: np.ndarray, device, batch_size: int =
             log_probs = torch.log_softmax(logits[torch.arange(len(chunk), device=device), chunk], dim=-1)
             total += float(log_probs.gather(1, base[chunk][:, None]).sum())
     return total
-
-
-def _model_on(model, device):
-    if isinstance(model, torch.nn.Module):
-        device = torch.device(device) if device is not None else next(model.parameters()).device
-        return model, device
-    from genomamba.infer.runner import load_model
-
-    return load_model(model, "auto" if device is None else str(device))

@@ -95,9 +95,11 @@ def check_outputs_are_not_inputs(outputs, inputs) -> None:
             for suffix in (".fai", ".gzi"):
                 given[resolved.with_name(resolved.name + suffix)] = f"{path}{suffix}"
     for out in outputs:
-        if out is not None and Path(out).resolve() in given:
-            raise ValueError(f"{out}: the output would overwrite the input {given[Path(out).resolve()]}; "
-                             "choose another output path")
+        clash = given.get(Path(out).resolve()) if out is not None else None
+        if clash is not None:
+            raise ValueError(
+                f"{out}: the output would overwrite the input {clash}; choose another output path"
+            )
 
 
 def check_track_windows(window: int | None, stride: int | None, last: str) -> None:

@@ -229,7 +229,7 @@ def _probe(method: Method, data: TaskData, seed: int, context: RunContext) -> np
     pooling, layer = method.options.get("pooling", "mean"), method.options.get("layer")
     model, device = load_model(context.model, context.device)
     features = [
-        embed_sequences(model, split.sequences, pooling=pooling, layer=layer, device=device)
+        embed_sequences(model, split.sequences, device, pooling=pooling, layer=layer)
         for split in (data.train, data.test)
     ]
     return fit_logistic(features[0], data.y_train, features[1], seed=seed)

@@ -65,12 +65,12 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] | None = N
         return out
     data = {task.name: load_task(task) for task in tasks}  # every file checked before any run
     done = completed(out)
+    pairs = [(name, method) for name in data for method in methods if _applies(method, data[name], log)]
     todo = [
         (name, method, seed)
-        for name in data
-        for method in methods
+        for name, method in pairs
         for seed in config.seeds
-        if (name, method.name, seed) not in done and _applies(method, data[name], log)
+        if (name, method.name, seed) not in done
     ]
     log(f"benchmark: {len(tasks)} task(s), {len(methods)} method(s), seeds {config.seeds}: "
         f"{len(todo)} run(s) to do, {len(done)} already in {out}")
@@ -91,15 +91,10 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] | None = N
     return out
 
 
-_warned: set[tuple[str, str]] = set()
-
-
 def _applies(method: Method, data: TaskData, log: Callable[[str], None]) -> bool:
-    """One-hot features need one sequence length; other methods take any task."""
+    """One-hot features need one sequence length; other methods take any task (a skip is logged)."""
     if method.kind == "onehot-lr" and data.fixed_length is None:
-        if (data.task.name, method.name) not in _warned:
-            _warned.add((data.task.name, method.name))
-            log(f"benchmark: {method.name} skipped on {data.task.name} (sequences of several lengths)")
+        log(f"benchmark: {method.name} skipped on {data.task.name} (sequences of several lengths)")
         return False
     return True
 
