@@ -35,26 +35,19 @@ def encode_sequences(sequences: SequencesLike, *, lenient: bool = False) -> list
     Raises:
         InputDataError: an empty sequence, or an invalid character (sequence index, position).
     """
-    from genomamba.alphabet import InvalidCharacterError, describe_byte, encode
+    from genomamba.io.labels import encode_text
 
     if isinstance(sequences, str | bytes):
         sequences = [sequences]
     encoded = []
     for index, sequence in enumerate(sequences):
         if isinstance(sequence, np.ndarray) and sequence.dtype == np.uint8:
-            ids = sequence
-        else:
-            text = sequence.encode("ascii", "replace") if isinstance(sequence, str) else bytes(sequence)
-            try:
-                ids = encode(text, lenient=lenient)[0]
-            except InvalidCharacterError as exc:
-                raise InputDataError(
-                    f"sequence {index}: position {exc.offset + 1}: invalid character "
-                    f"{describe_byte(exc.byte)} (pass lenient=True to read it as N)"
-                ) from None
-        if not len(ids):
-            raise InputDataError(f"sequence {index} is empty")
-        encoded.append(ids)
+            if not len(sequence):
+                raise InputDataError(f"sequence {index}: empty sequence")
+            encoded.append(sequence)
+            continue
+        text = sequence if isinstance(sequence, str) else bytes(sequence).decode("latin-1")
+        encoded.append(encode_text(text, f"sequence {index}", lenient=lenient))
     return encoded
 
 

@@ -48,9 +48,9 @@ def test_embed_in_three_lines_matches_the_model(mlm_dir):
 
 def test_bad_sequences_name_the_sequence_and_position(mlm_dir):
     model = genomamba.load(mlm_dir, device="cpu")
-    with pytest.raises(InputDataError, match=r"sequence 1: position 3: invalid character 'X'"):
+    with pytest.raises(InputDataError, match=r"sequence 1, position 3: invalid character 'X'"):
         model.embed(["ACGT", "ACXT"])
-    with pytest.raises(InputDataError, match="sequence 0 is empty"):
+    with pytest.raises(InputDataError, match="sequence 0: empty sequence"):
         model.embed([""])
     assert model.embed(["ACXT"], lenient=True).shape[0] == 1
 

@@ -144,9 +144,16 @@ def input_format(path: str | os.PathLike) -> str:
     return kind
 
 
-def _encode(text: str, where: str, lenient: bool, rna: bool, tally: ReadAsNTally) -> np.ndarray:
-    """Token ids of a sequence cell (counted in ``tally``); ``where`` names file, line and column
-    for errors."""
+def encode_text(
+    text: str, where: str, *, lenient: bool = False, rna: bool = False, tally: ReadAsNTally | None = None
+) -> np.ndarray:
+    """Token ids of one sequence given as text (a table cell, a string from Python), surrounding
+    whitespace ignored, counted in ``tally`` when given; ``where`` names it in errors (file, line
+    and column; or the sequence's index).
+
+    Raises:
+        InputDataError: an empty sequence, a character outside the alphabet (its position).
+    """
     sequence = text.strip()
     if not sequence:
         raise InputDataError(f"{where}: empty sequence")
@@ -161,7 +168,8 @@ def _encode(text: str, where: str, lenient: bool, rna: bool, tally: ReadAsNTally
     except InvalidCharacterError as exc:
         message = invalid_character_message(exc.byte)
         raise InputDataError(f"{where}, position {exc.offset + 1}: {message}") from None
-    tally.add(stats)
+    if tally is not None:
+        tally.add(stats)
     return ids
 
 
@@ -214,7 +222,8 @@ def read_table(
                     f"has {len(names)}"
                 )
             where = f"{path}: line {line}"
-            ids = _encode(row[col["sequence"]], f"{where}, column 'sequence'", lenient, rna, tally)
+            ids = encode_text(row[col["sequence"]], f"{where}, column 'sequence'", lenient=lenient, rna=rna,
+                              tally=tally)
             id_ = row[col["id"]].strip() if "id" in col else ""
             id_ = id_ or f"{Path(path).name}:{line}"
             group = row[col["group"]].strip() if "group" in col else ""
