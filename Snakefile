@@ -23,6 +23,10 @@ if not workflow.overwrite_configfiles:
 
 validate(config, "pipelines/schema/config.schema.yaml")
 
+
+report: "pipelines/report/workflow.rst"
+
+
 RESULTS = f"{config['results_dir']}/{config['run']}"
 # stage name -> function() returning the files that stage finally produces; filled by each .smk.
 STAGE_TARGETS = {}

@@ -2,46 +2,59 @@
 
 Layout of a model directory (format version 1)::
 
-    config.json        {"format": "genomamba-model", "format_version": 1,
+    config.json        {"format": "genomamba-model", "format_version": 1, "model_type": "genomamba",
                         "architecture": ModelConfig as a dict (head and label map included),
                         "alphabet": {"version", "tokens"}, "num_parameters": int,
                         "tied_tensors": {alias: stored name},
                         "provenance": {"genomamba_version", "git_commit", "created_utc",
                                        "torch_version", "training_data_manifest_sha256", ...}}
     model.safetensors  every tensor of the state dict once, by its state-dict name
-    README.md          a model card written from config.json
+    README.md          a model card written from config.json, with Hugging Face Hub metadata
+                       (YAML front matter: licence, library, tags, pipeline tag, datasets, metrics)
+
+``model_type`` lets Hugging Face transformers pick genomamba's classes for the directory once
+:mod:`genomamba.hf` has registered them; genomamba itself does not need it, so directories
+written before it existed load unchanged.
 
 Loading reads JSON and safetensors only (no pickle, no code from the directory). It fails with a
 :class:`CheckpointError` (exit code 65) that names what is wrong: missing or unexpected tensors,
 shape mismatches, a newer format version, another alphabet version, unknown config keys. Saving
 writes into a temporary sibling directory and renames it into place, so a reader never sees a
 half-written model and a failed save leaves nothing behind.
+
+An adapter directory (:func:`save_adapter`, :func:`load_adapter`) holds LoRA adapters and the head
+trained with them, in PEFT's format: small to share, and applied to the base model it was trained
+on (checked by the sha256 of its weights) it gives the fine-tuned model again.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from genomamba import __version__
 from genomamba.alphabet import ALPHABET_VERSION, alphabet_description
 from genomamba.errors import InputDataError
+from genomamba.io.atomic import temporary_directory
 from genomamba.model.config import ConfigError, HeadConfig, ModelConfig
 from genomamba.model.model import GenomambaModel
 
 FORMAT_NAME = "genomamba-model"
 FORMAT_VERSION = 1
+#: ``model_type`` in config.json: the name transformers' Auto classes know genomamba by
+MODEL_TYPE = "genomamba"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
@@ -59,6 +72,7 @@ def save_pretrained(
     data_manifest_sha256: str | None = None,
     provenance: dict[str, Any] | None = None,
     overwrite: bool = False,
+    into_existing: bool = False,
 ) -> Path:
     """Write ``model`` as a model directory, atomically.
 
@@ -69,6 +83,10 @@ def save_pretrained(
         provenance: extra JSON-serialisable provenance entries (e.g. run id, steps).
         overwrite: replace an existing directory (the old one is removed only after the new one
             is in place).
+        into_existing: write into an existing directory, replacing only ``config.json``,
+            ``model.safetensors`` and ``README.md`` and leaving its other files alone (for
+            frameworks that keep training state beside the model). The three files are written
+            completely first, then renamed into place one by one, ``config.json`` last.
 
     Returns:
         The target path.
@@ -77,7 +95,7 @@ def save_pretrained(
         FileExistsError: the target exists and ``overwrite`` is False.
     """
     target = Path(directory)
-    if target.exists() and not overwrite:
+    if target.exists() and not (overwrite or into_existing):
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{target} exists and is not a directory")
@@ -85,6 +103,7 @@ def save_pretrained(
     config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
+        "model_type": MODEL_TYPE,
         "architecture": model.config.to_dict(),
         "alphabet": alphabet_description(),
         "num_parameters": model.num_parameters(),
@@ -92,21 +111,17 @@ def save_pretrained(
         "provenance": _provenance(data_manifest_sha256, provenance),
     }
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = temporary_directory(target)  # named with the pid: a killed run's is recognised and removed
     try:
-        metadata = {"format": "pt", FORMAT_NAME: str(FORMAT_VERSION)}
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata=metadata)
-        with open(tmp / WEIGHTS_FILE, "rb") as fh:
-            os.fsync(fh.fileno())
+        _write_tensors(tmp / WEIGHTS_FILE, tensors, {"format": "pt", FORMAT_NAME: str(FORMAT_VERSION)})
         _write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
         _write_text(tmp / CARD_FILE, model_card(config))
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+        if target.exists() and into_existing:
+            for name in (WEIGHTS_FILE, CARD_FILE, CONFIG_FILE):  # config.json names a model: last
+                os.replace(tmp / name, target / name)
+            tmp.rmdir()
         else:
-            os.replace(tmp, target)
+            _move_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -210,8 +225,150 @@ def from_pretrained(
     return model.eval()
 
 
+# -- LoRA adapters (genomamba finetune --lora) -----------------------------------------------------
+#: PEFT's file names, so that PEFT's own ``PeftModel.from_pretrained`` reads an adapter directory too
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+#: what PEFT's files do not say: the adapted model's architecture (its head) and the base it fits
+ADAPTER_INFO_FILE = "genomamba_adapter.json"
+ADAPTER_FORMAT_NAME = "genomamba-adapter"
+
+
+def save_adapter(
+    directory: str | os.PathLike,
+    lora_config: dict,
+    tensors: dict[str, torch.Tensor],
+    *,
+    architecture: dict,
+    base_model: str | os.PathLike,
+    overwrite: bool = False,
+) -> Path:
+    """Write a LoRA adapter (:func:`genomamba.model.lora.adapter_state`) as a directory, atomically::
+
+        adapter_config.json        PEFT's LoraConfig; base_model_name_or_path: ``base_model``
+        adapter_model.safetensors  the LoRA matrices and the trained head, by PEFT's names
+        genomamba_adapter.json     {"format": "genomamba-adapter", "format_version": 1,
+                                    "architecture": the adapted model's ModelConfig as a dict,
+                                    "base_model": {"path", "weights_sha256"}}
+
+    Raises:
+        FileExistsError: the target exists and ``overwrite`` is False.
+    """
+    target, base = Path(directory), Path(base_model)
+    if target.exists() and (not overwrite or not target.is_dir()):
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace a directory")
+    info = {
+        "format": ADAPTER_FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture,
+        "base_model": {"path": str(base), "weights_sha256": _sha256(base / WEIGHTS_FILE)},
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_directory(target)
+    try:
+        _write_tensors(tmp / ADAPTER_WEIGHTS_FILE, tensors, {"format": "pt"})
+        _write_text(tmp / ADAPTER_CONFIG_FILE, json.dumps(
+            {**lora_config, "base_model_name_or_path": str(base)}, indent=2, sort_keys=True) + "\n")
+        _write_text(tmp / ADAPTER_INFO_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
+        _move_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def load_adapter(
+    base_directory: str | os.PathLike,
+    adapter_directory: str | os.PathLike,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+) -> GenomambaModel:
+    """The model of ``base_directory`` with the adapter of ``adapter_directory`` applied and merged
+    into its weights: the model that ``genomamba finetune --lora`` exported (up to rounding).
+
+    Raises:
+        CheckpointError: see :func:`from_pretrained`; a missing or unreadable adapter file; an
+            adapter trained on other base weights (sha256 differs); tensors that do not fit.
+        UnavailableError: peft is not installed.
+    """
+    from genomamba.model.lora import load_lora, merge_lora
+
+    adapter = Path(adapter_directory)
+    info = _read_json(adapter / ADAPTER_INFO_FILE)
+    if info.get("format") != ADAPTER_FORMAT_NAME:
+        raise CheckpointError(f"{adapter / ADAPTER_INFO_FILE} does not describe a {ADAPTER_FORMAT_NAME}")
+    lora_config = _read_json(adapter / ADAPTER_CONFIG_FILE)
+    weights = adapter / ADAPTER_WEIGHTS_FILE
+    try:
+        tensors = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"cannot read {weights}: {exc}") from exc
+    base = Path(base_directory)
+    wanted, found = info.get("base_model", {}).get("weights_sha256"), _sha256(base / WEIGHTS_FILE)
+    if wanted != found:
+        raise CheckpointError(
+            f"{adapter} was trained on a base model with weights sha256 {wanted} "
+            f"({info.get('base_model', {}).get('path')}); {base / WEIGHTS_FILE} has {found}"
+        )
+    architecture = info.get("architecture", {})
+    stored = read_config(base)["architecture"]
+    # what the fine-tuning changed besides the head (e.g. rc_strategy ph -> none)
+    changed = {k: v for k, v in architecture.items() if k != "head" and stored.get(k) != v}
+    model = from_pretrained(base, head=architecture.get("head"), **changed)
+    try:
+        model = merge_lora(load_lora(model, lora_config, tensors))
+    except ValueError as exc:
+        raise CheckpointError(f"{adapter}: {exc}") from exc
+    model.to(device=device, dtype=dtype)
+    return model.eval()
+
+
+#: what the Hub shows for a head: its pipeline tag and a tag naming the task
+_HUB_TASKS = {
+    "mlm": ("fill-mask", "masked-language-modeling"),
+    "sequence": ("text-classification", "sequence-classification"),
+    "token": ("token-classification", "token-classification"),
+    "none": ("feature-extraction", "feature-extraction"),
+}
+#: genomamba's metric names -> the names the Hub (the `evaluate` library) uses
+_HUB_METRICS = {"mcc": "matthews_correlation", "auroc": "roc_auc", "auprc": "average_precision",
+                "pearson": "pearsonr", "spearman": "spearmanr"}
+
+
+def card_metadata(config: dict) -> dict:
+    """The Hub metadata of a model card (its YAML front matter), from a ``config.json`` dict.
+
+    ``license`` is the provenance's ``license`` entry, else ``other``: a model's terms follow from
+    its training data, which genomamba cannot judge. ``datasets`` (Hub dataset ids) come from a
+    provenance ``datasets`` list and ``metrics`` from the fine-tuning's early-stopping metric; both
+    are left out when unknown.
+    """
+    arch, prov = config["architecture"], config["provenance"]
+    pipeline_tag, task_tag = _HUB_TASKS[arch["head"]["task"]]
+    tags = ["genomamba", "dna", "genomics", "mamba", "state-space-model", task_tag]
+    if arch["bidirectional"]:
+        tags.append("bidirectional")
+    if arch["rc_strategy"] != "none":
+        tags.append("reverse-complement")
+    meta: dict[str, Any] = {
+        "license": prov.get("license") if isinstance(prov.get("license"), str) else "other",
+        "library_name": "genomamba",
+        "pipeline_tag": pipeline_tag,
+        "tags": tags,
+    }
+    datasets = prov.get("datasets")
+    if isinstance(datasets, list) and datasets:
+        meta["datasets"] = [str(d) for d in datasets]
+    metric = ((prov.get("finetune") or {}).get("early_stopping") or {}).get("metric")
+    if isinstance(metric, str) and metric != "loss":
+        meta["metrics"] = [_HUB_METRICS.get(metric, metric)]
+    return meta
+
+
 def model_card(config: dict) -> str:
-    """The README.md of a model directory, written from its ``config.json`` dict."""
+    """The README.md of a model directory, written from its ``config.json`` dict: Hub metadata as
+    YAML front matter (:func:`card_metadata`), then a description for people."""
     arch, prov = config["architecture"], config["provenance"]
     head, mixer = arch["head"], arch["mixer"]
     rc = {
@@ -244,7 +401,10 @@ def model_card(config: dict) -> str:
         ("created (UTC)", prov["created_utc"]),
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    meta = card_metadata(config)
+    front_matter = yaml.safe_dump(meta, sort_keys=False, default_flow_style=False)
     return (
+        f"---\n{front_matter}---\n\n"
         "# genomamba model\n\n"
         "A character-level bidirectional Mamba DNA language model written by genomamba "
         f"(model format {config['format']} v{config['format_version']}).\n\n"
@@ -252,11 +412,19 @@ def model_card(config: dict) -> str:
         "## Loading\n\n```python\nfrom genomamba.checkpoint import from_pretrained\n"
         "model = from_pretrained(\"path/to/this/directory\")\n```\n\n"
         "Inputs are right-padded token ids from `genomamba.alphabet` with an attention mask or lengths.\n"
+        "With Hugging Face transformers, importing `genomamba.hf` registers genomamba's classes\n"
+        "(no `trust_remote_code`):\n\n"
+        "```python\nimport genomamba.hf  # registers the genomamba model type with the Auto classes\n"
+        "from transformers import AutoModel\n"
+        "model = AutoModel.from_pretrained(\"path/to/this/directory\")\n```\n\n"
         "Files: `config.json` (architecture, alphabet, provenance), `model.safetensors`\n"
         "(weights; loading never unpickles).\n\n"
         "## Intended use and limits\n\n"
         "Research on DNA sequence modelling. Predictions are only as good as the training data named above;\n"
         "check them against held-out data for your organism and task before relying on them.\n"
+        "The terms of use of the weights follow from that training data (genomamba's code is Apache-2.0)"
+        + (";\nno licence was recorded when the model was saved, so the metadata says `other`.\n"
+           if meta["license"] == "other" else f": recorded as `{meta['license']}`.\n")
     )
 
 
@@ -315,6 +483,45 @@ def _git_commit() -> str | None:
         return None
     commit = result.stdout.strip()
     return commit if result.returncode == 0 and len(commit) == 40 else None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} does not hold a JSON object")
+    return data
+
+
+def _sha256(path: Path) -> str | None:
+    """sha256 of a file, None when there is no such file."""
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    save_file(tensors, str(path), metadata=metadata)
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _move_into_place(tmp: Path, target: Path) -> None:
+    """Rename the filled temporary directory ``tmp`` onto ``target``; an existing ``target`` is
+    removed only after the new one is in place."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
 
 
 def _write_text(path: Path, text: str) -> None:

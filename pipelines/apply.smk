@@ -10,9 +10,6 @@ EMBED, PREDICT = config["embed"], config["predict"]
 
 
 rule embed:
-    threads: MODEL_THREADS
-    resources:
-        **MODEL_RESOURCES,
     input:
         fasta=fasta_files,
         report=f"{RESULTS}/validate/{{genome}}.tsv",
@@ -21,35 +18,42 @@ rule embed:
         f"{RESULTS}/embed/{{genome}}.parquet",
     log:
         f"{RESULTS}/logs/embed/{{genome}}.log",
+    conda:
+        "envs/genomamba.yaml"
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     params:
         windows=window_args(EMBED),
         pooling=EMBED["pooling"],
         extra=EMBED["extra_args"],
     shell:
         "genomamba embed {input.model:q} {input.fasta:q} -o {output:q} {params.windows}"
-        " --pooling {params.pooling} {params.extra} > {log:q} 2>&1"
+        " --pooling {params.pooling} --threads {threads} {params.extra} > {log:q} 2>&1"
 
 
 rule predict:
-    threads: MODEL_THREADS
-    resources:
-        **MODEL_RESOURCES,
     input:
         fasta=fasta_files,
         report=f"{RESULTS}/validate/{{genome}}.tsv",
         model=lambda wildcards: PREDICT["model"] or f"{RESULTS}/finetune/run/model",
     output:
-        table=f"{RESULTS}/predict/{{genome}}.tsv",
         **({"track": f"{RESULTS}/predict/{{genome}}.bedgraph"} if PREDICT["track"] else {}),
+        table=f"{RESULTS}/predict/{{genome}}.tsv",
     log:
         f"{RESULTS}/logs/predict/{{genome}}.log",
+    conda:
+        "envs/genomamba.yaml"
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     params:
         windows=window_args(PREDICT),
         track=lambda wildcards, output: track_args(PREDICT, output),
         extra=PREDICT["extra_args"],
     shell:
         "genomamba predict {input.model:q} {input.fasta:q} -o {output.table:q} {params.windows}"
-        " {params.track} {params.extra} > {log:q} 2>&1"
+        " {params.track} --threads {threads} {params.extra} > {log:q} 2>&1"
 
 
 PREDICT_OUTPUTS = ["tsv", "bedgraph"] if PREDICT["track"] else ["tsv"]

@@ -6,18 +6,30 @@ if "benchmark" in config["stages"] and not BENCHMARK["suites"]:
 
 
 rule benchmark:
-    threads: MODEL_THREADS
-    resources:
-        **MODEL_RESOURCES,
     input:
         suites=BENCHMARK["suites"],
         model=benchmark_model,  # pipelines/common.smk
     output:
-        table=f"{RESULTS}/benchmark/results.csv",
+        table=report(
+            f"{RESULTS}/benchmark/results.csv",
+            caption="report/benchmark_table.rst",
+            category="Benchmark",
+            labels={"figure": "every run"},
+        ),
         summary=f"{RESULTS}/benchmark/results.md",
-        plot=f"{RESULTS}/benchmark/results.png",
+        plot=report(
+            f"{RESULTS}/benchmark/results.png",
+            caption="report/benchmark_plot.rst",
+            category="Benchmark",
+            labels={"figure": "mean and spread per task"},
+        ),
     log:
         f"{RESULTS}/logs/benchmark/benchmark.log",
+    conda:
+        "envs/genomamba.yaml"
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     params:
         out=lambda wildcards, output: str(Path(output.table).parent),
         methods=" ".join(f"--method {shlex.quote(m)}" for m in BENCHMARK["methods"]),
@@ -28,7 +40,8 @@ rule benchmark:
         extra=BENCHMARK["extra_args"],
     shell:
         "genomamba benchmark {input.suites:q} --out {params.out:q} {params.methods} {params.tasks}"
-        " {params.model} {params.published} --seeds {params.seeds} {params.extra} > {log:q} 2>&1"
+        " {params.model} {params.published} --seeds {params.seeds} --threads {threads} {params.extra}"
+        " > {log:q} 2>&1"
 
 
 STAGE_TARGETS["benchmark"] = lambda: [f"{RESULTS}/benchmark/results.md", f"{RESULTS}/benchmark/results.png"]

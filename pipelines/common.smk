@@ -11,6 +11,20 @@ MANIFEST = load_manifest(config["manifest"])
 GENOMES = {name: MANIFEST.genome(name) for name in config["genomes"]}
 
 
+# Genomes whose shards pretraining reads; the others are held out whole (validation only).
+VALIDATION_ONLY = config["tokenize"]["validation_only"]
+for _name in VALIDATION_ONLY:
+    if _name not in GENOMES or not GENOMES[_name].holdout:
+        raise ValueError(f"tokenize.validation_only: {_name!r} is not a run genome with a manifest holdout")
+TRAINING_GENOMES = [name for name in GENOMES if name not in VALIDATION_ONLY]
+HELDOUT_GENOMES = [name for name in GENOMES if GENOMES[name].holdout]
+
+
+def holdout_args(flag):
+    """Params function: `flag` (--region or --exclude-region) with each holdout region of the genome."""
+    return lambda wildcards: " ".join(f"{flag} {shlex.quote(r)}" for r in GENOMES[wildcards.genome].holdout)
+
+
 def genome_files(genome, role=None):
     """Paths of the fetched files of `genome` (only those with `role`, e.g. "fasta", if given)."""
     files = GENOMES[genome].files
@@ -62,12 +76,16 @@ def variant_sets():
     if config["variants"]["genomes"]:
         missing = [g for g in chosen if not genome_files(g, "variants")]
         if missing:
-            raise ValueError(f"variants.genomes: {', '.join(missing)} have no VCF (role: variants) in the manifest")
+            raise ValueError(
+                f"variants.genomes: {', '.join(missing)} have no VCF (role: variants) in the manifest"
+            )
     return sets
 
 
 def variants_vcf(wildcards):
-    (path,) = [p for p in genome_files(wildcards.genome, "variants") if vcf_stem(Path(p).name) == wildcards.vcf]
+    (path,) = [
+        p for p in genome_files(wildcards.genome, "variants") if vcf_stem(Path(p).name) == wildcards.vcf
+    ]
     return path
 
 
@@ -75,8 +93,10 @@ def single_fasta(wildcards):
     """score-variants reads one indexed genome FASTA: a genome of several FASTA files cannot be used."""
     files = genome_files(wildcards.genome, "fasta")
     if len(files) != 1:
-        raise ValueError(f"variants: genome {wildcards.genome!r} has {len(files)} FASTA files; "
-                         "score-variants needs the genome in one (plain or BGZF) FASTA")
+        raise ValueError(
+            f"variants: genome {wildcards.genome!r} has {len(files)} FASTA files; "
+            "score-variants needs the genome in one (plain or BGZF) FASTA"
+        )
     return files[0]
 
 

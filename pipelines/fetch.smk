@@ -2,13 +2,15 @@
 
 
 rule fetch_file:
-    threads: 1
-    resources:
-        **LIGHT_RESOURCES,
     output:
         f"{RESULTS}/genomes/{{genome}}/{{file}}",
     log:
         f"{RESULTS}/logs/fetch/{{genome}}/{{file}}.log",
+    conda:
+        "envs/genomamba.yaml"
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
     params:
         manifest=config["manifest"],
         out_dir=fetch_dir,

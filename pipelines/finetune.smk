@@ -11,15 +11,14 @@ if "finetune" in config["stages"]:
             f"got {FINETUNE['genome']!r}"
         )
     if not genome_files(FINETUNE["genome"], "annotation"):
-        raise ValueError(f"finetune.genome {FINETUNE['genome']!r} has no annotation (GFF3) file in the manifest")
+        raise ValueError(
+            f"finetune.genome {FINETUNE['genome']!r} has no annotation (GFF3) file in the manifest"
+        )
     if not FINETUNE["test_chroms"]:
         raise ValueError("finetune.test_chroms must name at least one record to hold out as the test split")
 
 
 rule make_task:
-    threads: 1
-    resources:
-        **LIGHT_RESOURCES,
     input:
         fasta=lambda wildcards: genome_files(FINETUNE["genome"], "fasta"),
         gff3=lambda wildcards: genome_files(FINETUNE["genome"], "annotation"),
@@ -29,6 +28,11 @@ rule make_task:
         f"{RESULTS}/finetune/task.csv",
     log:
         f"{RESULTS}/logs/finetune/make_task.log",
+    conda:
+        "envs/genomamba.yaml"
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
     params:
         test_chroms=" ".join(f"--test-chrom {c}" for c in FINETUNE["test_chroms"]),
         window=FINETUNE["window"],
@@ -42,9 +46,6 @@ rule make_task:
 
 
 rule finetune:
-    threads: MODEL_THREADS
-    resources:
-        **MODEL_RESOURCES,
     input:
         task=f"{RESULTS}/finetune/task.csv",
         # finetune.model, or the pretrain stage's model
@@ -54,6 +55,11 @@ rule finetune:
         model=directory(f"{RESULTS}/finetune/run/model"),
     log:
         f"{RESULTS}/logs/finetune/finetune.log",
+    conda:
+        "envs/genomamba.yaml"
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     params:
         out=lambda wildcards, output: str(Path(output.metrics).parent),
         epochs=FINETUNE["epochs"],
@@ -65,25 +71,44 @@ rule finetune:
         # --overwrite: a failed earlier attempt may have left files in the run folder
         "genomamba finetune --train {input.task:q} --model {input.model:q} --out {params.out:q} --overwrite"
         " --positive coding --epochs {params.epochs} --batch-size {params.batch_size} --lr {params.lr}"
-        " --seed {params.seed} {params.extra} > {log:q} 2>&1"
+        " --seed {params.seed} --threads {threads} {params.extra} > {log:q} 2>&1"
 
 
 rule evaluate:
-    threads: MODEL_THREADS
-    resources:
-        **MODEL_RESOURCES,
     input:
         task=f"{RESULTS}/finetune/task.csv",
         model=f"{RESULTS}/finetune/run/model",
     output:
-        f"{RESULTS}/finetune/evaluate/metrics.json",
+        metrics=report(
+            f"{RESULTS}/finetune/evaluate/metrics.json",
+            caption="report/evaluate_metrics.rst",
+            category="Fine-tuning",
+            labels={"figure": "test metrics"},
+        ),
+        roc=report(
+            f"{RESULTS}/finetune/evaluate/roc.png",
+            caption="report/evaluate_roc.rst",
+            category="Fine-tuning",
+            labels={"figure": "ROC curve"},
+        ),
+        confusion=report(
+            f"{RESULTS}/finetune/evaluate/confusion_matrix.png",
+            caption="report/evaluate_confusion.rst",
+            category="Fine-tuning",
+            labels={"figure": "confusion matrix"},
+        ),
     log:
         f"{RESULTS}/logs/finetune/evaluate.log",
+    conda:
+        "envs/genomamba.yaml"
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     params:
-        out=lambda wildcards, output: str(Path(output[0]).parent),
+        out=lambda wildcards, output: str(Path(output.metrics).parent),
     shell:
         "genomamba evaluate {input.model:q} --data {input.task:q} --split test --out {params.out:q}"
-        " > {log:q} 2>&1"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 STAGE_TARGETS["finetune"] = lambda: [

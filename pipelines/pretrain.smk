@@ -6,17 +6,25 @@ PRETRAIN = config["pretrain"]
 
 
 rule pretrain:
+    input:
+        shards=expand(f"{RESULTS}/tokens/{{genome}}", genome=TRAINING_GENOMES),
+    output:
+        model=directory(f"{RESULTS}/pretrain/model"),
+        curves=report(
+            f"{RESULTS}/pretrain/metrics.png",
+            caption="report/pretrain_curves.rst",
+            category="Pretraining",
+            labels={"figure": "loss and masked accuracy"},
+        ),
+    log:
+        f"{RESULTS}/logs/pretrain.log",
+    conda:
+        "envs/genomamba.yaml"
     threads: MODEL_THREADS
     resources:
         **MODEL_RESOURCES,
-    input:
-        shards=expand(f"{RESULTS}/tokens/{{genome}}", genome=GENOMES),
-    output:
-        directory(f"{RESULTS}/pretrain/model"),
-    log:
-        f"{RESULTS}/logs/pretrain.log",
     params:
-        run_dir=lambda wildcards, output: str(Path(output[0]).parent),
+        run_dir=lambda wildcards, output: str(Path(output.model).parent),
         data=lambda wildcards, input: " ".join(f"--data {d}" for d in input.shards),
         preset=PRETRAIN["preset"],
         max_steps=PRETRAIN["max_steps"],
@@ -27,7 +35,7 @@ rule pretrain:
     shell:
         "genomamba pretrain {params.data} --preset {params.preset} --out {params.run_dir:q} --resume"
         " --max-steps {params.max_steps} --seq-len {params.seq_len} --batch-size {params.batch_size}"
-        " --seed {params.seed} {params.extra} > {log:q} 2>&1"
+        " --seed {params.seed} --threads {threads} {params.extra} > {log:q} 2>&1"
 
 
 STAGE_TARGETS["pretrain"] = lambda: [f"{RESULTS}/pretrain/model"]

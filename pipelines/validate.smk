@@ -2,15 +2,22 @@
 
 
 rule validate_genome:
-    threads: 1
-    resources:
-        **LIGHT_RESOURCES,
     input:
         fasta_files,
     output:
-        f"{RESULTS}/validate/{{genome}}.tsv",
+        report(
+            f"{RESULTS}/validate/{{genome}}.tsv",
+            caption="report/validate.rst",
+            category="Genomes",
+            labels={"genome": "{genome}", "table": "validation report"},
+        ),
     log:
         f"{RESULTS}/logs/validate/{{genome}}.log",
+    conda:
+        "envs/genomamba.yaml"
+    threads: 1
+    resources:
+        **LIGHT_RESOURCES,
     params:
         extra=config["validate"]["extra_args"],
     shell:

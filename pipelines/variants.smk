@@ -6,24 +6,31 @@ VARIANTS = config["variants"]
 
 
 rule score_variants:
-    threads: MODEL_THREADS
-    resources:
-        **MODEL_RESOURCES,
     input:
         vcf=variants_vcf,
         fasta=single_fasta,
         report=f"{RESULTS}/validate/{{genome}}.tsv",
         model=lambda wildcards: VARIANTS["model"] or f"{RESULTS}/pretrain/model",
     output:
-        f"{RESULTS}/variants/{{genome}}/{{vcf}}.tsv",
+        report(
+            f"{RESULTS}/variants/{{genome}}/{{vcf}}.tsv",
+            caption="report/variant_scores.rst",
+            category="Variant scores",
+            labels={"genome": "{genome}", "VCF": "{vcf}"},
+        ),
     log:
         f"{RESULTS}/logs/variants/{{genome}}/{{vcf}}.log",
+    conda:
+        "envs/genomamba.yaml"
+    threads: MODEL_THREADS
+    resources:
+        **MODEL_RESOURCES,
     params:
         window=VARIANTS["window"],
         extra=VARIANTS["extra_args"],
     shell:
         "genomamba score-variants {input.model:q} {input.vcf:q} --genome {input.fasta:q} -o {output:q}"
-        " --window {params.window} {params.extra} > {log:q} 2>&1"
+        " --window {params.window} --threads {threads} {params.extra} > {log:q} 2>&1"
 
 
 STAGE_TARGETS["variants"] = lambda: [f"{RESULTS}/variants/{g}/{v}.tsv" for g, v in variant_sets()]

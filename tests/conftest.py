@@ -26,6 +26,13 @@ if not _cuda_available():
 DEMO_DATA = REPO_ROOT / "data" / "demo"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _genome_cache_outside_home(tmp_path_factory):
+    """Genome indexes and BGZF copies that genomamba keeps per user (genomamba.io.genome_cache) go to a
+    temporary folder, for this process and the commands it starts, never to the user's ~/.cache."""
+    os.environ["GENOMAMBA_CACHE_DIR"] = str(tmp_path_factory.mktemp("genomamba-cache"))
+
+
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
 

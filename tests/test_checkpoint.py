@@ -66,6 +66,49 @@ def test_config_json_and_model_card(tmp_path):
     assert set(load_file(str(tmp_path / "m" / "model.safetensors"))) == set(model.state_dict())
 
 
+def test_model_card_carries_hub_metadata(tmp_path):
+    import yaml
+
+    save_pretrained(make_model(dtype=torch.float32), tmp_path / "mlm")
+    config = read_config(tmp_path / "mlm")
+    assert config["model_type"] == checkpoint.MODEL_TYPE == "genomamba"
+    card = (tmp_path / "mlm" / "README.md").read_text()
+    front, body = card.split("---\n")[1:3]
+    meta = yaml.safe_load(front)
+    assert meta["library_name"] == "genomamba" and meta["pipeline_tag"] == "fill-mask"
+    assert {"dna", "genomics", "mamba", "state-space-model", "masked-language-modeling"} <= set(meta["tags"])
+    assert meta["license"] == "other" and "datasets" not in meta and "metrics" not in meta
+    assert "# genomamba model" in body and "| parameters |" in body and "import genomamba.hf" in body
+    # a fine-tuned model: its task, its early-stopping metric by the Hub's name, the recorded licence
+    # and datasets
+    prov = {"license": "cc-by-4.0", "datasets": ["org/promoters"],
+            "finetune": {"early_stopping": {"metric": "mcc", "value": 0.5, "patience": 3}}}
+    save_pretrained(make_model(dtype=torch.float32, head=CLASSIFIER), tmp_path / "clf", provenance=prov)
+    meta = yaml.safe_load((tmp_path / "clf" / "README.md").read_text().split("---\n")[1])
+    assert meta["pipeline_tag"] == "text-classification" and "sequence-classification" in meta["tags"]
+    assert meta["license"] == "cc-by-4.0" and meta["datasets"] == ["org/promoters"]
+    assert meta["metrics"] == ["matthews_correlation"]
+
+
+def test_directories_without_model_type_still_load(tmp_path):
+    d = _saved(tmp_path)
+    _edit_config(d, lambda c: c.pop("model_type"))  # as written before model_type existed
+    assert "model_type" not in read_config(d)
+    from_pretrained(d)
+
+
+def test_save_into_an_existing_directory_keeps_its_other_files(tmp_path):
+    d = _saved(tmp_path)
+    (d / "trainer_state.json").write_text("{}")
+    second = make_model(seed=5, dtype=torch.float32)
+    save_pretrained(second, d, into_existing=True)
+    assert sorted(p.name for p in d.iterdir()) == ["README.md", "config.json", "model.safetensors",
+                                                     "trainer_state.json"]
+    ids, mask = _batch()
+    assert torch.equal(from_pretrained(d)(ids, mask).logits, second(ids, mask).logits)
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary directory left behind
+
+
 def test_loading_never_unpickles(tmp_path, monkeypatch):
     save_pretrained(make_model(dtype=torch.float32), tmp_path / "m")
 

@@ -1,10 +1,12 @@
-"""What `pip install` ships: every package of the source tree, the kernels, the licence, and nothing else.
+"""What `pip install` ships: every package of the source tree, the kernels, the licence, the Snakemake
+workflow (as genomamba/workflow_files/, see setup.py), and nothing else.
 
 The rest of the suite imports genomamba from the source tree (editable install, pytest's pythonpath), so
 it cannot see a package missing from the wheel. The fast tests check the packaging configuration against
-the source tree; the slow one builds the wheel, installs it into a scratch folder and runs the installed
-`genomamba` command (doctor, embed, predict, score-variants) in an interpreter that cannot reach the
-source tree and cannot import triton, as on a CPU-only install.
+the source tree; the slow ones build the wheel, compare the workflow files it carries with the
+repository's, install it into a scratch folder and run the installed `genomamba` command (doctor, embed,
+predict, score-variants) in an interpreter that cannot reach the source tree and cannot import triton,
+as on a CPU-only install.
 """
 
 from __future__ import annotations
@@ -139,15 +141,36 @@ print(json.dumps({"codes": codes, "modules": modules, "triton": "triton" in sys.
 """
 
 
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory) -> Path:
+    return _build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
 @pytest.mark.slow
-def test_the_built_wheel_installs_and_runs_without_the_source_tree(tmp_path, demo_data):
+def test_the_wheel_carries_the_workflow_files_byte_for_byte(built_wheel):
+    """`genomamba workflow init` of an installed copy hands out exactly the repository's workflow."""
+    from genomamba.workflow import PACKAGED_DIR, workflow_files
+
+    prefix = f"genomamba/{PACKAGED_DIR}/"
+    wheel = zipfile.ZipFile(built_wheel)
+    shipped = {n[len(prefix):] for n in wheel.namelist() if n.startswith(prefix)}
+    expected = {p.as_posix() for p in workflow_files(REPO)}
+    assert {"Snakefile", "pipelines/schema/config.schema.yaml", "config/demo.yaml",
+            "data_manifests/demo.yaml", "data/demo/yeast_chrI_chrII.fa", "data/demo/lambda_virus.fa.bgz",
+            "data/demo/yeast_chrI_snvs.vcf"} <= expected
+    assert shipped == expected
+    assert all(wheel.read(prefix + name) == (REPO / name).read_bytes() for name in expected)
+
+
+@pytest.mark.slow
+def test_the_built_wheel_installs_and_runs_without_the_source_tree(tmp_path, demo_data, built_wheel):
     import pandas as pd
 
     from genomamba.alphabet import decode
     from genomamba.io.fasta import read_fasta
     from tests.infer.infer_cases import BINARY_HEAD, save_model
 
-    wheel = _build_wheel(tmp_path)
+    wheel = built_wheel
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
     dist_info = f"genomamba-{wheel.name.split('-')[1]}.dist-info"

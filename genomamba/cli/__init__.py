@@ -4,15 +4,22 @@ Each command lives in its own module under ``genomamba/cli/`` and does three thi
 options, call one library function, map errors to the documented exit codes
 (see :mod:`genomamba.errors`). Keeping imports lazy means ``genomamba --help`` and
 ``genomamba validate`` never pay for importing torch.
+
+Around every command sits one error boundary (:mod:`genomamba.cli.boundary`): operating-system
+errors (read-only or full disks, a closed stdout) and failed memory allocations become one
+``error:`` line and a documented exit code instead of a traceback.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
+import sys
 
 import click
 
 from genomamba import __version__
+from genomamba.cli import boundary
 
 # command name -> "module:attribute" of a click.Command; add one line per command.
 COMMANDS: dict[str, str] = {
@@ -26,8 +33,10 @@ COMMANDS: dict[str, str] = {
     "predict": "genomamba.cli.predict:predict",
     "embed": "genomamba.cli.embed:embed",
     "score-variants": "genomamba.cli.score_variants:score_variants",
+    "track": "genomamba.cli.track:track",
     "make-task": "genomamba.cli.make_task:make_task",
     "benchmark": "genomamba.cli.benchmark:benchmark",
+    "workflow": "genomamba.cli.workflow:workflow",
 }
 
 
@@ -42,7 +51,26 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attribute = target.split(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        command = copy.copy(getattr(importlib.import_module(module_name), attribute))
+        command.context_class = boundary.CommandContext  # lets the boundary read the command's options
+        return command
+
+    def invoke(self, ctx: click.Context):
+        """Run the command inside the error boundary (see :mod:`genomamba.cli.boundary`)."""
+        try:
+            result = super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            code = boundary.report(exc, ctx.meta.get(boundary.CONTEXT_KEY))
+            if code is None:
+                raise
+            ctx.exit(code)
+        try:
+            sys.stdout.flush()  # a closed or full stdout fails here, not at interpreter exit
+        except OSError as exc:
+            ctx.exit(boundary.report(exc, ctx.meta.get(boundary.CONTEXT_KEY), writing_stdout=True))
+        return result
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -51,5 +79,8 @@ def main() -> None:
     """genomamba: long-context DNA language models (bidirectional, reverse-complement aware Mamba).
 
     Every command prints results to stdout or -o and logs to stderr. Exit codes: 0 ok, 1 failure,
-    2 usage error, 65 invalid input data, 69 no usable device or kernel for what was asked.
+    2 usage error, 65 invalid input data, 69 no usable device or kernel, or out of memory, 73 an
+    output cannot be created (read-only, permission denied, no such folder), 74 I/O error (disk
+    full), 75 another genomamba process is writing the same output, 141 stdout closed by its
+    reader (| head).
     """

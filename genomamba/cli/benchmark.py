@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from genomamba.cli.boundary import SYSTEM_EXIT_CODES
+from genomamba.cli.threads import threads_option
 from genomamba.errors import GenomambaError
 
 EPILOG = """\b
@@ -44,7 +46,7 @@ results.csv are skipped: rerun the same command to resume, or run processes with
 Exit codes: 0 done; 1 failure; 2 usage (unknown method or option, a method that needs --model);
 65 invalid suite (no train.csv or test.csv, an empty file, one class, a test label that train
 lacks; the message names the file and line); 69 --device cuda without a GPU.
-"""
+""" + SYSTEM_EXIT_CODES
 
 
 @click.command("benchmark", epilog=EPILOG)
@@ -64,6 +66,7 @@ lacks; the message names the file and line); 69 --device cuda without a GPU.
 @click.option("--keep-models", is_flag=True, help="Keep each fine-tuned model in runs/ (about 8 MB each).")
 @click.option("--report-only", is_flag=True,
               help="Run nothing: write results.md and results.png from OUT/results.csv as it is.")
+@threads_option
 def benchmark(suites, out, methods, seeds, tasks, model, published, metric, device, keep_models,
               report_only) -> None:
     """Fine-tuned genomamba, probes and baselines on every task of SUITE folders, over seeds."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from genomamba.cli.infer_options import EXIT_CODES, log, run_reporting_errors, shared_options
+from genomamba.cli.streaming_options import streaming_options
+from genomamba.cli.threads import threads_option
 from genomamba.model.config import FIXED_POOLINGS
 
 EPILOG = """\b
@@ -13,6 +15,7 @@ Examples:
   genomamba embed runs/demo/model chr1.fa.gz -o chr1_windows.parquet --window 1024 --stride 512
   genomamba embed ft/demo/model seqs.fa -o seqs.tsv --pooling max --no-conjoin
   genomamba embed runs/demo/model --bed peaks.bed --genome hg38.fa.bgz -o peaks.tsv   # BED intervals
+  genomamba embed runs/demo/model chrX.fa.gz --per-base --layer 2 -o chrX_per_base/  # every base
 
 \b
 Output: one row per record (or window) with file, record, start, end (0-based, half-open;
@@ -21,11 +24,18 @@ with --bed the interval's name and strand, and emb_0000 ... emb_<d-1> (float32, 
 width). In Python:
   X = pandas.read_parquet("promoters.parquet").filter(regex="^emb_").to_numpy()
 
+\b
+With --per-base: -o is a new directory holding one (length, d) .npy array per record
+(float32, or float16 with --dtype), index.tsv (file, record, start, end, npy, row) and
+manifest.json. Each whole record runs in one exact pass in planned memory (--max-gpu-memory,
+--chunk-size, --residual-store; the plan is printed on stderr), so records of any length fit.
+
 """ + EXIT_CODES
 
 
 @click.command("embed", epilog=EPILOG)
 @shared_options
+@threads_option
 @click.option("--pooling", type=click.Choice(FIXED_POOLINGS), default="mean",
               help="How the per-base hidden states of a window become one vector.")
 @click.option("--conjoin/--no-conjoin", default=None,
@@ -33,11 +43,22 @@ width). In Python:
 @click.option("--layer", type=click.IntRange(min=1), default=None,
               help="Embed the output of this layer (1 = the first) instead of the last; the last "
                    "layer is often not the best input for a classifier. [default: the last]")
-def embed(model_dir: str, fasta: tuple[str, ...], out: str, **options) -> None:
+@click.option("--per-base", is_flag=True,
+              help="One embedding per base of whole records, to the new directory -o (.npy arrays and "
+                   "index.tsv), in one exact pass per record whatever its length.")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32",
+              help="--per-base: the arrays' number type.")
+@streaming_options
+def embed(model_dir: str, fasta: tuple[str, ...], out: str, per_base: bool, dtype: str, **options) -> None:
     """Embed every record (or window) of the FASTA files with the model in MODEL_DIR."""
+    from genomamba.cli.per_base import embed_per_base_command, refuse_per_base_options
+
+    if per_base:
+        return embed_per_base_command(model_dir, fasta, out, dtype, options)
+    refuse_per_base_options(dtype, options)
     from genomamba.infer.embed import embed_fasta
 
     def run(progress):
         return embed_fasta(model_dir, list(fasta), out, log=log, progress=progress, **options)
 
-    run_reporting_errors(run, "embed")
+    run_reporting_errors(run, "embed", outputs=[out])

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from genomamba.cli.boundary import SYSTEM_EXIT_CODES
+from genomamba.cli.threads import threads_option
 from genomamba.errors import GenomambaError
 
 EPILOG = """\b
@@ -17,7 +19,7 @@ Examples:
   genomamba evaluate ft/prom/model --data promoter=prom_test.fa --data random=bg_test.fa
 
 \b
---data takes the formats of `genomamba finetune` (CSV/TSV with sequence,label columns; BED with
+--data takes the formats of `genomamba finetune` (CSV/TSV/Parquet with sequence,label columns; BED with
 a label column and --genome; LABEL=FASTA, repeatable). Labels are mapped with the label map
 stored in the model directory: a label the model was never trained on is an error (exit 65).
 
@@ -29,8 +31,9 @@ correct) and the confusion matrix; regression: MSE, RMSE, MAE, R2, Pearson, Spea
 
 \b
 Exit codes: 0 done; 2 usage; 65 invalid data, an unknown label, or a model directory that
-cannot be loaded or has no sequence head; 69 --device cuda without a GPU.
-"""
+cannot be loaded or has no sequence head; 69 --device cuda without a GPU; 75 another genomamba
+process is writing OUT.
+""" + SYSTEM_EXIT_CODES
 
 
 @click.command("evaluate", epilog=EPILOG)
@@ -53,6 +56,7 @@ cannot be loaded or has no sequence head; 69 --device cuda without a GPU.
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, help="Sequences per forward pass.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run.")
 @click.option("--lenient", is_flag=True, help="Read invalid sequence characters as N.")
+@threads_option
 def evaluate(model_dir: str, data: tuple[str, ...], **options) -> None:
     """Evaluate the fine-tuned model in MODEL_DIR on labelled data."""
     from pathlib import Path
@@ -62,10 +66,12 @@ def evaluate(model_dir: str, data: tuple[str, ...], **options) -> None:
     for value in data:
         if not Path(parse_input(value)[1]).is_file():
             raise click.BadParameter(f"no such file: {parse_input(value)[1]}", param_hint="--data")
+    from genomamba.io.locks import output_locks
     from genomamba.train.evaluate import evaluate as run_evaluate
 
     try:
-        report = run_evaluate(model_dir, list(data), log=_log, **options)
+        with output_locks([options["out"]], note=_log):  # exit 75 while another process writes OUT
+            report = run_evaluate(model_dir, list(data), log=_log, **options)
     except GenomambaError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

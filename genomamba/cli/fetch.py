@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.errors import GenomambaError
 
 EPILOG = """\b
@@ -20,12 +21,14 @@ Files land in DIR/<genome>/<file>. A file that is already there with the expecte
 not fetched again. Files whose manifest entry has no sha256 yet (verify:
 required-on-first-fetch) are checked against the published md5 list when the manifest names
 one, and their sha256 is recorded in DIR/genomamba-fetch.lock.tsv; later fetches must match it.
+A file with a deb_member is one file of a Debian package: the .deb is downloaded, checked
+(deb_sha256), the file unpacked and checked, and the .deb deleted (docs/data.md).
 
 \b
 stdout: one TSV line per file: genome, file, path, sha256, size, status, verified_by.
 Exit codes: 0 ok; 65 checksum or size mismatch, missing local file, bad manifest;
             69 no source reachable.
-"""
+""" + SYSTEM_EXIT_CODES
 
 
 @click.command("fetch", epilog=EPILOG)

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from genomamba.cli.boundary import SYSTEM_EXIT_CODES
+from genomamba.cli.threads import threads_option
 from genomamba.errors import GenomambaError
 from genomamba.model.config import POOLINGS
 
@@ -15,6 +17,7 @@ Examples:
   genomamba finetune --train peaks.bed --genome hg38.fa --test test.bed --preset tiny --out ft/peaks
   genomamba finetune --class promoter=prom.fa --class random=bg.fa --preset tiny --out ft/prom
   genomamba finetune --train task.csv --preset tiny --out ft/seeds --seeds 1,2,3,4,5
+  genomamba finetune --train task.csv --model runs/demo/model --lora 8 --out ft/lora
 
 \b
 Input formats (--train, --val, --test; chosen by the file name, any compression):
@@ -22,12 +25,13 @@ Input formats (--train, --val, --test; chosen by the file name, any compression)
     optionally id, group (rows of one group never straddle train and validation) and split
     (train/val/test: val and test rows of the --train file are the validation and test sets).
     Multi-label rows separate their labels with ';'.
+  Parquet (.parquet/.pq): the same columns by name; labels may be numbers, or lists (multi-label).
   BED (.bed) + --genome FASTA: chrom, start, end (0-based, half-open) and the label as the 4th
     column (BED4), or a header line ('#chrom start end name label strand group split', any
     order) naming a label column; group defaults to the chromosome; strand '-' is reverse
     complemented.
-  FASTA per class: LABEL=FILE (repeatable; --class LABEL=FILE is --train LABEL=FILE): every record
-    is one example of that class.
+  FASTA (or GenBank) per class: LABEL=FILE (repeatable; --class LABEL=FILE is --train LABEL=FILE):
+    every record is one example of that class.
 Sequences: A C G T N in any case; IUPAC codes read as N; anything else is an error (--lenient: N).
 
 \b
@@ -44,14 +48,16 @@ after --patience epochs without improvement; the best epoch's model is exported.
 \b
 OUT: finetune_config.json, metrics.jsonl (per epoch), metrics.json (val and test metrics: accuracy,
 MCC, F1, AUROC, AUPRC, per-class counts, confusion matrix), confusion_matrix.png, roc.png, model/
-(the best model with its label map). --seeds 1,2,3: one run per seed in OUT/seed-N/, and
-OUT/summary.json + summary.md with mean, std and spread (max - min) of every metric.
+(the best model with its label map), adapter/ (--lora with --model: the LoRA adapters and the
+head alone, in PEFT's format). --seeds 1,2,3: one run per seed in OUT/seed-N/, and OUT/summary.json
++ summary.md with mean, std and spread (max - min) of every metric.
 
 \b
 Exit codes: 0 done; 1 OUT is not empty (pass --overwrite); 2 usage (e.g. --model and --preset
-together, BED without --genome); 65 invalid labelled data (message names file, line, column) or
-model directory; 69 --device cuda without a GPU.
-"""
+together, --lora with --freeze-backbone, BED without --genome); 65 invalid labelled data (message
+names file, line, column) or model directory; 69 --device cuda without a GPU, --lora without
+peft; 75 another genomamba process is writing OUT.
+""" + SYSTEM_EXIT_CODES
 
 
 def _inputs(values: tuple[str, ...], option: str) -> list[str]:
@@ -139,6 +145,24 @@ def _inputs(values: tuple[str, ...], option: str) -> list[str]:
     help="--model only: train the head alone on the frozen backbone (a linear probe).",
 )
 @click.option(
+    "--lora",
+    type=click.IntRange(min=1),
+    metavar="RANK",
+    help="Train rank-RANK LoRA adapters on the Mamba layers' in/out projections with the head, the "
+    "other weights frozen (needs peft: pip install 'genomamba[peft]'). OUT/model has the adapters "
+    "merged in; OUT/adapter holds them alone.",
+)
+@click.option(
+    "--lora-alpha",
+    type=click.FloatRange(min=0, min_open=True),
+    help="LoRA scaling: updates are multiplied by alpha / RANK. [default: 2 * RANK]",
+)
+@click.option(
+    "--lora-dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Dropout on the LoRA adapters' input. [default: 0]",
+)
+@click.option(
     "--rc-augment/--no-rc-augment",
     default=None,
     help="Reverse-complement training sequences at random. [default: on unless PS]",
@@ -148,6 +172,7 @@ def _inputs(values: tuple[str, ...], option: str) -> list[str]:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
 @click.option("--lenient", is_flag=True, default=None, help="Read invalid sequence characters as N.")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace the results in a non-empty OUT.")
+@threads_option
 def finetune(classes: tuple[str, ...], seeds: str | None, **options) -> None:
     """Fine-tune a model on labelled sequences and export the best one to OUT/model."""
     from genomamba.model.config import ConfigError
@@ -172,19 +197,21 @@ def finetune(classes: tuple[str, ...], seeds: str | None, **options) -> None:
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
 
+    from genomamba.io.locks import output_lock
     from genomamba.train.finetune import finetune as run_finetune
     from genomamba.train.seeds import finetune_seeds
 
     progress = sys.stderr.isatty()
     try:
-        try:
-            prepared = load_data(config)
-        except ValueError as exc:  # input combinations that cannot work together
-            raise click.UsageError(str(exc)) from exc
-        if seed_list is None:
-            run_finetune(config, prepared=prepared, progress=progress, log=_log)
-        else:
-            finetune_seeds(config, seed_list, prepared=prepared, progress=progress, log=_log)
+        with output_lock(config.out, note=_log):  # exit 75 while another process writes OUT
+            try:
+                prepared = load_data(config)
+            except ValueError as exc:  # input combinations that cannot work together
+                raise click.UsageError(str(exc)) from exc
+            if seed_list is None:
+                run_finetune(config, prepared=prepared, progress=progress, log=_log)
+            else:
+                finetune_seeds(config, seed_list, prepared=prepared, progress=progress, log=_log)
     except GenomambaError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

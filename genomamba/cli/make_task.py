@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.errors import GenomambaError
 
 EPILOG = """\b
@@ -23,13 +24,15 @@ Example (the demo task of `make demo`):
 Output CSV columns: id (chrom:start-end, 1-based), sequence, label, group (the --group-size
 block a window starts in: neighbouring windows share a group, so a grouped validation split never
 separates them), split (test for --test-chrom records, else train). Written atomically.
-Exit codes: 0 ok; 2 usage; 65 invalid FASTA/GFF3, an unknown --test-chrom, or no window of a class.
-"""
+Exit codes: 0 ok; 2 usage; 65 invalid FASTA/GFF3, an unknown --test-chrom, or no window of a class;
+75 another genomamba process is writing the CSV.
+""" + SYSTEM_EXIT_CODES
 
 
 @click.command("make-task", epilog=EPILOG)
 @click.argument("task", type=click.Choice(["coding"]))
-@click.option("--fasta", required=True, type=click.Path(exists=True, dir_okay=False), help="Genome FASTA.")
+@click.option("--fasta", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Genome FASTA (or GenBank).")
 @click.option(
     "--gff3", required=True, type=click.Path(exists=True, dir_okay=False), help="Its GFF3 annotation."
 )
@@ -53,14 +56,16 @@ def make_task(task: str, fasta: str, gff3: str, out: str, test_chrom: tuple[str,
     """Build the labelled windows of TASK from a genome and its GFF3 into a CSV."""
     from collections import Counter
 
+    from genomamba.io.locks import output_lock
     from genomamba.tasks.coding import coding_task, write_task_csv
 
     try:
-        rows = coding_task(fasta, gff3, test_chroms=test_chrom, **options)
+        with output_lock(out, note=lambda line: click.echo(line, err=True)):  # exit 75: another writer
+            rows = coding_task(fasta, gff3, test_chroms=test_chrom, **options)
+            write_task_csv(rows, out)
     except GenomambaError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    write_task_csv(rows, out)
     counts = Counter((r["split"], r["label"]) for r in rows)
     shown = ", ".join(f"{split} {label} {n}" for (split, label), n in sorted(counts.items()))
     click.echo(f"make-task {task}: {len(rows)} windows ({shown}) -> {out}", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from genomamba.cli.infer_options import EXIT_CODES, log, run_reporting_errors, shared_options
+from genomamba.cli.threads import threads_option
 
 EPILOG = """\b
 Examples:
@@ -12,6 +13,7 @@ Examples:
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.parquet --window 1000 --stride 200
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.bedgraph --window 1000   # a browser track
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.tsv --track-out chr1.bedgraph --window 1000
+  genomamba predict ft/demo/model chr1.fa.gz -o chr1.bw --window 1000   # a bigWig track (genomamba[tracks])
   genomamba predict ft/demo/model --bed peaks.bed --genome hg38.fa.bgz -o peaks.tsv   # BED intervals
 
 \b
@@ -21,19 +23,22 @@ with --bed the interval's name and strand, then by the model's task: binary p_<p
 and predicted; multiclass p_<label> per class and predicted; multilabel p_<label> per label;
 regression value. The probabilities are those that genomamba evaluate scores (PH models
 averaged over both strands). A .bedgraph (or .bdg) output is a genome-browser track of one score
-per window (record, start, end, score; --track picks the column when the task has several); its
-windows must not overlap (--stride >= --window, no --last shift).
+per window (record, start, end, score; --track picks the column when the task has several); a
+.bw (or .bigwig) output holds the same in bigWig, with the records' lengths as chromosome sizes
+(needs pyBigWig: pip install 'genomamba[tracks]'; with --bed, a BED sorted by chromosome and
+start). A track's windows must not overlap (--stride >= --window, no --last shift).
 
 """ + EXIT_CODES
 
 
 @click.command("predict", epilog=EPILOG)
 @shared_options
-@click.option("--track", help="The score column a .bedgraph output holds (e.g. p_coding). "
+@threads_option
+@click.option("--track", help="The score column a .bedgraph or .bw output holds (e.g. p_coding). "
                               "[default: the only score of a binary or regression model]")
 @click.option("--track-out", type=click.Path(dir_okay=False),
-              help="Also write the --track score as a bedGraph track to this file (.bedgraph, .bdg, "
-                   "optionally .gz), from the same pass over the windows.")
+              help="Also write the --track score as a track to this file (bedGraph: .bedgraph, .bdg, "
+                   "optionally .gz; bigWig: .bw, .bigwig), from the same pass over the windows.")
 def predict(model_dir: str, fasta: tuple[str, ...], out: str, **options) -> None:
     """Predict every record (or window) of the FASTA files with the fine-tuned model in MODEL_DIR."""
     from genomamba.infer.predict import predict_fasta
@@ -41,4 +46,4 @@ def predict(model_dir: str, fasta: tuple[str, ...], out: str, **options) -> None
     def run(progress):
         return predict_fasta(model_dir, list(fasta), out, log=log, progress=progress, **options)
 
-    run_reporting_errors(run, "predict")
+    run_reporting_errors(run, "predict", outputs=[out, options["track_out"]])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
 
+from genomamba.cli.threads import threads_option
 from genomamba.errors import GenomambaError
 
 EPILOG = """\b
@@ -24,9 +26,17 @@ are errors. Command-line options win over run.yaml; defaults are in docs/trainin
 RUN_DIR (--out): run_config.json, metrics.jsonl (one line per step), metrics.png,
 checkpoints/step-XXXXXX/ (resume state, atomic), model/ (the final model directory).
 SIGTERM/SIGINT write a checkpoint after the current step and stop; --resume continues exactly.
-Exit codes: 0 finished; 1 RUN_DIR already holds a run (use --resume); 2 usage or bad run config;
-65 missing or invalid token shards; 69 --device cuda without a GPU; 130/143 stopped by
-SIGINT/SIGTERM after writing a checkpoint.
+Shards are checked before RUN_DIR is made: each shard's length, dtype and size against the
+manifest, every token id (a base or padding), and with --verify-shards each sha256.
+--seq-len longer than every window is an error (each crop would be mostly padding); the log
+gives the real bases per step and warns when crops are over 25% padding.
+Exit codes: 0 finished; 1 RUN_DIR already holds a run (use --resume); 2 usage or bad run config
+(an unknown --preset: the presets are listed); 65 missing or invalid token shards (truncated,
+damaged, a sha256 that differs), or --seq-len longer than every window; 69 --device cuda without
+a GPU, or not enough memory for the model or a step; 73 RUN_DIR cannot be created (read-only,
+permission denied); 74 writing failed (disk full); 75 another genomamba process is writing
+RUN_DIR; 130/143 stopped by SIGINT/SIGTERM after writing a checkpoint. A run that fails before
+its first checkpoint leaves no RUN_DIR behind.
 
 \b
 Several GPUs (one process each; see docs/training.md, "Several GPUs"):
@@ -76,6 +86,13 @@ only rank 0 writes to RUN_DIR; --deterministic also makes multi-process runs rep
     help="Deterministic algorithms only (repeatable runs for regression tests; slower on GPU).",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train. [default: auto]")
+@click.option(
+    "--verify-shards",
+    is_flag=True,
+    default=None,
+    help="Check each shard's sha256 against its manifest before training (reads all the data once).",
+)
+@threads_option
 def pretrain(config_path: str | None, resume: bool, **options) -> None:
     """Pretrain a masked-language model on token shards and export it to RUN_DIR/model."""
     from pathlib import Path
@@ -84,8 +101,9 @@ def pretrain(config_path: str | None, resume: bool, **options) -> None:
     from genomamba.train.config import load_yaml, read_run_config, resolve_config
 
     options["data"] = list(options["data"])
-    if not options["deterministic"]:
-        options["deterministic"] = None  # not given: leave the run YAML's value
+    for flag in ("deterministic", "verify_shards"):
+        if not options[flag]:
+            options[flag] = None  # not given: leave the run YAML's value
     try:
         yaml_values = load_yaml(config_path) if config_path else {}
         saved = read_run_config(Path(options["out"])) if resume else None
@@ -103,10 +121,13 @@ def pretrain(config_path: str | None, resume: bool, **options) -> None:
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
 
+    from genomamba.io.locks import output_lock
     from genomamba.train.pretrain import pretrain as run_pretrain
 
     try:
-        result = run_pretrain(config, resume=resume, progress=sys.stderr.isatty(), log=_log)
+        # Rank 0 is the only writer of RUN_DIR: it alone takes the lock (exit 75 if another run holds it).
+        with output_lock(config.out, note=_log) if world.is_main else contextlib.nullcontext():
+            result = run_pretrain(config, resume=resume, progress=sys.stderr.isatty(), log=_log)
     except GenomambaError as exc:
         where = f"rank {world.rank}: " if world.world_size > 1 else ""
         click.echo(f"error: {where}{exc}", err=True)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import click
 
+from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.cli.infer_options import log, run_reporting_errors
+from genomamba.cli.threads import threads_option
 
 EPILOG = """\b
 Examples:
   genomamba score-variants runs/mlm/model clinvar_chr21.vcf.gz --genome hg38.fa.bgz -o chr21.parquet
+  genomamba score-variants runs/mlm/model clinvar_chr21.vcf.gz --genome hg38.fa.bgz -o chr21.scored.vcf.gz
   genomamba score-variants results/demo/pretrain/model snvs.vcf --genome yeast.fa -o snvs.tsv --window 4096
   genomamba score-variants runs/mlm/model --region chr21:5,010,000-5,010,200 --genome hg38.fa.bgz -o ism.tsv
 
@@ -23,11 +26,18 @@ a VCF, every position of the region gives three rows, one per other base (id "."
 that are N in the genome are left out and counted.
 
 \b
+VCF output (-o NAME.vcf, .vcf.gz or .bcf; needs pysam: pip install 'genomamba[vcf]'): the input
+VCF with its header lines, samples and every record, the scores added as INFO fields GM_LLR and
+GM_LOG_P_ALT (one per ALT allele, '.' where not an SNV), GM_LOG_P_REF, GM_WINDOW_START,
+GM_WINDOW_END, GM_N_BASES, declared in the header; .vcf.gz is BGZF (tabix -p vcf indexes it).
+
+\b
 Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 invalid input (a VCF line that
 is malformed, on a chromosome the genome lacks, past its end or with a REF that disagrees,
 naming file and line; a --region on a chromosome the genome lacks or past its end; no SNV at
-all; a model that is not a masked-LM); 69 --device cuda without a GPU. Nothing is written
-unless the whole run succeeds."""
+all; a model that is not a masked-LM); 69 --device cuda without a GPU, or a VCF output without
+pysam; 75 another genomamba process is writing the output. Nothing is written unless the whole
+run succeeds.""" + SYSTEM_EXIT_CODES
 
 
 @click.command("score-variants", epilog=EPILOG)
@@ -37,9 +47,10 @@ unless the whole run succeeds."""
               help="Instead of a VCF: every substitution of every position of CHROM:START-END "
                    "(1-based, inclusive) or CHROM (in silico saturation mutagenesis); repeatable.")
 @click.option("--genome", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The genome FASTA (plain or BGZF) the VCF's positions are on.")
+              help="The genome FASTA (plain, BGZF or gzip) or GenBank file the VCF's positions are on.")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
-              help="Output table: .parquet, .tsv or .csv (text ones may end in .gz).")
+              help="Output table: .parquet, .tsv or .csv (text ones may end in .gz); or .vcf, .vcf.gz, "
+                   ".bcf: the input VCF with the scores in INFO fields.")
 @click.option("--window", type=click.IntRange(min=1), default=1024,
               help="Bases of context the model reads around each variant.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16,
@@ -47,6 +58,7 @@ unless the whole run succeeds."""
                    "256 scored 4x as many SNVs a second as 16 on an H200).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run.")
 @click.option("--lenient", is_flag=True, help="Read invalid characters of the genome as N.")
+@threads_option
 def score_variants(model_dir: str, vcf: str | None, genome: str, out: str, **options) -> None:
     """Score every SNV of VCF (or of --region) with the pretrained masked-LM in MODEL_DIR:
     log P(alt) - log P(ref)."""
@@ -55,4 +67,4 @@ def score_variants(model_dir: str, vcf: str | None, genome: str, out: str, **opt
     def run(progress):
         return score(model_dir, vcf, genome, out, log=log, progress=progress, **options)
 
-    run_reporting_errors(run, "score-variants", unit="variant")
+    run_reporting_errors(run, "score-variants", unit="variant", outputs=[out])

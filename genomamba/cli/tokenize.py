@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.errors import GenomambaError
 from genomamba.io.shards import DEFAULT_SHARD_TOKENS
 from genomamba.io.windows import DEFAULT_WINDOW, LAST_WINDOW_POLICIES
@@ -15,9 +16,12 @@ Examples:
   genomamba tokenize genome.fa.gz -o shards/genome
   genomamba tokenize chr*.fa --window 65536 --stride 32768 -o shards/w64k
   zcat genome.fa.gz | genomamba tokenize - -o shards/genome
+  genomamba tokenize chrX.fa.gz --exclude-region X:62,000,001-69,999,930 -o shards/train
+  genomamba tokenize chrX.fa.gz --region X:62,000,001-69,999,930 -o shards/heldout
 
 \b
-Input: FASTA, plain or gzip/BGZF/xz/bzip2 (detected from the bytes, not the name); '-' is stdin.
+Input: FASTA or GenBank, plain or gzip/BGZF/xz/bzip2 (detected from the bytes, not the name); '-'
+is stdin.
 Output DIR: tokens-NNNNN.npy (uint8 ids, np.load(..., mmap_mode='r')), softmask-NNNNN.npy
 (packed lower-case bits), index.parquet (record, start, end, strand, shard, offset, length,
 mask_offset, n_fraction, softmask_fraction, input; 0-based half-open) and manifest.json
@@ -32,12 +36,20 @@ Last window (--last-window), for the bases after the last full window:
   drop   no final window (records shorter than --window give nothing)
 
 \b
+Regions (--region, --exclude-region; samtools spelling CHROM:START-END, 1-based inclusive, or
+CHROM for a whole record): --region reads only those stretches, --exclude-region all but those.
+Either way each kept stretch is windowed from its own start, so no window crosses into a left-out
+region (the pair above splits a genome into training and held-out shards without overlap).
+A region naming a record the inputs lack, or running past its end, is invalid input.
+
+\b
 DIR is written atomically (DIR.tmp-<pid>, then renamed): after an error nothing is left.
 Re-running with the same inputs and parameters does nothing; other inputs or parameters on
 an existing DIR are an error unless --force.
 Exit codes: 0 ok; 1 DIR conflict; 2 usage; 65 invalid input (message names file, record,
-line and column).
-"""
+line and column); 75 another genomamba process is writing DIR. A run killed mid-way leaves
+DIR.tmp-<pid>; the next run on DIR removes it.
+""" + SYSTEM_EXIT_CODES
 
 
 @click.command("tokenize", epilog=EPILOG, context_settings={"show_default": True})
@@ -66,6 +78,20 @@ line and column).
     type=click.FloatRange(0.0, 1.0),
     help="Leave out windows with a larger fraction of N (1.0 keeps all).",
 )
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    metavar="REGION",
+    help="Read only this region (repeatable; see below).",
+)
+@click.option(
+    "--exclude-region",
+    "exclude_regions",
+    multiple=True,
+    metavar="REGION",
+    help="Leave this region out (repeatable; see below).",
+)
 @click.option("--lenient", is_flag=True, help="Read invalid characters as N (counted in the manifest).")
 @click.option("--strict", is_flag=True, help="Records without sequence are errors, not warnings.")
 @click.option("--rna", is_flag=True, help="Read U as T.")
@@ -80,6 +106,8 @@ def tokenize(
     stride: int | None,
     last_window: str,
     max_n_fraction: float,
+    regions: tuple[str, ...],
+    exclude_regions: tuple[str, ...],
     lenient: bool,
     strict: bool,
     rna: bool,
@@ -91,6 +119,8 @@ def tokenize(
 
     if lenient and strict:
         raise click.UsageError("--lenient and --strict cannot be used together")
+    if regions and exclude_regions:
+        raise click.UsageError("--region and --exclude-region cannot be used together")
     options = TokenizeOptions(
         window=window,
         stride=stride,
@@ -100,12 +130,18 @@ def tokenize(
         strict=strict,
         rna=rna,
         shard_tokens=shard_size,
+        regions=regions,
+        exclude_regions=exclude_regions,
     )
+    from genomamba.io.locks import output_lock
+
     bar = _progress_bar(fasta)
     try:
-        result = tokenize_files(
-            fasta, out_dir, options, force=force, warn=_warn, progress=bar.update if bar is not None else None
-        )
+        with output_lock(out_dir, note=_warn):  # a second tokenize into DIR stops here (exit 75)
+            result = tokenize_files(
+                fasta, out_dir, options, force=force, warn=_warn,
+                progress=bar.update if bar is not None else None,
+            )
     except GenomambaError as exc:
         _close(bar)
         click.echo(f"error: {exc}", err=True)

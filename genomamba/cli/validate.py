@@ -1,4 +1,4 @@
-"""``genomamba validate``: check FASTA files and report each record."""
+"""``genomamba validate``: check FASTA (or GenBank) files and report each record."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.errors import EXIT_DATA, GenomambaError
 
 EPILOG = """\b
@@ -20,9 +21,11 @@ Per record: length, GC fraction (over A/C/G/T, N excluded), N fraction (IUPAC co
 N), soft-mask fraction (lower case), IUPAC code counts and problems. Invalid characters are
 reported per record (count and first place) and make the exit code 65; file-level errors
 (empty file, FASTQ, text before the first '>', duplicate names, bad line endings, truncated
-gzip...) are printed as 'error: ...' on stderr and also give 65.
+gzip, malformed GenBank...) are printed as 'error: ...' on stderr and also give 65.
+A file whose first non-blank line starts with LOCUS is read as GenBank: its ORIGIN sequences,
+named ACCESSION.VERSION (GenBank's lower case is not soft-masking).
 Exit codes: 0 valid; 2 usage; 65 invalid input.
-"""
+""" + SYSTEM_EXIT_CODES
 
 _COLUMNS = ("file", "record", "length", "gc", "n_frac", "softmask_frac", "iupac", "problems")
 
@@ -42,7 +45,7 @@ _COLUMNS = ("file", "record", "length", "gc", "n_frac", "softmask_frac", "iupac"
 @click.option("--strict", is_flag=True, help="Records without sequence are errors, not warnings.")
 @click.option("--rna", is_flag=True, help="Read U as T.")
 def validate(fasta: tuple[str, ...], fmt: str, lenient: bool, strict: bool, rna: bool) -> None:
-    """Check FASTA files and print a per-record report; exit 65 if any input is invalid."""
+    """Check FASTA (or GenBank) files and print a per-record report; exit 65 if any input is invalid."""
     from genomamba.io.fasta import FastaReader
 
     rows: list[dict] = []

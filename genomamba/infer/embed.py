@@ -46,7 +46,7 @@ def embed_fasta(
             ``layer`` the model does not have.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
-    require_table(out, "a bedGraph track holds one value per window, an embedding many")
+    require_table(out, "a track (bedGraph, bigWig) holds one value per window, an embedding many")
     if layer is not None:  # checked before any window is read
         from genomamba.checkpoint import read_config
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from genomamba.infer.runner import model_table
-from genomamba.infer.tables import table_format
+from genomamba.infer.tables import TRACK_FORMATS, table_format
 from genomamba.io.targets import TaskSpec
 
 
@@ -39,9 +39,10 @@ def predict_fasta(
     """Predict every record (or window) of the ``fasta`` files with the fine-tuned ``model_dir``.
 
     ``options``: windowing, batch size, device, lenient reading (:func:`~genomamba.infer.runner.model_table`).
-    ``track``: the column a bedGraph output (``.bedgraph``/``.bdg``) holds; by default the one score
-    of a binary (``p_<positive label>``) or single-output regression (``value``) model.
-    ``track_out``: also write that column as a bedGraph to this path, in the same pass.
+    ``track``: the column a track output (bedGraph ``.bedgraph``/``.bdg``, bigWig ``.bw``/``.bigwig``)
+    holds; by default the one score of a binary (``p_<positive label>``) or single-output
+    regression (``value``) model. ``track_out``: also write that column as a track to this path,
+    in the same pass.
 
     Returns:
         ``{"out", "rows", "task", "labels"}``.
@@ -50,14 +51,14 @@ def predict_fasta(
         InputDataError: an invalid FASTA file, no sequence at all, or a model without a sequence
             head (nothing is written). CheckpointError: ``model_dir`` cannot be loaded.
         UnavailableError: ``cuda`` without a GPU. ValueError: an unknown output suffix, a bad
-            window or stride; for bedGraph, overlapping windows or a missing or unknown ``track``.
+            window or stride; for a track, overlapping windows or a missing or unknown ``track``.
     """
     from genomamba.checkpoint import read_config
     from genomamba.train.evaluate import scores_from_logits, spec_from_config
 
     log = log or (lambda message: print(message, file=sys.stderr))
     spec = spec_from_config(read_config(model_dir))  # a model without a sequence head fails here
-    if table_format(out) == "bedgraph" or track_out is not None:
+    if table_format(out) in TRACK_FORMATS or track_out is not None:
         track = track_column(spec, track)
     rows, _ = model_table(
         model_dir, fasta, out,
@@ -75,7 +76,7 @@ def predict_fasta(
 
 
 def track_column(spec: TaskSpec, requested: str | None) -> str:
-    """The score column a bedGraph track holds: ``requested``, or the task's only score.
+    """The score column a track (bedGraph, bigWig) holds: ``requested``, or the task's only score.
 
     Raises:
         ValueError: no default for this task (several scores), or an unknown column; the message
@@ -88,7 +89,7 @@ def track_column(spec: TaskSpec, requested: str | None) -> str:
     if requested in numeric:
         return requested
     wanted = "choose one with --track" if requested is None else f"--track {requested!r} is not one"
-    raise ValueError(f"a bedGraph track holds one score per window; {wanted} of: {', '.join(numeric)}")
+    raise ValueError(f"a track holds one score per window; {wanted} of: {', '.join(numeric)}")
 
 
 def prediction_columns(spec: TaskSpec, scores: np.ndarray) -> pd.DataFrame:

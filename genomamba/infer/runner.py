@@ -22,7 +22,9 @@ import torch
 
 from genomamba.alphabet import N_ID
 from genomamba.errors import InputDataError
+from genomamba.infer.bigwig import require_pybigwig, track_chromosomes
 from genomamba.infer.tables import (
+    TRACK_FORMATS,
     check_outputs_are_not_inputs,
     check_track_windows,
     streaming_table,
@@ -130,31 +132,41 @@ def model_table(
     ``window``/``stride``/``last``/``lenient``: :func:`genomamba.infer.windows.fasta_windows`;
     ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda; ``provenance``: more
     of what a Parquet output records (the command and its own options), beside the model's weights
-    digest and these options; ``track``: the column a bedGraph output holds; ``progress``:
-    called with the number of bases of every batch done (a progress bar). ``bed`` and ``genome``
-    instead of ``fasta``: the intervals of a BED file read from a genome FASTA
+    digest and these options; ``track``: the column a track output (bedGraph, bigWig) holds;
+    ``progress``: called with the number of bases of every batch done (a progress bar). ``bed`` and
+    ``genome`` instead of ``fasta``: the intervals of a BED file read from a genome FASTA
     (:func:`genomamba.infer.windows.bed_windows`), with INTERVAL_COLUMNS added. ``track_out``: a
-    bedGraph of the ``track`` column written in the same pass (a failed run leaves neither; both
-    are renamed into place at the end). ``max_n_fraction``: windows with a larger fraction of N
-    are left out (and counted in one log line), as tokenize leaves them out; 1.0 keeps all.
+    bedGraph or bigWig of the ``track`` column written in the same pass (a failed run leaves
+    neither; both are renamed into place at the end); a bigWig's header is laid out before the
+    model runs (:func:`genomamba.infer.bigwig.track_chromosomes`). ``max_n_fraction``: windows with
+    a larger fraction of N are left out (and counted in one log line), as tokenize leaves them
+    out; 1.0 keeps all.
 
     Raises:
-        ValueError: an unknown output suffix, overlapping windows for a bedGraph output, not
+        ValueError: an unknown output suffix, overlapping windows for a track output, not
             exactly one of FASTA files and a BED file with its genome, an output path that names
             an input (before any work); a bad window or stride.
         InputDataError: what the FASTA reader rejects, even after many chunks were written, or no
-            window at all; ``out`` is then untouched.
-        CheckpointError, UnavailableError: see :func:`load_model`.
+            window at all; ``out`` is then untouched. For a bigWig, a BED out of order (before any
+            work).
+        CheckpointError, UnavailableError: see :func:`load_model`; a bigWig without pyBigWig.
     """
-    if track_out is not None and table_format(track_out) != "bedgraph":
-        raise ValueError(f"{track_out}: a track output must end in .bedgraph or .bdg (or with .gz)")
-    if table_format(out) == "bedgraph" or track_out is not None:  # an unusable output fails before any work
+    if track_out is not None and table_format(track_out) not in TRACK_FORMATS:
+        raise ValueError(f"{track_out}: a track output must end in .bedgraph or .bdg (or with .gz), .bw or "
+                         ".bigwig")
+    outputs = (out, *([track_out] if track_out is not None else []))
+    # an unusable output fails before any work
+    if any(table_format(path) in TRACK_FORMATS for path in outputs):
         check_track_windows(window, stride, last)
     fasta = [str(path) for path in fasta]
     check_outputs_are_not_inputs((out, track_out), (*fasta, bed, genome, model_dir))
     if bool(fasta) == (bed is not None) or (bed is None) != (genome is None):
         raise ValueError("give FASTA files, or a BED file with the genome FASTA its intervals are on "
                          "(--bed with --genome), not both")
+    chromosomes = None
+    if any(table_format(path) == "bigwig" for path in outputs):
+        require_pybigwig()
+        chromosomes = track_chromosomes(fasta, bed=bed, genome=genome, lenient=lenient)
     model, device_t = load_model(model_dir, device)
     cut = dict(window=window, stride=stride, last=last, lenient=lenient)
     windows = fasta_windows(fasta, **cut) if bed is None else bed_windows(bed, genome, **cut)
@@ -164,8 +176,8 @@ def model_table(
     provenance = output_provenance(model_dir, options)  # hashes the weights: once for every output
     rows, names = 0, []
     with contextlib.ExitStack() as tables:
-        appends = [tables.enter_context(streaming_table(path, provenance, track=track))
-                   for path in (out, *([track_out] if track_out is not None else []))]
+        appends = [tables.enter_context(streaming_table(path, provenance, track=track,
+                                                        chromosomes=chromosomes)) for path in outputs]
         for frame, values in run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
                                               batch_size=batch_size, device=device_t, progress=progress,
                                               interval_columns=bed is not None):

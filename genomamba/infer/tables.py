@@ -1,10 +1,11 @@
-"""The output table of ``embed`` and ``predict``: Parquet, TSV, CSV or bedGraph by the file's suffix.
+"""The output table of ``embed`` and ``predict``: Parquet, TSV, CSV, bedGraph or bigWig by the file's suffix.
 
 bedGraph (``.bedgraph``, ``.bdg``) is a genome-browser track of one value per window: a
 ``track type=bedGraph`` line, then ``record start end value`` rows (0-based, half-open, as BED),
 for IGV, or for UCSC's ``bedGraphToBigWig`` without the track line and sorted (``grep -v '^track'
 | sort -k1,1 -k2,2n``). Only ``predict`` writes it, and only for windows that do not overlap
-(checked before any work: :func:`check_track_windows`).
+(checked before any work: :func:`check_track_windows`). bigWig (``.bw``, ``.bigwig``) holds the
+same values in UCSC's indexed binary format (:mod:`genomamba.infer.bigwig`).
 
 Rows are written as they come, a chunk at a time (:func:`streaming_table`), so a whole genome in
 short windows never has to fit in memory: the memory a run needs is that of one chunk of rows.
@@ -21,17 +22,23 @@ import contextlib
 import gzip
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from genomamba.infer.bigwig import bigwig_appender
 from genomamba.io.atomic import replacing
+from genomamba.io.directories import made_directories
 
 METADATA_KEY = b"genomamba"
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".tsv": "tsv", ".txt": "tsv", ".csv": "csv",
-           ".bedgraph": "bedgraph", ".bdg": "bedgraph"}
+           ".bedgraph": "bedgraph", ".bdg": "bedgraph", ".bw": "bigwig", ".bigwig": "bigwig"}
+#: The formats that hold one value per window: genome-browser tracks.
+TRACK_FORMATS = ("bedgraph", "bigwig")
+#: Binary formats that compress themselves: no ``.gz`` after them.
+_BINARY = ("parquet", "bigwig")
 
 
 def _suffixes(path: str | os.PathLike) -> tuple[str, bool]:
@@ -43,11 +50,11 @@ def _suffixes(path: str | os.PathLike) -> tuple[str, bool]:
 
 
 def table_format(path: str | os.PathLike) -> str:
-    """``parquet``, ``tsv``, ``csv`` or ``bedgraph`` from the suffix of ``path``; the text formats
-    may end in ``.gz`` as well (gzip-compressed as they are written).
+    """``parquet``, ``tsv``, ``csv``, ``bedgraph`` or ``bigwig`` from the suffix of ``path``; the
+    text formats may end in ``.gz`` as well (gzip-compressed as they are written).
 
     Raises:
-        ValueError: any other suffix (named, with the accepted ones), or Parquet with ``.gz``.
+        ValueError: any other suffix (named, with the accepted ones), or Parquet/bigWig with ``.gz``.
     """
     suffix, gz = _suffixes(path)
     if suffix not in FORMATS:
@@ -55,20 +62,21 @@ def table_format(path: str | os.PathLike) -> str:
             f"{path}: the output must end in one of {', '.join(FORMATS)}, the text ones optionally "
             f"followed by .gz (got {suffix + ('.gz' if gz else '') or 'none'!r})"
         )
-    if gz and FORMATS[suffix] == "parquet":
-        raise ValueError(f"{path}: Parquet compresses its columns itself; drop the .gz")
+    if gz and FORMATS[suffix] in _BINARY:
+        raise ValueError(f"{path}: {'Parquet' if FORMATS[suffix] == 'parquet' else 'bigWig'} compresses its "
+                         "data itself; drop the .gz")
     return FORMATS[suffix]
 
 
 def require_table(path: str | os.PathLike, what: str) -> str:
-    """:func:`table_format` of ``path`` for an output that cannot be a bedGraph track; ``what``
-    says why (it holds more than one value per window).
+    """:func:`table_format` of ``path`` for an output that cannot be a track (bedGraph, bigWig);
+    ``what`` says why (it holds more than one value per window).
 
     Raises:
-        ValueError: what table_format rejects, or a bedGraph suffix.
+        ValueError: what table_format rejects, or a track suffix.
     """
     kind = table_format(path)
-    if kind == "bedgraph":
+    if kind in TRACK_FORMATS:
         raise ValueError(f"{path}: {what}: write .parquet, .tsv or .csv")
     return kind
 
@@ -103,45 +111,56 @@ def check_outputs_are_not_inputs(outputs, inputs) -> None:
 
 
 def check_track_windows(window: int | None, stride: int | None, last: str) -> None:
-    """A bedGraph track needs intervals that do not overlap: whole records, or windows whose
+    """A track (bedGraph, bigWig) needs intervals that do not overlap: whole records, or windows whose
     stride is at least their width, without ``--last shift`` (which moves the last one back).
 
     Raises:
         ValueError: overlapping windows, saying what to change.
     """
     if window is not None and ((stride or window) < window or last == "shift"):
-        raise ValueError(f"a bedGraph track cannot hold overlapping windows (--window {window}, --stride "
+        raise ValueError(f"a track cannot hold overlapping windows (--window {window}, --stride "
                          f"{stride or window}, --last {last}): use a stride of at least the window and "
                          "--last keep or drop, or write a .tsv/.parquet table")
 
 
 @contextlib.contextmanager
 def streaming_table(
-    path: str | os.PathLike, provenance: dict | None = None, *, track: str | None = None
+    path: str | os.PathLike,
+    provenance: dict | None = None,
+    *,
+    track: str | None = None,
+    chromosomes: Sequence[tuple[str, int]] | None = None,
 ) -> Iterator[Callable[[pd.DataFrame], None]]:
     """Yield ``append(frame)``, which adds rows to the table for ``path``; on leaving the block the
     table is renamed onto ``path``, or removed if the block raised (``path`` is then untouched).
 
     Every frame must have the first one's columns. ``provenance`` (JSON-able) goes into a Parquet
-    file's schema metadata (text formats have none). A bedGraph file takes the ``record``,
-    ``start`` and ``end`` columns and the one named ``track``.
+    file's schema metadata (text formats have none). A bedGraph or bigWig file takes the ``record``,
+    ``start`` and ``end`` columns and the one named ``track``; a bigWig also needs the
+    ``(chromosome, length)`` list of its header (:func:`genomamba.infer.bigwig.track_chromosomes`).
 
     Raises:
-        ValueError: an unknown suffix, or bedGraph without ``track`` (before the block runs); a
-            block that appended no row (nothing is written: an empty table has no columns).
+        ValueError: an unknown suffix, a track without ``track`` or a bigWig without ``chromosomes``
+            (before the block runs); a block that appended no row (nothing is written: an empty
+            table has no columns).
+        UnavailableError: a bigWig without pyBigWig installed.
     """
     path = Path(path)
     kind = table_format(path)
-    if kind == "bedgraph" and track is None:
-        raise ValueError(f"{path}: a bedGraph track holds one value per window: name its column")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind in TRACK_FORMATS and track is None:
+        raise ValueError(f"{path}: a track holds one value per window: name its column")
+    if kind == "bigwig" and chromosomes is None:
+        raise ValueError(f"{path}: a bigWig needs the chromosomes and lengths of its header")
     rows = 0
-    with replacing(path) as tmp, contextlib.ExitStack() as closing:
+    # folders made for the table are removed again if it fails, as its temporary is
+    with made_directories(path.parent), replacing(path) as tmp, contextlib.ExitStack() as closing:
         gz = _suffixes(path)[1]
         if kind == "parquet":
             write = _parquet_appender(tmp, provenance, closing)
         elif kind == "bedgraph":
             write = _bedgraph_appender(_open_text(tmp, gz, closing), track)
+        elif kind == "bigwig":
+            write = bigwig_appender(tmp, chromosomes, track, closing)
         else:
             write = _text_appender(_open_text(tmp, gz, closing), "\t" if kind == "tsv" else ",")
 

@@ -22,7 +22,10 @@ of a region (in silico saturation mutagenesis: three rows per position, id ``.``
 Columns: ``chrom``, ``pos`` (1-based, as in the VCF), ``id``, ``ref``, ``alt``, ``window_start``,
 ``window_end`` (0-based, half-open), ``n_bases`` (N in the window), ``log_p_ref``, ``log_p_alt``,
 ``llr``. Written as embed and predict write their tables (tables.streaming_table: Parquet with the
-model's weights digest and the options, TSV, CSV; a failed run leaves no output).
+model's weights digest and the options, TSV, CSV; a failed run leaves no output). An output named
+``.vcf``, ``.vcf.gz`` or ``.bcf`` is instead the input VCF with the scores in INFO fields
+(:data:`VCF_FIELDS`, written by genomamba.io.vcf_output through pysam): every record kept, a
+multi-allelic line's values per ALT allele, ``.`` for an allele that is not an SNV.
 """
 
 from __future__ import annotations
@@ -44,10 +47,24 @@ from genomamba.infer.tables import check_outputs_are_not_inputs, require_table, 
 from genomamba.io.mutagenesis import parse_region, saturation_alleles
 from genomamba.io.records import ReadAsNTally, invalid_character_message
 from genomamba.io.vcf import LeftOutTally, Variant, allele_kind, read_vcf
+from genomamba.io.vcf_output import InfoField, annotated_vcf, require_pysam, vcf_mode
 from genomamba.train.evaluate import autocast_for, pad_batch
 
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "window_start", "window_end", "n_bases", "log_p_ref",
            "log_p_alt", "llr")
+#: The data-line index of each row's VCF record (genomamba.io.vcf.Variant.record), beside COLUMNS
+#: while rows are made: what a VCF output writes them back onto.
+_RECORD = "record"
+_BY = "genomamba score-variants (masked-LM, natural log)"
+#: The INFO fields of a VCF output, each from the table column of the same meaning.
+VCF_FIELDS = (
+    InfoField("GM_LLR", "A", "Float", f"{_BY}: log P(alt) - log P(ref) at the masked variant", "llr"),
+    InfoField("GM_LOG_P_ALT", "A", "Float", f"{_BY}: log P(alt), softmax over A, C, G, T", "log_p_alt"),
+    InfoField("GM_LOG_P_REF", "1", "Float", f"{_BY}: log P(ref), softmax over A, C, G, T", "log_p_ref"),
+    InfoField("GM_WINDOW_START", "1", "Integer", f"{_BY}: 0-based start of the window read", "window_start"),
+    InfoField("GM_WINDOW_END", "1", "Integer", f"{_BY}: end of the window read (exclusive)", "window_end"),
+    InfoField("GM_N_BASES", "1", "Integer", f"{_BY}: bases read as N in that window", "n_bases"),
+)
 _BASE_INDEX = {base: i for i, base in enumerate("ACGT")}
 LOG = logging.getLogger("genomamba.infer")
 
@@ -100,8 +117,9 @@ def score_variants(
         InputDataError: a model without a masked-LM head; what genomamba.io.vcf rejects (file,
             line, what is wrong); a genome base that is not DNA; no SNV at all. Nothing is written.
         CheckpointError, UnavailableError: see :func:`genomamba.infer.runner.load_model`.
-        ValueError: an unknown output suffix (or bedGraph), a window below 1, not exactly one of
-            a VCF and regions, a malformed region.
+        ValueError: an unknown output suffix (or a track), a window below 1, not exactly one of
+            a VCF and regions, a malformed region, a VCF output without a VCF input.
+        UnavailableError: a VCF output without pysam installed.
     """
     from genomamba.checkpoint import read_config
     from genomamba.io.indexed import IndexedFasta
@@ -113,7 +131,14 @@ def score_variants(
         raise ValueError("give a VCF, or regions to mutate (--region), not both")
     for region in regions:  # a malformed one fails before any work
         parse_region(region)
-    require_table(out, "variant scores are a table")
+    vcf_out = vcf_mode(out) is not None
+    if not vcf_out:
+        require_table(out, "variant scores are a table (or a .vcf/.vcf.gz/.bcf)")
+    elif vcf is None:
+        raise ValueError(f"{out}: a VCF output is the input VCF with scores added; with --region write "
+                         ".parquet, .tsv or .csv")
+    else:
+        require_pysam()
     check_outputs_are_not_inputs((out,), (vcf, genome))
     task = read_config(model_dir)["architecture"]["head"]["task"]
     if task != "mlm":
@@ -127,12 +152,16 @@ def score_variants(
     options = {"command": "score-variants", "vcf": None if vcf is None else str(vcf),
                "regions": list(regions), "genome": str(genome), "window": window, "lenient": lenient}
     left_out, tally, rows = LeftOutTally(), ReadAsNTally(), 0
-    with IndexedFasta(genome) as fasta, streaming_table(out, output_provenance(model_dir, options)) as append:
+    provenance = output_provenance(model_dir, options)
+    with IndexedFasta(genome) as fasta, (
+        annotated_vcf(vcf, out, VCF_FIELDS, lengths=fasta.lengths, meta=[_vcf_meta(provenance)]) if vcf_out
+        else streaming_table(out, provenance)
+    ) as write:
         alleles = (read_vcf(vcf, fasta) if vcf is not None
                    else (site for region in regions for site in saturation_alleles(fasta, region)))
         sites = _sites(alleles, fasta, genome, window, lenient, left_out, tally)
         for frame in _scored_frames(model, sites, batch_size, device_t, progress):
-            append(frame)
+            write(frame if vcf_out else frame.drop(columns=_RECORD))
             rows += len(frame)
         if rows == 0:
             raise InputDataError(f"{source}: no single-base substitution to score"
@@ -143,6 +172,15 @@ def score_variants(
                     sum(left_out.kinds.values()), left_out.text())
     log(f"score-variants: {rows} SNV scores written to {out}")
     return {"out": str(out), "rows": rows, "left_out": dict(left_out.kinds)}
+
+
+def _vcf_meta(provenance: dict) -> str:
+    """The header line saying how a VCF output's scores were made (``##genomamba_score_variants=...``)."""
+    options = provenance["options"]
+    made = {"version": provenance["genomamba_version"], "model": provenance["model"],
+            "model_weights_sha256": provenance["model_weights_sha256"], "genome": options["genome"],
+            "window": options["window"], "lenient": options["lenient"]}
+    return "##genomamba_score_variants=" + ";".join(f"{key}={value}" for key, value in made.items())
 
 
 def _sites(lines: Iterator[list[Variant]], fasta, genome, window: int, lenient: bool, left_out: LeftOutTally,
@@ -173,7 +211,7 @@ def _sites(lines: Iterator[list[Variant]], fasta, genome, window: int, lenient: 
 
 def _scored_frames(model, sites: Iterator[_Site], batch_size: int, device: torch.device,
                    progress: Callable[[int], None] | None) -> Iterator[pd.DataFrame]:
-    """Frames of about ROWS_PER_CHUNK rows (COLUMNS), in VCF order."""
+    """Frames of about ROWS_PER_CHUNK rows (COLUMNS and _RECORD), in VCF order."""
     rows: list[tuple] = []
     batch: list[_Site] = []
     for site in sites:
@@ -182,12 +220,12 @@ def _scored_frames(model, sites: Iterator[_Site], batch_size: int, device: torch
             rows.extend(_score_batch(model, batch, device, progress))
             batch = []
         if len(rows) >= ROWS_PER_CHUNK:
-            yield pd.DataFrame(rows, columns=list(COLUMNS))
+            yield pd.DataFrame(rows, columns=[*COLUMNS, _RECORD])
             rows = []
     if batch:
         rows.extend(_score_batch(model, batch, device, progress))
     if rows:
-        yield pd.DataFrame(rows, columns=list(COLUMNS))
+        yield pd.DataFrame(rows, columns=[*COLUMNS, _RECORD])
 
 
 def _score_batch(model, batch: list[_Site], device: torch.device, progress) -> list[tuple]:
@@ -205,7 +243,7 @@ def _score_batch(model, batch: list[_Site], device: torch.device, progress) -> l
         for v in site.alleles:
             ref, alt = lp[_BASE_INDEX[v.ref]], lp[_BASE_INDEX[v.alt]]
             rows.append((v.chrom, v.position + 1, v.id, v.ref, v.alt, site.start, site.end, n_bases,
-                         float(ref), float(alt), float(alt - ref)))
+                         float(ref), float(alt), float(alt - ref), v.record))
     if progress is not None:
         progress(sum(len(site.alleles) for site in batch))
     return rows

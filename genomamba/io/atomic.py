@@ -2,14 +2,39 @@
 
 The project's rule for every output (a table, a plot, a task CSV, a metrics file): write to a
 temporary sibling, rename it onto the target when complete, remove it if anything fails.
+
+Every temporary is named after its target and the writing process's pid: ``.NAME.tmp-PID...``
+(``DIR.tmp-PID`` for token-shard directories). A process killed by SIGKILL cannot remove its
+temporary; the pid in the name lets the next writer of the same output recognise it as left by a
+dead process and remove it (:func:`genomamba.io.locks.remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+#: The name of a temporary made here (or by ``genomamba.io.tokenize``'s directory swap):
+#: NAME.tmp-PID, NAME.old-PID, .NAME.tmp-PID, .NAME.tmp-PID.<anything> or -<anything> (a suffix,
+#: mkdtemp's letters, a random token). ``name`` is what the temporary becomes.
+TEMPORARY_NAME = re.compile(r"^(?P<hidden>\.?)(?P<name>.+?)\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)(?:[.-].*)?$")
+
+
+def temporary_sibling(path: str | os.PathLike, suffix: str = "") -> Path:
+    """``.NAME.tmp-PID<suffix>`` beside ``path``: where this process writes ``path`` before renaming."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
+
+
+def temporary_directory(path: str | os.PathLike) -> Path:
+    """A new, empty directory ``.NAME.tmp-PID.XXXXXXXX`` beside ``path`` (whose parent must exist),
+    to fill and then rename onto ``path``; unique even when one process makes several at once."""
+    path = Path(path)
+    return Path(tempfile.mkdtemp(prefix=f"{temporary_sibling(path).name}.", dir=path.parent))
 
 
 @contextlib.contextmanager
@@ -17,7 +42,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write; on leaving the block it is renamed onto
     ``path`` (one ``os.replace``), or removed if the block raised (``path`` is then untouched)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    tmp = temporary_sibling(path, path.suffix)
     try:
         yield tmp
         os.replace(tmp, path)

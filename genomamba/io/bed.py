@@ -70,6 +70,11 @@ def _header(fields: list[str], known: tuple[str, ...]) -> list[str] | None:
     return None
 
 
+def _track_or_browser(line: str) -> bool:
+    # the whole first word: a chromosome may be called 'track7' (startswith dropped its lines unsaid)
+    return line.split(None, 1)[0] in ("track", "browser")
+
+
 def parse_bed(
     path: str | os.PathLike,
     *,
@@ -88,15 +93,22 @@ def parse_bed(
     """
     text = read_text(path)
     lines = [(n, line.rstrip("\r")) for n, line in enumerate(text.split("\n"), start=1)]
-    lines = [(n, line) for n, line in lines if line.strip() and not line.startswith(("track", "browser"))]
+    lines = [(n, line) for n, line in lines if line.strip() and not _track_or_browser(line)]
     if not lines:
         raise InputDataError(f"{path}: empty file: no BED intervals")
-    names = _header(lines[0][1].split("\t"), required)
+    # The header, if any, is the first line that is not a plain '#' comment; without one, that
+    # first line is data and its width names the columns (a leading comment is not a header).
+    first = next((i for i, (_, line) in enumerate(lines) if not line.startswith("#")
+                  or _header(line.split("\t"), required) is not None), None)
+    if first is None:
+        raise InputDataError(f"{path}: no BED intervals, only '#' comment lines")
+    names = _header(lines[first][1].split("\t"), required)
     if names is None:
+        lines = lines[first:]
         names = headerless(len(lines[0][1].split("\t")), lines[0][0])
     else:
-        header_line = lines[0][0]
-        lines = lines[1:]
+        header_line = lines[first][0]
+        lines = lines[first + 1 :]
         names = [_ALIASES.get(n, n) for n in names]
         missing = [c for c in ("chrom", "start", "end", *required) if c not in names]
         if missing:

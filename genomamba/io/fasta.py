@@ -1,5 +1,8 @@
 """Streaming FASTA reader: blocks of text in, token-id chunks out, every bad input named.
 
+GenBank files are read here too: a file whose first non-blank line starts with ``LOCUS`` is
+handed to :mod:`genomamba.io.genbank` (Biopython) and yields the same records, chunks and stats.
+
 The reader never builds a record as one Python string. It takes blocks of decompressed text
 (:mod:`genomamba.io.compression`, a few MiB each), finds headers with ``bytes.find``, strips
 line breaks with ``bytes.replace`` and encodes each block with :func:`genomamba.alphabet.encode`
@@ -31,13 +34,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 
 import numpy as np
 
 from genomamba.alphabet import InvalidCharacterError, encode
 from genomamba.errors import InputDataError
 from genomamba.io.compression import BLOCK_SIZE, InputStream
+from genomamba.io.genbank import GENBANK_START, genbank_records
 from genomamba.io.records import (
     Chunk,
     FastaRecord,
@@ -91,7 +96,7 @@ class RecordStream:
 
 
 class FastaReader:
-    """Read a FASTA file (plain, gzip, BGZF, xz, bzip2; ``-`` for stdin) as a stream of records.
+    """Read a FASTA or GenBank file (plain, gzip, BGZF, xz, bzip2; ``-`` for stdin) as a stream of records.
 
     Args:
         path: file path or ``-``.
@@ -190,7 +195,8 @@ class FastaReader:
         held = b""  # bytes kept back in the start state (a BOM may be split across reads)
         seen_bytes = False
         first_block = True
-        for block in self.input.blocks():
+        blocks = self.input.blocks()
+        for block in blocks:
             if not block:
                 continue
             seen_bytes = True
@@ -215,6 +221,9 @@ class FastaReader:
                 if block[pos] not in b">@" and block.find(b"\n", pos) < 0 and len(block) - pos < 60:
                     held = block[pos:]  # read on, to show the whole offending line in the message
                     continue
+                if block.startswith(GENBANK_START, pos):
+                    yield from self._genbank_events(chain([block[pos:]], blocks))
+                    return
                 self._check_first_line(block, pos)
                 state, pos, self._col = _HEADER, pos + 1, 1
             n = len(block)
@@ -248,6 +257,9 @@ class FastaReader:
         if state == _START:
             if held == b"\r":
                 raise self.error(f"line {self._line}: bare carriage return (CR) line ending")
+            if held.startswith(GENBANK_START):
+                yield from self._genbank_events([held])
+                return
             if held:
                 self._check_first_line(held, 0)
             if not seen_bytes:
@@ -322,6 +334,19 @@ class FastaReader:
             raise self.error(f"{self._where(line, column)}: bare carriage return (CR) line ending")
         return (_EV_END,)
 
+    def _genbank_events(self, blocks: Iterable[bytes]) -> Iterator[tuple]:
+        """The events of :meth:`_events` for GenBank text (``blocks`` start at its LOCUS line)."""
+        for record in genbank_records(blocks, self.name, first_line=self._line, warn=self._warn):
+            self._current = RecordStats(name=record.name, description=record.description,
+                                        header_line=record.locus_line)
+            yield _EV_HEADER, self._current
+            sequence = record.sequence or b""
+            for start in range(0, len(sequence), self.input.block_size):
+                piece = sequence[start : start + self.input.block_size]
+                locate = lambda exc, s=start, r=record: r.place(s + exc.offset, exc.byte)  # noqa: E731
+                yield _EV_CHUNK, self._encode(piece, locate)
+            yield (_EV_END,)
+
     # -- sequence ------------------------------------------------------------------------------
 
     def _sequence(self, region: bytes) -> Chunk | None:
@@ -345,7 +370,7 @@ class FastaReader:
             self._col += len(region)
         if not sequence:
             return None
-        return self._encode(sequence, region, line0, col0)
+        return self._encode(sequence, lambda exc: self._locate(exc, region, line0, col0))
 
     def _strip_crlf(self, region: bytes, n_lf: int, line0: int, col0: int) -> bytes:
         lead = 0
@@ -376,13 +401,14 @@ class FastaReader:
             self._pending_cr = line_and_column(region, line0, col0, len(region) - 1)
         return region[lead : len(region) - trailing].replace(b"\r\n", b"")
 
-    def _encode(self, sequence: bytes, region: bytes, line0: int, col0: int) -> Chunk:
+    def _encode(self, sequence: bytes, locate: Callable[[InvalidCharacterError], str]) -> Chunk:
+        """Encode ``sequence``; ``locate(exc)`` says where an invalid character is in the file."""
         record = self._current
         try:
             lenient = self.lenient or self.report_invalid
             ids, mask, stats = encode(sequence, rna=self.rna, lenient=lenient, want_softmask=self.softmask)
         except InvalidCharacterError as exc:
-            raise self.error(f"record '{record.name}', {self._locate(exc, region, line0, col0)}") from None
+            raise self.error(f"record '{record.name}', {locate(exc)}") from None
         if self.report_invalid and not self.lenient and stats.lenient_replacements:
             # They were read as N only to keep going: report them as invalid, not as lenient.
             record.invalid_count += stats.lenient_replacements
@@ -391,7 +417,7 @@ class FastaReader:
                 try:
                     encode(sequence, rna=self.rna)
                 except InvalidCharacterError as exc:
-                    record.first_invalid = self._locate(exc, region, line0, col0)
+                    record.first_invalid = locate(exc)
         start = record.length
         record.add_ids(ids, stats)
         return Chunk(start, ids, mask)

@@ -6,6 +6,10 @@ are streamed into a hidden temporary file next to the target while sha256 (and, 
 published md5 list is named, md5) is computed in the same pass; only a file whose digest
 matches is renamed onto ``DIR/<genome>/<file>`` (an atomic rename on one file system).
 A mismatch removes the temporary file, so a failed fetch leaves nothing behind.
+When the entry names a ``deb_member``, the source is a Debian package: it is checked against
+``deb_sha256``/``deb_size``, the member is unpacked beside the target
+(:mod:`genomamba.io.debian`) and the package is deleted; the member's digest is then checked
+as any file's.
 
 Which digest a download must match:
 
@@ -40,6 +44,9 @@ from typing import BinaryIO
 from genomamba import __version__
 from genomamba.errors import InputDataError, UnavailableError
 from genomamba.io.compression import sha256_file
+from genomamba.io.debian import iter_deb_member
+from genomamba.io.directories import made_directories
+from genomamba.io.locks import output_lock
 from genomamba.io.manifest import FileEntry, Manifest
 
 log = logging.getLogger(__name__)
@@ -145,8 +152,18 @@ def fetch_file(
         stale = f" (the existing {target}, sha256 {actual}, was left as it was)"
 
     md5 = _published_md5(entry, timeout) if expected is None and entry.md5sums_url else None
-    created_dir = not target.parent.exists()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # DIR/<genome>/ (and DIR) made here are removed again if the fetch fails: no empty folder is left
+    with made_directories(target.parent):
+        return _fetch_from_sources(
+            entry, target, lock, expected, basis, recorded, md5, stale, progress, timeout
+        )
+
+
+def _fetch_from_sources(
+    entry: FileEntry, target: Path, lock: FetchLock, expected: str | None, basis: str,
+    recorded: str | None, md5: str | None, stale: str, progress: bool, timeout: float,
+) -> FetchResult:
+    """Try the sources in order; the first whose bytes check out is renamed onto ``target``."""
     mismatches: list[str] = []
     unreadable: list[_SourceError] = []
     for source in entry.sources:
@@ -156,6 +173,13 @@ def fetch_file(
             log.warning("%s: %s", entry.name, exc)
             unreadable.append(exc)
             continue
+        if entry.deb_member is not None:  # the source was a package: unpack the file out of it
+            unpacked, problem = _unpack_member(entry, tmp, sha256, size, target)
+            if unpacked is None:
+                log.warning("%s from %s: %s", entry.name, source, problem)
+                mismatches.append(f"{source}: {problem}")
+                continue
+            tmp, sha256, md5_actual, size = unpacked
         problem = _compare(entry, expected, md5, sha256, md5_actual, size)
         if problem:
             tmp.unlink(missing_ok=True)
@@ -171,9 +195,6 @@ def fetch_file(
         log.info("fetched %s/%s from %s (sha256 %s, %s)", entry.genome, entry.name, source, sha256, basis)
         return FetchResult(entry.genome, entry.name, target, sha256, size, "fetched", basis, source)
 
-    if created_dir:  # leave no empty genome folder behind either
-        with contextlib.suppress(OSError):
-            target.parent.rmdir()
     attempts = mismatches + [str(exc) for exc in unreadable]
     detail = "; ".join(attempts)
     if mismatches:
@@ -203,33 +224,70 @@ def _download(source: str, target: Path, *, progress: bool, timeout: float) -> t
 
     The temporary file is removed on every failure, including KeyboardInterrupt.
     """
+    with _open_source(source, timeout) as (stream, total):
+        bar = _progress_bar(total, target.name, progress)
+        try:
+            tmp, sha256, md5, size = _write_temp(_read_chunks(stream, source, bar), target)
+        finally:
+            bar.close()
+    if total is not None and size != total:
+        tmp.unlink(missing_ok=True)
+        raise _SourceError(f"{source}: truncated: got {size} of {total} bytes", remote=True)
+    return tmp, sha256, md5, size
+
+
+def _read_chunks(stream: BinaryIO, source: str, bar) -> Iterator[bytes]:
+    size = 0
+    try:
+        while chunk := stream.read(CHUNK_BYTES):
+            size += len(chunk)
+            bar.update(len(chunk))
+            yield chunk
+    except (OSError, http.client.HTTPException) as exc:
+        remote = bool(_URL_RE.match(source))
+        raise _SourceError(f"{source}: read failed after {size} bytes: {exc}", remote=remote) from exc
+
+
+def _write_temp(chunks: Iterable[bytes], target: Path) -> tuple[Path, str, str, int]:
+    """Write ``chunks`` into a new hidden file beside ``target``, hashing them on the way;
+    return (tmp, sha256, md5, size). The file is removed on every failure."""
     sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     tmp = Path(tmp_name)
     size = 0
     try:
-        with os.fdopen(fd, "wb") as out, _open_source(source, timeout) as (stream, total):
-            bar = _progress_bar(total, target.name, progress)
-            try:
-                while chunk := stream.read(CHUNK_BYTES):
-                    out.write(chunk)
-                    sha256.update(chunk)
-                    md5.update(chunk)
-                    size += len(chunk)
-                    bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as exc:
-                remote = bool(_URL_RE.match(source))
-                raise _SourceError(f"{source}: read failed after {size} bytes: {exc}", remote=remote) from exc
-            finally:
-                bar.close()
-            if total is not None and size != total:
-                raise _SourceError(f"{source}: truncated: got {size} of {total} bytes", remote=True)
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                sha256.update(chunk)
+                md5.update(chunk)
+                size += len(chunk)
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return tmp, sha256.hexdigest(), md5.hexdigest(), size
+
+
+def _unpack_member(
+    entry: FileEntry, deb: Path, deb_sha256: str, deb_size: int, target: Path
+) -> tuple[tuple[Path, str, str, int] | None, str | None]:
+    """Check the downloaded package ``deb`` against ``entry.deb_sha256``/``deb_size`` and unpack
+    ``entry.deb_member`` beside ``target``: ((tmp, sha256, md5, size), None), or (None, what is
+    wrong). ``deb`` is removed either way."""
+    try:
+        if entry.deb_size is not None and deb_size != entry.deb_size:
+            return None, f"package size {deb_size} bytes, expected {entry.deb_size} (sha256 {deb_sha256})"
+        if entry.deb_sha256 is not None and deb_sha256 != entry.deb_sha256:
+            return None, f"expected package sha256 {entry.deb_sha256}, got {deb_sha256}"
+        assert entry.deb_member is not None
+        try:
+            return _write_temp(iter_deb_member(deb, entry.deb_member, CHUNK_BYTES), target), None
+        except InputDataError as exc:
+            return None, str(exc)
+    finally:
+        deb.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -306,7 +364,8 @@ class FetchLock:
     """The lock file: sha256 digests recorded by first fetches (TSV, columns ``LOCK_COLUMNS``).
 
     Several fetches may share one lock (Snakemake runs one job per file), so every update
-    re-reads the file under an exclusive ``flock`` on its folder and replaces it atomically.
+    re-reads the file under its lock (:func:`genomamba.io.locks.output_lock`, waited for) and
+    replaces it atomically.
     """
 
     def __init__(self, path: Path):
@@ -320,7 +379,7 @@ class FetchLock:
     def record(self, genome: str, name: str, sha256: str, size: int, source: str) -> None:
         """Record (or replace) the digest of ``genome/name``."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _folder_lock(self.path.parent):
+        with output_lock(self.path, wait=True, clean=False):
             rows = self._read()
             rows[(genome, name)] = {
                 "genome": genome,
@@ -351,17 +410,3 @@ class FetchLock:
         except FileNotFoundError:
             return {}
 
-
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): concurrent fetches into one folder are not protected
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock

@@ -1,20 +1,23 @@
-"""Labelled sequences for fine-tuning and evaluation: reading CSV/TSV, BED + genome, FASTA per class.
+"""Labelled sequences for fine-tuning and evaluation: reading CSV/TSV, Parquet, BED + genome, FASTA per class.
 
-numpy only (no torch). Three input formats, chosen by the file name (after a ``.gz``/``.bgz``/
-``.xz``/``.bz2`` suffix; the compression itself is recognised from the bytes):
+numpy and pyarrow only (no torch). Four input formats, chosen by the file name (after a ``.gz``/
+``.bgz``/``.xz``/``.bz2`` suffix; the compression itself is recognised from the bytes):
 
 * **CSV / TSV** (``.csv``; ``.tsv``, ``.tab``, ``.txt``): a header row naming the columns
   ``sequence`` and ``label`` (required) and optionally ``id``, ``group``, ``split``; other
   columns are ignored. Multi-label rows list their labels separated by ``;``.
+* **Parquet** (``.parquet``, ``.pq``; not compressed again): the same columns by name. ``sequence``
+  holds strings; ``label`` strings or numbers (read as they print: ``1``, ``0.5``), or a list of
+  labels for a multi-label row; errors name the row (1-based) instead of a line.
 * **BED** (``.bed``): ``chrom start end`` (0-based, half-open) plus the label, with sequences
-  fetched from ``genome`` (a plain or BGZF FASTA, through :mod:`genomamba.io.indexed`). Without
+  fetched from ``genome`` (a FASTA, through :mod:`genomamba.io.indexed`). Without
   a header the 4th column is the label (BED4). With a header line (``#chrom start end name
   label ...`` or the same without ``#``) the columns are found by name: ``label`` is required,
   ``name`` (the id), ``strand`` (``-`` gives the reverse complement), ``group`` and ``split`` are
   optional. ``track``/``browser`` lines and later ``#`` lines are skipped. ``group`` defaults
   to the chromosome, so a grouped split keeps each chromosome on one side.
-* **FASTA per class**: ``LABEL=FILE`` (FASTA, any compression); every record of FILE is one
-  example with label LABEL, its id and group the record name.
+* **FASTA per class**: ``LABEL=FILE`` (FASTA or GenBank, any compression); every record of FILE
+  is one example with label LABEL, its id and group the record name.
 
 Sequences follow the alphabet's policy (:func:`genomamba.alphabet.encode`): any case, IUPAC codes
 read as N, anything else an error unless ``lenient``. ``split`` values are ``train``, ``val``
@@ -45,7 +48,9 @@ from genomamba.io.records import ReadAsNTally, invalid_character_message
 # "valid" is how BEND's BED files name the validation split
 SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 _COMPRESSION_SUFFIXES = (".gz", ".bgz", ".xz", ".bz2")
-_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".bed": "bed"}
+_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".bed": "bed", ".parquet": "parquet",
+            ".pq": "parquet"}
+_COLUMNS = ("sequence", "label", "id", "group", "split")
 
 
 @dataclass
@@ -127,18 +132,20 @@ def read_labelled(
         if genome is None:
             raise ValueError(f"{path}: BED input needs --genome FASTA to fetch the sequences from")
         return read_bed(path, genome, lenient=lenient, rna=rna)
+    if kind == "parquet":
+        return read_parquet(path, lenient=lenient, rna=rna)
     return read_table(path, delimiter="," if kind == "csv" else "\t", lenient=lenient, rna=rna)
 
 
 def input_format(path: str | os.PathLike) -> str:
-    """``csv``, ``tsv`` or ``bed`` from the file name. Raises InputDataError for other names."""
+    """``csv``, ``tsv``, ``parquet`` or ``bed`` from the file name. Raises InputDataError for other names."""
     name = Path(path).name.lower()
     for suffix in _COMPRESSION_SUFFIXES:
         name = name.removesuffix(suffix)
     kind = _FORMATS.get(Path(name).suffix)
     if kind is None:
         raise InputDataError(
-            f"{path}: cannot tell the format from the file name; name it .csv, .tsv or .bed "
+            f"{path}: cannot tell the format from the file name; name it .csv, .tsv, .parquet or .bed "
             "(or give FASTA files as LABEL=FILE)"
         )
     return kind
@@ -208,7 +215,7 @@ def read_table(
             f"{path}: line {header_line}: missing column(s) {', '.join(map(repr, missing))} in the header "
             f"(found: {', '.join(map(repr, names))}; columns separated by {sep})"
         )
-    col = {name: names.index(name) for name in ("sequence", "label", "id", "group", "split") if name in names}
+    col = {name: names.index(name) for name in _COLUMNS if name in names}
     data = LabelledData(files=[str(path)])
     tally = ReadAsNTally()
     try:
@@ -233,6 +240,67 @@ def read_table(
         raise InputDataError(f"{path}: line {reader.line_num}: {exc}") from None
     if not data.ids:
         raise InputDataError(f"{path}: no data rows after the header (line {header_line})")
+    tally.warn(str(path), "sequences")
+    return data
+
+
+def _cell(value, where: str) -> str:
+    """A Parquet cell as the text a CSV would hold: null -> ``""``, a list -> ``a;b``, a number as printed."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ";".join(_cell(v, where) for v in value)
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputDataError(f"{where}: not UTF-8 text") from None
+    return str(value)
+
+
+def read_parquet(path: str | os.PathLike, *, lenient: bool = False, rna: bool = False) -> LabelledData:
+    """Read a Parquet file with the columns of a CSV (module docstring); rows are named ``FILE: row N``.
+
+    Raises:
+        InputDataError: not a Parquet file (or compressed again), a missing or duplicate column,
+            no rows, a null or empty sequence, what :func:`encode_text` rejects.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from genomamba.io.compression import sniff_path
+
+    compression = sniff_path(path)
+    if compression != "plain":
+        raise InputDataError(f"{path}: {compression}-compressed; Parquet compresses its columns itself, "
+                             "decompress the file")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputDataError(f"{path}: not a readable Parquet file: {exc}") from None
+    names = [name.strip().lower() for name in table.column_names]
+    duplicated = sorted({n for n in names if n and names.count(n) > 1})
+    if duplicated:
+        raise InputDataError(f"{path}: duplicate column(s) {', '.join(duplicated)}")
+    missing = [c for c in ("sequence", "label") if c not in names]
+    if missing:
+        raise InputDataError(f"{path}: missing column(s) {', '.join(map(repr, missing))} (found: "
+                             f"{', '.join(map(repr, table.column_names))})")
+    if table.num_rows == 0:
+        raise InputDataError(f"{path}: no rows")
+    columns = {name: table.column(names.index(name)).to_pylist() for name in _COLUMNS if name in names}
+    data = LabelledData(files=[str(path)])
+    tally = ReadAsNTally()
+    for index in range(table.num_rows):
+        where = f"{path}: row {index + 1}"
+        cell = {name: _cell(values[index], f"{where}, column {name!r}") for name, values in columns.items()}
+        ids = encode_text(cell["sequence"], f"{where}, column 'sequence'", lenient=lenient, rna=rna,
+                          tally=tally)
+        id_ = cell.get("id", "").strip() or f"{Path(path).name}:{index + 1}"
+        group = cell.get("group", "").strip()
+        split = _split_value(cell["split"], f"{where}, column 'split'") if "split" in cell else None
+        # a null or empty label is left to genomamba.io.targets, which refuses it as for a CSV
+        data.add(id_, ids, cell["label"].strip(), group or id_, split, where)
     tally.warn(str(path), "sequences")
     return data
 

@@ -22,6 +22,16 @@ A manifest is a YAML file (``data_manifests/*.yaml``) with this shape; unknown k
             size: 49270                  # bytes, or null
             verify: sha256               # sha256 (default) | required-on-first-fetch
             md5sums_url: https://.../md5sum.txt   # optional: a published md5 list to check against
+        holdout: [chrI, "chrX:62,000,001-69,999,930"]    # optional: regions kept out of training
+                                                         # for validation (samtools spelling)
+        bases: 12071326         # optional: total length of its FASTA records
+
+A file may be one member of a Debian binary package: ``path``/``urls`` then name the ``.deb``,
+``deb_member`` the file inside it (``usr/share/doc/...``, as ``dpkg -c`` lists it), and
+``deb_sha256``/``deb_size`` (optional) the package's own digest and size, checked before the
+member is unpacked; ``sha256`` and ``size`` are those of the member as shipped (a ``.gz``
+member stays compressed); ``deb_package``/``deb_version`` name the package (informative).
+``md5sums_url`` cannot be combined with ``deb_member``.
 
 ``verify: required-on-first-fetch`` is the honest spelling of "nobody has recorded a sha256 for
 this file yet": it is allowed only with ``sha256: null``, and :mod:`genomamba.io.fetch` then
@@ -37,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from genomamba.errors import InputDataError
+from genomamba.io.regions import parse_region
 
 MANIFEST_VERSION = 1
 ROLES = ("fasta", "annotation", "variants", "other")
@@ -48,8 +59,10 @@ _URL_RE = re.compile(r"^(https?|ftp|file)://\S+$")
 
 _TOP_KEYS = {"manifest_version", "root", "genomes"}
 _GENOME_KEYS = {"name", "description", "species", "assembly", "licence", "citation", "source", "files"}
+_GENOME_KEYS |= {"holdout", "bases"}
 _GENOME_REQUIRED = {"name", "licence", "citation", "files"}
 _FILE_KEYS = {"name", "role", "path", "urls", "sha256", "size", "verify", "md5sums_url"}
+_FILE_KEYS |= {"deb_package", "deb_version", "deb_member", "deb_sha256", "deb_size"}  # a file of a .deb
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,11 @@ class FileEntry:
     urls: tuple[str, ...]
     verify: str
     md5sums_url: str | None
+    deb_member: str | None = None  # the file inside the .deb that the sources name
+    deb_package: str = ""  # informative: the package name and exact version (dpkg-deb -f X.deb Version)
+    deb_version: str = ""
+    deb_sha256: str | None = None
+    deb_size: int | None = None
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -87,6 +105,8 @@ class GenomeEntry:
     species: str = ""
     assembly: str = ""
     source: str = ""
+    holdout: tuple[str, ...] = ()  # regions for validation only (genomamba.io.regions spelling)
+    bases: int | None = None  # sequence length of all its FASTA records, when recorded
 
     def fasta_files(self) -> tuple[FileEntry, ...]:
         return tuple(f for f in self.files if f.role == "fasta")
@@ -160,8 +180,11 @@ def _parse_genome(item: Any, where: str, root: Path) -> GenomeEntry:
     names = [f.name for f in files]
     if len(set(names)) != len(names):
         raise InputDataError(f"{where}: file names must be unique, got {names}")
-    text = {k: _string(item.get(k, ""), f"{where}: {k}") for k in _GENOME_KEYS - {"name", "files"}}
-    return GenomeEntry(name=name, files=files, **text)
+    plain = _GENOME_KEYS - {"name", "files", "holdout", "bases"}
+    text = {k: _string(item.get(k, ""), f"{where}: {k}") for k in plain}
+    holdout = _regions(item.get("holdout", []), f"{where}: holdout")
+    bases = _size(item.get("bases"), f"{where}: bases")
+    return GenomeEntry(name=name, files=files, holdout=holdout, bases=bases, **text)
 
 
 def _parse_file(item: Any, where: str, genome: str, root: Path) -> FileEntry:
@@ -170,9 +193,7 @@ def _parse_file(item: Any, where: str, genome: str, root: Path) -> FileEntry:
     role = item["role"]
     if role not in ROLES:
         raise InputDataError(f"{where}: role must be one of {ROLES}, got {role!r}")
-    sha256 = item["sha256"]
-    if sha256 is not None and not (isinstance(sha256, str) and _SHA256_RE.match(sha256)):
-        raise InputDataError(f"{where}: sha256 must be 64 lower-case hex digits or null, got {sha256!r}")
+    sha256 = _digest(item["sha256"], f"{where}: sha256")
     verify = item.get("verify", "sha256")
     if verify not in VERIFY_MODES:
         raise InputDataError(f"{where}: verify must be one of {VERIFY_MODES}, got {verify!r}")
@@ -180,9 +201,7 @@ def _parse_file(item: Any, where: str, genome: str, root: Path) -> FileEntry:
         raise InputDataError(f"{where}: sha256 is null, so verify must say 'required-on-first-fetch'")
     if sha256 is not None and verify != "sha256":
         raise InputDataError(f"{where}: verify {verify!r} makes no sense with a recorded sha256")
-    size = item.get("size")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-        raise InputDataError(f"{where}: size must be a non-negative integer or null, got {size!r}")
+    size = _size(item.get("size"), f"{where}: size")
     urls = item.get("urls", [])
     if not isinstance(urls, list) or not all(isinstance(u, str) and _URL_RE.match(u) for u in urls):
         raise InputDataError(f"{where}: urls must be a list of http(s)://, ftp:// or file:// URLs")
@@ -195,6 +214,15 @@ def _parse_file(item: Any, where: str, genome: str, root: Path) -> FileEntry:
     md5sums_url = item.get("md5sums_url")
     if md5sums_url is not None and not (isinstance(md5sums_url, str) and _URL_RE.match(md5sums_url)):
         raise InputDataError(f"{where}: md5sums_url must be a URL, got {md5sums_url!r}")
+    deb_member = item.get("deb_member")
+    if deb_member is not None:
+        deb_member = _string(deb_member, f"{where}: deb_member")
+        if not deb_member.strip("./"):
+            raise InputDataError(f"{where}: deb_member must name a file inside the package")
+        if md5sums_url is not None:
+            raise InputDataError(f"{where}: md5sums_url cannot be used with deb_member")
+    elif set(item) & {"deb_package", "deb_version", "deb_sha256", "deb_size"}:
+        raise InputDataError(f"{where}: deb_package, deb_version, deb_sha256 and deb_size need deb_member")
     return FileEntry(
         genome=genome,
         name=name,
@@ -205,7 +233,35 @@ def _parse_file(item: Any, where: str, genome: str, root: Path) -> FileEntry:
         urls=tuple(urls),
         verify=verify,
         md5sums_url=md5sums_url,
+        deb_member=deb_member,
+        deb_package=_string(item.get("deb_package", ""), f"{where}: deb_package"),
+        deb_version=_string(str(item.get("deb_version", "")), f"{where}: deb_version"),
+        deb_sha256=_digest(item.get("deb_sha256"), f"{where}: deb_sha256"),
+        deb_size=_size(item.get("deb_size"), f"{where}: deb_size"),
     )
+
+
+def _digest(value: Any, where: str) -> str | None:
+    if value is not None and not (isinstance(value, str) and _SHA256_RE.match(value)):
+        raise InputDataError(f"{where} must be 64 lower-case hex digits or null, got {value!r}")
+    return value
+
+
+def _size(value: Any, where: str) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise InputDataError(f"{where} must be a non-negative integer or null, got {value!r}")
+    return value
+
+
+def _regions(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise InputDataError(f"{where}: expected a list of regions (CHROM or CHROM:START-END)")
+    for region in value:
+        try:
+            parse_region(region)
+        except ValueError as exc:
+            raise InputDataError(f"{where}: {exc}") from None
+    return tuple(value)
 
 
 def _check_mapping(item: Any, where: str, allowed: set[str], required: set[str]) -> None:

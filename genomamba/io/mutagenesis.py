@@ -10,32 +10,13 @@ leaves out and counts.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from genomamba.errors import InputDataError
+from genomamba.io.regions import parse_region
 from genomamba.io.vcf import Variant
 
-# The name may hold colons itself (HLA-A*01:01:01:01): only a trailing :START-END is a range.
-_REGION = re.compile(r"^(?P<chrom>.+?)(:(?P<start>[\d,]+)-(?P<end>[\d,]+))?$")
-
-
-def parse_region(text: str) -> tuple[str, int | None, int | None]:
-    """(chrom, 0-based start, end) of ``CHROM:START-END`` (1-based inclusive), or (chrom, None,
-    None) for ``CHROM``.
-
-    Raises:
-        ValueError: not a region, or START > END or START < 1 (a usage error).
-    """
-    match = _REGION.match(text.strip())
-    if match is None:
-        raise ValueError(f"region {text!r}: write CHROM:START-END (1-based, inclusive) or CHROM")
-    if match["start"] is None:
-        return match["chrom"], None, None
-    start, end = (int(match[k].replace(",", "")) for k in ("start", "end"))
-    if not 1 <= start <= end:
-        raise ValueError(f"region {text!r}: START must be at least 1 and at most END")
-    return match["chrom"], start - 1, end
+__all__ = ["parse_region", "saturation_alleles"]  # parse_region lives in genomamba.io.regions
 
 
 def saturation_alleles(genome, region: str) -> Iterator[list[Variant]]:

@@ -17,12 +17,21 @@ softmask shard), ``n_fraction`` and ``softmask_fraction`` (over the real bases),
 (position of the source file in the manifest's ``inputs``).
 
 Shards are written as a stream: a fixed 128-byte ``.npy`` header is rewritten with the final
-length when the shard is closed, so no shard is ever held in memory. numpy and pyarrow only.
+length when the shard is closed, so no shard is ever held in memory. Each shard's entry in the
+manifest records its sha256 (of the whole file, header included: ``sha256sum`` agrees).
+numpy and pyarrow only.
+
+The reader checks what is cheap when it opens a directory (every shard's header, dtype, length and
+size on disk against the manifest; every index row inside its shard), so a truncated or damaged
+directory is an :class:`~genomamba.errors.InputDataError` naming the file, not a failure deep in
+training. What costs a pass over the data is asked for: :meth:`TokenShards.check_tokens` (every
+id a base or padding) and :meth:`TokenShards.verify_checksums` (the manifest's sha256).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 from array import array
 from collections.abc import Sequence
@@ -31,7 +40,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from genomamba.alphabet import N_ID, reverse_complement
+from genomamba.alphabet import A_ID, N_ID, PAD_ID, reverse_complement
+from genomamba.errors import InputDataError
+from genomamba.io.compression import sha256_file
 
 MANIFEST = "manifest.json"
 INDEX = "index.parquet"
@@ -40,6 +51,10 @@ FORMAT_VERSION = 1
 #: Tokens per shard before a new one is started (a window never straddles two shards).
 DEFAULT_SHARD_TOKENS = 256 << 20
 _NPY_HEADER_SIZE = 128
+#: Tokens a shard may hold: padding and the bases A C G T N (ids A_ID..N_ID, one run of ids).
+_STORED_IDS = (PAD_ID, *range(A_ID, N_ID + 1))
+_SCAN_TOKENS = 16 << 20  # tokens checked at a time by TokenShards.check_tokens
+_REMAKE = "re-make the directory with `genomamba tokenize --force`"
 
 
 def npy_header(length: int) -> bytes:
@@ -122,6 +137,9 @@ class ShardWriter:
                 "softmask": self._masks.path.name,
                 "n_tokens": self._tokens.size,
                 "n_windows": self._windows_in_shard,
+                # read back just written (from the page cache): the header is final only now
+                "tokens_sha256": sha256_file(self._tokens.path),
+                "softmask_sha256": sha256_file(self._masks.path),
             }
         )
         self._tokens = self._masks = None
@@ -206,6 +224,42 @@ def _arrow_strings(pa, items: list[str]):
     )
 
 
+def _npy_length(path: Path) -> int:
+    """Elements of the 1-D uint8 ``.npy`` file at ``path``, after checking its header against its
+    size on disk (a truncated file would otherwise fail later, at memory-mapping).
+
+    Raises:
+        InputDataError: a missing file, not a ``.npy`` file, another dtype or shape, or a size that
+            disagrees with the header.
+    """
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, fortran_order, dtype = read_header(handle)
+            data_start = handle.tell()
+            size = os.fstat(handle.fileno()).st_size
+    except FileNotFoundError:
+        raise InputDataError(f"{path}: shard file missing; {_REMAKE}") from None
+    except ValueError as exc:  # numpy's message for a bad magic string or header
+        raise InputDataError(f"{path}: not a readable .npy shard ({exc}); {_REMAKE}") from None
+    if dtype != np.uint8 or len(shape) != 1:
+        raise InputDataError(
+            f"{path}: holds {dtype} of shape {shape}, a shard holds 1-D uint8 token ids; {_REMAKE}"
+        )
+    expected = data_start + shape[0]
+    if size != expected:
+        state = "truncated" if size < expected else "longer than its header says"
+        raise InputDataError(
+            f"{path}: {state}: {size:,} bytes on disk, its header says {shape[0]:,} tokens "
+            f"({expected:,} bytes); {_REMAKE}"
+        )
+    return int(shape[0])
+
+
 def window_n_fraction(ids: np.ndarray, real_length: int) -> float:
     """Fraction of N among the first ``real_length`` tokens (padding excluded)."""
     return float(np.count_nonzero(ids[:real_length] == N_ID)) / real_length if real_length else 0.0
@@ -222,6 +276,8 @@ class TokenShards:
     Raises:
         FileNotFoundError: no manifest.json in ``directory``.
         ValueError: not a token-shard directory of a version this reader understands.
+        InputDataError: a shard that is missing, truncated, of another dtype or shape, or an
+            index row outside its shard (the message names the file).
     """
 
     def __init__(self, directory: str | Path):
@@ -238,6 +294,96 @@ class TokenShards:
         self._col = {name: self.index.column(name).to_numpy() for name in columns}
         self._tokens: dict[int, np.ndarray] = {}
         self._masks: dict[int, np.ndarray] = {}
+        self._check_layout()
+
+    def _check_layout(self) -> None:
+        """Every shard file against the manifest, every index row against its shard."""
+        shards = self.manifest.get("shards") or []
+        n_tokens, n_mask_bytes = [], []
+        for entry in shards:
+            tokens = _npy_length(self.directory / entry["tokens"])
+            if tokens != entry["n_tokens"]:
+                raise InputDataError(
+                    f"{self.directory / entry['tokens']}: holds {tokens:,} tokens, the manifest lists "
+                    f"{entry['n_tokens']:,}; {_REMAKE}"
+                )
+            n_tokens.append(tokens)
+            n_mask_bytes.append(_npy_length(self.directory / entry["softmask"]))
+        if len(self) == 0:
+            return
+        col = self._col
+        shard = col["shard"]
+        if shard.min() < 0 or shard.max() >= len(shards):
+            raise InputDataError(
+                f"{self.directory / INDEX}: names shard {int(shard.max())}, the manifest lists "
+                f"{len(shards)}; {_REMAKE}"
+            )
+        ends = col["offset"] + col["length"]
+        mask_ends = col["mask_offset"] + (col["length"] + 7) // 8
+        over = (ends > np.asarray(n_tokens)[shard]) | (mask_ends > np.asarray(n_mask_bytes)[shard])
+        over |= (col["offset"] < 0) | (col["end"] - col["start"] > col["length"])
+        if over.any():
+            i = int(np.flatnonzero(over)[0])
+            record, start, end = self.coordinates(i)
+            raise InputDataError(
+                f"{self.directory / INDEX}: window {i} ({record}:{start}-{end}) lies outside "
+                f"{shards[int(shard[i])]['tokens']}; {_REMAKE}"
+            )
+
+    def check_tokens(self) -> None:
+        """Check that every stored id is a base (A C G T N) or padding: a pass over all the data
+        (memory-mapped, about 0.15 s per 256 MB shard).
+
+        Raises:
+            InputDataError: naming the shard file, the window and the offending id.
+        """
+        lowest, highest = A_ID, N_ID
+        for number, entry in enumerate(self.manifest["shards"]):
+            data = self._shard(self._tokens, "tokens", number)
+            for first in range(0, data.size, _SCAN_TOKENS):
+                chunk = data[first : first + _SCAN_TOKENS]
+                # ids 1..lowest-1 are special tokens: (id - 1) wraps PAD (0) round to 255
+                if chunk.max() <= highest and not ((chunk - np.uint8(1)) < lowest - 1).any():
+                    continue
+                bad = np.flatnonzero(~np.isin(chunk, _STORED_IDS))[0]
+                offset = first + int(bad)
+                raise InputDataError(
+                    f"{self.directory / entry['tokens']}: token id {int(chunk[bad])} at offset {offset:,}"
+                    f"{self._window_at(number, offset)} is not a base or padding; {_REMAKE}"
+                )
+
+    def _window_at(self, shard: int, offset: int) -> str:
+        """`` (window i, record:start-end)`` of the token at ``offset`` of ``shard``, or ``""``."""
+        col = self._col
+        rows = np.flatnonzero((col["shard"] == shard) & (col["offset"] <= offset)
+                              & (offset < col["offset"] + col["length"]))
+        if rows.size == 0:
+            return ""
+        record, start, end = self.coordinates(int(rows[0]))
+        return f" (window {int(rows[0])}, {record}:{start}-{end})"
+
+    def verify_checksums(self) -> None:
+        """Check every shard file against the sha256 its manifest records (a pass over all bytes).
+
+        Raises:
+            InputDataError: a digest differs, or the manifest has none (made by a genomamba
+                version that did not record them).
+        """
+        for entry in self.manifest["shards"]:
+            for key in ("tokens", "softmask"):
+                path = self.directory / entry[key]
+                expected = entry.get(f"{key}_sha256")
+                if expected is None:
+                    raise InputDataError(
+                        f"{self.directory / MANIFEST}: records no sha256 for {entry[key]} (made by an "
+                        f"older genomamba), so the shards cannot be verified; {_REMAKE}"
+                    )
+                actual = sha256_file(path)
+                if actual != expected:
+                    raise InputDataError(
+                        f"{path}: sha256 {actual}, the manifest records {expected}: the file changed "
+                        f"after it was written; {_REMAKE}"
+                    )
 
     def __len__(self) -> int:
         return self.index.num_rows

@@ -28,6 +28,7 @@ from genomamba.errors import GenomambaError, InputDataError
 from genomamba.io.compression import STDIN, display_name, sha256_file
 from genomamba.io.fasta import FastaReader
 from genomamba.io.records import ReadAsNTally
+from genomamba.io.regions import RegionSelection
 from genomamba.io.shards import (
     DEFAULT_SHARD_TOKENS,
     FORMAT,
@@ -37,7 +38,7 @@ from genomamba.io.shards import (
     ShardWriter,
     window_n_fraction,
 )
-from genomamba.io.windows import DEFAULT_WINDOW, Windower, check_window_parameters
+from genomamba.io.windows import DEFAULT_WINDOW, SegmentWindower, check_window_parameters
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,16 @@ class TokenizeOptions:
     strict: bool = False
     rna: bool = False
     shard_tokens: int = DEFAULT_SHARD_TOKENS
+    # samtools-style regions (genomamba.io.regions): read only these, or all but these
+    regions: tuple[str, ...] = ()
+    exclude_regions: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
+        # The region keys appear only when used, so directories made before they existed stay
+        # up to date.
+        selection = {"regions": list(self.regions)} if self.regions else {}
+        if self.exclude_regions:
+            selection["exclude_regions"] = list(self.exclude_regions)
         return {
             "window": self.window,
             "stride": self.stride or self.window,
@@ -63,6 +72,7 @@ class TokenizeOptions:
             "strict": self.strict,
             "rna": self.rna,
             "shard_tokens": self.shard_tokens,
+            **selection,
         }
 
 
@@ -142,6 +152,7 @@ def tokenize_files(
         raise ValueError(f"max_n_fraction must be within [0, 1], got {options.max_n_fraction}")
     if options.shard_tokens < 1:
         raise ValueError("shard_tokens must be positive")
+    RegionSelection(options.regions, options.exclude_regions)  # a malformed region fails before any work
     if sum(str(p) == STDIN for p in inputs) > 1:
         raise ValueError("'-' (stdin) can be given only once")
     out = Path(out_dir)
@@ -200,7 +211,11 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     if out.exists():
         old = out.parent / f"{out.name}.old-{os.getpid()}"
         os.replace(out, old)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old, out)  # the new one cannot go in (disk full...): the previous one goes back
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
@@ -216,6 +231,8 @@ def _write_shards(
     stride = options.stride or options.window
     warn = warn or logging.getLogger("genomamba.io").warning
     writer = ShardWriter(directory, options.shard_tokens)
+    selection = RegionSelection(options.regions, options.exclude_regions)
+    lengths: dict[str, int] = {}  # record -> length, to check the regions against
     seen: dict[str, str] = {}  # record name -> "file line N", across inputs
     inputs_meta, records_meta, skipped_meta = [], [], []
     totals = {"records": 0, "bases": 0, "windows": 0, "windows_filtered_n": 0}
@@ -233,10 +250,11 @@ def _write_shards(
                         "record names must be unique across inputs"
                     )
                 seen[record.name] = where
-                windower = Windower(options.window, stride, options.last_window)
+                segments = selection.segments(record.name)
+                windower = SegmentWindower(segments, options.window, stride, options.last_window)
                 kept = filtered = 0
                 for chunk in record.chunks():
-                    for window in windower.feed(chunk.ids, chunk.softmask):
+                    for window in windower.feed(chunk.start, chunk.ids, chunk.softmask):
                         kept, filtered = _store(
                             writer, record.name, window, input_index, options, kept, filtered
                         )
@@ -246,16 +264,21 @@ def _write_shards(
                 for window in windower.finish():
                     kept, filtered = _store(writer, record.name, window, input_index, options, kept, filtered)
                 stats = record.stats
+                lengths[record.name] = stats.length
+                if not segments:  # a record no --region names: read past, not reported
+                    continue
                 if kept == 0 and filtered == 0:
                     warn(
                         f"{reader.name}: record '{record.name}' ({stats.length} bases) gave no window "
                         f"(--last-window {options.last_window})"
                     )
-                records_meta.append(
-                    {"input": input_index, **stats.as_dict(), "windows": kept, "windows_filtered_n": filtered}
-                )
+                meta = {"input": input_index, **stats.as_dict()}
+                meta.update(windows=kept, windows_filtered_n=filtered)
+                if selection:
+                    meta["segments"] = [[a, stats.length if b is None else b] for a, b in segments]
+                records_meta.append(meta)
                 totals["records"] += 1
-                totals["bases"] += stats.length
+                totals["bases"] += _selected_bases(segments, stats.length)
                 totals["windows"] += kept
                 totals["windows_filtered_n"] += filtered
                 tally.add(stats.encoding)
@@ -280,6 +303,7 @@ def _write_shards(
                     "compression": reader.compression,
                 }
             )
+    selection.check(lengths, ", ".join(i["path"] for i in inputs_meta))
     if totals["windows"] == 0:
         raise InputDataError(
             "no window was written: every window was filtered out "
@@ -322,3 +346,8 @@ def _store(
         return kept, filtered + 1
     writer.add(record, window.start, window.end, window.ids, window.softmask, input_index, n_fraction)
     return kept + 1, filtered
+
+
+def _selected_bases(segments: list[tuple[int, int | None]], length: int) -> int:
+    """Bases of a record of ``length`` that its segments cover (segments may run past a short record)."""
+    return sum(max(0, min(length, length if b is None else b) - a) for a, b in segments)

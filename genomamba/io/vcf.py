@@ -42,6 +42,7 @@ class Variant:
     id: str
     ref: str
     alt: str
+    record: int = -1  # 0-based index of its line among the VCF's data lines (-1: not from a VCF)
 
 
 def allele_kind(ref: str, alt: str) -> str:
@@ -59,7 +60,7 @@ def allele_kind(ref: str, alt: str) -> str:
     return "ambiguous"
 
 
-def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) of a (possibly compressed) text file, read in blocks."""
     number, tail = 0, b""
     with open_input(path) as stream:
@@ -87,9 +88,11 @@ def read_vcf(path: str | os.PathLike, genome) -> Iterator[list[Variant]]:
     Raises:
         InputDataError: the file, line and what is wrong (module docstring).
     """
-    for number, text in _lines(path):
+    record = -1
+    for number, text in numbered_lines(path):
         if not text.strip() or text.startswith("#"):
             continue
+        record += 1
         where = f"{path}: line {number}"
         fields = text.split("\t")
         if len(fields) < len(VCF_COLUMNS):
@@ -106,7 +109,8 @@ def read_vcf(path: str | os.PathLike, genome) -> Iterator[list[Variant]]:
         if not ref or not set(ref) <= _BASES | _IUPAC_OR_N:
             raise InputDataError(f"{where}: REF {ref!r} is not a run of bases")
         _check_reference(where, genome, chrom, pos - 1, ref)
-        yield [Variant(where, chrom, pos - 1, vid, ref, alt.strip().upper()) for alt in alts.split(",")]
+        yield [Variant(where, chrom, pos - 1, vid, ref, alt.strip().upper(), record)
+               for alt in alts.split(",")]
 
 
 def _check_reference(where: str, genome, chrom: str, start: int, ref: str) -> None:

@@ -154,3 +154,52 @@ class Windower:
             )
             window = Window(window.start, window.end, ids, mask)
         yield window
+
+
+class SegmentWindower:
+    """Windows of chosen stretches of one streamed record (:mod:`genomamba.io.regions` segments).
+
+    Each segment ``(start, end)`` (0-based half-open; ``end`` None runs to the record end) is cut
+    by its own :class:`Windower`, so its windows start at the segment start and never reach past
+    its end; yielded windows carry record coordinates. With the one segment ``(0, None)`` this is
+    exactly a :class:`Windower` of the whole record.
+    """
+
+    def __init__(self, segments: list[tuple[int, int | None]], window: int, stride: int, last: str = "keep"):
+        check_window_parameters(window, stride, last)
+        self.segments, self.window, self.stride, self.last = segments, window, stride, last
+        self._current = 0  # index of the first segment not finished yet
+        self._windower: Windower | None = None  # the current segment's, once it has seen a base
+
+    def feed(self, start: int, ids: np.ndarray, softmask: np.ndarray | None = None) -> Iterator[Window]:
+        """Add the chunk of record bases ``[start, start + ids.size)``; yield the windows it completes."""
+        stop = start + ids.size
+        while self._current < len(self.segments):
+            seg_start, seg_end = self.segments[self._current]
+            if seg_start >= stop:
+                return
+            a, b = max(start, seg_start), stop if seg_end is None else min(stop, seg_end)
+            if a < b:
+                if self._windower is None:
+                    self._windower = Windower(self.window, self.stride, self.last)
+                piece = softmask[a - start : b - start] if softmask is not None else None
+                yield from self._shift(self._windower.feed(ids[a - start : b - start], piece), seg_start)
+            if seg_end is None or seg_end > stop:
+                return
+            yield from self._finish_current()
+
+    def finish(self) -> Iterator[Window]:
+        """At the end of the record: yield the final window of the segment it ended in."""
+        if self._current < len(self.segments):
+            yield from self._finish_current()
+
+    def _finish_current(self) -> Iterator[Window]:
+        if self._windower is not None:
+            yield from self._shift(self._windower.finish(), self.segments[self._current][0])
+        self._windower = None
+        self._current += 1
+
+    @staticmethod
+    def _shift(windows: Iterator[Window], offset: int) -> Iterator[Window]:
+        for w in windows:
+            yield w if offset == 0 else Window(w.start + offset, w.end + offset, w.ids, w.softmask)

@@ -80,9 +80,7 @@ class Backbone(nn.Module):
     ) -> torch.Tensor:
         """Hidden states ``(batch, L, hidden_size)`` after the final norm. ``depth`` runs only the
         first ``depth`` layers (an intermediate layer's representation, for probes)."""
-        h = self.embed_tokens(input_ids.long())
-        if self.config.residual_in_fp32 and h.dtype in (torch.float16, torch.bfloat16):
-            h = h.float()  # a model cast to half precision still accumulates its residual in fp32
+        h = self.initial_residual(input_ids)
         # checkpointing only matters when autograd records; inference_mode/no_grad skip it
         use_ckpt = self.gradient_checkpointing and torch.is_grad_enabled()
         for layer in self.layers[:depth]:
@@ -90,6 +88,18 @@ class Backbone(nn.Module):
                 h = checkpoint(layer, h, mask, use_reentrant=False)
             else:
                 h = layer(h, mask)
+        return self.final_norm(h)
+
+    def initial_residual(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The residual stream before the first layer: :meth:`embed_tokens`, in fp32 when
+        ``residual_in_fp32`` (a model cast to half precision still accumulates its residual in fp32)."""
+        h = self.embed_tokens(input_ids.long())
+        if self.config.residual_in_fp32 and h.dtype in (torch.float16, torch.bfloat16):
+            h = h.float()
+        return h
+
+    def final_norm(self, h: torch.Tensor) -> torch.Tensor:
+        """The final RMSNorm of the residual stream h (batch, L, hidden_size), per strand."""
         b, length, width = h.shape
         return self.norm_f(h.view(b, length, self.n_strands, self.config.d_model)).reshape(b, length, width)
 

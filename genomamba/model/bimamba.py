@@ -22,6 +22,12 @@ conv, and its ``rev`` direction scans left to right through a mirrored causal co
 strands become two channel blocks of one scan call (two B/C groups), so the RC strand costs no
 flip and padded sequences need nothing special: the RC strand's first base sits at the last
 real position, where the right-to-left scan starts with state 0.
+
+The forward is four steps, each its own method so that the chunk-by-chunk pass over a long
+sequence (:meth:`BiMambaMixer.forward_chunk`, :meth:`BiMambaMixer.right_state`,
+:mod:`genomamba.model.streaming`) runs the same code: :meth:`~BiMambaMixer.project` (in_proj),
+:meth:`~BiMambaMixer.pass_inputs` (conv + SiLU and scan inputs of one pass),
+:meth:`~BiMambaMixer.mix` (the two scans, gate, out_proj, combine).
 """
 
 from __future__ import annotations
@@ -33,13 +39,16 @@ from genomamba.model.config import ModelConfig
 from genomamba.model.mixer import (
     MambaMixer,
     ScanDirection,
+    ScanInputs,
     channels_last,
+    own_rows,
+    scan,
+    scan_inputs,
     split_last,
-    ssm_inputs,
     time_major,
 )
 from genomamba.model.norm import RMSNorm
-from genomamba.ops import bidirectional_selective_scan, selective_scan
+from genomamba.ops import bidirectional_selective_scan
 from genomamba.ops.conv import depthwise_conv_silu
 
 # Which direction each strand uses in each orientation: left-to-right pass, right-to-left pass.
@@ -75,10 +84,38 @@ class BiMambaMixer(nn.Module):
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if hidden.dim() == 3:
             return self.forward(hidden[:, :, None], mask)[:, :, 0]
+        streams = self.project(hidden)
+        return self.mix(self.pass_inputs(streams, False, mask), self.pass_inputs(streams, True, mask))
+
+    def forward_chunk(self, hidden: torch.Tensor, rows: slice, left_state: torch.Tensor | None,
+                      right_state: torch.Tensor | None):
+        """One chunk of a long sequence (:mod:`genomamba.model.streaming`).
+
+        ``hidden`` (batch, L_halo, strands, d_model) is the chunk with ``d_conv - 1`` rows of halo
+        on each side (fewer at the sequence's ends), ``rows`` the chunk's own rows. ``left_state``:
+        the left-to-right scan's state after the chunk to the left; ``right_state``: the
+        right-to-left scan's state after the chunk to the right (:meth:`right_state`); None at the
+        sequence's ends. Returns (output (batch, len(rows), strands, d_model), the left-to-right
+        scan's state after this chunk).
+        """
+        streams = self.project(hidden)
+        left = self.pass_inputs(streams, False, None, rows)
+        right = self.pass_inputs(streams, True, None, rows)
+        return self.mix(left, right, states=(left_state, right_state))
+
+    def right_state(self, hidden: torch.Tensor, rows: slice, state: torch.Tensor | None) -> torch.Tensor:
+        """The right-to-left scan's state after scanning the chunk ``rows`` of ``hidden`` (as
+        :meth:`forward_chunk` takes it) from ``state`` (that after the chunk to its right; None at
+        the sequence's end): (batch, strands * d_inner, d_state), fp32."""
+        right = self.pass_inputs(self.project(hidden), True, None, rows)
+        return scan(right, reverse=True, initial_state=state, return_final_state=True)[1]
+
+    def project(self, hidden: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """in_proj of ``hidden`` (batch, L, strands, d_model): per direction's projection, the x
+        stream as (batch, L, strands * d_inner) rows for the conv (a view for one strand) and z as
+        the scan's time-major (batch, strands * d_inner, L); strands are channel blocks."""
         strands = hidden.shape[2]
         di = self.d_inner
-        # x and z streams per direction, strands as channel blocks: x as (batch, L, strands * di)
-        # rows for the conv (a view for one strand), z as the scan's time-major (batch, channels, L).
         streams = {}
         for which in ("fwd",) if self.tie_projections else ("fwd", "rev"):
             xz = self._proj("in_proj", which)(hidden)
@@ -86,35 +123,54 @@ class BiMambaMixer(nn.Module):
             streams[which] = (x.reshape(*xz.shape[:2], strands * di), time_major(z))
         if self.tie_projections:
             streams["rev"] = streams["fwd"]
+        return streams
 
-        passes = []
-        for roles, anti_causal in ((_L2R, False), (_R2L, True)):
-            names = roles[:strands]
-            directions = [getattr(self, n) for n in names]
-            x = _blocks([streams[n][0] for n in names], di, dim=2)
-            z = _blocks([streams[n][1] for n in names], di, dim=1)
-            # strand 1 reads the mixer mirrored: its kernels are tap-flipped
-            weight = torch.cat([d.kernel(flipped=s == 1) for s, d in enumerate(directions)])
-            has_bias = directions[0].conv1d.bias is not None
-            bias = torch.cat([d.conv1d.bias for d in directions]) if has_bias else None
-            u = depthwise_conv_silu(x, weight, bias, anti_causal, mask).transpose(1, 2)
-            passes.append((names, u, z, *ssm_inputs(directions, u)))
+    def pass_inputs(self, streams: dict, anti_causal: bool, mask: torch.Tensor | None,
+                    rows: slice | None = None) -> ScanInputs:
+        """Conv + SiLU and scan inputs of one pass: left to right (causal conv) or right to left
+        (``anti_causal``), every strand with the direction its orientation gives it; of the
+        chunk's ``rows`` only, when given (the conv reads the other rows as halo)."""
+        di = self.d_inner
+        strands = streams["fwd"][0].shape[2] // di
+        names = (_R2L if anti_causal else _L2R)[:strands]
+        directions = [getattr(self, n) for n in names]
+        x = _blocks([streams[n][0] for n in names], di, dim=2)
+        z = _blocks([streams[n][1] for n in names], di, dim=1)
+        # strand 1 reads the mixer mirrored: its kernels are tap-flipped
+        weight = torch.cat([d.kernel(flipped=s == 1) for s, d in enumerate(directions)])
+        has_bias = directions[0].conv1d.bias is not None
+        bias = torch.cat([d.conv1d.bias for d in directions]) if has_bias else None
+        u = depthwise_conv_silu(x, weight, bias, anti_causal, mask).transpose(1, 2)
+        return scan_inputs(directions, own_rows(u, rows), own_rows(z, rows), names)
 
-        names_l, u_l, z_l, dl_l, B_l, C_l, A_l, D_l, db_l = passes[0]
-        names_r, u_r, z_r, dl_r, B_r, C_r, A_r, D_r, db_r = passes[1]
-        if self.tie_projections and self.combine == "sum":
+    def mix(self, left: ScanInputs, right: ScanInputs, states: tuple | None = None):
+        """Both passes' scans, gated, through out_proj and combined: (batch, L, strands, d_model).
+
+        ``states`` (left-to-right initial state, right-to-left initial state), either None for
+        zeros, runs a chunk of a longer sequence and returns (output, the left-to-right scan's
+        final state). A one-pass forward with tied projections summed scans both directions in one
+        call, gated once; a chunk gates each direction (silu(z) distributes over the sum).
+        """
+        strands = len(left.names)
+        fused = self.tie_projections and self.combine == "sum"
+        if states is None and fused:
             y = bidirectional_selective_scan(
-                u_l, dl_l, A_l, B_l, C_l, D_l, z=z_l, delta_bias=db_l, delta_softplus=True,
-                u_rev=u_r, delta_rev=dl_r, A_rev=A_r, B_rev=B_r, C_rev=C_r, D_rev=D_r, delta_bias_rev=db_r,
+                left.u, left.delta, left.A, left.B, left.C, left.D, z=left.z, delta_bias=left.delta_bias,
+                delta_softplus=True, u_rev=right.u, delta_rev=right.delta, A_rev=right.A, B_rev=right.B,
+                C_rev=right.C, D_rev=right.D, delta_bias_rev=right.delta_bias,
             )
             return self.out_proj(channels_last(y, strands))
-        y_l = selective_scan(u_l, dl_l, A_l, B_l, C_l, D_l, z=z_l, delta_bias=db_l, delta_softplus=True)
-        y_r = selective_scan(
-            u_r, dl_r, A_r, B_r, C_r, D_r, z=z_r, delta_bias=db_r, delta_softplus=True, reverse=True
-        )
-        out_l = self._out(y_l, names_l)
-        out_r = self._out(y_r, names_r)
-        return out_l + out_r if self.combine == "sum" else out_l * out_r
+        left_state, right_state = states if states is not None else (None, None)
+        y_l = scan(left, initial_state=left_state, return_final_state=states is not None)
+        if states is not None:
+            y_l, left_state = y_l
+        y_r = scan(right, reverse=True, initial_state=right_state)
+        if fused:
+            out = self.out_proj(channels_last(y_l + y_r, strands))
+        else:
+            out_l, out_r = self._out(y_l, left.names), self._out(y_r, right.names)
+            out = out_l + out_r if self.combine == "sum" else out_l * out_r
+        return out if states is None else (out, left_state)
 
     def _out(self, y: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
         """out_proj of each strand block by the direction that produced it: (batch, L, strands, d_model)."""
@@ -150,7 +206,13 @@ class Block(nn.Module):
             self.mixer = MambaMixer(config.d_model, config.mixer)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.add(h, self.mixer(self.mixer_input(h), mask))
+
+    def mixer_input(self, h: torch.Tensor) -> torch.Tensor:
+        """RMSNorm of the residual stream h (batch, L, strands * d_model), as (batch, L, strands, d_model)."""
         b, length, width = h.shape
-        strands = width // self.d_model
-        out = self.mixer(self.norm(h.view(b, length, strands, self.d_model)), mask)
-        return h + out.reshape(b, length, width).to(h.dtype)
+        return self.norm(h.view(b, length, width // self.d_model, self.d_model))
+
+    def add(self, h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The residual update ``h + out`` in h's dtype; out (batch, L, strands, d_model)."""
+        return h + out.reshape(h.shape).to(h.dtype)

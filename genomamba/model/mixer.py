@@ -14,7 +14,16 @@ This module holds the pieces every mixer shares:
 * :class:`ScanDirection` -- the parameters of one scan direction (conv, x_proj, dt_proj,
   A_log, D) with Mamba's initialisation, and the helpers that turn a gated stream into scan
   inputs.
+* :class:`ScanInputs` and :func:`scan` -- what one scan call reads, and the call itself (with the
+  state carried in and out when a sequence is run a chunk at a time).
 * :class:`MambaMixer` -- the plain unidirectional (causal) Mamba mixer for one strand.
+
+Every mixer's forward is a chain of steps -- project (in_proj), conv (+ SiLU), scan inputs
+(x_proj, dt_proj), scan, out (gate, out_proj, combine) -- each a method or function of its own, so
+that the one-pass forward and the chunk-by-chunk pass over a long sequence
+(:mod:`genomamba.model.streaming`, through each mixer's ``forward_chunk``) run the same code.
+A chunk's conv reads ``d_conv - 1`` rows of halo on each side (the caller passes the chunk with
+its halo and says which rows are the chunk's own), so its output equals the one-pass conv there.
 
 Glossary (Mamba paper -> code): x_t -> ``u`` (post-conv activations, (batch, d_inner, L));
 Delta -> ``delta`` before the bias, softplus(delta + dt_proj.bias) inside the scan;
@@ -31,6 +40,7 @@ real position with state exactly 0 (``h = exp(dt*A) h + dt*B*0`` keeps 0).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -169,6 +179,47 @@ def ssm_inputs(directions: list[ScanDirection], u: torch.Tensor):
     return delta, B, C, A, D, delta_bias
 
 
+class ScanInputs(NamedTuple):
+    """The tensors of one scan call over a stream whose channel blocks (strands) may use different
+    directions' parameters; ``names`` says which direction each block's parameters are
+    ("fwd"/"rev"). Shapes as :func:`ssm_inputs` returns them, plus u and z (batch, channels, L)."""
+
+    u: torch.Tensor
+    z: torch.Tensor | None
+    delta: torch.Tensor
+    B: torch.Tensor
+    C: torch.Tensor
+    A: torch.Tensor
+    D: torch.Tensor
+    delta_bias: torch.Tensor
+    names: tuple[str, ...] = ("fwd",)
+
+
+def scan_inputs(directions: list[ScanDirection], u: torch.Tensor, z: torch.Tensor | None,
+                names: tuple[str, ...] = ("fwd",)) -> ScanInputs:
+    """:func:`ssm_inputs` of ``u`` bundled with ``u`` and the gate ``z`` (see :class:`ScanInputs`)."""
+    delta, B, C, A, D, delta_bias = ssm_inputs(directions, u)
+    return ScanInputs(u, z, delta, B, C, A, D, delta_bias, names)
+
+
+def scan(inputs: ScanInputs, *, reverse: bool = False, initial_state: torch.Tensor | None = None,
+         return_final_state: bool = False):
+    """:func:`genomamba.ops.selective_scan` of one pass, gated by its ``z`` (softplus on delta).
+
+    ``initial_state`` (batch, channels, d_state) and ``return_final_state`` carry the state across
+    the chunks of a long sequence; returns y (batch, channels, L), or (y, final state)."""
+    i = inputs
+    return selective_scan(i.u, i.delta, i.A, i.B, i.C, i.D, z=i.z, delta_bias=i.delta_bias,
+                          delta_softplus=True, initial_state=initial_state,
+                          return_final_state=return_final_state, reverse=reverse)
+
+
+def own_rows(t: torch.Tensor, rows: slice | None) -> torch.Tensor:
+    """``t`` (batch, channels, L_halo) narrowed along its last axis to the chunk's own ``rows``
+    (None: all of it, a one-pass forward)."""
+    return t if rows is None else t[..., rows]
+
+
 class MambaMixer(nn.Module):
     """Mamba's unidirectional (causal) mixer: output at position t depends on positions <= t only.
 
@@ -185,11 +236,31 @@ class MambaMixer(nn.Module):
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if hidden.dim() == 4:  # (batch, L, 1, d) from a block; one strand only
             return self.forward(hidden[:, :, 0], mask)[:, :, None]
+        inputs = self.pass_inputs(hidden, mask)
+        return self.out(scan(inputs))
+
+    def forward_chunk(self, hidden: torch.Tensor, rows: slice, left_state: torch.Tensor | None,
+                      right_state: None = None):
+        """One chunk of a long sequence (:mod:`genomamba.model.streaming`): ``hidden`` (batch,
+        L_halo, 1, d_model) is the chunk with ``d_conv - 1`` rows of halo on its left (fewer at the
+        sequence's start; rows on its right are read by nothing here), ``rows`` the chunk's own
+        rows; ``left_state`` the scan state after the chunk to the left (None: the first chunk).
+        ``right_state`` is for the bidirectional mixer's signature: a causal mixer has none.
+        Returns (output (batch, len(rows), 1, d_model), the state after this chunk)."""
+        inputs = self.pass_inputs(hidden[:, :, 0], None, rows)
+        y, state = scan(inputs, initial_state=left_state, return_final_state=True)
+        return self.out(y)[:, :, None], state
+
+    def pass_inputs(self, hidden: torch.Tensor, mask: torch.Tensor | None, rows: slice | None = None):
+        """in_proj, causal conv + SiLU, x_proj/dt_proj: the :class:`ScanInputs` of ``hidden``
+        (batch, L, d_model), of its ``rows`` only when given (the conv reads the rest as halo)."""
         xz = self.in_proj(hidden)  # (batch, L, 2*d_inner)
         x, z = split_last(xz, self.d_inner)
         z = time_major(z[:, :, None])
         u = depthwise_conv_silu(x, self.fwd.kernel(), self.fwd.conv1d.bias, False, mask)
         u = u.transpose(1, 2)  # (batch, d_inner, L)
-        delta, B, C, A, D, delta_bias = ssm_inputs([self.fwd], u)
-        y = selective_scan(u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=True)
+        return scan_inputs([self.fwd], own_rows(u, rows), own_rows(z, rows))
+
+    def out(self, y: torch.Tensor) -> torch.Tensor:
+        """out_proj of the gated scan output y (batch, d_inner, L): (batch, L, d_model)."""
         return self.out_proj(channels_last(y, 1)[:, :, 0])

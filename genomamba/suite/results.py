@@ -10,8 +10,6 @@ numpy/pandas only; no torch.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import math
 from pathlib import Path
 
@@ -19,24 +17,20 @@ import numpy as np
 import pandas as pd
 
 from genomamba.io.atomic import replacing
+from genomamba.io.locks import output_lock
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 RESULTS_PNG = "results.png"
-_LOCK = ".results.lock"
 METRICS = ("accuracy", "mcc", "f1", "auroc")
 COLUMNS = ("task", "method", "seed", *METRICS, "n_train", "n_test", "seconds")
 
 
-@contextlib.contextmanager
 def _locked(out: Path):
+    """The lock of ``results.csv``, waited for: benchmark processes share one OUT on purpose. Held,
+    it also removes the temporaries of ``results.csv`` that killed processes left."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / _LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return output_lock(out / RESULTS_CSV, wait=True)
 
 
 def read_results(out: Path) -> pd.DataFrame:

@@ -14,14 +14,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genomamba.model.config import ConfigError
+from genomamba.model.config import ConfigError, preset
 from genomamba.train.schedule import seq_len_at
 
 RUN_CONFIG = "run_config.json"
 DEVICES = ("auto", "cpu", "cuda")
 #: keys a resumed run may change: where the data lives, how long to go on, where to run, how often to save.
 CHANGEABLE_ON_RESUME = frozenset(
-    {"data", "out", "max_steps", "checkpoint_every", "keep_checkpoints", "device"}
+    {"data", "out", "max_steps", "checkpoint_every", "keep_checkpoints", "device", "verify_shards"}
 )
 
 
@@ -53,6 +53,7 @@ class PretrainConfig:
     keep_checkpoints: int = 2  # newest checkpoints kept (0: all)
     deterministic: bool = False  # deterministic algorithms only (regression tests)
     device: str = "auto"
+    verify_shards: bool = False  # check each shard's sha256 against its manifest before training
 
     def __post_init__(self) -> None:
         self.data = [str(d) for d in self.data]
@@ -84,6 +85,11 @@ class PretrainConfig:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if not isinstance(self.model, dict):
             raise ConfigError("model must be a mapping of preset overrides")
+        # the model is described (not built) here, so that an unknown preset or override key is a
+        # configuration error found before RUN_DIR is made
+        model = preset(self.preset, **self.model)
+        if model.head.task != "mlm":
+            raise ConfigError(f"pretraining needs an mlm head, the model config has {model.head.task!r}")
 
     @property
     def step_tokens(self) -> int:

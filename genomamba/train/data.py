@@ -37,11 +37,14 @@ from genomamba.errors import InputDataError
 from genomamba.io.shards import MANIFEST, TokenShards
 
 
-def open_shards(directories: Sequence[str | Path]) -> list[TokenShards]:
-    """Open token-shard directories.
+def open_shards(directories: Sequence[str | Path], *, verify_checksums: bool = False) -> list[TokenShards]:
+    """Open token-shard directories and check them: layout (every shard's length, dtype and size
+    against the manifest) and every token id (a base or padding: one pass over the memory-mapped
+    data); with ``verify_checksums`` also each shard's sha256 against the manifest.
 
     Raises:
-        InputDataError: a directory is missing or is not a token-shard directory.
+        InputDataError: a directory is missing, is not a token-shard directory, or fails a check
+            (the message names the file).
     """
     opened = []
     for directory in directories:
@@ -55,9 +58,13 @@ def open_shards(directories: Sequence[str | Path]) -> list[TokenShards]:
                 f"{path}: not a token-shard directory (no {MANIFEST}); run `genomamba tokenize`"
             )
         try:
-            opened.append(TokenShards(path))
+            store = TokenShards(path)
         except (ValueError, OSError) as exc:
             raise InputDataError(f"{path}: unreadable token shards: {exc}") from exc
+        if verify_checksums:
+            store.verify_checksums()
+        store.check_tokens()
+        opened.append(store)
     return opened
 
 
@@ -119,6 +126,16 @@ class CropSampler:
     def num_bases(self) -> int:
         """Real bases in the drawable windows."""
         return int(self._cumulative[-1])
+
+    @property
+    def longest_window(self) -> int:
+        """Real bases of the longest drawable window: no crop is longer without padding."""
+        return int(self._real.max())
+
+    def real_fraction(self, length: int) -> float:
+        """The expected share of real bases (not padding) in crops of ``length``: windows are
+        drawn in proportion to their length, and one shorter than ``length`` fills only part."""
+        return float((self._real * np.minimum(self._real, length)).sum() / (self.num_bases * length))
 
     def sample(self, batch_size: int, length: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """``batch_size`` crops as uint8 ids, shape ``(batch_size, length)``, right-padded with PAD.

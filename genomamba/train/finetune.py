@@ -13,6 +13,8 @@ head, or a preset from scratch (``config.preset``), on labelled sequences
                            config.json holds the task (head.problem_type), the output names
                            (head.labels; binary: the positive class) and the whole label map
                            (provenance.finetune.label_map)
+    adapter/               with ``lora`` and a pretrained ``model``: the best epoch's LoRA
+                           adapters and head alone (genomamba.checkpoint.save_adapter)
 
 Data: rows of the training input whose ``split`` column says ``val``/``test`` are the validation
 and test sets unless ``--val``/``--test`` files are given; without validation rows a seeded
@@ -24,7 +26,10 @@ Reverse complement: Ph (and ``none``) models see each training sequence reverse-
 probability 1/2 (labels are taken to hold for both strands) and are conjoined over both strands at
 evaluation; PS models are RC-invariant by construction. ``strand_specific`` is for labels that
 belong to the strand as given (splice sites, oriented promoters): no augmentation, no conjoining.
-``freeze_backbone`` trains the head alone (a probe of a pretrained model's features). Early
+``freeze_backbone`` trains the head alone (a probe of a pretrained model's features); ``lora``
+trains low-rank adapters of the Mamba layers with the head, every other weight frozen
+(:mod:`genomamba.model.lora`), and exports the model with the adapters merged into its weights, so
+model/ is an ordinary model directory. The log and metrics.json give the trainable parameters. Early
 stopping: after ``patience`` epochs without improvement of the validation metric. On CPU a run
 is deterministic given ``seed`` (split, initialisation, order, strands, dropout).
 """
@@ -43,6 +48,7 @@ import torch
 
 from genomamba.alphabet import reverse_complement
 from genomamba.errors import GenomambaError
+from genomamba.io.directories import fresh_directory
 from genomamba.io.targets import TaskSpec
 from genomamba.train.evaluate import (
     METRICS_JSON,
@@ -68,6 +74,7 @@ from genomamba.train.step import clip_and_step
 CONFIG_JSON = "finetune_config.json"
 EPOCHS_JSONL = "metrics.jsonl"
 MODEL_DIR = "model"
+ADAPTER_DIR = "adapter"
 
 
 class OutputExistsError(GenomambaError):
@@ -82,6 +89,8 @@ class FinetuneResult:
 
 
 def _build_model(config: FinetuneConfig, spec: TaskSpec, device: torch.device, strand_specific: bool):
+    """``(model, the PeftModel around it or None)``: with ``config.lora`` the adapters are added to
+    ``model`` in place, so the loop trains ``model`` either way."""
     head = {
         "task": "sequence",
         "problem_type": spec.task,
@@ -105,7 +114,12 @@ def _build_model(config: FinetuneConfig, spec: TaskSpec, device: torch.device, s
         model = build_model(config.preset, head=head, **({"rc_strategy": rc_strategy} if rc_strategy else {}))
     if config.freeze_backbone:
         model.backbone.requires_grad_(False)
-    return model.to(device)
+    peft_model = None
+    if config.lora is not None:
+        from genomamba.model.lora import add_lora
+
+        peft_model = add_lora(model, config.lora, config.lora_alpha, config.lora_dropout)
+    return model.to(device), peft_model
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
@@ -134,12 +148,22 @@ def finetune(
         InputDataError: see :func:`load_data`, :func:`grouped_split`; an unloadable model directory.
         OutputExistsError: OUT holds files and ``config.overwrite`` is False.
         UnavailableError: ``device='cuda'`` without a GPU.
-    """
-    from genomamba.train.pretrain import param_groups, resolve_device, seed_everything
 
+    A run into a new (or empty) OUT that fails leaves nothing there (OUT itself is removed when
+    the run made it), so the same command can simply be run again.
+    """
     log = log or (lambda message: print(message, file=sys.stderr))
     out = Path(config.out)
     check_out_dir(out, config.overwrite)
+    with fresh_directory(out):
+        return _finetune(config, out, prepared, progress, log)
+
+
+def _finetune(
+    config: FinetuneConfig, out: Path, prepared: Prepared | None, progress: bool, log
+) -> FinetuneResult:
+    from genomamba.train.pretrain import param_groups, resolve_device, seed_everything
+
     prepared = prepared or load_data(config)
     spec, train, val, test = prepared.spec, prepared.train, prepared.val, prepared.test
     if val is None and config.val_fraction > 0:
@@ -153,7 +177,12 @@ def finetune(
     strand_specific, strand_check = _strand(config, spec, train, val, log)
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = _build_model(config, spec, device, strand_specific)
+    if config.lora is not None and config.model is None:
+        log("finetune: warning: LoRA on a model initialised at random (--preset) is unusual: the frozen "
+            "backbone stays random and only the adapters and the head learn; no adapter/ is written "
+            "(there is no base model to apply it to)")
+    model, peft_model = _build_model(config, spec, device, strand_specific)
+    trainable = _trainable(model, config)
     if strand_specific and model.config.rc_strategy == "ps":
         log("finetune: the labels look strand-specific, but the model is PS (RC-invariant by construction); "
             "fine-tune a ph or none model to let it tell the strands apart")
@@ -177,6 +206,8 @@ def finetune(
         f"{n_train} train, {len(val.data) if val else 0} val, {len(test.data) if test else 0} test; "
         f"{total_steps} steps on {device}"
     )
+    log(f"finetune: trainable parameters: {trainable['trainable']:,} of {trainable['total']:,} "
+        f"({trainable['percent']}%){trainable['what']}")
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / CONFIG_JSON, config.to_dict())
 
@@ -248,6 +279,12 @@ def finetune(
         bar.close()
 
     model.load_state_dict(best["state"])
+    adapter = None
+    if peft_model is not None:
+        from genomamba.model.lora import adapter_state, merge_lora
+
+        adapter = adapter_state(peft_model)  # before merging: the adapters alone
+        model = merge_lora(peft_model)  # the plain model that is scored and exported
     report = {
         "task": spec.task,
         "labels": list(spec.labels) if spec.labels else None,
@@ -257,6 +294,8 @@ def finetune(
         "strand_specific": strand_specific,
         "strand_check": strand_check.to_dict() if strand_check else None,
         "freeze_backbone": config.freeze_backbone,
+        "lora": trainable["lora"],
+        "trainable_parameters": {k: trainable[k] for k in ("trainable", "total")},
         "seed": config.seed,
         "epochs_run": len(records),
         "steps": step,
@@ -277,6 +316,11 @@ def finetune(
             model, val.data, val.targets, spec, batch_size=config.eval_batch_size, device=device
         )
     model_dir = _export(model, config, report, out)
+    if adapter is not None and config.model is not None:
+        from genomamba.checkpoint import save_adapter
+
+        save_adapter(out / ADAPTER_DIR, *adapter, architecture=model.config.to_dict(),
+                     base_model=config.model, overwrite=True)
     if shown is not None:
         write_report(
             out, spec, shown.targets, scores, report[shown_split], report, f"{shown_split} ({source})"
@@ -285,6 +329,23 @@ def finetune(
         write_json_atomic(out / METRICS_JSON, report)
     log(f"best epoch {best['epoch']}; model written to {model_dir}")
     return FinetuneResult(out, report, model_dir)
+
+
+def _trainable(model, config: FinetuneConfig) -> dict:
+    """What the run trains: parameter counts, the LoRA settings (None without) and a phrase for the log."""
+    from genomamba.model.lora import LORA_TARGETS, trainable_parameters
+
+    trainable, total = trainable_parameters(model)
+    lora, what = None, " (the head alone)" if config.freeze_backbone else ""
+    if config.lora is not None:
+        alpha = config.lora_alpha if config.lora_alpha is not None else 2 * config.lora
+        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()} & set(LORA_TARGETS)
+        lora = {"rank": config.lora, "alpha": alpha, "dropout": config.lora_dropout,
+                "target_modules": sorted(names)}
+        what = (f": LoRA rank {config.lora} (alpha {alpha:g}, dropout {config.lora_dropout:g}) on "
+                f"{', '.join(sorted(names))}, and the head")
+    percent = f"{100 * trainable / max(total, 1):.3g}"
+    return {"trainable": trainable, "total": total, "percent": percent, "lora": lora, "what": what}
 
 
 def _strand(config: FinetuneConfig, spec: TaskSpec, train: Split, val: Split | None, log):

@@ -51,6 +51,11 @@ class FinetuneConfig:
     # classification tasks when neither rc_strategy nor rc_augment is given; else both strands.
     strand_specific: bool | None = None
     freeze_backbone: bool = False  # train the head only (a probe of the backbone's features)
+    # LoRA (genomamba.model.lora): the rank of adapters on the Mamba layers' projections, which
+    # train with the head while every other weight stays frozen (None: no adapters, train all)
+    lora: int | None = None
+    lora_alpha: float | None = None  # the update is scaled by lora_alpha / lora (None: 2 * lora)
+    lora_dropout: float = 0.0  # dropout on the adapters' input
     pooling: str = "mean"
     dropout: float = 0.1
     val_fraction: float = 0.1  # of the training groups, when there is no validation data
@@ -88,6 +93,7 @@ class FinetuneConfig:
             )
         if self.freeze_backbone and self.model is None:
             raise ConfigError("freeze_backbone probes a pretrained model; give --model, not --preset")
+        self._check_lora()
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -101,6 +107,23 @@ class FinetuneConfig:
             raise ConfigError("warmup_fraction must lie in [0, 1) and min_lr_ratio in [0, 1]")
         if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ConfigError("lr must be positive; weight_decay and grad_clip >= 0")
+
+    def _check_lora(self) -> None:
+        if self.lora is None:
+            if self.lora_alpha is not None or self.lora_dropout:
+                raise ConfigError("lora_alpha and lora_dropout apply to LoRA only; give --lora RANK")
+            return
+        if self.freeze_backbone:
+            raise ConfigError(
+                "freeze_backbone and lora exclude each other: --freeze-backbone trains the head alone, "
+                "--lora trains low-rank adapters of the backbone with it; give one"
+            )
+        if isinstance(self.lora, bool) or not isinstance(self.lora, int) or self.lora < 1:
+            raise ConfigError(f"lora (the adapters' rank) must be a positive integer, got {self.lora!r}")
+        if self.lora_alpha is not None and not self.lora_alpha > 0:
+            raise ConfigError(f"lora_alpha must be positive, got {self.lora_alpha!r}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"lora_dropout must lie in [0, 1), got {self.lora_dropout!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

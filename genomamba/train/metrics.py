@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 from genomamba.errors import InputDataError
+from genomamba.io.atomic import replacing
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "metrics.png"
@@ -60,10 +60,8 @@ class MetricsWriter:
         self.path = Path(path)
         if truncate_after is not None:
             kept = [r for r in read_metrics(self.path) if r["step"] <= truncate_after]
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            with open(tmp, "w", encoding="utf-8") as handle:
+            with replacing(self.path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
                 handle.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-            os.replace(tmp, self.path)
         self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, record: dict) -> None:
@@ -95,6 +93,9 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path | None:
     ax_acc.set_ylabel("masked-token accuracy")
     ax_acc.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
+    try:
+        with replacing(png_path) as tmp:  # a full disk leaves the previous plot, not half a PNG
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return Path(png_path)

@@ -43,7 +43,14 @@ import numpy as np
 import torch
 
 from genomamba.alphabet import PAD_ID
-from genomamba.errors import GenomambaError
+from genomamba.errors import (
+    GenomambaError,
+    InputDataError,
+    UnavailableError,
+    is_out_of_memory,
+    out_of_memory_detail,
+)
+from genomamba.io.directories import fresh_directory
 from genomamba.model import build_model
 from genomamba.train.config import PretrainConfig, read_run_config, write_run_config
 from genomamba.train.data import (
@@ -62,6 +69,7 @@ from genomamba.train.step import clip_and_step
 
 __all__ = [
     "PretrainResult",
+    "check_crop_length",
     "RunExistsError",
     "param_groups",
     "pretrain",
@@ -202,10 +210,17 @@ def pretrain(
     Raises:
         ConfigError: the world size does not divide the micro-batches of a step (raised before
             any process waits for another), or an inconsistent torchrun environment.
-        InputDataError: missing or unreadable shard directories, no window left to train on.
+        InputDataError: missing, truncated or damaged shard directories (a shard's length, dtype,
+            token ids; its sha256 with ``config.verify_shards``), no window left to train on,
+            ``seq_len`` longer than every window (:func:`check_crop_length`). Raised before RUN_DIR
+            is made.
         RunExistsError: RUN_DIR holds checkpoints and ``resume`` is False.
-        UnavailableError: ``device='cuda'`` without a GPU, or a local rank without its own GPU.
+        UnavailableError: ``device='cuda'`` without a GPU, or a local rank without its own GPU;
+            the model does not fit in memory (raised before RUN_DIR is made).
         GenomambaError: the checkpoint cannot be resumed (older data order, ranks disagree).
+
+    A run into a new (or empty) RUN_DIR that fails before its first checkpoint removes what it
+    wrote there, and RUN_DIR when it made it: there is nothing to resume.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
     if not config.out:
@@ -217,26 +232,69 @@ def pretrain(
         raise RunExistsError(
             f"{run_dir} already holds a run (step {checkpoints[-1][0]}); pass --resume or another --out"
         )
-    shards = open_shards(config.data)
+    # everything about the data is checked before RUN_DIR is made
+    shards = open_shards(config.data, verify_checksums=config.verify_shards)
+    sampler = CropSampler(shards, config.seed, config.max_n_fraction, config.rc_augment)
+    check_crop_length(config, sampler)
     with distributed(config.device) as world:
         if not world.is_main:
             log, progress = _silent, False
-        with deterministic_mode(config.deterministic, world.device, log):
+
+        def resumable() -> bool:  # a run that fails before its first checkpoint leaves no RUN_DIR
+            return not world.is_main or bool(list_checkpoints(run_dir))
+
+        with deterministic_mode(config.deterministic, world.device, log), fresh_directory(run_dir, resumable):
             return _pretrain(
-                config, world, shards, run_dir, resume and bool(checkpoints), progress, should_stop, log
+                config, world, sampler, run_dir, resume and bool(checkpoints), progress, should_stop, log
             )
 
 
-def _pretrain(config, world: Distributed, shards, run_dir: Path, resume, progress, should_stop, log):
+def check_crop_length(config: PretrainConfig, sampler: CropSampler) -> None:
+    """Refuse crops longer than every window of the shards: each would be mostly padding.
+
+    Raises:
+        InputDataError: naming the crop length, the longest window and the tokenize window.
+    """
+    longest = sampler.longest_window
+    if config.seq_len <= longest:
+        return
+    windows = sorted({s.manifest.get("parameters", {}).get("window") for s in sampler.shards} - {None})
+    made = f" (tokenized with --window {', '.join(map(str, windows))})" if windows else ""
+    raise InputDataError(
+        f"{', '.join(config.data)}: crops of --seq-len {config.seq_len} are longer than every window of "
+        f"the token shards, the longest of which has {longest:,} bases{made}: crops would be "
+        f"{1 - sampler.real_fraction(config.seq_len):.0%} padding on average; use --seq-len {longest} or "
+        f"less, or tokenize with --window {config.seq_len} or more"
+    )
+
+
+def _build_model(config: PretrainConfig, device: torch.device) -> torch.nn.Module:
+    """The model of the run on ``device``; a model too large for the memory there is an
+    UnavailableError (exit 69) naming the preset and overrides, raised before RUN_DIR is made."""
+    try:
+        return build_model(config.preset, **config.model).to(device)
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        detail, _ = out_of_memory_detail(exc)
+        overrides = ", ".join(f"{k}={v}" for k, v in config.model.items())
+        raise UnavailableError(
+            f"not enough memory on {device} for the model (preset {config.preset}"
+            f"{' with ' + overrides if overrides else ''}){': ' + detail if detail else ''}; choose a "
+            "smaller preset or smaller model: overrides"
+        ) from None
+
+
+def _pretrain(
+    config, world: Distributed, sampler: CropSampler, run_dir: Path, resume, progress, should_stop, log
+):
     device = world.device
+    seed_everything(config.seed)
+    model = _build_model(config, device)
+    model.train()
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(config, run_dir)
-    seed_everything(config.seed)
-    model = build_model(config.preset, **config.model)
-    if model.config.head.task != "mlm":
-        raise ValueError(f"pretraining needs an mlm head, the model config has {model.config.head.task!r}")
-    model.to(device).train()
     optimizer = torch.optim.AdamW(
         param_groups(model, config.weight_decay),
         lr=config.lr,
@@ -246,7 +304,6 @@ def _pretrain(config, world: Distributed, shards, run_dir: Path, resume, progres
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, config.warmup_steps, config.max_steps, config.min_lr_ratio)
     )
-    sampler = CropSampler(shards, config.seed, config.max_n_fraction, config.rc_augment)
     step = done = 0  # optimiser steps; micro-batches drawn since the start of the run (all ranks)
     if resume:
         step, done = restore_state(list_checkpoints(run_dir)[-1][1], model, optimizer, scheduler, device)
@@ -258,11 +315,17 @@ def _pretrain(config, world: Distributed, shards, run_dir: Path, resume, progres
             )
         log(f"resuming {run_dir} at step {step}")
     net = world.wrap(model)
+    real = sampler.real_fraction(config.seq_len)
     log(
         f"pretrain: {model.num_parameters():,} parameters ({config.preset}) on {device}"
         + (f" x {world.world_size} processes ({world.backend})" if world.active else "")
-        + f"; {sampler.num_windows} windows, {sampler.num_bases:,} bases; {config.step_tokens:,} tokens/step"
+        + f"; {sampler.num_windows} windows, {sampler.num_bases:,} bases; "
+        + f"{round(config.step_tokens * real):,} bases/step expected ({config.step_tokens:,} crop tokens"
+        + (f", {1 - real:.0%} of them padding)" if real < 1 else ")")
     )
+    if real < 0.75:
+        log(f"warning: crops of {config.seq_len} bases are {1 - real:.0%} padding on average (many windows "
+            "are shorter): padding costs compute and teaches nothing; a smaller --seq-len avoids it")
 
     def save() -> None:
         if not world.is_main:

@@ -15,13 +15,13 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from genomamba.errors import GenomambaError
+from genomamba.io.atomic import temporary_directory
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.pt"
@@ -71,7 +71,7 @@ def save_state(run_dir: str | Path, step: int, state: dict, keep: int = 2) -> Pa
     only the newest ``keep`` checkpoints (0 keeps all). Returns the checkpoint directory."""
     target = checkpoint_dir(run_dir, step)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = temporary_directory(target)  # named with the pid: a killed run's is recognised and removed
     try:
         with open(tmp / STATE_FILE, "wb") as handle:
             torch.save(state, handle)

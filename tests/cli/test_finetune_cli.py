@@ -155,3 +155,38 @@ def test_fasta_classes_on_the_command_line(tmp_path):
     assert report["labels"] == ["at", "gc"] and report["n"]["train"] + report["n"]["val"] == 12
     evaluated = _run("evaluate", out / "model", "--data", f"gc={pos}", "--data", f"at={neg}")
     assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["metrics"]["n"] == 12
+
+
+def test_lora_options(tmp_path):
+    import torch
+
+    from genomamba.checkpoint import save_pretrained
+    from genomamba.errors import UnavailableError
+    from genomamba.model import build_model
+    from genomamba.model.lora import import_peft
+
+    more = ("AACGTT,a", "GGTTAC,b", "ACGACG,a", "TTGGCC,b", "AACCGT,a", "GTGTCA,b")
+    train = _write(tmp_path, "t.csv", GOOD + "\n".join(more) + "\n")  # 10 rows
+    torch.manual_seed(0)
+    model = save_pretrained(build_model("tiny"), tmp_path / "mlm")
+    common = ["finetune", "--train", train, "--model", model, "--out", tmp_path / "o"]
+    both = _run(*common, "--lora", 4, "--freeze-backbone")
+    assert both.exit_code == 2 and "freeze_backbone and lora exclude each other" in both.output
+    alone = _run(*common, "--lora-alpha", 8)
+    assert alone.exit_code == 2 and "give --lora RANK" in alone.output
+    assert _run(*common, "--lora", 0).exit_code == 2
+    assert not (tmp_path / "o").exists()
+    try:
+        import_peft()
+    except UnavailableError as exc:
+        pytest.skip(str(exc))
+    out = tmp_path / "ft"
+    result = _run("finetune", "--train", train, "--model", model, "--out", out, "--max-steps", 1,
+                  "--val-fraction", 0.3, "--lora", 2, "--lora-alpha", 3, "--lora-dropout", 0.1)
+    assert result.exit_code == 0, result.output
+    assert "trainable parameters:" in result.output and "LoRA rank 2 (alpha 3, dropout 0.1)" in result.output
+    saved = json.loads((out / "finetune_config.json").read_text())
+    assert (saved["lora"], saved["lora_alpha"], saved["lora_dropout"]) == (2, 3.0, 0.1)
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    evaluated = _run("evaluate", out / "model", "--data", train)  # the merged model: an ordinary one
+    assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["metrics"]["n"] == 10

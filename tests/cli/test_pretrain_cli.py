@@ -80,3 +80,57 @@ def test_bad_values_and_missing_preset_exit_2(lambda_shards, tmp_path):
     assert bad.exit_code == 2 and "mask_prob must lie in [0, 1]" in bad.output
     no_preset = _run(*common)
     assert no_preset.exit_code == 2 and "--preset is required" in no_preset.output
+
+
+def _damaged_copy(lambda_shards, tmp_path, damage: str):
+    """A copy of the shards with one kind of damage (see the test below)."""
+    import shutil
+
+    shards = tmp_path / "shards"
+    shutil.copytree(lambda_shards, shards)
+    path = shards / "tokens-00000.npy"
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        del data[-1000:]
+    elif damage == "token":
+        data[128 + 700] = 42  # window 1 (bases 512-1024 of lambda)
+    else:  # "bit": a base that is still a base; only the sha256 can tell
+        data[128 + 700] = 5 if data[128 + 700] != 5 else 6
+    path.write_bytes(bytes(data))
+    return shards
+
+
+@pytest.mark.parametrize(
+    ("damage", "extra", "message"),
+    [
+        ("truncated", [], "tokens-00000.npy: truncated: "),
+        ("token", [], "tokens-00000.npy: token id 42 at offset 700 (window 1, "),
+        ("bit", ["--verify-shards"], "tokens-00000.npy: sha256 "),
+    ],
+)
+def test_damaged_shards_exit_65_before_run_dir_exists(lambda_shards, tmp_path, damage, extra, message):
+    shards = _damaged_copy(lambda_shards, tmp_path, damage)
+    out = tmp_path / "run"
+    result = _run("--data", str(shards), "--preset", "tiny", "--out", str(out), "--seq-len", "64", *extra)
+    assert result.exit_code == 65, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "genomamba tokenize --force" in errors[0]
+    assert not out.exists()
+
+
+def test_seq_len_longer_than_every_window_exits_65_naming_both(lambda_shards, tmp_path):
+    out = tmp_path / "run"
+    result = _run("--data", str(lambda_shards), "--preset", "tiny", "--out", str(out), "--seq-len", "4096")
+    assert result.exit_code == 65
+    assert "crops of --seq-len 4096 are longer than every window" in result.output
+    assert "the longest of which has 512 bases (tokenized with --window 512)" in result.output
+    assert not out.exists()
+
+
+def test_unknown_preset_exits_2_listing_the_presets(lambda_shards, tmp_path):
+    out = tmp_path / "run"
+    result = _run("--data", str(lambda_shards), "--preset", "gigantic", "--out", str(out))
+    assert result.exit_code == 2
+    assert "unknown preset 'gigantic'; choose from tiny, small-1k, base-131k, long-1m" in result.output
+    assert not out.exists()

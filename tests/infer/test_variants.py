@@ -160,3 +160,39 @@ def test_a_vcf_and_regions_together_are_refused(tmp_path, genome, mlm_model):
                        regions=["fwd:1-2"])
     with pytest.raises(ValueError, match="not both"):
         score_variants(mlm_model, None, path, tmp_path / "x.tsv")
+
+
+def test_a_vcf_output_carries_the_tables_scores_in_info_fields(tmp_path, genome, mlm_model):
+    """The same run written as a table and as a VCF: read back with pysam, every record of the input
+    is there in order, with each SNV allele's scores and '.' for the others. htslib writes floats
+    with 6 significant digits; the Parquet table keeps them whole."""
+    pysam = pytest.importorskip("pysam")
+    path, seq = genome
+    rows = [("fwd", 301, "a", seq[300], _other(seq[300], 1)),
+            ("fwd", 501, "multi", seq[500], f"{_other(seq[500], 1)},{seq[500]}TT,{_other(seq[500], 2)}"),
+            ("fwd", 800, "del", seq[799:801], seq[799]),
+            ("short", 101, "b", seq[100], _other(seq[100], 3))]
+    vcf = tmp_path / "full.vcf"  # htslib needs the eight VCF columns
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                   + "".join("\t".join(map(str, row)) + "\t.\t.\t.\n" for row in rows))
+    table_out, vcf_out = tmp_path / "scores.parquet", tmp_path / "scores.vcf.gz"
+    for out in (table_out, vcf_out):
+        score_variants(mlm_model, vcf, path, out, window=101, device="cpu", log=lambda m: None)
+    table = pd.read_parquet(table_out)
+    with pysam.VariantFile(str(vcf_out)) as reader:
+        assert "##genomamba_score_variants=version=" in str(reader.header)
+        records = list(reader)
+    assert [(r.chrom, r.pos, r.id) for r in records] == [(c, p, i) for c, p, i, *_ in rows]
+    assert "GM_LLR" not in records[2].info  # the deletion's line: kept, not scored
+    assert records[1].info["GM_LLR"][1] is None  # the insertion allele of the multi-allelic line
+    for row in table.itertuples(index=False):
+        record = next(r for r in records if (r.chrom, r.pos) == (row.chrom, row.pos))
+        allele = record.alts.index(row.alt)
+        assert record.info["GM_LLR"][allele] == pytest.approx(row.llr, rel=1e-5, abs=1e-6)
+        assert record.info["GM_LOG_P_ALT"][allele] == pytest.approx(row.log_p_alt, rel=1e-5, abs=1e-6)
+        assert record.info["GM_LOG_P_REF"] == pytest.approx(row.log_p_ref, rel=1e-5, abs=1e-6)
+        assert (record.info["GM_WINDOW_START"], record.info["GM_WINDOW_END"], record.info["GM_N_BASES"]) == (
+            row.window_start, row.window_end, row.n_bases)
+    assert len(table) == 4
+    with pytest.raises(ValueError, match="with --region write .parquet"):
+        score_variants(mlm_model, None, path, tmp_path / "ism.vcf", regions=["fwd:1-2"])

@@ -57,3 +57,19 @@ def test_interval_ids_read_the_minus_strand_as_its_reverse_complement(tmp_path):
     with IndexedFasta(genome) as fasta:
         minus, plus = (interval_ids(fasta, i, genome)[0] for i in intervals(bed, fasta.lengths, genome))
     assert ab.decode(plus) == b"AACG" and ab.decode(minus) == b"CGTT"
+
+
+def test_comments_before_the_first_interval_and_chromosomes_named_like_track_lines(tmp_path):
+    # found by tests/io/test_fuzz_readers.py: a leading '# comment' was taken for the first data line
+    # (its one column made the file an error), and a chromosome 'track7' or 'browser2' had its lines
+    # dropped without a word, as if they were track lines
+    lengths = {"chr1": 20, "track7": 10, "browser2": 10}
+    bed = _parse(tmp_path, "# made by hand\n#\ttwo\nbrowser position chr1:1-5\ntrack name=x\n"
+                           "track7\t0\t4\nbrowser2\t1\t2\nchr1\t3\t9\n")
+    assert bed.names == ["chrom", "start", "end"]
+    assert [(i.chrom, i.start, i.end) for i in intervals(bed, lengths, "g.fa")] == [
+        ("track7", 0, 4), ("browser2", 1, 2), ("chr1", 3, 9)]
+    header_after_comment = _parse(tmp_path, "# made by hand\n#chrom\tstart\tend\tname\ntrack7\t0\t4\tr\n")
+    assert [i.fields["name"] for i in intervals(header_after_comment, lengths, "g.fa")] == ["r"]
+    with pytest.raises(InputDataError, match="x.bed: no BED intervals, only '#' comment lines"):
+        _parse(tmp_path, "# nothing\n# here\n")

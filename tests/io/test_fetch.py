@@ -73,6 +73,20 @@ def test_every_shipped_manifest_is_valid(name):
             assert entry.sha256 is not None or entry.verify == "required-on-first-fetch"
 
 
+def test_pretrain_corpus_names_each_debian_package_and_holdout():
+    manifest = load_manifest(REPO_ROOT / "data_manifests" / "pretrain_corpus.yaml")
+    for genome in manifest.genomes.values():
+        assert genome.species and genome.citation and "Debian" in genome.licence, genome.name
+        for entry in genome.files:
+            # the pool file name carries the package and its version (less any epoch)
+            version = entry.deb_version.split(":", 1)[-1]
+            [url] = entry.urls
+            assert url.startswith("https://deb.debian.org/debian/pool/main/"), url
+            assert url.endswith(f"/{entry.deb_package}_{version}_all.deb"), url
+            assert entry.deb_member and entry.deb_sha256 and entry.deb_size and entry.sha256 and entry.size
+        assert genome.fasta_files() and genome.bases and genome.holdout, genome.name
+
+
 # --- fetching ------------------------------------------------------------------------------
 
 
@@ -294,3 +308,34 @@ def test_cli_requires_out_dir_unless_listing():
     assert CliRunner().invoke(main, ["fetch", manifest]).exit_code == 2
     listing = CliRunner().invoke(main, ["fetch", manifest, "--list"])
     assert listing.exit_code == 0 and "yeast_chrI_chrII.gff3\tannotation" in listing.stdout
+
+
+# --- failures leave no folder behind ------------------------------------------------------------
+
+
+def test_a_failed_fetch_removes_the_folders_it_made(tmp_path):
+    manifest = _one_file_manifest(tmp_path, path=str(tmp_path / "nope.fa"), sha256="a" * 64)
+    out = tmp_path / "new" / "genomes"
+    with pytest.raises(InputDataError):
+        fetch_manifest(manifest, out)
+    assert not (tmp_path / "new").exists()
+
+
+def test_cli_disk_full_while_fetching_exits_74_and_leaves_nothing(tmp_path, good_local, monkeypatch):
+    import errno
+    import os
+
+    from genomamba.errors import EXIT_IOERR
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)  # the data of a full disk fails at the latest when synced
+    manifest_path = tmp_path / "manifest.yaml"
+    out = tmp_path / "genomes"
+    result = CliRunner().invoke(main, ["fetch", str(manifest_path), "-o", str(out)])
+    assert result.exit_code == EXIT_IOERR, result.output
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert errors == [f"error: {out}: no space left on device; free some space or write the output elsewhere"]
+    assert "Traceback" not in result.output
+    assert not out.exists()

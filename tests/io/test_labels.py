@@ -154,8 +154,9 @@ def test_parse_input_and_format(tmp_path):
         "bed",
         "tsv",
     ]
-    with pytest.raises(InputDataError, match="cannot tell the format"):
-        input_format("data.parquet")
+    assert [input_format(n) for n in ("e.parquet", "f.PQ")] == ["parquet", "parquet"]
+    with pytest.raises(InputDataError, match=r"cannot tell the format .* \.csv, \.tsv, \.parquet or \.bed"):
+        input_format("data.xlsx")
     with pytest.raises(ValueError, match="needs --genome"):
         read_labelled(str(write(tmp_path, "x.bed", "chr1\t0\t2\ta\n")))
 
@@ -295,3 +296,68 @@ def test_a_missing_value_label_is_an_error_not_a_class(tmp_path, labels, bad):
     line = labels.index(bad) + 2
     with pytest.raises(InputDataError, match=rf"t\.csv: line {line}: label '{bad}' reads as a missing"):
         infer_task(data)
+
+
+def _parquet(tmp_path, name: str, columns: dict):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / name
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_parquet_reads_like_the_same_csv(tmp_path):
+    columns = {"ID": ["s1", "s2", None], "sequence": ["ACGT", "acgtRY", "NNAC"],
+               "label": ["yes", "no", "yes"], "group": ["g1", "g1", None],
+               "split": ["train", "validation", None], "note": [1, 2, 3]}
+    data = read_labelled(str(_parquet(tmp_path, "a.parquet", columns)))
+    csv = read_labelled(str(write(tmp_path, "a.csv", "id,sequence,label,group,split\n"
+                                  "s1,ACGT,yes,g1,train\ns2,acgtRY,no,g1,validation\n,NNAC,yes,,\n")))
+    assert [s.tolist() for s in data.sequences] == [s.tolist() for s in csv.sequences]
+    assert (data.labels, data.groups[:2], data.splits) == (csv.labels, csv.groups[:2], csv.splits)
+    assert data.ids == ["s1", "s2", "a.parquet:3"] and data.groups[2] == "a.parquet:3"
+    assert data.sources == [f"{tmp_path / 'a.parquet'}: row {i}" for i in (1, 2, 3)]
+
+
+def test_parquet_numeric_and_list_labels(tmp_path):
+    regression = read_labelled(str(_parquet(tmp_path, "r.pq", {"sequence": ["AC", "GT"],
+                                                               "label": [0.5, 2.0]})))
+    assert regression.labels == ["0.5", "2.0"] and infer_task(regression).task == "regression"
+    binary = read_labelled(str(_parquet(tmp_path, "b.pq", {"sequence": ["AC", "GT"], "label": [0, 1]})))
+    assert infer_task(binary) == TaskSpec("binary", ("0", "1"))
+    multi = read_labelled(str(_parquet(tmp_path, "m.pq", {"sequence": ["AC", "GT"],
+                                                          "label": [["TF1", "TF2"], ["TF2"]]})))
+    assert infer_task(multi) == TaskSpec("multilabel", ("TF1", "TF2"))
+
+
+@pytest.mark.parametrize("columns, message", [
+    ({"sequence": ["ACGT", "AXGT"], "label": ["a", "b"]},
+     r"row 2, column 'sequence', position 2: invalid character 'X'"),
+    ({"sequence": ["ACGT", None], "label": ["a", "b"]}, r"row 2, column 'sequence': empty sequence"),
+    ({"seq": ["ACGT"], "label": ["a"]}, r"missing column\(s\) 'sequence' \(found: 'seq', 'label'\)"),
+    ({"sequence": ["ACGT"], "label": ["a"], "Label": ["b"]}, r"duplicate column\(s\) label"),
+    ({"sequence": ["ACGT", "CC"], "label": ["a", "b"], "split": ["train", "dev"]},
+     r"row 2, column 'split': split 'dev' is not one of"),
+])
+def test_bad_parquet_names_file_and_row(tmp_path, columns, message):
+    path = _parquet(tmp_path, "bad.parquet", columns)
+    with pytest.raises(InputDataError, match=rf"^{path}: {message}"):
+        read_labelled(str(path))
+
+
+def test_parquet_missing_labels_and_broken_files(tmp_path):
+    data = read_labelled(str(_parquet(tmp_path, "n.parquet", {"sequence": ["AC", "GT", "TT"],
+                                                               "label": [1.0, float("nan"), None]})))
+    with pytest.raises(InputDataError, match=r"n.parquet: row 2: label 'nan' reads as a missing"):
+        infer_task(data)
+    with pytest.raises(InputDataError, match=r"n.parquet: row 3: empty label"):
+        infer_task(data.subset([0, 2]))
+    broken = write(tmp_path, "broken.parquet", "sequence,label\nACGT,a\n")
+    with pytest.raises(InputDataError, match="broken.parquet: not a readable Parquet file"):
+        read_labelled(str(broken))
+    packed = tmp_path / "p.parquet.gz"
+    plain = _parquet(tmp_path, "p.parquet", {"sequence": ["A"], "label": ["a"]})
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    with pytest.raises(InputDataError, match="gzip-compressed; Parquet compresses its columns itself"):
+        read_labelled(str(packed))

@@ -93,3 +93,116 @@ def test_reader_refuses_other_directories(tmp_path):
     (tmp_path / MANIFEST).write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(ValueError, match="not a version-1"):
         TokenShards(tmp_path)
+
+
+# -- checks on open, token ids, checksums ----------------------------------------------------------
+
+
+def _lambda_like(tmp_path):
+    """A directory of three windows in two shards, written by the real writer."""
+    rng = np.random.default_rng(1)
+    windows = [(f"r{i}", 0, rng.integers(5, 10, 12).astype(np.uint8), None) for i in range(3)]
+    write_directory(tmp_path, windows, shard_tokens=24)
+    return tmp_path
+
+
+def test_manifest_records_each_shards_sha256(tmp_path):
+    import hashlib
+
+    directory = _lambda_like(tmp_path)
+    shards = json.loads((directory / MANIFEST).read_text())["shards"]
+    for entry in shards:
+        for key in ("tokens", "softmask"):
+            assert entry[f"{key}_sha256"] == hashlib.sha256((directory / entry[key]).read_bytes()).hexdigest()
+    TokenShards(directory).verify_checksums()  # nothing to report
+
+
+def test_a_truncated_shard_is_an_input_error_on_open(tmp_path):
+    from genomamba.errors import InputDataError
+
+    directory = _lambda_like(tmp_path)
+    path = directory / "tokens-00000.npy"
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(InputDataError, match=r"tokens-00000\.npy: truncated: 147 bytes on disk, its header "
+                                             r"says 24 tokens \(152 bytes\); re-make the directory"):
+        TokenShards(directory)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("dtype", r"tokens-00000\.npy: holds int16 of shape \(24,\), a shard holds 1-D uint8 token ids"),
+        ("count", r"tokens-00000\.npy: holds 24 tokens, the manifest lists 25"),
+        ("missing", r"tokens-00001\.npy: shard file missing"),
+        ("garbage", r"tokens-00000\.npy: not a readable \.npy shard"),
+        ("index", r"index\.parquet: window 2 \(r2:0-12\) lies outside tokens-00001\.npy"),
+    ],
+)
+def test_damaged_directories_are_input_errors_naming_the_file(tmp_path, damage, message):
+    import pyarrow as pa
+
+    from genomamba.errors import InputDataError
+
+    directory = _lambda_like(tmp_path)
+    if damage == "dtype":
+        np.save(directory / "tokens-00000.npy", np.zeros(24, np.int16))
+    elif damage == "count":
+        manifest = json.loads((directory / MANIFEST).read_text())
+        manifest["shards"][0]["n_tokens"] = 25
+        (directory / MANIFEST).write_text(json.dumps(manifest))
+    elif damage == "missing":
+        (directory / "tokens-00001.npy").unlink()
+    elif damage == "garbage":
+        (directory / "tokens-00000.npy").write_bytes(b"not numpy at all")
+    else:
+        table = pq.read_table(directory / "index.parquet")
+        offsets = table.column("offset").to_numpy().copy()
+        offsets[2] = 5  # 5 + 12 tokens in a 12-token shard
+        table = table.set_column(table.column_names.index("offset"), "offset", pa.array(offsets))
+        pq.write_table(table, directory / "index.parquet")
+    with pytest.raises(InputDataError, match=message):
+        TokenShards(directory)
+
+
+@pytest.mark.parametrize("bad_id", [ab.VOCAB_SIZE, 255, ab.MASK_ID])
+def test_token_ids_that_are_not_bases_name_the_window(tmp_path, bad_id):
+    from genomamba.errors import InputDataError
+
+    directory = _lambda_like(tmp_path)
+    path = directory / "tokens-00001.npy"
+    data = bytearray(path.read_bytes())
+    data[128 + 3] = bad_id  # the 4th token of the shard's only window (r2)
+    path.write_bytes(bytes(data))
+    store = TokenShards(directory)  # the layout is fine
+    with pytest.raises(InputDataError, match=rf"tokens-00001\.npy: token id {bad_id} at offset 3 \(window 2, "
+                                             r"r2:0-12\) is not a base or padding"):
+        store.check_tokens()
+
+
+def test_padding_is_a_valid_token(tmp_path):
+    ids = np.array([5, 6, 7, ab.PAD_ID, ab.PAD_ID], np.uint8)
+    writer = ShardWriter(tmp_path)
+    writer.add("r", 0, 3, ids, None)
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "shards": writer.close()}
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    TokenShards(tmp_path).check_tokens()
+
+
+def test_checksums_are_verified_on_request(tmp_path):
+    from genomamba.errors import InputDataError
+
+    directory = _lambda_like(tmp_path)
+    path = directory / "softmask-00000.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1  # a flipped bit that every other check lets through
+    path.write_bytes(bytes(data))
+    store = TokenShards(directory)
+    store.check_tokens()
+    with pytest.raises(InputDataError, match=r"softmask-00000\.npy: sha256 [0-9a-f]{64}, the manifest rec"):
+        store.verify_checksums()
+    manifest = json.loads((directory / MANIFEST).read_text())
+    for entry in manifest["shards"]:
+        del entry["tokens_sha256"], entry["softmask_sha256"]
+    (directory / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InputDataError, match=r"records no sha256 for tokens-00000\.npy \(made by an older"):
+        TokenShards(directory).verify_checksums()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from model_cases import TOL, tiny_config
 
-from genomamba.model import MixerConfig, bimamba
+from genomamba.model import MixerConfig, bimamba, mixer
 from genomamba.model.bimamba import BiMambaMixer, Block
 from genomamba.model.mixer import MambaMixer
 
@@ -77,8 +77,9 @@ def test_no_activation_is_flipped(monkeypatch, tie, combine):
                 torch.flip, torch.Tensor.flip = refuse, refuse
         return call
 
-    for name in ("selective_scan", "bidirectional_selective_scan"):
-        monkeypatch.setattr(bimamba, name, scan_may_flip(getattr(bimamba, name)))
+    # the mixer scans through bidirectional_selective_scan, or through mixer.scan's selective_scan
+    for module, name in ((bimamba, "bidirectional_selective_scan"), (mixer, "selective_scan")):
+        monkeypatch.setattr(module, name, scan_may_flip(getattr(module, name)))
     monkeypatch.setattr(torch, "flip", refuse)
     monkeypatch.setattr(torch.Tensor, "flip", refuse)
     got = bm(x)

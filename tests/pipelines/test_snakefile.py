@@ -1,19 +1,14 @@
 """The Snakemake pipeline: lint, dry-run, config validation, and a real run of the demo config.
 
 Each test runs snakemake in a subprocess inside a temporary copy of the workflow (Snakefile,
-pipelines/, config/, data_manifests/, data/demo/), so that nothing is written into the
-repository and the run is the one `make demo` does.
+pipelines/, config/, data_manifests/, data/demo/: what `genomamba workflow init` writes), so
+that nothing is written into the repository and the run is the one `make demo` does.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,42 +17,11 @@ import pytest
 pytest.importorskip("snakemake")
 
 from genomamba.io.manifest import load_manifest  # noqa: E402 - after the skip
+from tests.pipelines.workflow_runs import REPO_ROOT  # noqa: E402
+from tests.pipelines.workflow_runs import run_snakemake as _snakemake  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW_PARTS = ("Snakefile", "pipelines", "config", "data_manifests", "data/demo")
-# The one lint we accept, and why: the rules call the `genomamba` CLI of the environment that
-# scripts/setup_env.sh builds (make demo puts it on PATH). genomamba is not on conda-forge or
-# PyPI, so a conda environment file could not install it and could not be tested here.
-ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
-
-
-def _copy_workflow(dest: Path) -> Path:
-    for part in WORKFLOW_PARTS:
-        src, dst = REPO_ROOT / part, dest / part
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.fai", "*.gzi", "__pycache__"))
-        else:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-    return dest
-
-
-def _snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    # the rules call `genomamba`: put this interpreter's scripts folder first on PATH
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture
-def workflow(tmp_path: Path) -> Path:
-    return _copy_workflow(tmp_path / "wf")
+# `workflow` (a fresh copy of the workflow) and `demo_run` (the demo config, run once) are fixtures
+# of tests/pipelines/conftest.py.
 
 
 def test_snakefile_is_small_and_rules_use_the_cli_only():
@@ -68,18 +32,30 @@ def test_snakefile_is_small_and_rules_use_the_cli_only():
         for rule in re.split(r"^rule ", text, flags=re.MULTILINE)[1:]:
             name = rule.split(":", 1)[0]
             assert "\n    log:" in rule, f"rule {name} in {smk.name} has no log"
+            assert '\n    conda:\n        "envs/genomamba.yaml"' in rule, f"rule {name}: no conda env"
             assert "\n    shell:" in rule and '"genomamba ' in rule, (
                 f"rule {name} must shell out to genomamba"
             )
 
 
-def test_lint_reports_only_the_accepted_lint(workflow):
-    result = _snakemake(workflow, "--lint")
+@pytest.mark.parametrize("config", sorted(p.name for p in (REPO_ROOT / "config").glob("*.yaml")))
+def test_lint_reports_nothing(workflow, config):
+    result = _snakemake(workflow, "--lint", "--configfile", f"config/{config}")
     text = result.stdout + result.stderr
-    assert "Lints for snakefile" not in text, text  # no workflow-level lints at all
-    lints = set(re.findall(r"^\s+\* (.+?):$", text, re.MULTILINE))
-    assert lints <= ACCEPTED_LINTS, text
-    assert result.returncode in (0, 1), text  # 1 only because of the accepted lint
+    assert result.returncode == 0 and "Lints for" not in text, text
+    assert "Congratulations, your workflow is in a good condition!" in text
+
+
+def test_conda_environment_installs_this_genomamba_without_forcing_a_torch_build():
+    import yaml
+
+    from genomamba import __version__
+
+    env = yaml.safe_load((REPO_ROOT / "pipelines" / "envs" / "genomamba.yaml").read_text())
+    [pip] = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
+    assert pip == [f"genomamba[gpu]=={__version__}"]  # the version whose workflow this is
+    text = str(env).lower()
+    assert "torch" not in text and "cpu" not in text  # torch comes with genomamba, GPU build where it can
 
 
 def test_dry_run_of_demo_config(workflow):
@@ -109,6 +85,36 @@ def test_example_download_config_builds_its_dag_offline(workflow):
     assert "results/hg38_chr21/genomes/hg38_chr21/chr21.fa.gz" in result.stdout
 
 
+def test_pretrain_corpus_config_splits_training_and_heldout_shards(workflow):
+    result = _snakemake(
+        workflow, "-n", "--cores", "1", "--printshellcmds", "--configfile", "config/pretrain_corpus.yaml"
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # training shards leave the holdout out, held-out shards read only it (names with | are quoted)
+    assert "-o results/pretrain_corpus/tokens/human_chrX_70mb" in out
+    assert "--exclude-region X:62,000,001-69,999,930" in out
+    assert "--region 'gi|9626243|ref|NC_001416.1|:46,001-48,502'" in out
+    assert "--region CP003223.1 --region CP003224.1" in out
+    # the yeast genome is validation only: held-out shards, never a pretraining input
+    assert "results/pretrain_corpus/heldout_tokens/yeast_chrI_chrII" in out
+    assert "tokens/yeast_chrI_chrII " not in out.replace("heldout_tokens/yeast", "")
+    [pretrain] = [line for line in out.splitlines() if "genomamba pretrain" in line]
+    assert pretrain.count("--data ") == 12  # every genome but the validation-only yeast
+    assert "--preset small-1k" in pretrain and "--seq-len 1024" in pretrain
+
+
+def test_validation_only_genome_needs_a_holdout(workflow):
+    (workflow / "config" / "vo.yaml").write_text(
+        "run: vo\nmanifest: data_manifests/demo.yaml\ngenomes: [lambda]\nstages: [tokenize]\n"
+        "tokenize:\n  validation_only: [lambda]\n"
+    )
+    result = _snakemake(workflow, "-n", "--cores", "1", "--configfile", "config/vo.yaml")
+    assert result.returncode != 0
+    message = "tokenize.validation_only: 'lambda' is not a run genome with a manifest holdout"
+    assert message in result.stdout + result.stderr
+
+
 def test_benchmark_stage_runs_the_cli_with_the_configured_methods(workflow, tmp_path):
     suite = tmp_path / "suite" / "task_a"
     suite.mkdir(parents=True)
@@ -136,13 +142,14 @@ def test_rules_declare_threads_and_cluster_resources_from_the_config(workflow):
         demo.replace("run: demo", "run: gpu")
         + "compute: {threads: 8, gpus: 1, mem_mb: 32000, runtime: 600}\n"
     )
-    result = _snakemake(workflow, "-n", "--cores", "8", "--configfile", "config/gpu.yaml")
+    result = _snakemake(workflow, "-n", "--cores", "8", "--printshellcmds", "--configfile", "config/gpu.yaml")
     assert result.returncode == 0, result.stderr
     blocks = re.finditer(r"^rule (\w+):\n(.*?)(?=^\[|\Z)", result.stdout, re.M | re.S)
     jobs = {m.group(1): m.group(2) for m in blocks}
     for rule in ("pretrain", "finetune", "evaluate", "embed", "predict", "score_variants"):
         assert "threads: 8" in jobs[rule] and "gpu=1" in jobs[rule] and "runtime=600" in jobs[rule], rule
         assert "mem_mb=32000" in jobs[rule], rule
+        assert re.search(r"^Shell command: genomamba .* --threads 8 ", jobs[rule], re.M), rule  # for torch
     for rule in ("fetch_file", "validate_genome", "tokenize_genome", "make_task"):
         # one thread (snakemake prints no threads line then), no GPU
         assert "threads:" not in jobs[rule] and "gpu=" not in jobs[rule] and "mem_mb=4000" in jobs[rule], rule
@@ -213,9 +220,8 @@ def _cli_commands_exist(*names: str) -> bool:
 @pytest.mark.skipif(
     not _cli_commands_exist("validate", "tokenize"), reason="genomamba validate/tokenize not available yet"
 )
-def test_demo_run_produces_token_shards(workflow):
-    result = _snakemake(workflow, "--cores", "2", "--configfile", "config/demo.yaml")
-    assert result.returncode == 0, result.stderr[-4000:]
+def test_demo_run_produces_token_shards(demo_run):
+    workflow = demo_run
     run = workflow / "results" / "demo"
 
     demo = load_manifest(workflow / "data_manifests" / "demo.yaml")

@@ -1,4 +1,5 @@
-"""Shared inputs of the fine-tuning tests: the real demo task and one run trained on it.
+"""Shared inputs of the fine-tuning tests: small random tables and configs, the real demo task
+and one run trained on it.
 
 The demo task is what `make demo` fine-tunes on (genomamba.tasks.coding on data/demo): yeast
 windows labelled coding / intergenic, chrI held out as the test split. Here the windows are
@@ -8,6 +9,8 @@ windows labelled coding / intergenic, chrI held out as the test split. Here the 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from genomamba.tasks.coding import coding_task, write_task_csv
 from genomamba.train.finetune import FinetuneConfig, finetune
@@ -19,6 +22,26 @@ _CACHE: dict[str, object] = {}
 
 def quiet(message: str) -> None:
     pass
+
+
+def random_table(path, n=48, length=40, seed=0, label=None, extra=""):
+    """A CSV of random sequences; ``label(seq, i)`` gives each row's label (default: GC-rich or not)."""
+    rng = np.random.default_rng(seed)
+    lines = ["sequence,label,group" + extra]
+    for i in range(n):
+        seq = "".join(rng.choice(list("ACGT"), size=int(rng.integers(length // 2, length + 1))))
+        text = (
+            label(seq, i) if label else ("gc" if (seq.count("G") + seq.count("C")) / len(seq) > 0.5 else "at")
+        )
+        lines.append(f"{seq},{text},g{i % 8}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def small_config(train, out, **changes) -> FinetuneConfig:
+    """One epoch of the tiny preset in batches of 8, a quarter of the groups held out."""
+    values = dict(train=[str(train)], out=str(out), preset="tiny", epochs=1, batch_size=8, val_fraction=0.25)
+    return FinetuneConfig(**{**values, **changes})
 
 
 def demo_task_csv(folder: Path) -> Path:

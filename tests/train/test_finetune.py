@@ -7,32 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from finetune_cases import quiet, trained_demo_run
+from finetune_cases import quiet, random_table, small_config, trained_demo_run
 
 from genomamba.checkpoint import from_pretrained, read_config, save_pretrained
 from genomamba.errors import InputDataError
 from genomamba.model import build_model
-from genomamba.train.finetune import FinetuneConfig, OutputExistsError, finetune, grouped_split
+from genomamba.train.finetune import OutputExistsError, finetune, grouped_split
 from genomamba.train.seeds import finetune_seeds, parse_seeds, summarise
-
-
-def random_table(path, n=48, length=40, seed=0, label=None, extra=""):
-    """A CSV of random sequences; ``label(seq, i)`` gives each row's label (default: GC-rich or not)."""
-    rng = np.random.default_rng(seed)
-    lines = ["sequence,label,group" + extra]
-    for i in range(n):
-        seq = "".join(rng.choice(list("ACGT"), size=int(rng.integers(length // 2, length + 1))))
-        text = (
-            label(seq, i) if label else ("gc" if (seq.count("G") + seq.count("C")) / len(seq) > 0.5 else "at")
-        )
-        lines.append(f"{seq},{text},g{i % 8}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def small_config(train, out, **changes) -> FinetuneConfig:
-    values = dict(train=[str(train)], out=str(out), preset="tiny", epochs=1, batch_size=8, val_fraction=0.25)
-    return FinetuneConfig(**{**values, **changes})
 
 
 def test_grouped_split_never_leaks_a_group():

@@ -139,3 +139,65 @@ def test_metrics_with_a_torn_last_line_are_read_and_resumed_past(tmp_path):
     path.write_text('{"step": 1}\n{"st\n{"step": 3}\n')  # damage before the last line is an error
     with pytest.raises(InputDataError, match=r"metrics.jsonl: line 2: not a metrics record"):
         read_metrics(path)
+
+
+@pytest.fixture(scope="module")
+def short_window_shards(tmp_path_factory):
+    """Five one-window records: one of 64 bases, four of 16 (crops of 64 are 37.5% padding)."""
+    from genomamba.io.tokenize import TokenizeOptions, tokenize_files
+
+    root = tmp_path_factory.mktemp("short_windows")
+    bases = "ACGTTGCAGGCTAACT"
+    (root / "short.fa").write_text(f">long\n{bases * 4}\n" + "".join(f">s{i}\n{bases}\n" for i in range(4)))
+    tokenize_files([root / "short.fa"], root / "shards", TokenizeOptions(window=512))
+    return root / "shards"
+
+
+def test_logged_tokens_count_real_bases_not_padding(short_window_shards, tmp_path):
+    from genomamba.alphabet import PAD_ID
+    from genomamba.train.data import CropSampler, micro_batch_rng, open_shards
+
+    lines = []
+    config = _config([short_window_shards], tmp_path / "run", seq_len=64, batch_size=4, max_steps=3,
+                     model={"d_model": 16})
+    pretrain(config, log=lines.append)
+    sampler = CropSampler(open_shards([short_window_shards]), config.seed, config.max_n_fraction, True)
+    crops = [sampler.sample(4, 64, micro_batch_rng(config.seed, step)) for step in range(3)]
+    real = [int((ids != PAD_ID).sum()) for ids in crops]
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [r["tokens"] for r in records] == real
+    assert any(count < 4 * 64 for count in real)  # some crops were padded, and their padding not counted
+    assert "160 bases/step expected (256 crop tokens, 38% of them padding)" in lines[0]
+    assert lines[1].startswith("warning: crops of 64 bases are 38% padding on average")
+
+
+def test_a_crop_longer_than_every_window_is_an_error_before_run_dir_exists(short_window_shards, tmp_path):
+    from genomamba.errors import InputDataError
+
+    run = tmp_path / "run"
+    message = (r"crops of --seq-len 100 are longer than every window of the token shards, the longest of "
+               r"which has 64 bases \(tokenized with --window 512\): crops would be 60% padding on average; "
+               r"use --seq-len 64 or less, or tokenize with --window 100 or more")
+    with pytest.raises(InputDataError, match=message):
+        pretrain(_config([short_window_shards], run, seq_len=100), log=_quiet)
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(("fail_at", "kept"), [(1, False), (2, True)])
+def test_a_failed_run_leaves_run_dir_only_when_it_can_be_resumed(lambda_shards, tmp_path, fail_at, kept):
+    run = tmp_path / "runs" / "r"
+
+    def fail(step: int) -> bool:
+        if step == fail_at:
+            raise OSError(28, "No space left on device")
+        return False
+
+    config = _config([lambda_shards], run, seq_len=64, batch_size=2, max_steps=3, checkpoint_every=1,
+                     model={"d_model": 16})
+    with pytest.raises(OSError):
+        pretrain(config, should_stop=fail, log=_quiet)
+    if kept:  # the checkpoint of step 1 is there to resume from
+        assert [step for step, _ in list_checkpoints(run)] == [1]
+        assert (run / "run_config.json").is_file()
+    else:
+        assert not (tmp_path / "runs" / "r").exists()

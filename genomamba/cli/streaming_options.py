@@ -1,0 +1,60 @@
+"""Options of the commands that stream whole records through a model: ``embed --per-base``, ``track``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+#: The parameters :func:`streaming_options` adds (popped by :func:`stream_settings`).
+NAMES = ("max_gpu_memory", "chunk_size", "residual_store")
+
+
+class MemorySize(click.ParamType):
+    """A memory size such as ``20G``, ``512MiB`` or a number of bytes (genomamba.infer.memory_plan)."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        from genomamba.infer.memory_plan import parse_size
+
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def streaming_options(command: Callable) -> Callable:
+    """``--max-gpu-memory``, ``--chunk-size`` and ``--residual-store``."""
+    options = [
+        click.option("--max-gpu-memory", type=MemorySize(), default=None,
+                     help="GPU memory the run is planned to fit (e.g. 20G): the chunk size is chosen so "
+                          "that one layer over one chunk fits. [default: 80% of the free GPU memory]"),
+        click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+                     help="Bases per chunk, instead of the planned size. [default: planned; 1048576 on CPU]"),
+        click.option("--residual-store", type=click.Choice(["auto", "memory", "disk"]), default="auto",
+                     help="Where a record's residual stream (length x width x 4 bytes) waits between "
+                          "layers: host memory, or a file beside the output. [default: auto: memory "
+                          "unless it would not fit]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def stream_settings(options: dict, device: str = "auto"):
+    """The :class:`~genomamba.infer.whole_records.StreamSettings` of the parsed options (popped
+    from ``options``)."""
+    from genomamba.infer.whole_records import StreamSettings
+
+    values = {name: options.pop(name) for name in NAMES}
+    return StreamSettings(device=device, **values)
+
+
+def given_streaming_options(options: dict) -> list[str]:
+    """The streaming options given a value other than their default, as ``--name``."""
+    defaults = {"max_gpu_memory": None, "chunk_size": None, "residual_store": "auto"}
+    return [f"--{name.replace('_', '-')}" for name in NAMES
+            if options.get(name, defaults[name]) != defaults[name]]

@@ -1,0 +1,126 @@
+"""Whole FASTA records through the model in one exact pass each, in bounded device memory.
+
+What ``embed --per-base`` and ``track`` share: a model loaded once, the memory plan made and
+printed before any work (:mod:`genomamba.infer.memory_plan`), and each record streamed through
+the model layer by layer, chunk by chunk (:mod:`genomamba.model.streaming`), its per-base values
+written into an array (a memmap) as the chunks come. The model runs in eval mode under
+``torch.inference_mode`` with the evaluation's precision (bf16 autocast on CUDA, fp32 on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genomamba.errors import UnavailableError, is_out_of_memory, out_of_memory_detail
+from genomamba.infer.memory_plan import format_bytes, place_residual, plan_stream
+from genomamba.infer.runner import load_model
+from genomamba.io.atomic import temporary_directory
+from genomamba.io.directories import made_directories
+from genomamba.train.evaluate import autocast_for
+
+#: Where a record's residual stream may live: ``auto`` (host memory, or disk when it would not fit).
+RESIDUAL_STORES = ("auto", "memory", "disk")
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How whole records are streamed: ``device`` auto/cpu/cuda; ``max_gpu_memory`` bytes the plan
+    fits (None: 80% of the free GPU memory); ``chunk_size`` positions per chunk (None: planned);
+    ``residual_store`` one of :data:`RESIDUAL_STORES`."""
+
+    device: str = "auto"
+    max_gpu_memory: int | None = None
+    chunk_size: int | None = None
+    residual_store: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.residual_store not in RESIDUAL_STORES:
+            raise ValueError(f"residual_store must be one of {RESIDUAL_STORES}, got {self.residual_store!r}")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"chunk size must be at least 1, got {self.chunk_size}")
+
+
+class RecordStreamer:
+    """A model directory loaded and planned for streaming whole records.
+
+    Raises (on construction):
+        CheckpointError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda`` without a
+            GPU, or a GPU budget too small for the weights and a minimal chunk (exit 69).
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, settings: StreamSettings, log: Callable[[str], None]):
+        self.settings, self.log = settings, log
+        self.model, self.device = load_model(model_dir, settings.device)
+        self.config = self.model.config
+        self.plan = plan_stream(self.model, self.device, max_device_bytes=settings.max_gpu_memory,
+                                chunk=settings.chunk_size)
+        log(f"memory plan: {self.plan.describe()}; each record's residual stream takes "
+            f"{format_bytes(self.config.hidden_size * 4)} per base of host memory (or disk)")
+
+    def per_base(self, record: str, ids: np.ndarray, out: np.ndarray, *, work_dir: str | os.PathLike,
+                 what: str = "embedding", layer: int | None = None, conjoin: bool | None = None,
+                 progress: Callable[[float], None] | None = None) -> None:
+        """Fill ``out`` (len(ids), k) with the per-base values of one record (token ids, uint8):
+        :func:`genomamba.model.streaming.streamed_per_base`'s ``what``. The residual stream goes
+        to a memmap in ``work_dir`` when host memory would not hold it (or when asked).
+
+        Raises:
+            UnavailableError: the residual stream fits neither in memory nor on ``work_dir``'s disk.
+        """
+        from genomamba.model.streaming import streamed_per_base
+
+        nbytes = len(ids) * self.config.hidden_size * 4
+        on_disk = place_residual(nbytes, self.settings.residual_store, work_dir)
+        if on_disk or len(ids) > self.plan.chunk:
+            where = f"a file in {work_dir}" if on_disk else "host memory"
+            self.log(f"{record}: {len(ids):,} bases in {-(-len(ids) // self.plan.chunk)} chunks, residual "
+                     f"stream of {format_bytes(nbytes)} in {where}")
+        try:
+            with torch.inference_mode(), autocast_for(self.device):
+                streamed_per_base(self.model, torch.from_numpy(ids)[None], out[None], chunk=self.plan.chunk,
+                                  device=self.device, what=what, layer=layer, conjoin=conjoin,
+                                  store_dir=work_dir if on_disk else None, progress=progress)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise self._out_of_memory(record, len(ids), exc) from None
+
+    def _out_of_memory(self, record: str, length: int, exc: BaseException) -> UnavailableError:
+        """One message for a genuine out-of-memory: what ran out, at what plan, what to change."""
+        detail, gpu = out_of_memory_detail(exc)
+        if gpu:
+            advice = ("lower --max-gpu-memory or --chunk-size (the plan's estimate was "
+                      f"{format_bytes(self.plan.device_bytes)}), free the GPU, or use --device cpu")
+        else:
+            advice = "use --residual-store disk, a smaller --chunk-size, or a machine with more memory"
+        what = "GPU memory" if gpu else "memory"
+        return UnavailableError(f"{record}: out of {what} streaming {length:,} bases in chunks of "
+                                f"{self.plan.chunk:,}{': ' + detail if detail else ''}; {advice}")
+
+
+@contextlib.contextmanager
+def work_directory(out: str | os.PathLike) -> Iterator[Path]:
+    """A scratch directory beside ``out`` (the disk the user chose for large outputs), removed on
+    leaving the block however it is left; parent folders made for it are removed on failure."""
+    out = Path(out)
+    with made_directories(out.parent):
+        scratch = temporary_directory(out.with_name(out.name + ".work"))
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def per_base_array(path: str | os.PathLike | None, length: int, width: int, dtype) -> np.ndarray:
+    """A (length, width) array to fill: a ``.npy`` memmap at ``path``, or in memory when None."""
+    if path is None:
+        return np.zeros((length, width), dtype=dtype)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(length, width))
