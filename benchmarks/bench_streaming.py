@@ -79,19 +79,19 @@ def record_ids(length: int, fasta: str | None, seed: int = 0) -> np.ndarray:
     return record.ids[:length]
 
 
-def stream_pass(model, ids: np.ndarray, plan, device: torch.device, store_dir: str) -> dict:
+def stream_pass(model, ids: np.ndarray, plan, device: torch.device, args) -> dict:
     nbytes = len(ids) * model.config.hidden_size * 4
-    on_disk = place_residual(nbytes, "auto", store_dir)
+    place = place_residual(nbytes, args.residual_store, args.work_dir, plan)
     _reset_peak(device)
     start = time.perf_counter()
     with autocast_for(device):
-        vector = streamed_embedding(model, torch.from_numpy(ids)[None], chunk=plan.chunk, device=device,
-                                    store_dir=store_dir if on_disk else None)
+        vector = streamed_embedding(model, torch.from_numpy(ids)[None], chunk=place.chunk, device=device,
+                                    residual=place.where, store_dir=args.work_dir)
     _sync(device)
     seconds = time.perf_counter() - start
     return {"status": "ok", "seconds": seconds, "bases_per_s": len(ids) / seconds,
             "peak_gpu_gib": _peak_gpu_gib(device), "planned_gpu_gib": plan.device_bytes / GIB,
-            "chunk": plan.chunk, "residual_gib": nbytes / GIB, "residual_on_disk": on_disk,
+            "chunk": place.chunk, "residual_gib": nbytes / GIB, "residual_store": place.where,
             "peak_host_rss_gib": _peak_rss_gib(), "finite": bool(torch.isfinite(vector).all())}
 
 
@@ -155,7 +155,7 @@ def bench_preset(name: str, args, device: torch.device) -> dict:
               "length": len(ids), "plan": plan.describe()}
     print(f"{name}: {plan.describe()}", file=sys.stderr)
     try:
-        result["stream"] = stream_pass(model, ids, plan, device, args.work_dir)
+        result["stream"] = stream_pass(model, ids, plan, device, args)
     except Exception as exc:
         if not is_oom(exc):
             raise
@@ -176,15 +176,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--presets", nargs="+", default=["small-1k", "base-131k"])
     parser.add_argument("--length", type=int, default=70_000_000, help="bases of the streamed record")
-    parser.add_argument("--fasta", help="read the record from this FASTA (its first record) instead of random")
-    parser.add_argument("--max-gpu-memory", type=parse_size, default=None, help="the plan's budget (e.g. 20G)")
+    parser.add_argument("--fasta", help="read the record from this FASTA (its first record), not random")
+    parser.add_argument("--max-gpu-memory", type=parse_size, help="the plan's budget, e.g. 20G")
     parser.add_argument("--chunk-size", type=int, default=None, help="instead of the planned chunk")
     parser.add_argument("--window", type=int, default=None, help="windowed pass [default: preset max_length]")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per batch of the windowed pass")
     parser.add_argument("--windowed-bases", type=int, default=None,
                         help="time the windowed pass on the first N bases only [default: all]")
     parser.add_argument("--equality-lengths", type=int, nargs="+", default=[1_000_000, 8_000_000])
-    parser.add_argument("--work-dir", default="/tmp", help="where a residual stream too large for memory goes")
+    parser.add_argument("--residual-store", default="auto", choices=["auto", "device", "memory", "disk"])
+    parser.add_argument("--work-dir", default="/tmp", help="where a residual stream too big for memory goes")
     parser.add_argument("--json", help="also write the JSON here")
     args = parser.parse_args(argv)
     device = torch.device(args.device)

@@ -14,14 +14,14 @@ rule benchmark:
             f"{RESULTS}/benchmark/results.csv",
             caption="report/benchmark_table.rst",
             category="Benchmark",
-            labels={"figure": "every run"},
+            labels={"result": "every run"},
         ),
         summary=f"{RESULTS}/benchmark/results.md",
         plot=report(
             f"{RESULTS}/benchmark/results.png",
             caption="report/benchmark_plot.rst",
             category="Benchmark",
-            labels={"figure": "mean and spread per task"},
+            labels={"result": "mean and spread per task"},
         ),
     log:
         f"{RESULTS}/logs/benchmark/benchmark.log",

@@ -83,19 +83,19 @@ rule evaluate:
             f"{RESULTS}/finetune/evaluate/metrics.json",
             caption="report/evaluate_metrics.rst",
             category="Fine-tuning",
-            labels={"figure": "test metrics"},
+            labels={"result": "test metrics"},
         ),
         roc=report(
             f"{RESULTS}/finetune/evaluate/roc.png",
             caption="report/evaluate_roc.rst",
             category="Fine-tuning",
-            labels={"figure": "ROC curve"},
+            labels={"result": "ROC curve"},
         ),
         confusion=report(
             f"{RESULTS}/finetune/evaluate/confusion_matrix.png",
             caption="report/evaluate_confusion.rst",
             category="Fine-tuning",
-            labels={"figure": "confusion matrix"},
+            labels={"result": "confusion matrix"},
         ),
     log:
         f"{RESULTS}/logs/finetune/evaluate.log",

@@ -14,7 +14,7 @@ rule pretrain:
             f"{RESULTS}/pretrain/metrics.png",
             caption="report/pretrain_curves.rst",
             category="Pretraining",
-            labels={"figure": "loss and masked accuracy"},
+            labels={"result": "loss and masked accuracy"},
         ),
     log:
         f"{RESULTS}/logs/pretrain.log",

@@ -9,7 +9,7 @@ rule validate_genome:
             f"{RESULTS}/validate/{{genome}}.tsv",
             caption="report/validate.rst",
             category="Genomes",
-            labels={"genome": "{genome}", "table": "validation report"},
+            labels={"genome": "{genome}", "result": "validation report"},
         ),
     log:
         f"{RESULTS}/logs/validate/{{genome}}.log",

@@ -43,7 +43,8 @@ SYSTEM_EXIT_CODES = """
 
 As for every command: 69 out of memory (host or GPU); 73 an output cannot be created (read-only
 file system, permission denied, no such folder); 74 writing failed (disk full, I/O error); 75
-another genomamba process is writing the same output; 141 stdout closed by its reader (| head). Each is one error: line naming the path or resource."""
+another genomamba process is writing the same output; 141 stdout closed by its reader (| head).
+Each is one error: line naming the path or resource."""
 
 #: ``ctx.meta`` key under which a command's context leaves itself (ctx.meta is shared by the group's
 #: context and the command's), so that the boundary can name the command's outputs and options.

@@ -33,11 +33,13 @@ def streaming_options(command: Callable) -> Callable:
                      help="GPU memory the run is planned to fit (e.g. 20G): the chunk size is chosen so "
                           "that one layer over one chunk fits. [default: 80% of the free GPU memory]"),
         click.option("--chunk-size", type=click.IntRange(min=1), default=None,
-                     help="Bases per chunk, instead of the planned size. [default: planned; 1048576 on CPU]"),
-        click.option("--residual-store", type=click.Choice(["auto", "memory", "disk"]), default="auto",
+                     help="Bases per chunk, instead of the planned size. [default: planned; on CPU "
+                          "1048576, or fewer when memory is short]"),
+        click.option("--residual-store", type=click.Choice(["auto", "device", "memory", "disk"]),
+                     default="auto",
                      help="Where a record's residual stream (length x width x 4 bytes) waits between "
-                          "layers: host memory, or a file beside the output. [default: auto: memory "
-                          "unless it would not fit]"),
+                          "layers: GPU memory, host memory, or a file beside the output. [default: auto: "
+                          "the GPU when it fits the budget, else host memory unless it would not fit]"),
     ]
     for option in reversed(options):
         command = option(command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.cli.infer_options import log, run_reporting_errors
 from genomamba.cli.streaming_options import stream_settings, streaming_options
 from genomamba.cli.threads import threads_option
@@ -28,7 +29,7 @@ Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 an invalid FASTA
 A/C/G/T base, or a model directory that cannot be loaded or has no masked-LM head; 69 --device
 cuda without a GPU, a .bw output without pyBigWig, or not enough memory (GPU, host, or disk for
 the residual stream): one error line, nothing written; 75 another genomamba process is writing
-the output."""
+the output.""" + SYSTEM_EXIT_CODES
 
 
 @click.command("track", epilog=EPILOG)

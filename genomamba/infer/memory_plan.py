@@ -8,14 +8,17 @@ A streaming run (:mod:`genomamba.model.streaming`) holds two things:
   :func:`device_bytes_per_position` counts them per position of a chunk, with a margin for the
   allocator's cache and the temporaries of each op (the right-to-left scan's states at the chunk
   boundaries wait on the host);
-* in host memory, the residual stream of the whole record, ``L x hidden_size x 4`` bytes (fp32),
-  or, when that would not fit in the host's available memory, the same array as a memmap on disk.
+* the residual stream of the whole record, ``L x hidden_size x 4`` bytes (fp32), between layers:
+  on the GPU itself when it fits the budget beside a chunk's activations (no copies at all), else
+  in host memory (page-locked), else, when that would not fit in the host's available memory, as
+  a memmap on disk. Off the GPU, every layer copies it to the device and back once more than it
+  computes on it, so a record that fits on the GPU runs much faster than one that does not.
 
 :func:`plan_stream` picks the largest chunk whose estimate fits the device budget
 (``--max-gpu-memory``; by default 80% of the GPU's free memory; on CPU a fixed chunk of
 :data:`CPU_CHUNK` positions) and :func:`place_residual` decides, per record, where its residual
-stream lives. Both are estimates: a genuine out-of-memory still ends the command with exit 69
-(:mod:`genomamba.cli.boundary`) and no output.
+stream lives (with a smaller chunk, when that keeps it on the GPU). Both are estimates: a genuine
+out-of-memory still ends the command with exit 69 (:mod:`genomamba.cli.boundary`) and no output.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from pathlib import Path
 from genomamba.errors import UnavailableError
 
 #: Positions per chunk on CPU, where activations share the host's memory and speed hardly depends
-#: on the chunk size past a few thousand positions.
+#: on the chunk size past a few thousand positions; less when :data:`CPU_SHARE` of the available
+#: memory cannot hold a chunk's activations.
 CPU_CHUNK = 1 << 20
+CPU_SHARE = 0.25
 #: Share of the GPU's free memory a run plans for when --max-gpu-memory is not given.
 DEFAULT_GPU_SHARE = 0.8
 #: Share of the host's available memory the residual stream may take before it goes to disk.
@@ -40,6 +45,11 @@ HOST_SHARE = 0.8
 MIN_CHUNK = 1024
 #: Multiplier on the counted activations: the caching allocator, temporaries inside each op.
 MARGIN = 1.5
+#: The smallest chunk a record is run with to keep its residual stream on the GPU (smaller chunks
+#: waste the GPU; the copies of a host-resident stream cost less than that).
+MIN_RESIDENT_CHUNK = 1 << 16
+#: Where a record's residual stream may be asked to live (``auto``: chosen per record).
+RESIDUAL_STORES = ("auto", "device", "memory", "disk")
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 10**3, "kib": 1 << 10, "m": 1 << 20, "mb": 10**6, "mib": 1 << 20,
           "g": 1 << 30, "gb": 10**9, "gib": 1 << 30, "t": 1 << 40, "tb": 10**12, "tib": 1 << 40}
@@ -99,11 +109,35 @@ class StreamPlan:
     device_bytes: int
     budget: int | None
     source: str
+    per_position: float = 0.0
+    weights: int = 0
+    on_cuda: bool = False
 
     def describe(self) -> str:
         fitted = f" of {format_bytes(self.budget)} ({self.source})" if self.budget is not None else ""
-        return (f"chunks of {self.chunk:,} bases, estimated peak device memory "
+        memory = "GPU memory" if self.on_cuda else "memory for weights and activations"
+        return (f"chunks of {self.chunk:,} bases, estimated peak {memory} "
                 f"{format_bytes(self.device_bytes)}{fitted}")
+
+    def resident_chunk(self, nbytes: int) -> int | None:
+        """The chunk (at most :attr:`chunk`) with which a residual stream of ``nbytes`` fits on
+        the device beside the weights and a chunk's activations; None below
+        :data:`MIN_RESIDENT_CHUNK` or without a budget."""
+        if self.budget is None:
+            return None
+        chunk = min(self.chunk, int((self.budget - self.weights - nbytes) / self.per_position))
+        if chunk < MIN_RESIDENT_CHUNK:
+            return None
+        return chunk - chunk % 4096
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one record's residual stream lives (``device``, ``pinned`` or plain ``memory``, or
+    ``disk``: genomamba.model.streaming.ResidualStore) and the chunk size it runs with."""
+
+    where: str
+    chunk: int
 
 
 def plan_stream(model, device, *, max_device_bytes: int | None = None, chunk: int | None = None,
@@ -112,8 +146,9 @@ def plan_stream(model, device, *, max_device_bytes: int | None = None, chunk: in
 
     ``chunk`` given: used as it is (the estimate is still reported). Otherwise on CUDA the largest
     chunk (a multiple of 4096 above 4096) whose estimate fits ``max_device_bytes`` (default
-    :data:`DEFAULT_GPU_SHARE` of the free memory); on CPU :data:`CPU_CHUNK`. ``longest``, the
-    longest record when known, caps the chunk.
+    :data:`DEFAULT_GPU_SHARE` of the free memory); on CPU :data:`CPU_CHUNK`, or less when
+    :data:`CPU_SHARE` of the available memory cannot hold it (``max_device_bytes``, if given, is
+    fitted there too). ``longest``, the longest record when known, caps the chunk.
 
     Raises:
         UnavailableError: the budget cannot hold the weights and a chunk of :data:`MIN_CHUNK`
@@ -136,7 +171,11 @@ def plan_stream(model, device, *, max_device_bytes: int | None = None, chunk: in
     elif max_device_bytes is not None:
         budget, source = max_device_bytes, "--max-gpu-memory"
     if chunk is None:
-        if budget is None:
+        available = host_available_bytes() if budget is None else None
+        if budget is None and available is not None:
+            chunk = int((CPU_SHARE * available - weights) / per_position)
+            chunk = max(MIN_CHUNK, min(CPU_CHUNK, chunk - chunk % 4096 if chunk > 4096 else chunk))
+        elif budget is None:
             chunk = CPU_CHUNK
         else:
             chunk = int((budget - weights) / per_position)
@@ -150,7 +189,8 @@ def plan_stream(model, device, *, max_device_bytes: int | None = None, chunk: in
                 chunk -= chunk % 4096
         if longest is not None:
             chunk = max(1, min(chunk, longest))
-    return StreamPlan(chunk, int(weights + chunk * per_position), budget, source)
+    return StreamPlan(chunk, int(weights + chunk * per_position), budget, source, per_position, weights,
+                      on_cuda)
 
 
 def host_available_bytes() -> int | None:
@@ -168,18 +208,28 @@ def host_available_bytes() -> int | None:
         return None
 
 
-def place_residual(nbytes: int, where: str, work_dir: str | os.PathLike) -> bool:
-    """Whether a residual stream of ``nbytes`` goes to disk (a memmap in ``work_dir``) rather
-    than host memory: ``where`` is ``memory``, ``disk`` or ``auto`` (disk when it would take more
-    than :data:`HOST_SHARE` of the available memory).
+def place_residual(nbytes: int, where: str, work_dir: str | os.PathLike, plan: StreamPlan) -> Placement:
+    """Where a residual stream of ``nbytes`` lives, for ``where`` (:data:`RESIDUAL_STORES`):
+    ``auto`` keeps it on a GPU when :meth:`StreamPlan.resident_chunk` finds a chunk for it, else
+    in host memory unless it would take more than :data:`HOST_SHARE` of the available memory,
+    else on the disk of ``work_dir`` (a memmap). ``device``, ``memory``, ``disk``: as asked.
 
     Raises:
-        UnavailableError: it fits neither (exit 69), naming what it needs and what there is.
+        UnavailableError: it fits neither in memory nor on the disk (exit 69), naming what it
+            needs and what there is.
     """
+    if where not in RESIDUAL_STORES:
+        raise ValueError(f"the residual store must be one of {RESIDUAL_STORES}, got {where!r}")
+    resident = plan.resident_chunk(nbytes) if plan.on_cuda else None
+    if where == "device" or (where == "auto" and resident is not None):
+        return Placement("device", resident or plan.chunk)
     available = host_available_bytes()
     fits_memory = available is None or nbytes <= HOST_SHARE * available
     if where == "memory" or (where == "auto" and fits_memory):
-        return False
+        # page-locked for a GPU's copies, when that leaves the host room: torch's pinned-memory
+        # allocator rounds a block up to a power of two
+        pinned = plan.on_cuda and available is not None and 1 << (nbytes - 1).bit_length() <= available / 2
+        return Placement("pinned" if pinned else "memory", plan.chunk)
     free = shutil.disk_usage(Path(work_dir)).free
     if nbytes > free:
         have = f"{format_bytes(available)} of memory available and " if available is not None else ""
@@ -187,4 +237,4 @@ def place_residual(nbytes: int, where: str, work_dir: str | os.PathLike) -> bool
             f"out of memory before starting: the record's residual stream needs {format_bytes(nbytes)}, "
             f"and there are {have}{format_bytes(free)} free on the disk of {work_dir}; free some space "
             "there or run on a machine with more memory")
-    return True
+    return Placement("disk", plan.chunk)

@@ -20,14 +20,11 @@ import numpy as np
 import torch
 
 from genomamba.errors import UnavailableError, is_out_of_memory, out_of_memory_detail
-from genomamba.infer.memory_plan import format_bytes, place_residual, plan_stream
+from genomamba.infer.memory_plan import RESIDUAL_STORES, format_bytes, place_residual, plan_stream
 from genomamba.infer.runner import load_model
 from genomamba.io.atomic import temporary_directory
 from genomamba.io.directories import made_directories
 from genomamba.train.evaluate import autocast_for
-
-#: Where a record's residual stream may live: ``auto`` (host memory, or disk when it would not fit).
-RESIDUAL_STORES = ("auto", "memory", "disk")
 
 
 @dataclass(frozen=True)
@@ -62,8 +59,8 @@ class RecordStreamer:
         self.config = self.model.config
         self.plan = plan_stream(self.model, self.device, max_device_bytes=settings.max_gpu_memory,
                                 chunk=settings.chunk_size)
-        log(f"memory plan: {self.plan.describe()}; each record's residual stream takes "
-            f"{format_bytes(self.config.hidden_size * 4)} per base of host memory (or disk)")
+        log(f"memory plan: {self.plan.describe()}; a record's residual stream takes "
+            f"{format_bytes(self.config.hidden_size * 4)} per base between layers")
 
     def per_base(self, record: str, ids: np.ndarray, out: np.ndarray, *, work_dir: str | os.PathLike,
                  what: str = "embedding", layer: int | None = None, conjoin: bool | None = None,
@@ -78,16 +75,18 @@ class RecordStreamer:
         from genomamba.model.streaming import streamed_per_base
 
         nbytes = len(ids) * self.config.hidden_size * 4
-        on_disk = place_residual(nbytes, self.settings.residual_store, work_dir)
-        if on_disk or len(ids) > self.plan.chunk:
-            where = f"a file in {work_dir}" if on_disk else "host memory"
-            self.log(f"{record}: {len(ids):,} bases in {-(-len(ids) // self.plan.chunk)} chunks, residual "
-                     f"stream of {format_bytes(nbytes)} in {where}")
+        place = place_residual(nbytes, self.settings.residual_store, work_dir, self.plan)
+        if place.where == "disk" or len(ids) > place.chunk:
+            where = {"device": "GPU memory", "pinned": "page-locked host memory", "memory": "host memory",
+                     "disk": f"a file in {work_dir}"}
+            chunks = -(-len(ids) // place.chunk)
+            self.log(f"{record}: {len(ids):,} bases in {chunks} chunks of {place.chunk:,}, residual "
+                     f"stream of {format_bytes(nbytes)} in {where[place.where]}")
         try:
             with torch.inference_mode(), autocast_for(self.device):
-                streamed_per_base(self.model, torch.from_numpy(ids)[None], out[None], chunk=self.plan.chunk,
+                streamed_per_base(self.model, torch.from_numpy(ids)[None], out[None], chunk=place.chunk,
                                   device=self.device, what=what, layer=layer, conjoin=conjoin,
-                                  store_dir=work_dir if on_disk else None, progress=progress)
+                                  residual=place.where, store_dir=work_dir, progress=progress)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise

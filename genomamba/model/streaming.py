@@ -1,10 +1,11 @@
 """Exact inference over sequences of any length: the model layer by layer, a chunk at a time.
 
-A one-pass forward holds every layer's activations for the whole sequence on the device, so its
+A one-pass forward holds a layer's activations for the whole sequence on the device, so its
 memory grows with the length (a 70 Mb chromosome asks for over 100 GiB). Here only the residual
-stream of the whole sequence is kept, in host memory (:class:`ResidualStore`: a CPU tensor, or a
-numpy memmap on disk), and each layer is applied to it chunk by chunk on the device, so device
-memory is that of one layer over one chunk, whatever the length.
+stream of the whole sequence is kept between layers (:class:`ResidualStore`: on the device when it
+fits, else in host memory, or in a numpy memmap on disk), and each layer is applied to it chunk
+by chunk on the device, so device memory is that of one layer over one chunk plus, at most, the
+stream itself.
 
 The result is the one-pass result, not an approximation (tests/model/test_streaming.py):
 
@@ -71,37 +72,57 @@ _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.flo
                  torch.bfloat16: np.int16}  # bf16 has no numpy dtype: stored as its bits
 
 
-class ResidualStore:
-    """The residual stream of whole sequences, ``(batch, L, width)``, in host memory between layers.
+#: Where a residual stream may live (:class:`ResidualStore`).
+RESIDUAL_PLACES = ("memory", "pinned", "device", "disk")
 
-    In RAM (a CPU tensor) by default; with ``directory``, a numpy memmap in a file created there
-    (removed by :meth:`close`), for streams larger than the host's memory.
+
+class ResidualStore:
+    """The residual stream of whole sequences, ``(batch, L, width)``, between layers.
+
+    ``where``: ``memory``, a CPU tensor; ``pinned``, a page-locked one (faster copies to and from
+    a GPU; ordinary memory if the host refuses to lock it); ``device``, a tensor on ``device`` (no
+    copies at all, for streams that fit beside the activations); ``disk``, a numpy memmap in a
+    file created in ``directory`` (removed by :meth:`close`), for streams larger than the host's
+    memory.
     """
 
-    def __init__(self, batch: int, length: int, width: int, dtype: torch.dtype,
-                 directory: str | os.PathLike | None = None):
-        self.shape, self.dtype = (batch, length, width), dtype
+    def __init__(self, batch: int, length: int, width: int, dtype: torch.dtype, *, where: str = "memory",
+                 directory: str | os.PathLike | None = None, device: torch.device | str = "cpu"):
+        if where not in RESIDUAL_PLACES:
+            raise ValueError(f"where must be one of {RESIDUAL_PLACES}, got {where!r}")
+        self.shape, self.dtype, self.where = (batch, length, width), dtype, where
         self.path = None
-        if directory is None:
-            self._tensor = torch.empty(self.shape, dtype=dtype)
-            return
-        handle, self.path = tempfile.mkstemp(prefix="residual-", suffix=".bin", dir=directory)
-        os.close(handle)
-        self._array = np.memmap(self.path, dtype=_NUMPY_DTYPES[dtype], mode="w+", shape=self.shape)
-        self._tensor = torch.from_numpy(self._array)
-        if dtype == torch.bfloat16:
-            self._tensor = self._tensor.view(torch.bfloat16)
+        device = torch.device(device)
+        if where == "device":
+            self._tensor = torch.empty(self.shape, dtype=dtype, device=device)
+        elif where in ("memory", "pinned"):
+            self._tensor = None
+            if where == "pinned" and torch.cuda.is_available():
+                try:
+                    self._tensor = torch.empty(self.shape, dtype=dtype, pin_memory=True)
+                except RuntimeError:  # page-locking refused (limits): ordinary memory copies slower
+                    pass
+            if self._tensor is None:
+                self._tensor = torch.empty(self.shape, dtype=dtype)
+        else:
+            handle, self.path = tempfile.mkstemp(prefix="residual-", suffix=".bin",
+                                                 dir=directory or tempfile.gettempdir())
+            os.close(handle)
+            self._array = np.memmap(self.path, dtype=_NUMPY_DTYPES[dtype], mode="w+", shape=self.shape)
+            self._tensor = torch.from_numpy(self._array)
+            if dtype == torch.bfloat16:
+                self._tensor = self._tensor.view(torch.bfloat16)
 
     @property
     def nbytes(self) -> int:
         return self._tensor.numel() * self._tensor.element_size()
 
     def read(self, start: int, end: int) -> torch.Tensor:
-        """Rows ``[start, end)`` (batch, end - start, width): a view of the store, on the CPU."""
+        """Rows ``[start, end)`` (batch, end - start, width): a view of the store."""
         return self._tensor[:, start:end]
 
     def write(self, start: int, values: torch.Tensor) -> None:
-        """Store ``values`` (batch, n, width) at rows ``[start, start + n)``."""
+        """Store ``values`` (batch, n, width), on any device, at rows ``[start, start + n)``."""
         self._tensor[:, start : start + values.shape[1]].copy_(values)
 
     def close(self) -> None:
@@ -121,15 +142,17 @@ def stream_backbone(
     chunk: int,
     device: torch.device | str,
     depth: int | None = None,
+    residual: str = "memory",
     store_dir: str | os.PathLike | None = None,
     progress: Progress = None,
 ) -> ResidualStore:
     """The residual stream after the first ``depth`` layers (None: all), before the final norm.
 
     ``input_ids`` (batch, L) token ids without padding, on any device; the layers run on
-    ``device`` a chunk of ``chunk`` positions at a time; ``store_dir`` puts the stream on disk
-    (:class:`ResidualStore`). ``progress`` receives the positions of every chunk of every sweep,
-    scaled so that a whole run adds up to L. The caller closes the store.
+    ``device`` a chunk of ``chunk`` positions at a time; the stream waits between layers where
+    ``residual`` says (:class:`ResidualStore`; ``disk``: a file in ``store_dir``). ``progress``
+    receives the positions of every chunk of every sweep, scaled so that a whole run adds up to L.
+    The caller closes the store.
 
     Raises:
         ValueError: a bad chunk size.
@@ -145,8 +168,9 @@ def stream_backbone(
             for start, end in spans:
                 h = backbone.initial_residual(input_ids[:, start:end].to(device))
                 if store is None:
-                    store = ResidualStore(batch, length, h.shape[-1], h.dtype, store_dir)
-                store.write(start, h.cpu())
+                    store = ResidualStore(batch, length, h.shape[-1], h.dtype, where=residual,
+                                          directory=store_dir, device=device)
+                store.write(start, h)
                 tick(end - start)
             halo = backbone.config.mixer.d_conv - 1
             for layer in backbone.layers[:depth]:
@@ -171,7 +195,9 @@ def _stream_layer(layer, store: ResidualStore, spans, halo: int, device, tick) -
     def read(i: int) -> tuple[torch.Tensor, slice]:
         start, end = spans[i]
         first, last = max(0, start - halo), min(length, end + halo)
-        return store.read(first, last).to(device), slice(start - first, end - first)
+        # from page-locked memory the copy runs while the CPU queues the chunk's work; a write
+        # back (a synchronous copy) waits for everything queued before it
+        return store.read(first, last).to(device, non_blocking=True), slice(start - first, end - first)
 
     mixer = layer.mixer
     # bidirectional: the right-to-left scan's state entering each chunk from its right, kept on
@@ -190,7 +216,7 @@ def _stream_layer(layer, store: ResidualStore, spans, halo: int, device, tick) -
         h, rows = read(i)
         right = right_states[i].to(device) if right_states[i] is not None else None
         out, state = mixer.forward_chunk(layer.mixer_input(h), rows, state, right)
-        pending.append((spans[i][0], layer.add(h[:, rows], out).cpu()))
+        pending.append((spans[i][0], layer.add(h[:, rows], out)))
         # a chunk's new rows go back once no later chunk reads them as its left halo
         next_read = spans[i + 1][0] - halo if i + 1 < len(spans) else length
         while pending and pending[0][0] + pending[0][1].shape[1] <= next_read:
@@ -205,12 +231,14 @@ def streamed_hidden(
     chunk: int,
     device: torch.device | str,
     layer: int | None = None,
+    residual: str = "memory",
     store_dir: str | os.PathLike | None = None,
     progress: Progress = None,
 ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """``(start, end, hidden)`` for consecutive chunks: the backbone's output (after ``layer``
     layers, None: all; through the final norm) at positions ``[start, end)``, (batch, n,
     hidden_size) on ``device``, as ``model.backbone(input_ids, depth=layer)[:, start:end]``.
+    ``residual``, ``store_dir``: where the residual stream waits (:func:`stream_backbone`).
 
     Raises:
         ValueError: ``layer`` outside 1..n_layer; a bad chunk size.
@@ -218,12 +246,12 @@ def streamed_hidden(
     _check_layer(model, layer)
     backbone = model.backbone
     store = stream_backbone(backbone, input_ids, chunk=chunk, device=device, depth=layer,
-                            store_dir=store_dir, progress=progress)
+                            residual=residual, store_dir=store_dir, progress=progress)
     try:
         sweeps = _sweeps(backbone, layer)
         for start, end in chunk_spans(input_ids.shape[1], chunk):
             with torch.inference_mode():
-                hidden = backbone.final_norm(store.read(start, end).to(device))
+                hidden = backbone.final_norm(store.read(start, end).to(device, non_blocking=True))
             yield start, end, hidden
             if progress is not None:
                 progress((end - start) / sweeps)
@@ -253,6 +281,7 @@ def streamed_embedding(
     pooling: str = "mean",
     conjoin: bool | None = None,
     layer: int | None = None,
+    residual: str = "memory",
     store_dir: str | os.PathLike | None = None,
     progress: Progress = None,
 ) -> torch.Tensor:
@@ -266,7 +295,8 @@ def streamed_embedding(
     for ids, _ in passes:
         acc = _StrandPool(pooling, ids.shape[1], model.config.n_strands)
         for start, end, hidden in streamed_hidden(model, ids, chunk=chunk, device=device, layer=layer,
-                                                  store_dir=store_dir, progress=_share(progress, passes)):
+                                                  residual=residual, store_dir=store_dir,
+                                                  progress=_share(progress, passes)):
             acc.add(start, end, hidden)
         pooled.append(acc.result())
     return pooled[0] if len(pooled) == 1 else 0.5 * (pooled[0] + pooled[1])
@@ -282,6 +312,7 @@ def streamed_per_base(
     what: str = "embedding",
     conjoin: bool | None = None,
     layer: int | None = None,
+    residual: str = "memory",
     store_dir: str | os.PathLike | None = None,
     progress: Progress = None,
 ) -> np.ndarray:
@@ -316,7 +347,8 @@ def streamed_per_base(
     passes = _passes(model, input_ids, conjoin)
     for ids, is_rc in passes:
         for start, end, hidden in streamed_hidden(model, ids, chunk=chunk, device=device, layer=layer,
-                                                  store_dir=store_dir, progress=_share(progress, passes)):
+                                                  residual=residual, store_dir=store_dir,
+                                                  progress=_share(progress, passes)):
             with torch.inference_mode():
                 if what == "embedding":
                     values = merge_strands(hidden, model.config.n_strands)

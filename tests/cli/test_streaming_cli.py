@@ -41,7 +41,7 @@ def test_embed_per_base_writes_a_directory_and_prints_the_plan(model, fasta, tmp
                   "--device", "cpu", "--chunk-size", 128)
     assert result.exit_code == 0, result.output
     assert "memory plan: chunks of 128 bases" in result.output
-    assert "r1: 700 bases in 6 chunks" in result.output
+    assert "r1: 700 bases in 6 chunks of 128, residual stream of 87.5 KiB in host memory" in result.output
     index = pd.read_csv(out / "index.tsv", sep="\t")
     assert index["record"].tolist() == ["r1", "r2"] and index["end"].tolist() == [700, 333]
     array = np.load(out / index["npy"][0], mmap_mode="r")

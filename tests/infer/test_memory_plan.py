@@ -12,6 +12,8 @@ from genomamba.infer import memory_plan
 from genomamba.infer.memory_plan import (
     CPU_CHUNK,
     MIN_CHUNK,
+    MIN_RESIDENT_CHUNK,
+    Placement,
     device_bytes_per_position,
     format_bytes,
     parse_size,
@@ -43,13 +45,18 @@ def _model(name: str = "small-1k", **overrides) -> GenomambaModel:
     return GenomambaModel(preset(name, **overrides))
 
 
-def test_cpu_plan_uses_the_fixed_chunk_or_the_one_given():
+def test_cpu_plan_uses_the_fixed_chunk_or_the_one_given(monkeypatch):
     model = _model("tiny")
+    monkeypatch.setattr(memory_plan, "host_available_bytes", lambda: 1 << 40)
     plan = plan_stream(model, torch.device("cpu"))
     assert plan.chunk == CPU_CHUNK and plan.budget is None
     assert "chunks of 1,048,576 bases" in plan.describe()
     assert plan_stream(model, torch.device("cpu"), chunk=5000).chunk == 5000
     assert plan_stream(model, torch.device("cpu"), longest=300).chunk == 300
+    # a host with little memory gets smaller chunks: their activations in a quarter of it
+    monkeypatch.setattr(memory_plan, "host_available_bytes", lambda: 4 << 30)
+    small = plan_stream(_model(), torch.device("cpu"))
+    assert MIN_CHUNK <= small.chunk < CPU_CHUNK and small.device_bytes <= 1 << 30
 
 
 def test_plan_fits_the_budget_and_refuses_one_too_small():
@@ -67,6 +74,7 @@ def test_cuda_plan_takes_80_percent_of_the_free_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 << 30, 80 << 30))
     model = _model("base-131k")
     plan = plan_stream(model, torch.device("cuda"))
+    assert plan.on_cuda and plan.weights == 4 * model.num_parameters()
     assert plan.budget == int(0.8 * (10 << 30)) and plan.device_bytes <= plan.budget
     # bf16 activations on CUDA (fp32 residual rows): a chunk holds more positions than with fp32 ones
     assert plan.chunk > 1.3 * plan_stream(model, torch.device("cpu"), max_device_bytes=plan.budget).chunk
@@ -80,13 +88,35 @@ def test_estimate_grows_with_what_a_layer_holds():
     assert two_strands > 1.9 * one and untied > one > causal
 
 
+def _cuda_plan(monkeypatch, free: int, **kw):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 80 << 30))
+    return plan_stream(_model(), torch.device("cuda"), **kw)
+
+
+def test_a_record_stays_on_the_gpu_when_it_fits_with_a_smaller_chunk(monkeypatch, tmp_path):
+    plan = _cuda_plan(monkeypatch, 25 << 30, max_device_bytes=20 << 30)
+    one_mb = 1 << 20
+    one = place_residual(one_mb * 1024, "auto", tmp_path, plan)  # 1 Mb of a 256-wide fp32 stream
+    eight = place_residual(8 * one_mb * 1024, "auto", tmp_path, plan)
+    assert one.where == eight.where == "device"
+    assert MIN_RESIDENT_CHUNK <= eight.chunk < one.chunk < plan.chunk  # the budget's room left for a chunk
+    assert plan.weights + 8 * one_mb * 1024 + eight.chunk * plan.per_position <= plan.budget
+    # 70 Mb: host memory, page-locked when the rounded-up block (128 GiB) leaves the host room
+    monkeypatch.setattr(memory_plan, "host_available_bytes", lambda: 128 << 30)
+    assert place_residual(70 * one_mb * 1024, "auto", tmp_path, plan) == Placement("memory", plan.chunk)
+    monkeypatch.setattr(memory_plan, "host_available_bytes", lambda: 500 << 30)
+    assert place_residual(70 * one_mb * 1024, "auto", tmp_path, plan) == Placement("pinned", plan.chunk)
+    assert place_residual(one_mb * 1024, "memory", tmp_path, plan) == Placement("pinned", plan.chunk)
+
+
 def test_residual_goes_to_disk_when_memory_would_not_hold_it(monkeypatch, tmp_path):
+    plan = plan_stream(_model("tiny"), torch.device("cpu"), chunk=1000)
     monkeypatch.setattr(memory_plan, "host_available_bytes", lambda: 1 << 30)
-    assert place_residual(100 << 20, "auto", tmp_path) is False
-    assert place_residual(100 << 20, "disk", tmp_path) is True
-    assert place_residual(1 << 30, "auto", tmp_path) is True
-    assert place_residual(1 << 30, "memory", tmp_path) is False  # asked for: the allocator will tell
+    assert place_residual(100 << 20, "auto", tmp_path, plan) == Placement("memory", 1000)
+    assert place_residual(100 << 20, "disk", tmp_path, plan).where == "disk"
+    assert place_residual(1 << 30, "auto", tmp_path, plan).where == "disk"
+    assert place_residual(1 << 30, "memory", tmp_path, plan).where == "memory"  # asked: allocators will tell
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(memory_plan.shutil, "disk_usage", lambda path: usage(1 << 40, 0, 1 << 29))
     with pytest.raises(UnavailableError, match=r"needs 1\.0 GiB.*512\.0 MiB free on the disk"):
-        place_residual(1 << 30, "auto", tmp_path)
+        place_residual(1 << 30, "auto", tmp_path, plan)

@@ -126,12 +126,14 @@ def test_intermediate_layer_every_pooling_and_a_batch():
                                    rtol=2e-5, atol=2e-6, msg=how)
 
 
-def test_disk_backed_stream_gives_the_same_result_and_leaves_no_file(tmp_path):
+@pytest.mark.parametrize("residual", ["device", "disk"])
+def test_every_residual_place_gives_the_same_result_and_leaves_no_file(tmp_path, residual):
     model = make_model(seed=7, n_layer=2, rc_strategy="ph")
     ids = random_bases(1, 64, seed=8)
     in_memory = [h for _, _, h in streamed_hidden(model, ids, chunk=10, device="cpu")]
-    on_disk = [h for _, _, h in streamed_hidden(model, ids, chunk=10, device="cpu", store_dir=tmp_path)]
-    assert all(torch.equal(a, b) for a, b in zip(in_memory, on_disk, strict=True))
+    elsewhere = [h for _, _, h in streamed_hidden(model, ids, chunk=10, device="cpu", residual=residual,
+                                                  store_dir=tmp_path)]
+    assert all(torch.equal(a, b) for a, b in zip(in_memory, elsewhere, strict=True))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -150,8 +152,8 @@ def test_chunk_spans_and_store():
 
 def test_store_in_memory_and_on_disk(tmp_path):
     for dtype in (torch.float32, torch.bfloat16):
-        for directory in (None, tmp_path):
-            store = ResidualStore(1, 6, 2, dtype, directory)
+        for where in ("memory", "pinned", "device", "disk"):
+            store = ResidualStore(1, 6, 2, dtype, where=where, directory=tmp_path)
             store.write(0, torch.zeros(1, 6, 2, dtype=dtype))
             store.write(2, torch.full((1, 3, 2), 1.5, dtype=dtype))
             assert store.read(0, 6)[0, :, 1].tolist() == [0, 0, 1.5, 1.5, 1.5, 0]
@@ -159,6 +161,8 @@ def test_store_in_memory_and_on_disk(tmp_path):
             assert store.nbytes == 12 * torch.empty((), dtype=dtype).element_size()
             store.close()
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="where must be one of"):
+        ResidualStore(1, 6, 2, torch.float32, where="cloud")
 
 
 def test_bad_requests_are_refused():
