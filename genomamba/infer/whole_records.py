@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from genomamba.errors import UnavailableError, is_out_of_memory, out_of_memory_detail
-from genomamba.infer.memory_plan import RESIDUAL_STORES, format_bytes, place_residual, plan_stream
+from genomamba.infer.memory_plan import RESIDUAL_STORES, Placement, format_bytes, place_residual, plan_stream
 from genomamba.infer.runner import load_model
 from genomamba.io.atomic import temporary_directory
 from genomamba.io.directories import made_directories
@@ -66,11 +66,13 @@ class RecordStreamer:
                  what: str = "embedding", layer: int | None = None, conjoin: bool | None = None,
                  progress: Callable[[float], None] | None = None) -> None:
         """Fill ``out`` (len(ids), k) with the per-base values of one record (token ids, uint8):
-        :func:`genomamba.model.streaming.streamed_per_base`'s ``what``. The residual stream goes
-        to a memmap in ``work_dir`` when host memory would not hold it (or when asked).
+        :func:`genomamba.model.streaming.streamed_per_base`'s ``what``. The residual stream waits
+        where :func:`genomamba.infer.memory_plan.place_residual` puts it (on the GPU, in host
+        memory, or in a memmap in ``work_dir``).
 
         Raises:
-            UnavailableError: the residual stream fits neither in memory nor on ``work_dir``'s disk.
+            UnavailableError: the residual stream fits neither in memory nor on ``work_dir``'s disk;
+                a genuine out-of-memory (GPU or host), as one message saying what to change.
         """
         from genomamba.model.streaming import streamed_per_base
 
@@ -90,19 +92,22 @@ class RecordStreamer:
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-            raise self._out_of_memory(record, len(ids), exc) from None
+            raise self._out_of_memory(record, len(ids), place, exc) from None
 
-    def _out_of_memory(self, record: str, length: int, exc: BaseException) -> UnavailableError:
+    def _out_of_memory(self, record: str, length: int, place: Placement,
+                       exc: BaseException) -> UnavailableError:
         """One message for a genuine out-of-memory: what ran out, at what plan, what to change."""
         detail, gpu = out_of_memory_detail(exc)
         if gpu:
             advice = ("lower --max-gpu-memory or --chunk-size (the plan's estimate was "
                       f"{format_bytes(self.plan.device_bytes)}), free the GPU, or use --device cpu")
+            if place.where == "device":
+                advice = "use --residual-store memory, " + advice
         else:
             advice = "use --residual-store disk, a smaller --chunk-size, or a machine with more memory"
         what = "GPU memory" if gpu else "memory"
         return UnavailableError(f"{record}: out of {what} streaming {length:,} bases in chunks of "
-                                f"{self.plan.chunk:,}{': ' + detail if detail else ''}; {advice}")
+                                f"{place.chunk:,}{': ' + detail if detail else ''}; {advice}")
 
 
 @contextlib.contextmanager
