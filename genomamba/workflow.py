@@ -19,8 +19,9 @@ import shutil
 from pathlib import Path
 
 # What makes a runnable copy of the workflow, relative to the repository root: the data manifests
-# say where the genomes are, relative to themselves, so the layout is kept as it is.
-WORKFLOW_PARTS = ("Snakefile", "pipelines", "config", "data_manifests", "data/demo")
+# say where the genomes are, relative to themselves, so the layout is kept as it is. profiles/ holds
+# the SLURM profile, so an installed workflow runs on a cluster as a clone does.
+WORKFLOW_PARTS = ("Snakefile", "pipelines", "config", "data_manifests", "data/demo", "profiles")
 # The folder inside the installed package that holds the copy the wheel carries.
 PACKAGED_DIR = "workflow_files"
 # Never copied: caches, and FASTA indexes that tools write beside the demo genomes when run in place.

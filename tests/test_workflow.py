@@ -21,7 +21,8 @@ def test_a_source_checkout_reads_the_repository_itself():
     assert workflow.workflow_source() == REPO_ROOT
     files = {p.as_posix() for p in workflow.workflow_files(REPO_ROOT)}
     expected = {"Snakefile", "pipelines/schema/config.schema.yaml", "config/demo.yaml",
-                "data_manifests/demo.yaml", "data/demo/yeast_chrI_chrII.fa", "data/demo/lambda_virus.fa.bgz"}
+                "data_manifests/demo.yaml", "data/demo/yeast_chrI_chrII.fa", "data/demo/lambda_virus.fa.bgz",
+                "profiles/slurm/config.yaml"}
     assert expected <= files
     assert {f"pipelines/{p.name}" for p in (REPO_ROOT / "pipelines").glob("*.smk")} <= files
     assert not [f for f in files if f.startswith(("results/", "genomamba/", "tests/"))]
@@ -30,12 +31,13 @@ def test_a_source_checkout_reads_the_repository_itself():
 def test_caches_and_indexes_are_left_out_and_a_missing_part_is_named(tmp_path):
     root = tmp_path / "root"
     for rel in ("Snakefile", "pipelines/a.smk", "pipelines/__pycache__/x.pyc", "config/demo.yaml",
-                "data_manifests/demo.yaml", "data/demo/g.fa", "data/demo/g.fa.fai", "data/other.fa"):
+                "data_manifests/demo.yaml", "data/demo/g.fa", "data/demo/g.fa.fai", "data/other.fa",
+                "profiles/slurm/config.yaml"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(rel)
     listed = [p.as_posix() for p in workflow.workflow_files(root)]
     assert listed == ["Snakefile", "pipelines/a.smk", "config/demo.yaml", "data_manifests/demo.yaml",
-                      "data/demo/g.fa"]
+                      "data/demo/g.fa", "profiles/slurm/config.yaml"]
     shutil.rmtree(root / "config")
     with pytest.raises(FileNotFoundError, match="config: part of the workflow, not found"):
         workflow.workflow_files(root)
