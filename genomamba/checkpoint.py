@@ -33,9 +33,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +45,7 @@ from safetensors.torch import load_file, save_file
 from genomamba import __version__
 from genomamba.alphabet import ALPHABET_VERSION, alphabet_description
 from genomamba.errors import InputDataError
-from genomamba.io.atomic import temporary_directory
+from genomamba.io.atomic import move_directory_into_place, staged_directory
 from genomamba.model.config import ConfigError, HeadConfig, ModelConfig
 from genomamba.model.model import GenomambaModel
 
@@ -111,20 +109,15 @@ def save_pretrained(
         "provenance": _provenance(data_manifest_sha256, provenance),
     }
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_directory(target)  # named with the pid: a killed run's is recognised and removed
-    try:
+    with staged_directory(target) as tmp:  # named with the pid: a killed run's is recognised and removed
         _write_tensors(tmp / WEIGHTS_FILE, tensors, {"format": "pt", FORMAT_NAME: str(FORMAT_VERSION)})
         _write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
         _write_text(tmp / CARD_FILE, model_card(config))
         if target.exists() and into_existing:
             for name in (WEIGHTS_FILE, CARD_FILE, CONFIG_FILE):  # config.json names a model: last
                 os.replace(tmp / name, target / name)
-            tmp.rmdir()
         else:
-            _move_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            move_directory_into_place(tmp, target)
     return target
 
 
@@ -264,16 +257,12 @@ def save_adapter(
         "base_model": {"path": str(base), "weights_sha256": _sha256(base / WEIGHTS_FILE)},
     }
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_directory(target)
-    try:
+    with staged_directory(target) as tmp:
         _write_tensors(tmp / ADAPTER_WEIGHTS_FILE, tensors, {"format": "pt"})
         _write_text(tmp / ADAPTER_CONFIG_FILE, json.dumps(
             {**lora_config, "base_model_name_or_path": str(base)}, indent=2, sort_keys=True) + "\n")
         _write_text(tmp / ADAPTER_INFO_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
-        _move_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        move_directory_into_place(tmp, target)
     return target
 
 
@@ -510,18 +499,6 @@ def _write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[
     save_file(tensors, str(path), metadata=metadata)
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
-
-
-def _move_into_place(tmp: Path, target: Path) -> None:
-    """Rename the filled temporary directory ``tmp`` onto ``target``; an existing ``target`` is
-    removed only after the new one is in place."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
 
 
 def _write_text(path: Path, text: str) -> None:

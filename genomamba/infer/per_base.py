@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,7 +38,7 @@ from genomamba.errors import InputDataError
 from genomamba.infer.runner import output_provenance
 from genomamba.infer.tables import check_outputs_are_not_inputs
 from genomamba.infer.whole_records import RecordStreamer, StreamSettings, per_base_array
-from genomamba.io.atomic import temporary_directory
+from genomamba.io.atomic import move_directory_into_place, staged_directory
 from genomamba.io.directories import made_directories
 
 INDEX_FILE = "index.tsv"
@@ -97,32 +96,24 @@ def embed_per_base(
     streamer = RecordStreamer(model_dir, settings, log)
     width = streamer.config.d_model
     rows = []
-    with made_directories(out.parent):
-        tmp = temporary_directory(out)
-        try:
-            for record in fasta_windows(fasta, lenient=lenient):
-                name = _file_name(len(rows), record.record)
-                array = per_base_array(tmp / name, len(record.ids), width, dtype)
-                streamer.per_base(record.record, record.ids, array, work_dir=tmp, layer=layer,
-                                  conjoin=conjoin, progress=progress)
-                array.flush()
-                del array
-                rows.append((record.file, record.record, record.start, record.end, name, 0))
-            if not rows:
-                raise InputDataError(f"{', '.join(fasta)}: no sequence to read (every record is empty)")
-            pd.DataFrame(rows, columns=list(INDEX_COLUMNS)).to_csv(tmp / INDEX_FILE, sep="\t", index=False)
-            options = {"layer": layer, "dtype": dtype, "conjoin": conjoin, "lenient": lenient,
-                       "chunk": streamer.plan.chunk, "command": "embed --per-base"}
-            manifest = {**output_provenance(model_dir, options), "width": width,
-                        "index": INDEX_FILE, "index_columns": list(INDEX_COLUMNS)}
-            (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-            umask = os.umask(0)
-            os.umask(umask)
-            tmp.chmod(0o777 & ~umask)  # a directory as mkdir makes it, not the temporary's private mode
-            os.replace(tmp, out)  # an existing directory was refused above
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    with made_directories(out.parent), staged_directory(out) as tmp:
+        for record in fasta_windows(fasta, lenient=lenient):
+            name = _file_name(len(rows), record.record)
+            array = per_base_array(tmp / name, len(record.ids), width, dtype)
+            streamer.per_base(record.record, record.ids, array, work_dir=tmp, layer=layer,
+                              conjoin=conjoin, progress=progress)
+            array.flush()
+            del array
+            rows.append((record.file, record.record, record.start, record.end, name, 0))
+        if not rows:
+            raise InputDataError(f"{', '.join(fasta)}: no sequence to read (every record is empty)")
+        pd.DataFrame(rows, columns=list(INDEX_COLUMNS)).to_csv(tmp / INDEX_FILE, sep="\t", index=False)
+        options = {"layer": layer, "dtype": dtype, "conjoin": conjoin, "lenient": lenient,
+                   "chunk": streamer.plan.chunk, "command": "embed --per-base"}
+        manifest = {**output_provenance(model_dir, options), "width": width,
+                    "index": INDEX_FILE, "index_columns": list(INDEX_COLUMNS)}
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        move_directory_into_place(tmp, out)  # an existing directory was refused above
     bases = sum(end - start for _, _, start, end, _, _ in rows)
     log(f"embed: per-base embeddings of {len(rows)} records ({bases:,} bases, width {width}, {dtype}) "
         f"written to {out}/")

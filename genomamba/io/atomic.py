@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +37,35 @@ def temporary_directory(path: str | os.PathLike) -> Path:
     to fill and then rename onto ``path``; unique even when one process makes several at once."""
     path = Path(path)
     return Path(tempfile.mkdtemp(prefix=f"{temporary_sibling(path).name}.", dir=path.parent))
+
+
+@contextlib.contextmanager
+def staged_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new :func:`temporary_directory` beside ``path`` to fill; the block moves it into
+    place (:func:`move_directory_into_place`, or file by file). Whatever is left of it when the
+    block ends, normally or by an exception, is removed: a failed write leaves ``path`` as it was."""
+    tmp = temporary_directory(path)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def move_directory_into_place(tmp: Path, target: Path) -> None:
+    """Rename the filled directory ``tmp`` onto ``target``. An existing ``target`` is moved aside
+    and removed only once the new one is in place. ``tmp`` gets the permissions a plain mkdir
+    would give (the umask's), not the private mode of a temporary directory, so that a model or an
+    output directory written on a shared cluster file system is readable by the group as usual."""
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

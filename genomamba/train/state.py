@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from genomamba.errors import GenomambaError
-from genomamba.io.atomic import temporary_directory
+from genomamba.io.atomic import move_directory_into_place, staged_directory
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.pt"
@@ -71,18 +71,12 @@ def save_state(run_dir: str | Path, step: int, state: dict, keep: int = 2) -> Pa
     only the newest ``keep`` checkpoints (0 keeps all). Returns the checkpoint directory."""
     target = checkpoint_dir(run_dir, step)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_directory(target)  # named with the pid: a killed run's is recognised and removed
-    try:
+    with staged_directory(target) as tmp:  # named with the pid: a killed run's is recognised and removed
         with open(tmp / STATE_FILE, "wb") as handle:
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        move_directory_into_place(tmp, target)
     if keep > 0:
         for old in list_checkpoints(run_dir)[:-keep]:
             shutil.rmtree(old[1], ignore_errors=True)
