@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from genomamba.cli import main
 from genomamba.errors import EXIT_BROKEN_PIPE, EXIT_CANTCREAT, EXIT_IOERR, EXIT_UNAVAILABLE
 from genomamba.io.tokenize import TokenizeOptions, tokenize_files
+from tests.faults import is_inside, refuse_writes
 from tests.infer.infer_cases import BINARY_HEAD, save_model
 
 LAMBDA = "gi|9626243|ref|NC_001416.1|"
@@ -102,19 +103,6 @@ def leftovers(folder: Path) -> list[Path]:
 # -- injected faults --------------------------------------------------------------------------------
 
 
-def _inside(path, root: Path) -> bool:
-    if isinstance(path, int):  # a file descriptor: its path is not known here
-        return False
-    try:
-        real = os.path.realpath(os.fsdecode(path))
-    except TypeError:
-        return False
-    return real == str(root) or real.startswith(str(root) + os.sep)
-
-
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-
-
 class _FullFile:
     """A file whose writes fail with ENOSPC as on a full disk (no file name in the error, as the
     kernel reports a failed write) once ``budget`` bytes are written."""
@@ -141,42 +129,6 @@ class _FullFile:
         self._handle.close()
 
 
-def inject_read_only(monkeypatch, root: Path) -> None:
-    """Writes under ``root`` fail with EROFS, as on a read-only mount."""
-    root = Path(os.path.realpath(root))
-
-    def refuse(path):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
-
-    real_os_open, real_open, real_mkdir, real_replace = os.open, builtins.open, os.mkdir, os.replace
-
-    def os_open(path, flags, *args, **kwargs):
-        if flags & _WRITE_FLAGS and _inside(path, root):
-            refuse(path)
-        return real_os_open(path, flags, *args, **kwargs)
-
-    def open_(file, mode="r", *args, **kwargs):
-        if any(c in mode for c in "wax+") and _inside(file, root):
-            refuse(file)
-        return real_open(file, mode, *args, **kwargs)
-
-    def mkdir(path, *args, **kwargs):
-        if _inside(path, root):
-            refuse(path)
-        return real_mkdir(path, *args, **kwargs)
-
-    def replace(src, dst, *args, **kwargs):
-        if _inside(dst, root):
-            refuse(dst)
-        return real_replace(src, dst, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", os_open)
-    monkeypatch.setattr(builtins, "open", open_)
-    monkeypatch.setattr(io, "open", open_)
-    monkeypatch.setattr(os, "mkdir", mkdir)
-    monkeypatch.setattr(os, "replace", replace)
-
-
 def inject_full_disk(monkeypatch, root: Path, budget: int = 0) -> None:
     """Files opened for writing under ``root`` (through ``open``) take ``budget`` bytes, then fail."""
     root = Path(os.path.realpath(root))
@@ -184,7 +136,7 @@ def inject_full_disk(monkeypatch, root: Path, budget: int = 0) -> None:
 
     def open_(file, mode="r", *args, **kwargs):
         handle = real_open(file, mode, *args, **kwargs)
-        if any(c in mode for c in "wax+") and _inside(file, root):
+        if any(c in mode for c in "wax+") and is_inside(file, root):
             return _FullFile(handle, budget)
         return handle
 
@@ -201,7 +153,7 @@ def read_only_dir(tmp_path, monkeypatch):
     directory.chmod(0o555)
     try:
         if os.access(directory, os.W_OK):  # root: permissions do not apply
-            inject_read_only(monkeypatch, directory)
+            refuse_writes(monkeypatch, directory)  # as on a read-only mount
             yield directory, errno.EROFS
         else:
             yield directory, errno.EACCES

@@ -9,10 +9,8 @@ open, os.mkdir and os.replace).
 
 from __future__ import annotations
 
-import builtins
 import errno
 import gzip
-import io
 import json
 import os
 
@@ -24,6 +22,7 @@ from genomamba import alphabet as ab
 from genomamba.errors import EXIT_CANTCREAT, InputDataError
 from genomamba.io import genome_cache, indexed
 from genomamba.io.indexed import SIDECAR_SUFFIX, IndexedFasta, ensure_index
+from tests.faults import refuse_writes
 
 FASTA = b">chr1 first\nACGTACGTAC\nacgtnnRYAC\nGG\n>chr2\nTTTTCCCCAA\nA\n"
 SEQ = {"chr1": b"ACGTACGTACacgtnnRYACGG", "chr2": b"TTTTCCCCAAA"}
@@ -31,7 +30,6 @@ SEQ = {"chr1": b"ACGTACGTACacgtnnRYACGG", "chr2": b"TTTTCCCCAAA"}
 
 SAMTOOLS_FAI = "chr1\t22\t12\t10\t11\nchr2\t11\t43\t10\t11\n"  # what `samtools faidx` writes for FASTA
 ROOT = os.geteuid() == 0
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
 @pytest.fixture(autouse=True)
@@ -48,43 +46,6 @@ def builds(monkeypatch):
     built, real = [], indexed._build
     monkeypatch.setattr(indexed, "_build", lambda path, *a: built.append(path) or real(path, *a))
     return built
-
-
-def refuse_writes(monkeypatch, folder, code: int) -> None:
-    """Writes into ``folder`` fail with ``code``, whatever its permission bits say."""
-    folder = os.path.realpath(folder)
-
-    def inside(path) -> bool:
-        return not isinstance(path, int) and os.path.realpath(os.fsdecode(path)).startswith(folder + os.sep)
-
-    def refuse(path):
-        raise OSError(code, os.strerror(code), os.fsdecode(path))
-
-    real_os_open, real_open, real_mkdir, real_replace = os.open, builtins.open, os.mkdir, os.replace
-
-    def os_open(path, flags, *args, **kwargs):
-        if flags & _WRITE_FLAGS and inside(path):
-            refuse(path)
-        return real_os_open(path, flags, *args, **kwargs)
-
-    def open_(file, mode="r", *args, **kwargs):
-        if any(c in mode for c in "wax+") and inside(file):
-            refuse(file)
-        return real_open(file, mode, *args, **kwargs)
-
-    def mkdir(path, *args, **kwargs):
-        if inside(path):
-            refuse(path)
-        return real_mkdir(path, *args, **kwargs)
-
-    def replace(src, dst, *args, **kwargs):
-        if inside(dst):
-            refuse(dst)
-        return real_replace(src, dst, *args, **kwargs)
-
-    for module, name, fake in ((os, "open", os_open), (builtins, "open", open_), (io, "open", open_),
-                               (os, "mkdir", mkdir), (os, "replace", replace)):
-        monkeypatch.setattr(module, name, fake)
 
 
 @pytest.fixture
