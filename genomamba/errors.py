@@ -66,13 +66,14 @@ def out_of_memory_detail(exc: BaseException) -> tuple[str, bool]:
                 break
         return " ".join(kept), True
     if match := re.search(r"tried to allocate (\d+) bytes", text):  # torch's CPU allocator
-        return f"could not allocate {_bytes(int(match.group(1)))}", False
+        return f"could not allocate {format_bytes(int(match.group(1)))}", False
     return text, False  # numpy's "Unable to allocate 728. TiB for an array with shape ...", or ""
 
 
-def _bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """``n`` bytes for people, as every message of genomamba says a size: ``1.5 GiB``, ``512 bytes``."""
     for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024:
+        if abs(n) < 1024:
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:,.1f} TiB"

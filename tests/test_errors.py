@@ -43,3 +43,10 @@ def test_out_of_memory_detail_is_one_short_phrase():
     cpu = RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1536 bytes.")
     assert detail(cpu) == ("could not allocate 1.5 KiB", False)
     assert detail(MemoryError()) == ("", False)
+
+
+def test_sizes_read_the_same_in_every_message():
+    assert errors.format_bytes(512) == "512 bytes"
+    assert errors.format_bytes(3 << 30) == "3.0 GiB"
+    assert errors.format_bytes(-(1 << 20)) == "-1.0 MiB"  # a shortfall
+    assert errors.format_bytes(2000 * (1 << 40)) == "2,000.0 TiB"

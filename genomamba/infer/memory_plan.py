@@ -29,7 +29,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from genomamba.errors import UnavailableError
+from genomamba.errors import UnavailableError, format_bytes
 
 #: Positions per chunk on CPU, where activations share the host's memory and speed hardly depends
 #: on the chunk size past a few thousand positions; less when :data:`CPU_SHARE` of the available
@@ -70,15 +70,6 @@ def parse_size(text: str) -> int:
     if size <= 0:
         raise ValueError(f"a memory size must be positive, got {text!r}")
     return size
-
-
-def format_bytes(n: float) -> str:
-    """``n`` bytes for people: ``1.5 GiB``."""
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def device_bytes_per_position(config, activation_bytes: int, residual_bytes: int = 4) -> float:

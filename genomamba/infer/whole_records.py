@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genomamba.errors import UnavailableError, is_out_of_memory, out_of_memory_detail
-from genomamba.infer.memory_plan import RESIDUAL_STORES, Placement, format_bytes, place_residual, plan_stream
+from genomamba.errors import UnavailableError, format_bytes, is_out_of_memory, out_of_memory_detail
+from genomamba.infer.memory_plan import RESIDUAL_STORES, Placement, place_residual, plan_stream
 from genomamba.infer.runner import load_model
 from genomamba.io.atomic import temporary_directory
 from genomamba.io.directories import made_directories

@@ -28,8 +28,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from genomamba.errors import EXIT_CANTCREAT, GenomambaError
-from genomamba.errors import _bytes as size_text  # "15.0 KiB", as the memory errors say sizes
+from genomamba.errors import EXIT_CANTCREAT, GenomambaError, format_bytes
 from genomamba.io.atomic import replacing
 from genomamba.io.compression import BGZF_EOF, open_input
 from genomamba.io.locks import output_lock
@@ -111,7 +110,7 @@ def bgzf_copy(path: str | os.PathLike, *, note: Callable[[str], None] | None = N
             if _complete(target):  # made by another process while this one waited
                 return str(target)
             folder.mkdir(parents=True, exist_ok=True)
-            size = size_text(os.path.getsize(path))  # the copy's, within ~15% (level 1 vs gzip's 6)
+            size = format_bytes(os.path.getsize(path))  # the copy's, within ~15% (level 1 vs gzip's 6)
             stem = shown.removesuffix(".gz")
             note(
                 f"{shown}: plain gzip cannot be read at random positions; making a BGZF copy of it "

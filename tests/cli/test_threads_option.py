@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from genomamba.cli import main
 from tests.infer.infer_cases import save_model
 
-MODEL_COMMANDS = ("pretrain", "finetune", "evaluate", "embed", "predict", "score-variants", "benchmark")
+MODEL_COMMANDS = (
+    "pretrain", "finetune", "evaluate", "embed", "predict", "score-variants", "track", "benchmark",
+)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from genomamba.infer.memory_plan import (
     MIN_RESIDENT_CHUNK,
     Placement,
     device_bytes_per_position,
-    format_bytes,
     parse_size,
     place_residual,
     plan_stream,
@@ -34,11 +33,6 @@ def test_parse_size(text, size):
 def test_parse_size_refuses_what_is_not_a_size(text):
     with pytest.raises(ValueError):
         parse_size(text)
-
-
-def test_format_bytes():
-    assert format_bytes(512) == "512 bytes"
-    assert format_bytes(3 << 30) == "3.0 GiB"
 
 
 def _model(name: str = "small-1k", **overrides) -> GenomambaModel:
