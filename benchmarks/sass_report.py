@@ -13,7 +13,7 @@ and mix, read with the cuobjdump that Triton's own package carries::
 
 The code depends on the Triton version and its bundled ptxas: read it with the version the GPU
 runs (``pip install --no-deps --target /tmp/triton36 triton==3.6.0`` beside the project's own).
-Used in docs/benchmarks.md to find layout conversions and spills before spending device time.
+Used to find layout conversions and spills before spending device time (docs/benchmarks-history.md).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ The mixer's short conv (width K = 4) on time-major rows: ``x`` is (batch, length
 unit stride along channels, e.g. a slice of in_proj's output, and ``u`` comes out in the same
 layout, which is the layout the scan kernels read (DESIGN §2). PyTorch's depthwise conv wants
 channel-major rows, so the unfused path costs a transposing copy in, one out (for the scan), a
-separate SiLU and mask pass, and the same again in the backward; on an H100 those took about a
-quarter of a base-131k training step (docs/benchmarks.md).
+separate SiLU and mask pass, and the same again in the backward: about a quarter of a base-131k
+training step's GPU time (the unfused step profile in docs/benchmarks-history.md).
 
 Causal: ``pre[t] = sum_k w[k] x[t + k - (K-1)]``; anti-causal: ``pre[t] = sum_k w[k] x[t + k]``
 (positions outside [0, length) read 0). With a mask (True at real positions) x is zeroed at padded
@@ -17,11 +17,11 @@ Backward, with ``g[t] = du[t] mask[t] silu'(pre[t] + bias)``: ``dx[s] = mask[s] 
 ``dbias = sum_t g[t]``. Two passes over tiles of positions x channels: the first computes g once
 per position, writes it (in x's precision, as PyTorch's unfused backward rounds it) and sums
 dw/dbias over several tiles before one atomic per channel and tap (elementwise over the tiles and
-over positions once at the end: a cross-thread sum per tap and tile had made that pass 20-25%
+over positions once at the end: a cross-thread sum per tap and tile makes that pass 20-25%
 slower); the second reads g at the K
 shifts dx needs (from cache) and writes dx. A single pass recomputing g on the K shifted copies of
-its tile did 4x the arithmetic and needed 255 registers with spills; on an H100 it took 27.7 ms of
-a base-131k training step against 23.3 for the two passes (docs/benchmarks.md).
+its tile does 4x the arithmetic and needs 255 registers, which spill: slower than the two passes
+(docs/benchmarks-history.md).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _conv_silu_grad_kernel(
 ):
     """Backward, first pass: g at ``tiles_per_program`` consecutive tiles of positions, written out,
     and their dw / dbias sums, added once per program: every program adds into the same
-    channels x K weights, and one atomic per tile made them queue (measured on an H100).
+    channels x K weights, and one atomic per tile makes them queue.
 
     ``DEFER_SUMS`` (K <= 4): the products g x_k are summed elementwise over the program's tiles and
     over positions only once at the end, instead of a cross-thread reduction per tap and tile."""
@@ -212,10 +212,9 @@ def _conv_dx_kernel(
 
 BLOCK_L, BLOCK_C = 64, 64
 #: The backward's first pass: whether it defers the dw/dbias sums over positions to the end of a
-#: program (kernel docstring; only for K <= 4), and its warps. Measured with benchmarks/bench_conv.py
-#: on an H200 at 131,072 x 512 channels, bf16 (both backward kernels, causal / anti-causal):
-#: 0.731 / 0.708 ms summing per tile with 4 warps, 0.581-0.628 / 0.592 deferred with 4 warps,
-#: 0.584 / 0.532 deferred with 8 (docs/benchmarks.md).
+#: program (kernel docstring; only for K <= 4), and its warps: deferred sums with 8 warps are the
+#: fastest plan of benchmarks/bench_conv.py for both directions at a base-131k mixer's size
+#: (docs/benchmarks.md, "Fused conv + SiLU").
 GRAD_PLAN = {"defer_sums": True, "num_warps": 8}
 
 

@@ -1,8 +1,8 @@
 """Transcendental functions for the scan and conv kernels: one PTX instruction each on NVIDIA GPUs.
 
-Why not Triton's own. On an H100 (Triton 3.6), ``tl.exp2`` of fp32 compiles to ``MUFU.EX2``
+Why not Triton's own. For sm_90 (Triton 3.6), ``tl.exp2`` of fp32 compiles to ``MUFU.EX2``
 wrapped in a compare and two predicated multiplies that keep subnormal inputs and results exact;
-the scan calls it once per (channel, state, position), so those three instructions were about a
+the scan calls it once per (channel, state, position), so those three instructions would be about a
 quarter of the forward's loop. ``tl.log`` compiles to a libdevice polynomial of about twenty
 instructions, and ``tl.sigmoid``'s ``1 / (1 + exp(-x))`` to an IEEE division with a Newton step and
 a slow-path branch. The ``.approx.ftz`` PTX instructions used here are one ``MUFU`` op each.

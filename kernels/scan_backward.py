@@ -98,8 +98,8 @@ def _walk_block_positions(
     ``k_first``-th position), keeping nothing: the first walk over a block cut into sub-blocks.
 
     Each position's inputs are loaded one step ahead (the last step reloads its own position,
-    which is always addressable): measured on an H100, waiting for loads issued at the top of the
-    same step was most of the backward's time (docs/benchmarks.md).
+    which is always addressable): waiting for loads issued at the top of the same step would
+    otherwise be most of the backward's time (Nsight Compute, docs/benchmarks-history.md).
     """
     r = _in_block(k_first, CKPT_EVERY, REVERSE)
     m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
@@ -133,9 +133,9 @@ def _walk_sub_block_keeping(
     atomic add per state). Kept, at row i of the sub-block: the tile ``a_t h_{t-1}`` (what d dt and
     dA need; in ``tiles``' dtype) and dt, u, g and softplus'(raw) per channel in ``rows`` (fp32).
     The reverse step then computes one exponential per element (for the carry), no softplus or
-    gate, and no sum over channels but dB's. On its own, with fp32 tiles, this split ran as fast
-    as keeping h_t and doing all of that in the reverse step (H200, docs/benchmarks.md); the
-    speed came from storing the tile in 16 bits. Keeping ``a_t h_{t-1}`` itself, rather than
+    gate, and no sum over channels but dB's. On its own, with fp32 tiles, this split is no faster
+    than keeping h_t and doing all of that in the reverse step; the speed comes from storing the
+    tile in 16 bits (docs/benchmarks-history.md). Keeping ``a_t h_{t-1}`` itself, rather than
     recovering it as the difference ``h_t - dt_t B_t u_t``, avoids a cancellation that would
     amplify a 16-bit tile's rounding (reasoning; the old layout was not tried with 16-bit tiles).
     """

@@ -38,9 +38,9 @@ def _chain_segments_kernel(
     else:
         state = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
     # The loads do not depend on the state: STAGES > 1 has Triton issue them STAGES - 1 segments
-    # ahead, so the walk no longer waits on memory at every segment (the chain itself is one
-    # dependent multiply-add per segment). Measured on an H200 at 256-261 segments: 0.131-0.137 ms
-    # a call without prefetching, 0.059-0.060 with 4 stages, 0.046 with 8 (docs/benchmarks.md).
+    # ahead, so the walk does not wait on memory at every segment (the chain itself is one
+    # dependent multiply-add per segment); without prefetching a call takes several times as long
+    # (docs/benchmarks-history.md).
     for i in tl.range(0, n_seg, num_stages=STAGES):
         if REVERSE:
             s = n_seg - 1 - i

@@ -108,7 +108,7 @@ def _state_tile_ptrs(base_ptr, row, d, n, dim, d_state):
     A, so its tile loads and stores in the layout Triton picks for the state tile itself (4 channels
     x 8 states per lane at 64 channels, 4 x 16 at 128); a state tensor with states fastest made
     Triton pick that layout for h and convert between the two through shared memory at every step
-    (docs/benchmarks.md). The row part is a 64-bit scalar (tensors may pass 2^31 elements) and only
+    (docs/benchmarks-history.md). The row part is a 64-bit scalar (tensors may pass 2^31 elements) and only
     the tile part a 32-bit tensor, so the per-element address arithmetic stays 32-bit.
     """
     return base_ptr + row * (d_state * dim) + (n[None, :] * dim + d[:, None])

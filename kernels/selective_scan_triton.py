@@ -102,8 +102,8 @@ def _programs_wanted(device: torch.device, backward: bool) -> tuple[int, int]:
     """(fewest programs that need no segments, programs to aim for when segmenting).
 
     Segmenting costs a second pass over the inputs, so it pays only when the plain grid leaves
-    most of the GPU idle; measured on an H100, 1024 one-warp programs (4 per SM of 132) ran at
-    7.5 ms without segments and at 14 ms with two. The backward's grid is persistent: it runs
+    most of the GPU idle: on a grid that already fills the GPU, two segments nearly double the
+    forward's time. The backward's grid is persistent: it runs
     ``bwd_programs_per_sm`` programs per SM, each with its own scratch, whatever the work.
     """
     if device.type == "cuda":
@@ -119,7 +119,8 @@ def plan_launch(
 ) -> LaunchPlan:
     """Choose tile sizes and the number of sequence segments for one forward or backward pass.
 
-    Defaults come from benchmarks/tune_scan.py on an H100 and an H200 (docs/benchmarks.md). Both
+    Defaults are the fastest plans benchmarks/tune_scan.py found on H100 and H200 GPUs
+    (docs/benchmarks-history.md); other GPUs may want others (``GENOMAMBA_SCAN_TUNING``). Both
     passes run one warp per program over a (channels x states) tile: 128 channels forward (fewer
     when d_state > 16), 64 backward, whose persistent grid keeps one checkpoint block of states per
     program in scratch.
@@ -130,13 +131,14 @@ def plan_launch(
         raise ValueError(f"d_state={d_state} exceeds the kernel's maximum of {MAX_D_STATE}")
     block_n = triton.next_power_of_2(max(d_state, 1))
     # Checkpoints every 64 positions: at 2^20 x 512 they take 0.5 GiB, which pays for the backward's
-    # scratch (below); spacing them 32 apart measured no faster (docs/benchmarks.md).
+    # scratch (below); spacing them 32 apart is no faster and doubles their memory
+    # (docs/benchmarks-history.md).
     block_t = TUNING.get("block_t", 64)
     tile_t, unroll, stages = 0, 1, 1
     enough, wanted = _programs_wanted(device, backward)
     if backward:
-        # Measured on an H100 (docs/benchmarks.md): one warp of 64 channels, whole checkpoint blocks
-        # in scratch (no re-walk): larger tiles spill more than they gain.
+        # One warp of 64 channels, whole checkpoint blocks in scratch (no re-walk): larger tiles
+        # spill more than they gain (tile sweeps in docs/benchmarks-history.md).
         block_d = TUNING.get("bwd_block_d", 64)
         num_warps = TUNING.get("bwd_warps", 1)
         tile_t = min(TUNING.get("bwd_block_t", block_t), block_t)
@@ -144,11 +146,10 @@ def plan_launch(
             raise ValueError(f"the backward sub-block ({tile_t}) must divide the checkpoint spacing "
                              f"({block_t})")
     else:
-        # Measured on an H200 (docs/benchmarks.md): 128 channels per one-warp program (Triton then
-        # gives each lane 4 channels x all 16 states, so C . h needs no shuffle and no lane repeats
-        # a channel's softplus and gate), loads of 4 positions issued together and prefetched two
-        # loop iterations ahead: 4096 x 256 forward 3.70 ms, against 6.06 with 64 channels and one
-        # iteration (4.67 before the state tensors were stored channels fastest, commit 2ba1b72).
+        # 128 channels per one-warp program (Triton then gives each lane 4 channels x all 16 states,
+        # so C . h needs no shuffle and no lane repeats a channel's softplus and gate), loads of 4
+        # positions issued together and prefetched two loop iterations ahead: the fastest forward
+        # tile measured, well ahead of 64 channels (docs/benchmarks-history.md).
         block_d = TUNING.get("fwd_block_d") or max(1, min(128, 2048 // block_n))
         unroll = TUNING.get("fwd_unroll") or 4
         num_warps = TUNING.get("fwd_warps", 1)
@@ -160,7 +161,7 @@ def plan_launch(
     base = batch * triton.cdiv(dim, block_d)  # items without segments: (batch row, channel block)
     if segments is None:
         # Rounded down: one program more than fit on the GPU at once starts a nearly empty second
-        # round (32768 x 32 forward: 21 ms with 1152 programs, 13 ms-class with 1024).
+        # round, whose time the whole pass pays.
         if backward:
             # The persistent grid runs `wanted` programs; segments fill it whenever the items cannot.
             segments = max(1, wanted // base)
@@ -187,8 +188,8 @@ def _dense(x: torch.Tensor | None, read_only: bool = False) -> torch.Tensor | No
     """A (batch, dim, length) tensor stored time-major, i.e. (batch, length, dim) in memory.
 
     The forward kernel reads one position of every channel per step, which coalesces only in this
-    layout: on an H100 the same forward took 14 ms time-major and 96-105 ms channel-major
-    (docs/benchmarks.md), while the copy costs one read and one write of the tensor. Time-major
+    layout: on channel-major inputs the same forward is about 7x slower, while the copy costs one
+    read and one write of the tensor. Time-major
     tensors, e.g. transposed views of a projection's (batch, length, dim) output, pass unchanged.
     u and delta must be dense: the gradient buffers are allocated like u (torch.empty_like) and
     written with its strides. Tensors the kernels only read (z, the output gradient) need unit
@@ -275,8 +276,8 @@ def _state_pass_plan(plan: LaunchPlan, dim_per_group: int) -> LaunchPlan:
     ``state_unroll``, ``state_stages`` (for tune_scan.py).
 
     Both passes must cut the sequence the same way (segments, seg_len); the channel tile may
-    differ, since per-segment states are stored per channel. Measured on an H200 at 2^20 x 1, the
-    state pass takes 2.91 ms prefetching 3 stages ahead (the default of both passes) and 3.30 with 2.
+    differ, since per-segment states are stored per channel. Both passes prefetch 3 stages ahead by
+    default, which makes the state pass faster than 2 stages do (docs/benchmarks-history.md).
     """
     keys = ("block_d", "unroll", "stages")
     changes = {key: TUNING[f"state_{key}"] for key in keys if TUNING.get(f"state_{key}")}
@@ -337,11 +338,13 @@ def _kept_dtype(input_dtype: torch.dtype) -> torch.dtype:
     """Storage of the backward's kept state tiles (a_t h_{t-1}, one per position of a sub-block).
 
     That scratch is most of the backward's memory traffic: kept in fp32, at 2^20 x 512 it moves
-    69 GB through L2 and DRAM, and it bounded the kernel (ncu on an H200: DRAM 63% busy, L2 79%).
+    69 GB through L2 and DRAM, enough to bound the kernel (Nsight Compute figures in
+    docs/benchmarks-history.md).
     With bf16 inputs it is kept in fp16, which halves that traffic. The tile only enters d delta and
     dA, as a factor of dh_t whose products are summed in fp32; fp16's rounding (2^-12 relative) is
-    well inside the error that bf16 inputs and outputs carry, where bf16 tiles (2^-9) were not:
-    they broke the tolerance rule on dA, d delta and d delta_bias (GPU tests, docs/benchmarks.md).
+    well inside the error that bf16 inputs and outputs carry, where bf16 tiles (2^-9) are not:
+    they break the tolerance rule on dA, d delta and d delta_bias (GPU tests,
+    docs/benchmarks-history.md).
     fp16 holds states up to 65504: a larger one is stored as infinity, which makes those gradients
     non-finite (loudly, never silently wrong; the trainers skip such a step, genomamba.train.step);
     such models, and fp16 and fp32 inputs, keep fp32 tiles (TUNING["bwd_kept_fp32"] = 1 forces

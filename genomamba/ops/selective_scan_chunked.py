@@ -35,7 +35,8 @@ arrays (no flipped copy).
 The building blocks (plan, buffers, chunk scan, per-span and per-block steps) are in
 :mod:`genomamba.ops._chunked_blocks`; this module holds the two loops and the public functions.
 
-Speed and its limits are measured in docs/benchmarks.md ("Selective scan (CPU)").
+Speed: docs/benchmarks.md ("Selective scan (CPU)"); why an op-by-op scan stops there, and the
+formulations measured and rejected: docs/benchmarks-history.md.
 """
 
 from __future__ import annotations
