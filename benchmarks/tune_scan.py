@@ -60,37 +60,35 @@ def backward_configs(args):
 
 def time_passes(t, label):
     """Print the milliseconds of each launch of one forward and one backward, timed alone."""
-    u, delta, A, B, C, D, bias = sst._prepare_direction(
-        (t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"], t["delta_bias"]))
-    z = sst._dense(t["z"], read_only=True)
-    batch, dim, length = u.shape
-    fwd, bwd = sst._plans(batch, dim, length, A.shape[1], 1, u.device, None)
-    y, _, ckpt = sst._forward(u, delta, A, B, C, D, z, bias, True, None, False, fwd, want_ckpt=True)
-    h_out = sst._segment_states(batch, dim, fwd.segments, A.shape[1], u.device)
-    dtsum = torch.empty(batch, dim, fwd.segments, device=u.device)
-    A_t = A.t().contiguous()
-    common = (u, delta, A_t, B, C, D, z, bias, True)
+    x = sst._prepare(sst.ScanTensors(**t))
+    batch, dim, length = x.u.shape
+    d_state, device = x.A.shape[1], x.u.device
+    fwd, bwd = sst._plans(x, None)
+    y, _, ckpt = sst._forward(x, True, None, False, fwd, want_ckpt=True)
+    h_out = sst._segment_states(batch, dim, fwd.segments, d_state, device)
+    dtsum = torch.empty(batch, dim, fwd.segments, device=device)
+    A_t = x.A.t().contiguous()
     times = {}
     if fwd.segments > 1:
         times["state"] = bench(lambda: sst._launch_forward(
-            *common, None, y, h_out, dtsum, ckpt, fwd, False, state_only=True, save_ckpt=False,
-            add_to_y=False, groups=1))
-        times["chain"] = bench(lambda: sst._chain(h_out, dtsum, A, None, fwd, False))
-    h_in = sst._chain(h_out, dtsum, A, None, fwd, False)[0] if fwd.segments > 1 else None
+            x, A_t, True, None, y, h_out, dtsum, ckpt, fwd, False, state_only=True, save_ckpt=False,
+            add_to_y=False))
+        times["chain"] = bench(lambda: sst._chain(h_out, dtsum, x.A, None, fwd, False))
+    h_in = sst._chain(h_out, dtsum, x.A, None, fwd, False)[0] if fwd.segments > 1 else None
     times["output"] = bench(lambda: sst._launch_forward(
-        *common, h_in, y, h_out, dtsum, ckpt, fwd, False, state_only=False, save_ckpt=True, add_to_y=False,
-        groups=1))
-    saved = (u, delta, A, B, C, D, z, bias, True, ckpt)
-    grads = sst._grad_buffers(u, delta, A, B, C, D, z, bias)
-    d_out = sst._dense(torch.randn_like(u), read_only=True)
-    carry = sst._segment_states(batch, dim, bwd.segments, A.shape[1], u.device).zero_()
-    bdt = torch.empty(batch, dim, bwd.segments, device=u.device)
+        x, A_t, True, h_in, y, h_out, dtsum, ckpt, fwd, False, state_only=False, save_ckpt=True,
+        add_to_y=False))
+    grads = sst._grad_buffers(x)
+    d_out = sst._dense(torch.randn_like(x.u), read_only=True)
+    carry = sst._segment_states(batch, dim, bwd.segments, d_state, device).zero_()
+    bdt = torch.empty(batch, dim, bwd.segments, device=device)
     if bwd.segments > 1:
         times["adjoint"] = bench(lambda: sst._launch_backward(
-            saved, A_t, d_out, None, carry, bdt, grads, bwd, False, True, False, False, 1))
+            x, ckpt, A_t, True, d_out, None, carry, bdt, grads, bwd, False, adjoint_only=True,
+            accumulate_dz=False, accumulate_du=False))
     times["bwd_main"] = bench(lambda: sst._launch_backward(
-        saved, A_t, d_out, carry if bwd.segments > 1 else None, torch.empty_like(carry), bdt, grads, bwd,
-        False, False, False, False, 1))
+        x, ckpt, A_t, True, d_out, carry if bwd.segments > 1 else None, torch.empty_like(carry), bdt, grads,
+        bwd, False, adjoint_only=False, accumulate_dz=False, accumulate_du=False))
     regs, spills = compiled_resources(_selective_scan_fwd_kernel)
     parts = " ".join(f"{k}={v:.3f}" for k, v in times.items())
     print(f"L={length} {label} fwd_segments={fwd.segments} bwd_segments={bwd.segments}: {parts} ms "

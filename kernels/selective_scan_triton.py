@@ -5,6 +5,9 @@ Public functions follow the contract of ``genomamba.ops`` (DESIGN.md §2) minus 
 * :func:`selective_scan_triton` — one direction, ``reverse=True`` reads right to left in place;
 * :func:`bidirectional_selective_scan_triton` — both directions summed, sharing the gate.
 
+A direction's tensors travel together as a :class:`ScanTensors` (the contract's names), and so do
+the gradients of those tensors.
+
 Shapes: u, delta, z (batch, dim, length); A (dim, d_state); B, C (batch, d_state, length) or
 (batch, groups, d_state, length); D, delta_bias (dim,); initial_state (batch, dim, d_state) fp32.
 The state is fp32 throughout; y has u's dtype. The kernels live in scan_forward.py,
@@ -17,6 +20,7 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import triton
@@ -175,6 +179,42 @@ def plan_launch(
                       programs, stages)
 
 
+class ScanTensors(NamedTuple):
+    """The tensors of one scan direction, named and ordered as in the contract.
+
+    The same fields hold a direction's inputs (as given, or as the kernels read them, see
+    :func:`_prepare`) and the gradients of those inputs, so a launch reads ``x.u`` and ``grads.u``.
+    ``D``, ``z`` and ``delta_bias`` may be None.
+    """
+
+    u: torch.Tensor
+    delta: torch.Tensor
+    A: torch.Tensor
+    B: torch.Tensor
+    C: torch.Tensor
+    D: torch.Tensor | None
+    z: torch.Tensor | None
+    delta_bias: torch.Tensor | None
+
+
+#: tensors in one ScanTensors, for splitting the flat argument lists that autograd passes around
+_PER_DIRECTION = len(ScanTensors._fields)
+
+
+class _Plans(NamedTuple):
+    """The launch plans of one direction's passes; they share block_t (the checkpoint spacing)."""
+
+    forward: LaunchPlan
+    backward: LaunchPlan
+
+
+class _Like(NamedTuple):
+    """What a gradient must look like to autograd: its input's shape and dtype."""
+
+    shape: torch.Size
+    dtype: torch.dtype
+
+
 def _as_4d(x: torch.Tensor) -> torch.Tensor:
     """(batch, d_state, length) -> (batch, 1, d_state, length); strides are kept as they are."""
     return x.unsqueeze(1) if x.dim() == 3 else x
@@ -200,12 +240,24 @@ def _dense(x: torch.Tensor | None, read_only: bool = False) -> torch.Tensor | No
     return x.transpose(1, 2).contiguous().transpose(1, 2)
 
 
-def _plans(batch, dim, length, d_state, groups, device, segments):
-    """(forward plan, backward plan) for one scan; they share block_t (the checkpoint spacing)."""
-    return tuple(
-        plan_launch(batch, dim, length, d_state, dim // groups, device, segments=segments, backward=bwd)
-        for bwd in (False, True)
+def _prepare(x: ScanTensors) -> ScanTensors:
+    """The inputs as the kernels read them: u, delta dense and z with unit channel stride (see
+    :func:`_dense`), B and C 4-D, A, D and delta_bias contiguous; tensors already so pass unchanged."""
+    return ScanTensors(
+        u=_dense(x.u), delta=_dense(x.delta), A=x.A.contiguous(), B=_as_4d(x.B), C=_as_4d(x.C),
+        D=_contiguous(x.D), z=_dense(x.z, read_only=True), delta_bias=_contiguous(x.delta_bias),
     )
+
+
+def _plans(x: ScanTensors, segments: int | None) -> _Plans:
+    """The forward and backward plans of one direction's scan, after checking its shapes."""
+    groups = _validate(x)
+    batch, dim, length = x.u.shape
+    return _Plans(*(
+        plan_launch(batch, dim, length, x.A.shape[1], dim // groups, x.u.device, segments=segments,
+                    backward=backward)
+        for backward in (False, True)
+    ))
 
 
 def _segment_states(batch: int, dim: int, segments: int, d_state: int, device) -> torch.Tensor:
@@ -240,33 +292,32 @@ def _chain(local, dtsum, A, init, plan: LaunchPlan, reverse: bool):
     return entering, final
 
 
-def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, reverse, plan, want_ckpt,
-             y=None):
-    """Run the forward scan. Returns (y, final_state, checkpoints).
+def _forward(x: ScanTensors, delta_softplus, initial_state, reverse, plan, want_ckpt, y=None):
+    """Run the forward scan of the prepared inputs ``x``. Returns (y, final_state, checkpoints).
 
     With ``y`` given, it holds the other direction's ungated output and the result is added to it
     before gating (the second half of a bidirectional scan).
     """
-    batch, dim, length = u.shape
-    groups, d_state = B.shape[1], A.shape[1]
-    dev = u.device
+    batch, dim, length = x.u.shape
+    d_state = x.A.shape[1]
+    dev = x.u.device
     add_to_y = y is not None
-    y = torch.empty_like(u) if y is None else y
+    y = torch.empty_like(x.u) if y is None else y
     h_out = _segment_states(batch, dim, plan.segments, d_state, dev)
     n_chunks = triton.cdiv(length, plan.block_t)
     # (batch, tile, state, channel): both passes read and write a state row across channels.
     ckpt = torch.empty(batch, n_chunks, d_state, dim, device=dev, dtype=torch.float32) if want_ckpt else y
     dtsum = torch.empty(batch, dim, plan.segments, device=dev, dtype=torch.float32)
     h_in = None
-    A_t = A.t().contiguous()  # the forward kernel reads A as (d_state, dim)
+    A_t = x.A.t().contiguous()  # the forward kernel reads A as (d_state, dim)
     if plan.segments > 1:
-        _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, None, y, h_out, dtsum, ckpt,
-                        plan, reverse, state_only=True, save_ckpt=False, add_to_y=False, groups=groups)
-        h_in, _ = _chain(h_out, dtsum, A, initial_state, plan, reverse)
+        _launch_forward(x, A_t, delta_softplus, None, y, h_out, dtsum, ckpt, plan, reverse,
+                        state_only=True, save_ckpt=False, add_to_y=False)
+        h_in, _ = _chain(h_out, dtsum, x.A, initial_state, plan, reverse)
     elif initial_state is not None:
         h_in = _as_segment_states(initial_state)
-    _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
-                    plan, reverse, state_only=False, save_ckpt=want_ckpt, add_to_y=add_to_y, groups=groups)
+    _launch_forward(x, A_t, delta_softplus, h_in, y, h_out, dtsum, ckpt, plan, reverse,
+                    state_only=False, save_ckpt=want_ckpt, add_to_y=add_to_y)
     final = _segment_state(h_out, 0 if reverse else -1)
     return y, final, (ckpt if want_ckpt else None)
 
@@ -287,50 +338,53 @@ def _state_pass_plan(plan: LaunchPlan, dim_per_group: int) -> LaunchPlan:
     return dataclasses.replace(plan, **changes) if changes else plan
 
 
-def _launch_forward(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, h_in, y, h_out, dtsum, ckpt,
-                    plan, reverse, *, state_only, save_ckpt, add_to_y, groups):
-    batch, dim, length = u.shape
+def _launch_forward(x: ScanTensors, A_t, delta_softplus, h_in, y, h_out, dtsum, ckpt, plan, reverse, *,
+                    state_only, save_ckpt, add_to_y):
+    batch, dim, length = x.u.shape
+    dim_per_group = dim // x.B.shape[1]
     if state_only:
-        plan = _state_pass_plan(plan, dim // groups)
-    zz = z if z is not None else u
+        plan = _state_pass_plan(plan, dim_per_group)
+    # Absent optional tensors are flagged off (HAS_*); any valid pointer stands in for them.
+    z = x.z if x.z is not None else x.u
     _selective_scan_fwd_kernel[plan.grid(batch, dim)](
-        u, delta, A_t, B, C, D if D is not None else A_t, zz,
-        delta_bias if delta_bias is not None else A_t,
+        x.u, x.delta, A_t, x.B, x.C, x.D if x.D is not None else A_t, z,
+        x.delta_bias if x.delta_bias is not None else A_t,
         h_in if h_in is not None else h_out, y, h_out, dtsum, ckpt,
-        length, dim, A_t.shape[0], plan.seg_len, dim // groups,
-        *u.stride(), *delta.stride(), *zz.stride(), *y.stride(), *B.stride(), *C.stride(),
+        length, dim, A_t.shape[0], plan.seg_len, dim_per_group,
+        *x.u.stride(), *x.delta.stride(), *z.stride(), *y.stride(), *x.B.stride(), *x.C.stride(),
         BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, CKPT_EVERY=plan.block_t, UNROLL=plan.unroll,
-        REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=z is not None, HAS_D=D is not None,
-        HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
+        REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=x.z is not None, HAS_D=x.D is not None,
+        HAS_BIAS=x.delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
         SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, STAGES=plan.stages, EVEN_D=dim % plan.block_d == 0,
-        EVEN_N=A_t.shape[0] == plan.block_n, FAST_MATH=fast_math(u.device), num_warps=plan.num_warps,
+        EVEN_N=A_t.shape[0] == plan.block_n, FAST_MATH=fast_math(x.u.device), num_warps=plan.num_warps,
         enable_fp_fusion=FP_FUSION,
     )
 
 
-def _backward(saved, dout, d_final, grads, plan, reverse, accumulate_dz=False, accumulate_du=False):
-    """Run the backward scan, writing into ``grads`` (a dict of preallocated buffers).
+def _backward(x: ScanTensors, ckpt, dout, d_final, grads: ScanTensors, plan, *, delta_softplus, reverse,
+              accumulate_dz=False, accumulate_du=False):
+    """Run the backward scan of the prepared inputs ``x`` (with the forward's checkpoints ``ckpt``),
+    writing into ``grads`` (preallocated buffers, :func:`_grad_buffers`).
 
     ``accumulate_dz`` / ``accumulate_du`` add to what the buffers for dz / (du, ddelta) already hold
     (the second direction of a bidirectional scan). dA, dB, dC, dD, d delta_bias always accumulate.
 
     Returns the gradient of the initial state (batch, dim, d_state) fp32.
     """
-    u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt = saved
-    batch, dim, length = u.shape
-    d_state, groups = A.shape[1], B.shape[1]
-    carry_out = _segment_states(batch, dim, plan.segments, d_state, u.device)
-    dtsum = torch.empty(batch, dim, plan.segments, device=u.device, dtype=torch.float32)
+    batch, dim, length = x.u.shape
+    d_state = x.A.shape[1]
+    carry_out = _segment_states(batch, dim, plan.segments, d_state, x.u.device)
+    dtsum = torch.empty(batch, dim, plan.segments, device=x.u.device, dtype=torch.float32)
     carry_in = None
-    A_t = A.t().contiguous()  # the kernel reads A as (d_state, dim): a state's row across channels
+    A_t = x.A.t().contiguous()  # the kernel reads A as (d_state, dim): a state's row across channels
     if plan.segments > 1:
-        _launch_backward(saved, A_t, dout, None, carry_out, dtsum, grads, plan, reverse, True, False, False,
-                         groups)
-        carry_in, _ = _chain(carry_out, dtsum, A, d_final, plan, not reverse)
+        _launch_backward(x, ckpt, A_t, delta_softplus, dout, None, carry_out, dtsum, grads, plan, reverse,
+                         adjoint_only=True, accumulate_dz=False, accumulate_du=False)
+        carry_in, _ = _chain(carry_out, dtsum, x.A, d_final, plan, not reverse)
     elif d_final is not None:
         carry_in = _as_segment_states(d_final)
-    _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, reverse, False,
-                     accumulate_dz, accumulate_du, groups)
+    _launch_backward(x, ckpt, A_t, delta_softplus, dout, carry_in, carry_out, dtsum, grads, plan, reverse,
+                     adjoint_only=False, accumulate_dz=accumulate_dz, accumulate_du=accumulate_du)
     return _segment_state(carry_out, -1 if reverse else 0)
 
 
@@ -355,13 +409,12 @@ def _kept_dtype(input_dtype: torch.dtype) -> torch.dtype:
     return torch.float32
 
 
-def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, reverse, adjoint_only,
-                     accumulate_dz, accumulate_du, groups):
-    u, delta, A, B, C, D, z, delta_bias, delta_softplus, ckpt = saved
-    batch, dim, length = u.shape
-    d_state = A.shape[1]
-    zz = z if z is not None else u
-    dB, dC = grads["B"], grads["C"]
+def _launch_backward(x: ScanTensors, ckpt, A_t, delta_softplus, dout, carry_in, carry_out, dtsum,
+                     grads: ScanTensors, plan, reverse, *, adjoint_only, accumulate_dz, accumulate_du):
+    batch, dim, length = x.u.shape
+    d_state = x.A.shape[1]
+    # Absent optional tensors are flagged off (HAS_*); any valid pointer stands in for them.
+    z = x.z if x.z is not None else x.u
     # Per-program scratch (see scan_backward.py): what a sub-block's forward walk keeps for its
     # reverse walk (a state tile per position, in _kept_dtype, and four fp32 per-channel values per
     # position) and the states entering each sub-block of a checkpoint block. The adjoint-only pass
@@ -370,80 +423,105 @@ def _launch_backward(saved, A_t, dout, carry_in, carry_out, dtsum, grads, plan, 
     if adjoint_only:
         kept = scratch = carry_out
     else:
-        kept = torch.empty(plan.programs * plan.tile_t * tile, device=u.device, dtype=_kept_dtype(u.dtype))
+        kept = torch.empty(plan.programs * plan.tile_t * tile, device=x.u.device,
+                           dtype=_kept_dtype(x.u.dtype))
         per_program = plan.block_t // plan.tile_t * tile + plan.tile_t * 4 * plan.block_d
-        scratch = torch.empty(plan.programs * per_program, device=u.device, dtype=torch.float32)
+        scratch = torch.empty(plan.programs * per_program, device=x.u.device, dtype=torch.float32)
     _selective_scan_bwd_kernel[(plan.programs,)](
-        u, delta, A_t, B, C, D if D is not None else A, zz,
-        delta_bias if delta_bias is not None else A,
+        x.u, x.delta, A_t, x.B, x.C, x.D if x.D is not None else x.A, z,
+        x.delta_bias if x.delta_bias is not None else x.A,
         dout, ckpt, carry_in if carry_in is not None else carry_out,
-        grads["u"], grads["delta"], grads["z"] if z is not None else grads["u"], grads["A"], dB, dC,
-        grads["D"] if D is not None else grads["A"],
-        grads["delta_bias"] if delta_bias is not None else grads["A"],
+        grads.u, grads.delta, grads.z if x.z is not None else grads.u, grads.A, grads.B, grads.C,
+        grads.D if x.D is not None else grads.A,
+        grads.delta_bias if x.delta_bias is not None else grads.A,
         carry_out, dtsum, kept, scratch,
-        length, dim, d_state, plan.seg_len, dim // groups, plan.segments, plan.items(batch, dim),
-        *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *B.stride(), *C.stride(),
-        *dB.stride(), *dC.stride(),
+        length, dim, d_state, plan.seg_len, dim // x.B.shape[1], plan.segments, plan.items(batch, dim),
+        *x.u.stride(), *x.delta.stride(), *z.stride(), *dout.stride(), *x.B.stride(), *x.C.stride(),
+        *grads.B.stride(), *grads.C.stride(),
         BLOCK_D=plan.block_d, BLOCK_N=plan.block_n, SUB=plan.tile_t, CKPT_EVERY=plan.block_t,
-        REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=z is not None,
-        HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
+        REVERSE=reverse, ADJOINT_ONLY=adjoint_only, HAS_Z=x.z is not None,
+        HAS_D=x.D is not None, HAS_BIAS=x.delta_bias is not None, SOFTPLUS=delta_softplus,
         HAS_CARRY_IN=carry_in is not None,
         ACCUMULATE_DZ=accumulate_dz, ACCUMULATE_DU=accumulate_du, EVEN_D=dim % plan.block_d == 0,
-        EVEN_N=d_state == plan.block_n, FAST_MATH=fast_math(u.device), num_warps=plan.num_warps,
+        EVEN_N=d_state == plan.block_n, FAST_MATH=fast_math(x.u.device), num_warps=plan.num_warps,
         enable_fp_fusion=FP_FUSION,
         **({"maxnreg": TUNING["bwd_maxnreg"]} if "bwd_maxnreg" in TUNING else {}),
     )
 
 
-def _grad_buffers(u, delta, A, B, C, D, z, delta_bias):
-    """Zeroed fp32 accumulators for the reduced gradients, uninitialised ones for the per-element ones."""
+def _grad_buffers(x: ScanTensors) -> ScanTensors:
+    """Gradient buffers for the prepared inputs ``x`` (None where an input is None): zeroed fp32
+    accumulators for the reduced gradients (A, B, C, D, delta_bias), uninitialised ones for the
+    per-element ones, which the backward kernel writes with u's strides."""
     f32 = torch.float32
 
-    def zeros(x):
-        return None if x is None else torch.zeros(x.shape, device=x.device, dtype=f32)
+    def zeros(t):
+        return None if t is None else torch.zeros(t.shape, device=t.device, dtype=f32)
 
-    return {
-        # The backward kernel writes du, d delta and dz with u's strides.
-        "u": torch.empty_like(u),
-        "delta": torch.empty_like(u, dtype=delta.dtype),
-        "z": None if z is None else torch.empty_like(u, dtype=z.dtype),
-        "A": zeros(A), "B": zeros(B), "C": zeros(C), "D": zeros(D), "delta_bias": zeros(delta_bias),
-    }
+    return ScanTensors(
+        u=torch.empty_like(x.u),
+        delta=torch.empty_like(x.u, dtype=x.delta.dtype),
+        A=zeros(x.A), B=zeros(x.B), C=zeros(x.C), D=zeros(x.D),
+        z=None if x.z is None else torch.empty_like(x.u, dtype=x.z.dtype),
+        delta_bias=zeros(x.delta_bias),
+    )
+
+
+def _likeness(x: ScanTensors) -> ScanTensors:
+    """The shape and dtype of each input as given (None for an input left out)."""
+    return ScanTensors(*(None if t is None else _Like(t.shape, t.dtype) for t in x))
+
+
+def _input_grads(grads: ScanTensors, given: ScanTensors) -> ScanTensors:
+    """What autograd gets for one direction's inputs: None where ``given`` (from :func:`_likeness`)
+    has None; du, d delta and dz as the kernel wrote them; the fp32 sums dA, dB, dC, dD and
+    d delta_bias in their input's shape (B and C ran 4-D) and dtype."""
+
+    def written(g, like):
+        return None if like is None else g
+
+    def summed(g, like):
+        return None if like is None else g.reshape(like.shape).to(like.dtype)
+
+    return ScanTensors(
+        u=written(grads.u, given.u), delta=written(grads.delta, given.delta),
+        A=summed(grads.A, given.A), B=summed(grads.B, given.B), C=summed(grads.C, given.C),
+        D=summed(grads.D, given.D), z=written(grads.z, given.z),
+        delta_bias=summed(grads.delta_bias, given.delta_bias),
+    )
 
 
 class _SelectiveScanFn(torch.autograd.Function):
+    """One direction. ``apply(initial_state, delta_softplus, reverse, plans, need_grad, *inputs)``
+    with ``inputs`` the fields of a :class:`ScanTensors`, passed flat so that autograd sees them."""
+
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, reverse, plan,
-                need_grad):
-        b_shape, c_shape, b_dtype, c_dtype = B.shape, C.shape, B.dtype, C.dtype
-        u, delta, A, B4, C4, D, delta_bias = _prepare_direction((u, delta, A, B, C, D, delta_bias))
-        z = _dense(z, read_only=True)
+    def forward(ctx, initial_state, delta_softplus, reverse, plans: _Plans, need_grad, *inputs):
+        given = ScanTensors(*inputs)
+        x = _prepare(given)
         h0 = None if initial_state is None else initial_state.float().contiguous()
-        y, final, ckpt = _forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, h0, reverse, plan[0],
-                                  want_ckpt=need_grad)
-        ctx.save_for_backward(u, delta, A, B4, C4, D, z, delta_bias, ckpt)
-        ctx.meta = (delta_softplus, reverse, plan, b_shape, c_shape, b_dtype, c_dtype,
-                    initial_state is not None)
+        y, final, ckpt = _forward(x, delta_softplus, h0, reverse, plans.forward, want_ckpt=need_grad)
+        ctx.save_for_backward(ckpt, *x)
+        ctx.delta_softplus, ctx.reverse, ctx.plans = delta_softplus, reverse, plans
+        ctx.given = _likeness(given)
+        ctx.has_initial_state = initial_state is not None
         return y, final
 
     @staticmethod
     def backward(ctx, dy, d_final):
-        u, delta, A, B4, C4, D, z, delta_bias, ckpt = ctx.saved_tensors
-        delta_softplus, reverse, plan, b_shape, c_shape, b_dtype, c_dtype, has_h0 = ctx.meta
-        grads = _grad_buffers(u, delta, A, B4, C4, D, z, delta_bias)
-        saved = (u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, ckpt)
+        ckpt, *saved = ctx.saved_tensors
+        x = ScanTensors(*saved)
+        grads = _grad_buffers(x)
         d_final = None if d_final is None else d_final.float().contiguous()
-        dh0 = _backward(saved, _dense(dy, read_only=True), d_final, grads, plan[1], reverse)
-        return (
-            grads["u"], grads["delta"], grads["A"].to(A.dtype),
-            grads["B"].reshape(b_shape).to(b_dtype), grads["C"].reshape(c_shape).to(c_dtype),
-            None if D is None else grads["D"].to(D.dtype), grads["z"],
-            None if delta_bias is None else grads["delta_bias"].to(delta_bias.dtype),
-            dh0 if has_h0 else None, None, None, None, None,
-        )
+        dh0 = _backward(x, ckpt, _dense(dy, read_only=True), d_final, grads, ctx.plans.backward,
+                        delta_softplus=ctx.delta_softplus, reverse=ctx.reverse)
+        return (dh0 if ctx.has_initial_state else None, None, None, None, None,
+                *_input_grads(grads, ctx.given))
 
 
-def _validate(u, delta, A, B, C):
+def _validate(x: ScanTensors) -> int:
+    """The number of B/C groups of one direction's inputs, after checking their shapes."""
+    u, delta, A, B, C = x.u, x.delta, x.A, x.B, x.C
     if u.dim() != 3 or delta.shape != u.shape:
         raise ValueError(f"u and delta must be (batch, dim, length) and equal; got {tuple(u.shape)}, "
                          f"{tuple(delta.shape)}")
@@ -457,6 +535,10 @@ def _validate(u, delta, A, B, C):
     return groups
 
 
+def _needs_grad(tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def selective_scan_triton(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
     initial_state=None, return_final_state=False, reverse=False, segments=None,
@@ -466,70 +548,67 @@ def selective_scan_triton(
     ``segments`` overrides the automatic choice of sequence segments (a tuning and test knob).
     Returns y (batch, dim, length) in u's dtype, or (y, final_state) with return_final_state.
     """
-    groups = _validate(u, delta, A, B, C)
-    batch, dim, length = u.shape
-    plan = _plans(batch, dim, length, A.shape[1], groups, u.device, segments)
-    tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
-    need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    y, final = _SelectiveScanFn.apply(*tensors, bool(delta_softplus), bool(reverse), plan, need_grad)
+    x = ScanTensors(u, delta, A, B, C, D, z, delta_bias)
+    plans = _plans(x, segments)
+    need_grad = _needs_grad((*x, initial_state))
+    y, final = _SelectiveScanFn.apply(initial_state, bool(delta_softplus), bool(reverse), plans, need_grad,
+                                      *x)
     return (y, final) if return_final_state else y
 
 
+def _split_directions(flat) -> tuple[ScanTensors, ScanTensors]:
+    """Two directions' tensors, passed flat (as autograd passes them), as two ScanTensors."""
+    return ScanTensors(*flat[:_PER_DIRECTION]), ScanTensors(*flat[_PER_DIRECTION:])
+
+
+def _unless_shared(shared: ScanTensors, own: ScanTensors, fwd: ScanTensors | None) -> ScanTensors:
+    """``own``, with ``fwd``'s entry (None when ``fwd`` is None) wherever ``shared`` says so."""
+    fwd = fwd if fwd is not None else ScanTensors(*(None,) * _PER_DIRECTION)
+    return ScanTensors(*(f if is_shared else o for is_shared, o, f in zip(shared, own, fwd, strict=True)))
+
+
 class _BidirectionalScanFn(torch.autograd.Function):
-    """(forward scan + reverse scan) * silu(z). Reverse-direction tensors that *are* the forward
-    ones (shared parameters) get one gradient buffer, accumulated in place by the second pass."""
+    """(forward scan + reverse scan) * silu(z).
+    ``apply(delta_softplus, plans_fwd, plans_rev, need_grad, *fwd, *rev)`` with ``fwd`` and ``rev``
+    the fields of two :class:`ScanTensors`, passed flat so that autograd sees them.
+
+    Inputs the reverse direction shares with the forward one (the very same tensor: the gate z
+    always, any ``*_rev`` left out) get one gradient buffer, accumulated in place by the second
+    backward pass, and their gradient is returned once, in the forward direction's place."""
 
     @staticmethod
-    def forward(ctx, z, delta_softplus, plans, need_grad, *tensors):
-        fwd = _prepare_direction(tensors[:7])
-        rev = _prepare_direction(tensors[7:])
-        shared = [a is b for a, b in zip(tensors[:7], tensors[7:], strict=True)]
-        z = _dense(z, read_only=True)
+    def forward(ctx, delta_softplus, plans_fwd: _Plans, plans_rev: _Plans, need_grad, *inputs):
+        given_fwd, given_rev = _split_directions(inputs)
+        shared = ScanTensors(*(f is r for f, r in zip(given_fwd, given_rev, strict=True)))
+        fwd = _prepare(given_fwd)
+        rev = _prepare(given_rev._replace(z=fwd.z))  # the gate, prepared once
         # Reverse first, ungated, into y; the forward pass adds its part and applies the gate.
-        y, _, ckpt_r = _forward(*rev[:5], rev[5], None, rev[6], delta_softplus, None, True, plans[1][0],
-                                need_grad)
-        y, _, ckpt_f = _forward(*fwd[:5], fwd[5], z, fwd[6], delta_softplus, None, False, plans[0][0],
-                                need_grad, y=y)
-        ctx.save_for_backward(z, *fwd, *rev, ckpt_f, ckpt_r)
-        ctx.meta = (delta_softplus, plans, shared, [t.shape if t is not None else None for t in tensors],
-                    [t.dtype if t is not None else None for t in tensors])
+        y, _, ckpt_rev = _forward(rev._replace(z=None), delta_softplus, None, True, plans_rev.forward,
+                                  need_grad)
+        y, _, ckpt_fwd = _forward(fwd, delta_softplus, None, False, plans_fwd.forward, need_grad, y=y)
+        ctx.save_for_backward(ckpt_fwd, ckpt_rev, *fwd, *rev)
+        ctx.delta_softplus, ctx.shared = delta_softplus, shared
+        ctx.plans_fwd, ctx.plans_rev = plans_fwd, plans_rev
+        ctx.given_fwd = _likeness(given_fwd)
+        ctx.given_rev = _unless_shared(shared, _likeness(given_rev), None)  # shared: counted in fwd
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        z, *rest = ctx.saved_tensors
-        fwd, rev, (ckpt_f, ckpt_r) = rest[:7], rest[7:14], rest[14:]
-        delta_softplus, plans, shared, shapes, dtypes = ctx.meta
+        ckpt_fwd, ckpt_rev, *saved = ctx.saved_tensors
+        fwd, rev = _split_directions(saved)
+        shared = ctx.shared
         dy = _dense(dy, read_only=True)
-        grads_f = _grad_buffers(fwd[0], fwd[1], fwd[2], fwd[3], fwd[4], fwd[5], z, fwd[6])
-        grads_r = {k: (grads_f[k] if k == "z" else None) for k in grads_f}
-        names = ("u", "delta", "A", "B", "C", "D", "delta_bias")
-        fresh = _grad_buffers(rev[0], rev[1], rev[2], rev[3], rev[4], rev[5], None, rev[6])
-        for name, is_shared in zip(names, shared, strict=True):
-            grads_r[name] = grads_f[name] if is_shared else fresh[name]
-        saved_f = (*fwd[:6], z, fwd[6], delta_softplus, ckpt_f)
-        saved_r = (*rev[:6], z, rev[6], delta_softplus, ckpt_r)
-        _backward(saved_f, dy, None, grads_f, plans[0][1], reverse=False)
-        _backward(saved_r, dy, None, grads_r, plans[1][1], reverse=True, accumulate_dz=True,
-                  accumulate_du=shared[0] and shared[1])
-        out = [None, None, None, None]  # z, delta_softplus, plans, need_grad
-        out[0] = grads_f["z"]
-        for direction, grads in ((0, grads_f), (1, grads_r)):
-            for i, name in enumerate(names):
-                k = direction * 7 + i
-                if shapes[k] is None or (direction == 1 and shared[i]):
-                    out.append(None)
-                    continue
-                g = grads[name]
-                reduced = name in ("A", "B", "C", "D", "delta_bias")  # fp32 accumulators
-                out.append(g.reshape(shapes[k]).to(dtypes[k]) if reduced else g)
-        return tuple(out)
-
-
-def _prepare_direction(tensors):
-    u, delta, A, B, C, D, delta_bias = tensors
-    return (_dense(u), _dense(delta), A.contiguous(), _as_4d(B), _as_4d(C), _contiguous(D),
-            _contiguous(delta_bias))
+        grads_fwd = _grad_buffers(fwd)
+        # the gate is always shared: no buffer of its own
+        grads_rev = _unless_shared(shared, _grad_buffers(rev._replace(z=None)), grads_fwd)
+        _backward(fwd, ckpt_fwd, dy, None, grads_fwd, ctx.plans_fwd.backward,
+                  delta_softplus=ctx.delta_softplus, reverse=False)
+        _backward(rev, ckpt_rev, dy, None, grads_rev, ctx.plans_rev.backward,
+                  delta_softplus=ctx.delta_softplus, reverse=True,
+                  accumulate_dz=True, accumulate_du=shared.u and shared.delta)
+        return (None, None, None, None,  # delta_softplus, plans_fwd, plans_rev, need_grad
+                *_input_grads(grads_fwd, ctx.given_fwd), *_input_grads(grads_rev, ctx.given_rev))
 
 
 def bidirectional_selective_scan_triton(
@@ -543,14 +622,13 @@ def bidirectional_selective_scan_triton(
     """
     if (u_rev is None) != (delta_rev is None):
         raise ValueError("u_rev and delta_rev must be given together (or both left out to share u, delta)")
-    fwd = (u, delta, A, B, C, D, delta_bias)
-    given = (u_rev, delta_rev, A_rev, B_rev, C_rev, D_rev, delta_bias_rev)
-    rev = tuple(f if r is None else r for f, r in zip(fwd, given, strict=True))
-    plans = []
-    for direction in (fwd, rev):
-        groups = _validate(*direction[:5])
-        batch, dim, length = direction[0].shape
-        plans.append(_plans(batch, dim, length, direction[2].shape[1], groups, u.device, segments))
-    tensors = fwd + rev
-    need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors + (z,))
-    return _BidirectionalScanFn.apply(z, bool(delta_softplus), tuple(plans), need_grad, *tensors)
+    fwd = ScanTensors(u, delta, A, B, C, D, z, delta_bias)
+    rev = ScanTensors(
+        u=u if u_rev is None else u_rev, delta=delta if delta_rev is None else delta_rev,
+        A=A if A_rev is None else A_rev, B=B if B_rev is None else B_rev, C=C if C_rev is None else C_rev,
+        D=D if D_rev is None else D_rev, z=z,
+        delta_bias=delta_bias if delta_bias_rev is None else delta_bias_rev,
+    )
+    plans_fwd, plans_rev = _plans(fwd, segments), _plans(rev, segments)
+    need_grad = _needs_grad((*fwd, *rev))
+    return _BidirectionalScanFn.apply(bool(delta_softplus), plans_fwd, plans_rev, need_grad, *fwd, *rev)

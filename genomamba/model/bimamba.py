@@ -23,14 +23,18 @@ strands become two channel blocks of one scan call (two B/C groups), so the RC s
 flip and padded sequences need nothing special: the RC strand's first base sits at the last
 real position, where the right-to-left scan starts with state 0.
 
-The forward is four steps, each its own method so that the chunk-by-chunk pass over a long
+The forward is three steps, each its own method so that the chunk-by-chunk pass over a long
 sequence (:meth:`BiMambaMixer.forward_chunk`, :meth:`BiMambaMixer.right_state`,
 :mod:`genomamba.model.streaming`) runs the same code: :meth:`~BiMambaMixer.project` (in_proj),
 :meth:`~BiMambaMixer.pass_inputs` (conv + SiLU and scan inputs of one pass),
-:meth:`~BiMambaMixer.mix` (the two scans, gate, out_proj, combine).
+:meth:`~BiMambaMixer.mix` (the two scans, gate, out_proj, combine). The steps hand on named
+structures: a :class:`Branch` per direction (its parameters, its out_proj, what its in_proj made)
+and a :class:`Pass` per scan (the scan's inputs and the branch each strand runs).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -51,9 +55,28 @@ from genomamba.model.norm import RMSNorm
 from genomamba.ops import bidirectional_selective_scan
 from genomamba.ops.conv import depthwise_conv_silu
 
-# Which direction each strand uses in each orientation: left-to-right pass, right-to-left pass.
-_L2R = ("fwd", "rev")  # strand 0 (forward) uses fwd, strand 1 (RC) uses rev
-_R2L = ("rev", "fwd")
+
+class Branch(NamedTuple):
+    """One scan direction of a :class:`BiMambaMixer` in one call: its parameters, the out_proj that
+    maps its output back, and what its in_proj made of the input. With tied projections both
+    directions hold the same out_proj and the very same x and z (in_proj runs once).
+
+    Built on every call rather than kept: LoRA (:mod:`genomamba.model.lora`) replaces the
+    projections in place after construction, and the call must run the replacements.
+    """
+
+    params: ScanDirection
+    out_proj: nn.Module
+    x: torch.Tensor  # (batch, L, strands * d_inner): rows for the conv
+    z: torch.Tensor  # (batch, strands * d_inner, L): the gate, time-major
+
+
+class Pass(NamedTuple):
+    """One scan over every strand (left to right or right to left): the scan's inputs, and in strand
+    order the branch each strand runs (whose out_proj maps that strand's output back)."""
+
+    inputs: ScanInputs
+    branches: tuple[Branch, ...]
 
 
 class BiMambaMixer(nn.Module):
@@ -76,16 +99,13 @@ class BiMambaMixer(nn.Module):
         self.fwd = ScanDirection(d_model, cfg)
         self.rev = ScanDirection(d_model, cfg)
 
-    def _proj(self, name: str, which: str) -> nn.Linear:
-        if self.tie_projections or which == "fwd":
-            return getattr(self, name)
-        return getattr(self, name + "_rev")
-
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if hidden.dim() == 3:
             return self.forward(hidden[:, :, None], mask)[:, :, 0]
-        streams = self.project(hidden)
-        return self.mix(self.pass_inputs(streams, False, mask), self.pass_inputs(streams, True, mask))
+        branches = self.project(hidden)
+        left = self.pass_inputs(branches, anti_causal=False, mask=mask)
+        right = self.pass_inputs(branches, anti_causal=True, mask=mask)
+        return self.mix(left, right)
 
     def forward_chunk(self, hidden: torch.Tensor, rows: slice, left_state: torch.Tensor | None,
                       right_state: torch.Tensor | None):
@@ -98,52 +118,56 @@ class BiMambaMixer(nn.Module):
         sequence's ends. Returns (output (batch, len(rows), strands, d_model), the left-to-right
         scan's state after this chunk).
         """
-        streams = self.project(hidden)
-        left = self.pass_inputs(streams, False, None, rows)
-        right = self.pass_inputs(streams, True, None, rows)
+        branches = self.project(hidden)
+        left = self.pass_inputs(branches, anti_causal=False, mask=None, rows=rows)
+        right = self.pass_inputs(branches, anti_causal=True, mask=None, rows=rows)
         return self.mix(left, right, states=(left_state, right_state))
 
     def right_state(self, hidden: torch.Tensor, rows: slice, state: torch.Tensor | None) -> torch.Tensor:
         """The right-to-left scan's state after scanning the chunk ``rows`` of ``hidden`` (as
         :meth:`forward_chunk` takes it) from ``state`` (that after the chunk to its right; None at
         the sequence's end): (batch, strands * d_inner, d_state), fp32."""
-        right = self.pass_inputs(self.project(hidden), True, None, rows)
-        return scan(right, reverse=True, initial_state=state, return_final_state=True)[1]
+        right = self.pass_inputs(self.project(hidden), anti_causal=True, mask=None, rows=rows)
+        return scan(right.inputs, reverse=True, initial_state=state, return_final_state=True)[1]
 
-    def project(self, hidden: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """in_proj of ``hidden`` (batch, L, strands, d_model): per direction's projection, the x
-        stream as (batch, L, strands * d_inner) rows for the conv (a view for one strand) and z as
-        the scan's time-major (batch, strands * d_inner, L); strands are channel blocks."""
-        strands = hidden.shape[2]
-        di = self.d_inner
-        streams = {}
-        for which in ("fwd",) if self.tie_projections else ("fwd", "rev"):
-            xz = self._proj("in_proj", which)(hidden)
-            x, z = split_last(xz, di)
-            streams[which] = (x.reshape(*xz.shape[:2], strands * di), time_major(z))
+    def project(self, hidden: torch.Tensor) -> tuple[Branch, Branch]:
+        """in_proj of ``hidden`` (batch, L, strands, d_model): the ``(fwd, rev)`` branches, each with
+        the x stream as (batch, L, strands * d_inner) rows for the conv (a view for one strand) and
+        z as the scan's time-major (batch, strands * d_inner, L); strands are channel blocks."""
+        fwd = self._branch(self.fwd, self.in_proj, self.out_proj, hidden)
         if self.tie_projections:
-            streams["rev"] = streams["fwd"]
-        return streams
+            return fwd, fwd._replace(params=self.rev)
+        return fwd, self._branch(self.rev, self.in_proj_rev, self.out_proj_rev, hidden)
 
-    def pass_inputs(self, streams: dict, anti_causal: bool, mask: torch.Tensor | None,
-                    rows: slice | None = None) -> ScanInputs:
+    def _branch(self, params: ScanDirection, in_proj: nn.Module, out_proj: nn.Module,
+                hidden: torch.Tensor) -> Branch:
+        xz = in_proj(hidden)
+        x, z = split_last(xz, self.d_inner)
+        x = x.reshape(*xz.shape[:2], hidden.shape[2] * self.d_inner)
+        return Branch(params, out_proj, x, time_major(z))
+
+    def pass_inputs(self, branches: tuple[Branch, Branch], anti_causal: bool, mask: torch.Tensor | None,
+                    rows: slice | None = None) -> Pass:
         """Conv + SiLU and scan inputs of one pass: left to right (causal conv) or right to left
-        (``anti_causal``), every strand with the direction its orientation gives it; of the
-        chunk's ``rows`` only, when given (the conv reads the other rows as halo)."""
+        (``anti_causal``), every strand with the branch its orientation gives it; of the chunk's
+        ``rows`` only, when given (the conv reads the other rows as halo)."""
+        fwd, rev = branches
         di = self.d_inner
-        strands = streams["fwd"][0].shape[2] // di
-        names = (_R2L if anti_causal else _L2R)[:strands]
-        directions = [getattr(self, n) for n in names]
-        x = _blocks([streams[n][0] for n in names], di, dim=2)
-        z = _blocks([streams[n][1] for n in names], di, dim=1)
+        strands = fwd.x.shape[2] // di
+        # The RC strand reads our axis right to left, so it runs each direction the other way round:
+        # left to right, strand 0 runs fwd and strand 1 rev; right to left, strand 0 rev, strand 1 fwd.
+        by_strand = ((rev, fwd) if anti_causal else (fwd, rev))[:strands]
+        x = _blocks([b.x for b in by_strand], di, dim=2)
+        z = _blocks([b.z for b in by_strand], di, dim=1)
         # strand 1 reads the mixer mirrored: its kernels are tap-flipped
-        weight = torch.cat([d.kernel(flipped=s == 1) for s, d in enumerate(directions)])
-        has_bias = directions[0].conv1d.bias is not None
-        bias = torch.cat([d.conv1d.bias for d in directions]) if has_bias else None
+        weight = torch.cat([b.params.kernel(flipped=s == 1) for s, b in enumerate(by_strand)])
+        has_bias = by_strand[0].params.conv1d.bias is not None
+        bias = torch.cat([b.params.conv1d.bias for b in by_strand]) if has_bias else None
         u = depthwise_conv_silu(x, weight, bias, anti_causal, mask).transpose(1, 2)
-        return scan_inputs(directions, own_rows(u, rows), own_rows(z, rows), names)
+        inputs = scan_inputs([b.params for b in by_strand], own_rows(u, rows), own_rows(z, rows))
+        return Pass(inputs, by_strand)
 
-    def mix(self, left: ScanInputs, right: ScanInputs, states: tuple | None = None):
+    def mix(self, left: Pass, right: Pass, states: tuple | None = None):
         """Both passes' scans, gated, through out_proj and combined: (batch, L, strands, d_model).
 
         ``states`` (left-to-right initial state, right-to-left initial state), either None for
@@ -151,33 +175,34 @@ class BiMambaMixer(nn.Module):
         final state). A one-pass forward with tied projections summed scans both directions in one
         call, gated once; a chunk gates each direction (silu(z) distributes over the sum).
         """
-        strands = len(left.names)
+        strands = len(left.branches)
         fused = self.tie_projections and self.combine == "sum"
         if states is None and fused:
+            l2r, r2l = left.inputs, right.inputs
             y = bidirectional_selective_scan(
-                left.u, left.delta, left.A, left.B, left.C, left.D, z=left.z, delta_bias=left.delta_bias,
-                delta_softplus=True, u_rev=right.u, delta_rev=right.delta, A_rev=right.A, B_rev=right.B,
-                C_rev=right.C, D_rev=right.D, delta_bias_rev=right.delta_bias,
+                l2r.u, l2r.delta, l2r.A, l2r.B, l2r.C, l2r.D, z=l2r.z, delta_bias=l2r.delta_bias,
+                delta_softplus=True, u_rev=r2l.u, delta_rev=r2l.delta, A_rev=r2l.A, B_rev=r2l.B,
+                C_rev=r2l.C, D_rev=r2l.D, delta_bias_rev=r2l.delta_bias,
             )
             return self.out_proj(channels_last(y, strands))
         left_state, right_state = states if states is not None else (None, None)
-        y_l = scan(left, initial_state=left_state, return_final_state=states is not None)
+        y_l = scan(left.inputs, initial_state=left_state, return_final_state=states is not None)
         if states is not None:
             y_l, left_state = y_l
-        y_r = scan(right, reverse=True, initial_state=right_state)
+        y_r = scan(right.inputs, reverse=True, initial_state=right_state)
         if fused:
             out = self.out_proj(channels_last(y_l + y_r, strands))
         else:
-            out_l, out_r = self._out(y_l, left.names), self._out(y_r, right.names)
+            out_l, out_r = self._out(y_l, left.branches), self._out(y_r, right.branches)
             out = out_l + out_r if self.combine == "sum" else out_l * out_r
         return out if states is None else (out, left_state)
 
-    def _out(self, y: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
-        """out_proj of each strand block by the direction that produced it: (batch, L, strands, d_model)."""
-        y4 = channels_last(y, len(names))
+    def _out(self, y: torch.Tensor, by_strand: tuple[Branch, ...]) -> torch.Tensor:
+        """out_proj of each strand block by the branch that produced it: (batch, L, strands, d_model)."""
+        y4 = channels_last(y, len(by_strand))
         if self.tie_projections:
             return self.out_proj(y4)
-        return torch.stack([self._proj("out_proj", n)(y4[:, :, s]) for s, n in enumerate(names)], dim=2)
+        return torch.stack([b.out_proj(y4[:, :, s]) for s, b in enumerate(by_strand)], dim=2)
 
 
 def _blocks(streams: list[torch.Tensor], d_inner: int, dim: int) -> torch.Tensor:

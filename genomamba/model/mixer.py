@@ -181,8 +181,8 @@ def ssm_inputs(directions: list[ScanDirection], u: torch.Tensor):
 
 class ScanInputs(NamedTuple):
     """The tensors of one scan call over a stream whose channel blocks (strands) may use different
-    directions' parameters; ``names`` says which direction each block's parameters are
-    ("fwd"/"rev"). Shapes as :func:`ssm_inputs` returns them, plus u and z (batch, channels, L)."""
+    directions' parameters. Shapes as :func:`ssm_inputs` returns them, plus u and z (batch,
+    channels, L)."""
 
     u: torch.Tensor
     z: torch.Tensor | None
@@ -192,14 +192,12 @@ class ScanInputs(NamedTuple):
     A: torch.Tensor
     D: torch.Tensor
     delta_bias: torch.Tensor
-    names: tuple[str, ...] = ("fwd",)
 
 
-def scan_inputs(directions: list[ScanDirection], u: torch.Tensor, z: torch.Tensor | None,
-                names: tuple[str, ...] = ("fwd",)) -> ScanInputs:
+def scan_inputs(directions: list[ScanDirection], u: torch.Tensor, z: torch.Tensor | None) -> ScanInputs:
     """:func:`ssm_inputs` of ``u`` bundled with ``u`` and the gate ``z`` (see :class:`ScanInputs`)."""
     delta, B, C, A, D, delta_bias = ssm_inputs(directions, u)
-    return ScanInputs(u, z, delta, B, C, A, D, delta_bias, names)
+    return ScanInputs(u, z, delta, B, C, A, D, delta_bias)
 
 
 def scan(inputs: ScanInputs, *, reverse: bool = False, initial_state: torch.Tensor | None = None,

@@ -17,8 +17,6 @@ in the output.
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 import torch.nn.functional as F
 
@@ -47,6 +45,8 @@ def depthwise_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
                         mask: torch.Tensor | None = None) -> torch.Tensor:
     """silu(depthwise conv) on time-major rows; the fused Triton kernel wherever the scan runs Triton."""
     if x.is_cuda and x.stride(2) == 1 and resolve_backend("auto", x.device, announce=False) == "triton":
-        kernel = importlib.import_module("genomamba.kernels.conv_silu")
-        return kernel.conv_silu_triton(x, weight, bias, anti_causal, mask)
-    return depthwise_conv_silu_torch(x, weight, bias, anti_causal, mask)
+        # resolve_backend answers triton only where genomamba.kernels imports
+        from genomamba.kernels.conv_silu import conv_silu_triton
+
+        return conv_silu_triton(x, weight, bias, anti_causal=anti_causal, mask=mask)
+    return depthwise_conv_silu_torch(x, weight, bias, anti_causal=anti_causal, mask=mask)

@@ -17,12 +17,11 @@ logging warning once per reason.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -39,25 +38,34 @@ __all__ = [
 
 ENV_VAR = "GENOMAMBA_SCAN_BACKEND"
 BACKENDS = ("auto", "reference", "chunked", "triton")
+#: where the Triton kernels live (imported in _load_triton); named in messages and in backend_report
 _KERNEL_MODULE = "genomamba.kernels.selective_scan_triton"
+
+
+class TritonKernels(NamedTuple):
+    """The Triton entry points, or why they are not usable here (``error`` None when they are)."""
+
+    scan: Callable | None
+    bidirectional_scan: Callable | None
+    error: str | None
+
 
 log = logging.getLogger(__name__)
 _logged_reasons: set[str] = set()
-_triton_cache: dict[str, Any] = {}
+_triton_cache: dict[str, TritonKernels] = {}
 
 
-def _load_triton() -> tuple[Callable | None, Callable | None, str | None]:
-    """Import the Triton kernels once; returns ``(uni, bi, error)`` with ``error`` None on success."""
+def _load_triton() -> TritonKernels:
+    """Import the Triton kernels once (lazily: triton is optional and slow to import)."""
     if "result" not in _triton_cache:
         try:
-            mod = importlib.import_module(_KERNEL_MODULE)
-            _triton_cache["result"] = (
-                mod.selective_scan_triton,
-                mod.bidirectional_selective_scan_triton,
-                None,
+            from genomamba.kernels import selective_scan_triton as kernels
+
+            _triton_cache["result"] = TritonKernels(
+                kernels.selective_scan_triton, kernels.bidirectional_selective_scan_triton, None
             )
         except Exception as exc:  # any failure (ImportError, missing symbol, CUDA init) means "not usable"
-            _triton_cache["result"] = (None, None, f"{type(exc).__name__}: {exc}")
+            _triton_cache["result"] = TritonKernels(None, None, f"{type(exc).__name__}: {exc}")
     return _triton_cache["result"]
 
 
@@ -109,13 +117,13 @@ def resolve_backend(
     if name == "triton":
         if not on_cuda:
             raise UnavailableError(f"selective_scan: {source} needs CUDA tensors, got device {device}")
-        _, _, err = _load_triton()
+        err = _load_triton().error
         if err is not None:
             raise UnavailableError(f"selective_scan: {source} but {_KERNEL_MODULE} does not import ({err})")
         return "triton"
     if not on_cuda:
         return "chunked"
-    _, _, err = _load_triton()
+    err = _load_triton().error
     if err is None:
         return "triton"
     if announce:
@@ -127,14 +135,21 @@ def resolve_backend(
 
 
 def _impl(name: str, bidirectional: bool) -> Callable:
+    """The function that runs backend ``name`` (as :func:`resolve_backend` names it); each backend module
+    is imported here, on first use, by its name."""
     if name == "reference":
-        m = importlib.import_module("genomamba.ops.selective_scan_ref")
-        return m.bidirectional_selective_scan_ref if bidirectional else m.selective_scan_ref
+        from genomamba.ops.selective_scan_ref import bidirectional_selective_scan_ref, selective_scan_ref
+
+        return bidirectional_selective_scan_ref if bidirectional else selective_scan_ref
     if name == "chunked":
-        m = importlib.import_module("genomamba.ops.selective_scan_chunked")
-        return m.bidirectional_selective_scan_chunked if bidirectional else m.selective_scan_chunked
-    uni, bi, _ = _load_triton()
-    return bi if bidirectional else uni
+        from genomamba.ops.selective_scan_chunked import (
+            bidirectional_selective_scan_chunked,
+            selective_scan_chunked,
+        )
+
+        return bidirectional_selective_scan_chunked if bidirectional else selective_scan_chunked
+    kernels = _load_triton()  # resolve_backend returned "triton" only if this import succeeded
+    return kernels.bidirectional_scan if bidirectional else kernels.scan
 
 
 def selective_scan(
@@ -151,11 +166,9 @@ def selective_scan(
     Raises:
         ValueError: bad shapes or backend name. UnavailableError: triton requested but unusable here.
     """
-    # Every parameter but ``backend`` goes to the backend by name, so the list is written once (above).
-    # locals() must stay the first statement: at this point it holds exactly the parameters.
-    kwargs = dict(locals())
-    fn = _impl(resolve_backend(kwargs.pop("backend"), u.device), bidirectional=False)
-    return fn(**kwargs)
+    scan = _impl(resolve_backend(backend, u.device), bidirectional=False)
+    return scan(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                initial_state=initial_state, return_final_state=return_final_state, reverse=reverse)
 
 
 def bidirectional_selective_scan(
@@ -173,9 +186,10 @@ def bidirectional_selective_scan(
     Raises:
         ValueError: bad shapes or backend name. UnavailableError: triton requested but unusable here.
     """
-    kwargs = dict(locals())  # first statement: exactly the parameters (see selective_scan)
-    fn = _impl(resolve_backend(kwargs.pop("backend"), u.device), bidirectional=True)
-    return fn(**kwargs)
+    scan = _impl(resolve_backend(backend, u.device), bidirectional=True)
+    return scan(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                u_rev=u_rev, delta_rev=delta_rev, A_rev=A_rev, B_rev=B_rev, C_rev=C_rev, D_rev=D_rev,
+                delta_bias_rev=delta_bias_rev)
 
 
 def backend_report() -> dict[str, Any]:
@@ -192,7 +206,7 @@ def backend_report() -> dict[str, Any]:
         triton_version: str | None = getattr(triton, "__version__", "unknown")
     except Exception:
         triton_version = None
-    _, _, err = _load_triton()
+    err = _load_triton().error
     report: dict[str, Any] = {
         "cuda_available": torch.cuda.is_available(),
         "triton_version": triton_version,

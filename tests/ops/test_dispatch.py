@@ -28,7 +28,8 @@ def _clean(monkeypatch):
 
 @pytest.fixture
 def no_kernel(monkeypatch):
-    monkeypatch.setattr(dispatch, "_load_triton", lambda: (None, None, "ImportError: no kernel here"))
+    missing = dispatch.TritonKernels(None, None, "ImportError: no kernel here")
+    monkeypatch.setattr(dispatch, "_load_triton", lambda: missing)
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def fake_kernel(monkeypatch):
         calls.append("bi")
         return "triton-bi"
 
-    monkeypatch.setattr(dispatch, "_load_triton", lambda: (uni, bi, None))
+    monkeypatch.setattr(dispatch, "_load_triton", lambda: dispatch.TritonKernels(uni, bi, None))
     return calls
 
 
@@ -130,6 +131,14 @@ def test_auto_on_cuda_picks_triton_when_it_imports(fake_kernel):
         warnings.simplefilter("error")
         assert dispatch.resolve_backend("auto", "cuda") == "triton"
     assert dispatch._impl("triton", bidirectional=True)() == "triton-bi"
+
+
+def test_the_kernel_module_named_in_messages_is_the_one_imported():
+    pytest.importorskip("triton")
+    kernels = dispatch._load_triton()
+    assert kernels.error is None, kernels.error
+    assert kernels.scan.__module__ == kernels.bidirectional_scan.__module__ == dispatch._KERNEL_MODULE
+    assert dispatch._impl("triton", bidirectional=False) is kernels.scan
 
 
 def test_real_kernel_import_failure_is_reported_not_raised():
