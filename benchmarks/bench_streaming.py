@@ -47,7 +47,7 @@ from genomamba.alphabet import A_ID  # noqa: E402
 from genomamba.infer.memory_plan import parse_size, place_residual, plan_stream  # noqa: E402
 from genomamba.model import GenomambaModel, preset  # noqa: E402
 from genomamba.model.streaming import streamed_embedding, streamed_per_base  # noqa: E402
-from genomamba.train.evaluate import autocast_for  # noqa: E402
+from genomamba.runtime.precision import autocast_for  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

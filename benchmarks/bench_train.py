@@ -23,9 +23,9 @@ The training issue's peer numbers (H100) are printed beside them: 7,729,408 para
 19.8 GB at 131,072 x 1 fit the one-strand peer on the fused path (measured: docs/benchmarks.md).
 
 Usage on the GPU machine (after ``caduceus_peer.py`` has compiled the peer's scan into
-/tmp/peer_build; estimated 4-5 minutes for all rows from docs/model.md's step times, not yet run,
-so the rows are split over two commands for the 600 s limit -- ``--deadline-s`` skips what would
-start too late and every finished measurement is already in the JSON)::
+/tmp/peer_build; an estimated 4-5 minutes for all rows, so the rows are split over two commands
+for the 600 s limit -- ``--deadline-s`` skips what would start too late and every finished
+measurement is already in the JSON)::
 
     python3 benchmarks/bench_train.py --peer-sdist .carry/mamba_ssm-2.3.2.post1.tar.gz \
         --peer-build-dir /tmp/peer_build --rows 131072x1 131072x2 1024x128 \
@@ -66,7 +66,7 @@ from bench_util import (  # noqa: E402
     write_json,
 )
 
-from genomamba.train.pretrain import param_groups  # noqa: E402
+from genomamba.train.optimizer import param_groups  # noqa: E402
 
 DEFAULT_ROWS = ["131072x1", "131072x2", "1024x128", "1048576x1"]
 SMOKE = {"preset": "tiny", "rows": ["256x2", "32x16", "1024x1"], "warmup": 1, "steps": 2}

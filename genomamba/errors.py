@@ -34,6 +34,16 @@ class UnavailableError(GenomambaError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class UsageError(GenomambaError, ValueError):
+    """Options that cannot work together (e.g. a BED input without a genome, a stride without a window).
+
+    The command line shows it as click shows its own usage errors: the usage line, then the
+    message, exit code 2. A ``ValueError`` too, as the library raised these before.
+    """
+
+    exit_code = EXIT_USAGE
+
+
 # Substrings of the RuntimeError messages torch gives for a failed allocation (its CPU allocator
 # raises a plain RuntimeError; CUDA raises torch.OutOfMemoryError, a RuntimeError subclass, or in
 # some paths a plain "CUDA error: out of memory").

@@ -374,7 +374,7 @@ def tokenize(
             (``lenient=True`` reads invalid characters as N).
     """
     from genomamba.api import encode_sequences
-    from genomamba.train.evaluate import pad_batch
+    from genomamba.runtime.batching import pad_batch
 
     input_ids, mask = pad_batch(encode_sequences(sequences, lenient=lenient))
     attention_mask = torch.ones_like(input_ids) if mask is None else mask.long()

@@ -1,13 +1,14 @@
 """The ``genomamba`` command line: a click group whose commands are imported only when run.
 
-Each command lives in its own module under ``genomamba/cli/`` and does three things: parse
-options, call one library function, map errors to the documented exit codes
-(see :mod:`genomamba.errors`). Keeping imports lazy means ``genomamba --help`` and
-``genomamba validate`` never pay for importing torch.
+Each command lives in its own module under ``genomamba/cli/`` and does two things: parse its
+options, and call one function of :mod:`genomamba.api` with them as named arguments (then print
+what it returns). Keeping imports lazy means ``genomamba --help`` and ``genomamba validate`` never
+pay for importing torch.
 
-Around every command sits one error boundary (:mod:`genomamba.cli.boundary`): operating-system
-errors (read-only or full disks, a closed stdout) and failed memory allocations become one
-``error:`` line and a documented exit code instead of a traceback.
+Around every command sits one error boundary (:mod:`genomamba.cli.boundary`): the project's own
+errors (:mod:`genomamba.errors`), operating-system errors (read-only or full disks, a closed stdout)
+and failed memory allocations become one ``error:`` line and a documented exit code instead of a
+traceback; no command catches them itself.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import click
 
 from genomamba import __version__
 from genomamba.cli import boundary
+from genomamba.errors import UsageError
 
 # command name -> "module:attribute" of a click.Command; add one line per command.
 COMMANDS: dict[str, str] = {
@@ -61,6 +63,8 @@ class LazyGroup(click.Group):
             result = super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except UsageError as exc:  # options that cannot work together, found by the library
+            raise boundary.usage_error(exc, ctx.meta.get(boundary.CONTEXT_KEY)) from exc
         except Exception as exc:
             code = boundary.report(exc, ctx.meta.get(boundary.CONTEXT_KEY))
             if code is None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
+from genomamba.cli.console import log
+from genomamba.cli.options import ConfigDefault
 from genomamba.cli.threads import threads_option
-from genomamba.errors import GenomambaError
 
 EPILOG = """\b
 Examples:
@@ -48,43 +47,35 @@ Exit codes: 0 done; 1 failure; 2 usage (unknown method or option, a method that 
 lacks; the message names the file and line); 69 --device cuda without a GPU.
 """ + SYSTEM_EXIT_CODES
 
+#: Where the option defaults come from.
+CONFIG = "genomamba.suite.runner:BenchmarkConfig"
+
 
 @click.command("benchmark", epilog=EPILOG)
 @click.argument("suites", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder OUT.")
-@click.option("--method", "methods", multiple=True, metavar="NAME",
-              help="A method to run (repeatable). [default: kmer-lr, onehot-lr, cnn, finetune:small-1k]")
-@click.option("--seeds", default="1,2,3", show_default=True, help="Seeds, e.g. 1,2,3 or 1-5.")
+@click.option("--method", "methods", cls=ConfigDefault, config=CONFIG, multiple=True, type=str,
+              metavar="NAME", help="A method to run (repeatable).")
+@click.option("--seeds", cls=ConfigDefault, config=CONFIG, type=str,
+              shown=lambda seeds: ",".join(map(str, seeds)), help="Seeds, e.g. 1,2,3 or 1-5.")
 @click.option("--task", "tasks", multiple=True, metavar="NAME", help="Only these tasks (repeatable).")
 @click.option("--model", type=click.Path(exists=True, file_okay=False),
               help="Pretrained model directory for finetune:model and probe.")
 @click.option("--published", type=click.Path(exists=True, dir_okay=False),
               help="YAML of published numbers: {TASK: {metric, value, source}}.")
-@click.option("--metric", type=click.Choice(["mcc", "accuracy", "f1", "auroc"]), default="mcc",
-              show_default=True, help="The metric of results.md and results.png.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--metric", cls=ConfigDefault, config=CONFIG,
+              type=click.Choice(["mcc", "accuracy", "f1", "auroc"]),
+              help="The metric of results.md and results.png.")
+@click.option("--device", cls=ConfigDefault, config=CONFIG, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--keep-models", is_flag=True, help="Keep each fine-tuned model in runs/ (about 8 MB each).")
 @click.option("--report-only", is_flag=True,
               help="Run nothing: write results.md and results.png from OUT/results.csv as it is.")
 @threads_option
-def benchmark(suites, out, methods, seeds, tasks, model, published, metric, device, keep_models,
-              report_only) -> None:
+def benchmark(suites: tuple[str, ...], out: str, methods: tuple[str, ...], seeds: str, tasks: tuple[str, ...],
+              model: str | None, published: str | None, metric: str, device: str, keep_models: bool,
+              report_only: bool) -> None:
     """Fine-tuned genomamba, probes and baselines on every task of SUITE folders, over seeds."""
-    from genomamba.suite.methods import DEFAULT_METHODS, MethodError
-    from genomamba.suite.runner import BenchmarkConfig, run_benchmark
-    from genomamba.train.seeds import parse_seeds
+    from genomamba import api
 
-    try:
-        config = BenchmarkConfig(
-            suites=list(suites), out=out, methods=list(methods or DEFAULT_METHODS), seeds=parse_seeds(seeds),
-            tasks=list(tasks) or None, model=model, published=published, metric=metric, device=device,
-            keep_models=keep_models, report_only=report_only,
-        )
-        config.parsed_methods()
-    except (MethodError, ValueError) as exc:
-        raise click.UsageError(str(exc)) from exc
-    try:
-        run_benchmark(config, log=lambda message: click.echo(message, err=True))
-    except GenomambaError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    api.benchmark(suites, out, methods=methods, seeds=seeds, tasks=tasks, model=model, published=published,
+                  metric=metric, device=device, keep_models=keep_models, report_only=report_only, log=log)

@@ -1,10 +1,14 @@
-"""The error boundary of every command: failures of the system, not of the input, as one line.
+"""The error boundary of every command: each failure as one line and a documented exit code.
 
-Commands report the project's own errors (:class:`~genomamba.errors.GenomambaError`: invalid
-input, no device, ...) themselves. What reaches the boundary is what the operating system or the
-memory allocator says: an output on a read-only file system, a full disk, a reader of stdout that
-went away, memory that cannot be allocated. Each becomes one ``error:`` line on stderr that names
-the path or the resource and what to do, and a documented exit code (:mod:`genomamba.errors`):
+Commands raise; none prints its own errors. The project's own errors
+(:class:`~genomamba.errors.GenomambaError`: invalid input, no device, an output another process is
+writing, ...) become ``error: <message>`` and their ``exit_code``; a
+:class:`~genomamba.errors.UsageError` is shown as click shows its own (:func:`usage_error`: the
+usage line, then the message, exit 2). Under ``torchrun`` each process says which rank it is
+(``error: rank 1: ...``). The rest is what the operating system or the memory allocator says: an
+output on a read-only file system, a full disk, a reader of stdout that went away, memory that
+cannot be allocated. Each becomes one ``error:`` line on stderr that names the path or the
+resource and what to do, and a documented exit code (:mod:`genomamba.errors`):
 
     73   an output cannot be created: read-only file system, permission denied, no such folder,
          a directory where a file should be, a name too long
@@ -33,6 +37,7 @@ from genomamba.errors import (
     EXIT_IOERR,
     EXIT_UNAVAILABLE,
     GenomambaError,
+    UsageError,
     is_out_of_memory,
     out_of_memory_detail,
 )
@@ -93,7 +98,7 @@ def report(
     that lower memory use), or None. ``writing_stdout``: whether ``exc`` came from writing stdout
     (None: find out from where it was raised).
     """
-    if isinstance(exc, GenomambaError):  # a command that left its own error to the boundary
+    if isinstance(exc, GenomambaError):
         return _say(str(exc), exc.exit_code)
     params = command.params if command is not None else {}
     if is_out_of_memory(exc):
@@ -118,6 +123,12 @@ def report(
     return _say(f"{where}: {what}", EXIT_CANTCREAT if exc.errno in _CANNOT_CREATE else EXIT_IOERR)
 
 
+def usage_error(exc: UsageError, command: click.Context | None) -> click.UsageError:
+    """``exc`` as click's own usage error of ``command`` (the failed command's context, or None):
+    click prints the command's usage line, then the message, and exits 2."""
+    return click.UsageError(str(exc), ctx=command)
+
+
 def _wrapped_os_error(exc: BaseException) -> OSError | None:
     """The OSError inside a library's own exception: safetensors (Rust) reports a full disk as
     ``SafetensorError('... I/O error: No space left on device (os error 28)')``."""
@@ -130,10 +141,20 @@ def _wrapped_os_error(exc: BaseException) -> OSError | None:
 
 def _say(message: str, code: int) -> int:
     try:
-        click.echo(f"error: {' '.join(message.split())}", err=True)
+        click.echo(f"error: {_rank()}{' '.join(message.split())}", err=True)
     except OSError:  # stderr itself is gone: the exit code is all that is left to tell
         pass
     return code
+
+
+def _rank() -> str:
+    """``rank N: `` in one of several processes started by ``torchrun`` (each prints its own
+    errors; its environment says who it is), else nothing."""
+    try:
+        several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return ""
+    return f"rank {os.environ.get('RANK', '?')}: " if several else ""
 
 
 def _memory_message(exc: BaseException, command: click.Context | None) -> str:

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-import sys
-from importlib import metadata
 
 import click
-
-from genomamba import __version__
 
 EPILOG = """\b
 Examples:
@@ -23,69 +17,6 @@ of the packages genomamba uses, and which selective-scan backend would run on CP
 (GENOMAMBA_SCAN_BACKEND overrides the automatic choice).
 Always exits 0: it describes, it does not judge.
 """
-
-_PACKAGES = (
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "pyfaidx",
-    "biopython",
-    "click",
-    "tqdm",
-    "safetensors",
-    "scikit-learn",
-    "snakemake",
-)
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def collect() -> dict:
-    """Everything doctor reports, as a JSON-ready dict. Never raises."""
-    info: dict = {
-        "genomamba": __version__,
-        "python": sys.version.split()[0],
-        "executable": sys.executable,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-    }
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_cuda_build"] = torch.version.cuda
-        info["cuda_available"] = bool(torch.cuda.is_available())
-        info["gpus"] = (
-            [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-            if info["cuda_available"]
-            else []
-        )
-    except Exception as exc:  # a broken torch install is exactly what doctor must report
-        info.update(torch=None, torch_error=f"{type(exc).__name__}: {exc}", cuda_available=False, gpus=[])
-    try:
-        import triton
-
-        info["triton"] = getattr(triton, "__version__", "unknown")
-    except Exception as exc:
-        info["triton"] = None
-        info["triton_error"] = f"{type(exc).__name__}: {exc}"
-        # Not installed (an optional dependency: the [gpu] extra), as opposed to installed but broken.
-        info["triton_installed"] = not (isinstance(exc, ModuleNotFoundError) and exc.name == "triton")
-    info["packages"] = {name: _version(name) for name in _PACKAGES}
-    try:
-        from genomamba.ops.dispatch import backend_report
-
-        info["scan_backends"] = backend_report()
-    except Exception as exc:
-        info["scan_backends"] = None
-        info["scan_backends_error"] = f"{type(exc).__name__}: {exc}"
-    info["scan_tuning"] = os.environ.get("GENOMAMBA_SCAN_TUNING", "").strip() or None
-    return info
 
 
 def _triton_line(info: dict) -> str:
@@ -105,7 +36,9 @@ def _triton_line(info: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def doctor(fmt: str) -> None:
     """Report the installation: Python, torch, CUDA/GPU, Triton, packages, scan backend."""
-    info = collect()
+    from genomamba import api
+
+    info = api.doctor()
     if fmt == "json":
         click.echo(json.dumps(info, indent=1))
         return

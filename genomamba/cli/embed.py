@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from genomamba.cli.infer_options import EXIT_CODES, log, run_reporting_errors, shared_options
-from genomamba.cli.streaming_options import streaming_options
+from genomamba.cli.console import log, progress_bar
+from genomamba.cli.infer_options import EXIT_CODES, shared_options
+from genomamba.cli.options import changed_options
+from genomamba.cli.streaming_options import STREAMING_OPTIONS, streaming_options
 from genomamba.cli.threads import threads_option
 from genomamba.model.config import FIXED_POOLINGS
 
@@ -32,6 +34,9 @@ manifest.json. Each whole record runs in one exact pass in planned memory (--max
 
 """ + EXIT_CODES
 
+#: Options that cut, filter or pool windows, which whole-record per-base output does not take.
+WINDOW_OPTIONS = ("window", "stride", "last", "bed", "genome", "pooling", "max_n_fraction")
+
 
 @click.command("embed", epilog=EPILOG)
 @shared_options
@@ -49,16 +54,27 @@ manifest.json. Each whole record runs in one exact pass in planned memory (--max
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32",
               help="--per-base: the arrays' number type.")
 @streaming_options
-def embed(model_dir: str, fasta: tuple[str, ...], out: str, per_base: bool, dtype: str, **options) -> None:
+def embed(model_dir: str, fasta: tuple[str, ...], bed: str | None, genome: str | None, out: str,
+          window: int | None, stride: int | None, last: str, batch_size: int, device: str, lenient: bool,
+          max_n_fraction: float, pooling: str, conjoin: bool | None, layer: int | None, per_base: bool,
+          dtype: str, max_gpu_memory: int | None, chunk_size: int | None, residual_store: str) -> None:
     """Embed every record (or window) of the FASTA files with the model in MODEL_DIR."""
-    from genomamba.cli.per_base import embed_per_base_command, refuse_per_base_options
+    from genomamba import api
 
     if per_base:
-        return embed_per_base_command(model_dir, fasta, out, dtype, options)
-    refuse_per_base_options(dtype, options)
-    from genomamba.infer.embed import embed_fasta
-
-    def run(progress):
-        return embed_fasta(model_dir, list(fasta), out, log=log, progress=progress, **options)
-
-    run_reporting_errors(run, "embed", outputs=[out])
+        given = changed_options(WINDOW_OPTIONS)
+        if given:
+            raise click.UsageError(f"--per-base embeds every base of whole records: {', '.join(given)} "
+                                   "do not apply (drop them)")
+        with progress_bar("embed", unit="base") as progress:
+            api.embed_per_base(model_dir, fasta, out, layer=layer, dtype=dtype, conjoin=conjoin,
+                               device=device, max_gpu_memory=max_gpu_memory, chunk_size=chunk_size,
+                               residual_store=residual_store, lenient=lenient, log=log, progress=progress)
+        return
+    given = changed_options((*STREAMING_OPTIONS, "dtype"))
+    if given:
+        raise click.UsageError(f"{', '.join(given)} go with --per-base")
+    with progress_bar("embed", unit="base") as progress:
+        api.embed(model_dir, fasta, out, bed=bed, genome=genome, window=window, stride=stride, last=last,
+                  max_n_fraction=max_n_fraction, pooling=pooling, conjoin=conjoin, layer=layer,
+                  batch_size=batch_size, device=device, lenient=lenient, log=log, progress=progress)

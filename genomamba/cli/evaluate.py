@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
+from genomamba.cli.console import log
+from genomamba.cli.options import ConfigDefault, LabelledInput
 from genomamba.cli.threads import threads_option
-from genomamba.errors import GenomambaError
 
 EPILOG = """\b
 Examples:
@@ -43,7 +43,7 @@ process is writing OUT.
     "data",
     multiple=True,
     required=True,
-    metavar="FILE|LABEL=FASTA",
+    type=LabelledInput(),
     help="Labelled data (LABEL=FASTA is repeatable).",
 )
 @click.option("--genome", type=click.Path(exists=True, dir_okay=False), help="FASTA for BED data.")
@@ -53,33 +53,17 @@ process is writing OUT.
     help="Only the rows whose split column says so. [default: all rows]",
 )
 @click.option("--out", type=click.Path(file_okay=False), help="Write metrics.json and plots here.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, help="Sequences per forward pass.")
+@click.option("--batch-size", cls=ConfigDefault, config="genomamba.train.finetune_data:FinetuneConfig",
+              field="eval_batch_size", type=click.IntRange(min=1), help="Sequences per forward pass.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run.")
 @click.option("--lenient", is_flag=True, help="Read invalid sequence characters as N.")
 @threads_option
-def evaluate(model_dir: str, data: tuple[str, ...], **options) -> None:
+def evaluate(model_dir: str, data: tuple[str, ...], genome: str | None, split: str | None, out: str | None,
+             batch_size: int, device: str, lenient: bool) -> None:
     """Evaluate the fine-tuned model in MODEL_DIR on labelled data."""
-    from pathlib import Path
+    from genomamba import api
 
-    from genomamba.io.labels import parse_input
-
-    for value in data:
-        if not Path(parse_input(value)[1]).is_file():
-            raise click.BadParameter(f"no such file: {parse_input(value)[1]}", param_hint="--data")
-    from genomamba.io.locks import output_locks
-    from genomamba.train.evaluate import evaluate as run_evaluate
-
-    try:
-        with output_locks([options["out"]], note=_log):  # exit 75 while another process writes OUT
-            report = run_evaluate(model_dir, list(data), log=_log, **options)
-    except GenomambaError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except ValueError as exc:  # e.g. BED without --genome, FASTA classes mixed with a table
-        raise click.UsageError(str(exc)) from exc
-    if options["out"] is None:
+    report = api.evaluate(model_dir, data, genome=genome, split=split, out=out, batch_size=batch_size,
+                          device=device, lenient=lenient, log=log)
+    if out is None:
         click.echo(json.dumps(report, indent=2))
-
-
-def _log(message: str) -> None:
-    click.echo(message, err=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
-from genomamba.errors import GenomambaError
 
 EPILOG = """\b
 Examples:
@@ -29,6 +28,9 @@ stdout: one TSV line per file: genome, file, path, sha256, size, status, verifie
 Exit codes: 0 ok; 65 checksum or size mismatch, missing local file, bad manifest;
             69 no source reachable.
 """ + SYSTEM_EXIT_CODES
+
+#: The columns of --list.
+LISTING_COLUMNS = ("genome", "file", "role", "size", "sha256", "sources", "licence")
 
 
 @click.command("fetch", epilog=EPILOG)
@@ -68,35 +70,19 @@ def fetch(
     timeout: float,
 ) -> None:
     """Fetch the files of MANIFEST (local path first, then each mirror URL) and verify their sha256."""
-    from genomamba.io.fetch import fetch_manifest
-    from genomamba.io.manifest import load_manifest
+    from genomamba import api
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="genomamba fetch: %(message)s", stream=sys.stderr)
-    try:
-        parsed = load_manifest(manifest)
-        if list_only:
-            _print_listing(parsed, genomes)
-            return
-        if out_dir is None:
-            raise click.UsageError("-o/--out-dir is required (or use --list)")
-        results = fetch_manifest(
-            parsed, out_dir, genomes=genomes, files=files, lock_path=lock_path, progress=True, timeout=timeout
-        )
-    except GenomambaError as exc:
-        click.echo(f"genomamba fetch: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    if list_only:
+        click.echo("\t".join(LISTING_COLUMNS))
+        for row in api.manifest_files(manifest, genomes=genomes):
+            click.echo("\t".join(row[column] for column in LISTING_COLUMNS))
+        return
+    if out_dir is None:
+        raise click.UsageError("-o/--out-dir is required (or use --list)")
+    results = api.fetch(manifest, out_dir, genomes=genomes, files=files, lock_path=lock_path, timeout=timeout,
+                        progress=True)
     click.echo("genome\tfile\tpath\tsha256\tsize\tstatus\tverified_by")
     for r in results:
         click.echo(f"{r.genome}\t{r.name}\t{r.path}\t{r.sha256}\t{r.size}\t{r.status}\t{r.verified_by}")
-
-
-def _print_listing(manifest, genomes: tuple[str, ...]) -> None:
-    selected = [manifest.genome(g) for g in genomes] if genomes else list(manifest.genomes.values())
-    click.echo("genome\tfile\trole\tsize\tsha256\tsources\tlicence")
-    for genome in selected:
-        for f in genome.files:
-            size = "" if f.size is None else str(f.size)
-            sha = f.sha256 or f.verify
-            sources = " ".join(f.sources)
-            click.echo(f"{genome.name}\t{f.name}\t{f.role}\t{size}\t{sha}\t{sources}\t{genome.licence}")

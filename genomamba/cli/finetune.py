@@ -7,9 +7,13 @@ import sys
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
+from genomamba.cli.console import log
+from genomamba.cli.options import ConfigDefault, LabelledInput
 from genomamba.cli.threads import threads_option
-from genomamba.errors import GenomambaError
 from genomamba.model.config import POOLINGS
+
+#: Where the option defaults come from.
+CONFIG = "genomamba.train.finetune_data:FinetuneConfig"
 
 EPILOG = """\b
 Examples:
@@ -60,29 +64,18 @@ peft; 75 another genomamba process is writing OUT.
 """ + SYSTEM_EXIT_CODES
 
 
-def _inputs(values: tuple[str, ...], option: str) -> list[str]:
-    from pathlib import Path
-
-    from genomamba.io.labels import parse_input
-
-    for value in values:
-        path = parse_input(value)[1]
-        if not Path(path).is_file():
-            raise click.BadParameter(f"no such file: {path}", param_hint=option)
-    return list(values)
-
-
 @click.command("finetune", epilog=EPILOG)
 @click.option(
     "--train",
     "train",
     multiple=True,
-    metavar="FILE|LABEL=FASTA",
+    type=LabelledInput(),
     help="Training data (LABEL=FASTA is repeatable).",
 )
-@click.option("--class", "classes", multiple=True, metavar="LABEL=FASTA", help="Same as --train LABEL=FASTA.")
-@click.option("--val", "val", multiple=True, metavar="FILE|LABEL=FASTA", help="Validation data.")
-@click.option("--test", "test", multiple=True, metavar="FILE|LABEL=FASTA", help="Test data.")
+@click.option("--class", "classes", multiple=True, type=LabelledInput(), metavar="LABEL=FASTA",
+              help="Same as --train LABEL=FASTA.")
+@click.option("--val", "val", multiple=True, type=LabelledInput(), help="Validation data.")
+@click.option("--test", "test", multiple=True, type=LabelledInput(), help="Test data.")
 @click.option("--genome", type=click.Path(exists=True, dir_okay=False), help="FASTA for BED inputs.")
 @click.option("--model", type=click.Path(exists=True, file_okay=False), help="Pretrained model directory.")
 @click.option("--preset", help="Or train from scratch: tiny, small-1k, base-131k, long-1m.")
@@ -98,32 +91,22 @@ def _inputs(values: tuple[str, ...], option: str) -> list[str]:
     type=click.Choice(["none", "ps", "ph"]),
     help="--preset only. [default: the preset's, ph]",
 )
-@click.option(
-    "--pooling",
-    type=click.Choice(POOLINGS),
-    help="Head pooling; attention learns which positions matter. [default: mean]",
-)
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Head dropout. [default: 0.1]")
-@click.option(
-    "--val-fraction",
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Share of training groups held out when there is no validation data (0: none). [default: 0.1]",
-)
-@click.option("--epochs", type=click.IntRange(min=1), help="[default: 10]")
+@click.option("--pooling", cls=ConfigDefault, config=CONFIG, type=click.Choice(POOLINGS),
+              help="Head pooling; attention learns which positions matter.")
+@click.option("--dropout", cls=ConfigDefault, config=CONFIG, type=click.FloatRange(0, 1, max_open=True),
+              help="Head dropout.")
+@click.option("--val-fraction", cls=ConfigDefault, config=CONFIG, type=click.FloatRange(0, 1, max_open=True),
+              help="Share of training groups held out when there is no validation data (0: none).")
+@click.option("--epochs", cls=ConfigDefault, config=CONFIG, type=click.IntRange(min=1))
 @click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many optimiser steps.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="[default: 32]")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate. [default: 1e-3]")
-@click.option("--weight-decay", type=click.FloatRange(min=0), help="[default: 0.01]")
-@click.option(
-    "--warmup-fraction",
-    type=click.FloatRange(0, 1, max_open=True),
-    help="LR warm-up share of all steps. [default: 0.1]",
-)
-@click.option(
-    "--patience",
-    type=click.IntRange(min=0),
-    help="Epochs without improvement before stopping (0: never). [default: 3]",
-)
+@click.option("--batch-size", cls=ConfigDefault, config=CONFIG, type=click.IntRange(min=1))
+@click.option("--lr", cls=ConfigDefault, config=CONFIG, type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate.")
+@click.option("--weight-decay", cls=ConfigDefault, config=CONFIG, type=click.FloatRange(min=0))
+@click.option("--warmup-fraction", cls=ConfigDefault, config=CONFIG,
+              type=click.FloatRange(0, 1, max_open=True), help="LR warm-up share of all steps.")
+@click.option("--patience", cls=ConfigDefault, config=CONFIG, type=click.IntRange(min=0),
+              help="Epochs without improvement before stopping (0: never).")
 @click.option(
     "--metric",
     help=(
@@ -141,7 +124,6 @@ def _inputs(values: tuple[str, ...], option: str) -> list[str]:
 @click.option(
     "--freeze-backbone",
     is_flag=True,
-    default=None,
     help="--model only: train the head alone on the frozen backbone (a linear probe).",
 )
 @click.option(
@@ -157,65 +139,41 @@ def _inputs(values: tuple[str, ...], option: str) -> list[str]:
     type=click.FloatRange(min=0, min_open=True),
     help="LoRA scaling: updates are multiplied by alpha / RANK. [default: 2 * RANK]",
 )
-@click.option(
-    "--lora-dropout",
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Dropout on the LoRA adapters' input. [default: 0]",
-)
+@click.option("--lora-dropout", cls=ConfigDefault, config=CONFIG, type=click.FloatRange(0, 1, max_open=True),
+              help="Dropout on the LoRA adapters' input.")
 @click.option(
     "--rc-augment/--no-rc-augment",
     default=None,
     help="Reverse-complement training sequences at random. [default: on unless PS]",
 )
-@click.option("--seed", type=click.IntRange(min=0), help="[default: 0]")
+@click.option("--seed", cls=ConfigDefault, config=CONFIG, type=click.IntRange(min=0))
 @click.option("--seeds", help="Several runs, e.g. 1,2,3,4,5 or 1-5: OUT/seed-N/ and OUT/summary.json.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
-@click.option("--lenient", is_flag=True, default=None, help="Read invalid sequence characters as N.")
-@click.option("--overwrite", is_flag=True, default=None, help="Replace the results in a non-empty OUT.")
+@click.option("--device", cls=ConfigDefault, config=CONFIG, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--lenient", is_flag=True, help="Read invalid sequence characters as N.")
+@click.option("--overwrite", is_flag=True, help="Replace the results in a non-empty OUT.")
 @threads_option
-def finetune(classes: tuple[str, ...], seeds: str | None, **options) -> None:
+def finetune(
+    train: tuple[str, ...], classes: tuple[str, ...], val: tuple[str, ...], test: tuple[str, ...],
+    genome: str | None, model: str | None, preset: str | None, out: str, task: str | None,
+    positive: str | None, rc_strategy: str | None, pooling: str, dropout: float, val_fraction: float,
+    epochs: int, max_steps: int | None, batch_size: int, lr: float, weight_decay: float,
+    warmup_fraction: float, patience: int, metric: str | None, strand_specific: bool | None,
+    freeze_backbone: bool, lora: int | None, lora_alpha: float | None, lora_dropout: float,
+    rc_augment: bool | None, seed: int, seeds: str | None, device: str, lenient: bool, overwrite: bool,
+) -> None:
     """Fine-tune a model on labelled sequences and export the best one to OUT/model."""
-    from genomamba.model.config import ConfigError
+    from genomamba import api
 
-    train = list(options.pop("train")) + list(classes)
+    train = train + classes
     if not train:
         raise click.UsageError("give training data: --train FILE or --class LABEL=FASTA")
-    options["train"] = _inputs(tuple(train), "--train/--class")
-    options["val"] = _inputs(options["val"], "--val")
-    options["test"] = _inputs(options["test"], "--test")
-    values = {k: v for k, v in options.items() if v is not None}
-    try:
-        from genomamba.train.finetune_data import FinetuneConfig, load_data
-        from genomamba.train.seeds import parse_seeds
-
-        seed_list = parse_seeds(seeds) if seeds is not None else None
-        config = FinetuneConfig(**values)
-        if config.preset is not None:
-            from genomamba.model.config import preset
-
-            preset(config.preset)  # an unknown name is a usage error, found before any data is read
-    except (ConfigError, ValueError) as exc:
-        raise click.UsageError(str(exc)) from exc
-
-    from genomamba.io.locks import output_lock
-    from genomamba.train.finetune import finetune as run_finetune
-    from genomamba.train.seeds import finetune_seeds
-
-    progress = sys.stderr.isatty()
-    try:
-        with output_lock(config.out, note=_log):  # exit 75 while another process writes OUT
-            try:
-                prepared = load_data(config)
-            except ValueError as exc:  # input combinations that cannot work together
-                raise click.UsageError(str(exc)) from exc
-            if seed_list is None:
-                run_finetune(config, prepared=prepared, progress=progress, log=_log)
-            else:
-                finetune_seeds(config, seed_list, prepared=prepared, progress=progress, log=_log)
-    except GenomambaError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-
-
-def _log(message: str) -> None:
-    click.echo(message, err=True)
+    api.finetune(
+        train, out, val=val, test=test,
+        genome=genome, model=model, preset=preset, task=task, positive=positive, rc_strategy=rc_strategy,
+        pooling=pooling, dropout=dropout, val_fraction=val_fraction, epochs=epochs, max_steps=max_steps,
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_fraction=warmup_fraction,
+        patience=patience, metric=metric, strand_specific=strand_specific, freeze_backbone=freeze_backbone,
+        lora=lora, lora_alpha=lora_alpha, lora_dropout=lora_dropout, rc_augment=rc_augment, seed=seed,
+        seeds=seeds, device=device, lenient=lenient, overwrite=overwrite, progress=sys.stderr.isatty(),
+        log=log,
+    )

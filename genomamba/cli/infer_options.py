@@ -1,14 +1,12 @@
-"""Options and error handling that ``genomamba embed`` and ``genomamba predict`` share."""
+"""The arguments and options that ``genomamba embed`` and ``genomamba predict`` share."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
-from genomamba.errors import GenomambaError
 
 EXIT_CODES = """\b
 Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 an invalid FASTA or BED file (file,
@@ -52,39 +50,3 @@ def shared_options(command: Callable) -> Callable:
     for option in reversed(options):
         command = option(command)
     return command
-
-
-def run_reporting_errors(
-    run: Callable[..., dict], command: str, unit: str = "base", outputs: Sequence[str | None] = ()
-) -> dict:
-    """``run(progress=...)`` holding the lock of each of its ``outputs`` (None: not asked for),
-    with a bar of ``unit``s done (bases, variants) on stderr when it is a terminal, and the
-    project's errors printed and mapped to their exit codes."""
-    from genomamba.io.locks import output_locks
-
-    bar = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(unit=unit, unit_scale=True, desc=command, file=sys.stderr, leave=False)
-    try:
-        with output_locks(outputs, note=log):  # exit 75 while another process writes one of them
-            return run(progress=bar.update if bar is not None else None)
-    except GenomambaError as exc:
-        _close(bar)  # before the message, which the bar's line would otherwise overwrite
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except ValueError as exc:  # an unknown output suffix, a stride without a window
-        _close(bar)
-        raise click.UsageError(str(exc)) from exc
-    finally:
-        _close(bar)
-
-
-def _close(bar) -> None:
-    if bar is not None:
-        bar.close()  # a second close does nothing
-
-
-def log(message: str) -> None:
-    click.echo(message, err=True)

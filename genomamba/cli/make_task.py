@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
-from genomamba.errors import GenomambaError
+from genomamba.cli.console import log
 
 EPILOG = """\b
 Tasks:
@@ -52,20 +50,15 @@ Exit codes: 0 ok; 2 usage; 65 invalid FASTA/GFF3, an unknown --test-chrom, or no
 @click.option(
     "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the class sampling."
 )
-def make_task(task: str, fasta: str, gff3: str, out: str, test_chrom: tuple[str, ...], **options) -> None:
+def make_task(task: str, fasta: str, gff3: str, out: str, window: int, per_class: int,
+              test_chrom: tuple[str, ...], group_size: int, seed: int) -> None:
     """Build the labelled windows of TASK from a genome and its GFF3 into a CSV."""
     from collections import Counter
 
-    from genomamba.io.locks import output_lock
-    from genomamba.tasks.coding import coding_task, write_task_csv
+    from genomamba import api
 
-    try:
-        with output_lock(out, note=lambda line: click.echo(line, err=True)):  # exit 75: another writer
-            rows = coding_task(fasta, gff3, test_chroms=test_chrom, **options)
-            write_task_csv(rows, out)
-    except GenomambaError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    rows = api.make_task(task, fasta, gff3, out, window=window, per_class=per_class, test_chroms=test_chrom,
+                         group_size=group_size, seed=seed, log=log)
     counts = Counter((r["split"], r["label"]) for r in rows)
     shown = ", ".join(f"{split} {label} {n}" for (split, label), n in sorted(counts.items()))
-    click.echo(f"make-task {task}: {len(rows)} windows ({shown}) -> {out}", err=True)
+    log(f"make-task {task}: {len(rows)} windows ({shown}) -> {out}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from genomamba.cli.infer_options import EXIT_CODES, log, run_reporting_errors, shared_options
+from genomamba.cli.console import log, progress_bar
+from genomamba.cli.infer_options import EXIT_CODES, shared_options
 from genomamba.cli.threads import threads_option
 
 EPILOG = """\b
@@ -39,11 +40,13 @@ start). A track's windows must not overlap (--stride >= --window, no --last shif
 @click.option("--track-out", type=click.Path(dir_okay=False),
               help="Also write the --track score as a track to this file (bedGraph: .bedgraph, .bdg, "
                    "optionally .gz; bigWig: .bw, .bigwig), from the same pass over the windows.")
-def predict(model_dir: str, fasta: tuple[str, ...], out: str, **options) -> None:
+def predict(model_dir: str, fasta: tuple[str, ...], bed: str | None, genome: str | None, out: str,
+            window: int | None, stride: int | None, last: str, batch_size: int, device: str, lenient: bool,
+            max_n_fraction: float, track: str | None, track_out: str | None) -> None:
     """Predict every record (or window) of the FASTA files with the fine-tuned model in MODEL_DIR."""
-    from genomamba.infer.predict import predict_fasta
+    from genomamba import api
 
-    def run(progress):
-        return predict_fasta(model_dir, list(fasta), out, log=log, progress=progress, **options)
-
-    run_reporting_errors(run, "predict", outputs=[out, options["track_out"]])
+    with progress_bar("predict", unit="base") as progress:
+        api.predict(model_dir, fasta, out, bed=bed, genome=genome, window=window, stride=stride, last=last,
+                    max_n_fraction=max_n_fraction, track=track, track_out=track_out, batch_size=batch_size,
+                    device=device, lenient=lenient, log=log, progress=progress)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 import click
 
+from genomamba.cli.console import log
+from genomamba.cli.options import ConfigDefault, from_command_line
 from genomamba.cli.threads import threads_option
-from genomamba.errors import GenomambaError
+
+#: Where the option defaults come from; a run YAML's values win over them (see from_command_line()).
+CONFIG = "genomamba.train.config:PretrainConfig"
 
 EPILOG = """\b
 Examples:
@@ -19,8 +22,9 @@ Examples:
 \b
 run.yaml holds per-run values only, under the option names with underscores (seq_len, lr, ...),
 plus model: (preset overrides), betas, weight_decay, grad_clip, min_lr_ratio, mask_prob,
-max_n_fraction, rc_augment, seq_len_start, seq_len_warmup_steps, keep_checkpoints. Unknown keys
-are errors. Command-line options win over run.yaml; defaults are in docs/training.md.
+max_n_fraction, rc_augment, seq_len_start, seq_len_warmup_steps, keep_checkpoints. Unknown keys,
+wrong types and out-of-range values (model: overrides included) are errors found before anything
+is written. Command-line options win over run.yaml; defaults are in docs/training.md.
 
 \b
 RUN_DIR (--out): run_config.json, metrics.jsonl (one line per step), metrics.png,
@@ -31,12 +35,13 @@ manifest, every token id (a base or padding), and with --verify-shards each sha2
 --seq-len longer than every window is an error (each crop would be mostly padding); the log
 gives the real bases per step and warns when crops are over 25% padding.
 Exit codes: 0 finished; 1 RUN_DIR already holds a run (use --resume); 2 usage or bad run config
-(an unknown --preset: the presets are listed); 65 missing or invalid token shards (truncated,
-damaged, a sha256 that differs), or --seq-len longer than every window; 69 --device cuda without
-a GPU, or not enough memory for the model or a step; 73 RUN_DIR cannot be created (read-only,
-permission denied); 74 writing failed (disk full); 75 another genomamba process is writing
-RUN_DIR; 130/143 stopped by SIGINT/SIGTERM after writing a checkpoint. A run that fails before
-its first checkpoint leaves no RUN_DIR behind.
+(one line naming the file and key, e.g. run.yaml: model.mixer.d_stat: unknown key (did you mean
+d_state?); an unknown --preset: the presets are listed); 65 missing or invalid token shards
+(truncated, damaged, a sha256 that differs), or --seq-len longer than every window; 69 --device
+cuda without a GPU, or not enough memory for the model or a step; 73 RUN_DIR cannot be created
+(read-only, permission denied); 74 writing failed (disk full); 75 another genomamba process is
+writing RUN_DIR; 130/143 stopped by SIGINT/SIGTERM after writing a checkpoint. A run that fails
+before its first checkpoint leaves no RUN_DIR behind.
 
 \b
 Several GPUs (one process each; see docs/training.md, "Several GPUs"):
@@ -62,79 +67,63 @@ only rank 0 writes to RUN_DIR; --deterministic also makes multi-process runs rep
 )
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="RUN_DIR.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Run YAML.")
-@click.option("--max-steps", type=click.IntRange(min=1), help="Optimiser steps. [default: 1000]")
-@click.option("--seq-len", type=click.IntRange(min=1), help="Crop length in bases. [default: 1024]")
+@click.option("--max-steps", cls=ConfigDefault, config=CONFIG, type=click.IntRange(min=1),
+              help="Optimiser steps.")
+@click.option("--seq-len", cls=ConfigDefault, config=CONFIG, type=click.IntRange(min=1),
+              help="Crop length in bases.")
 @click.option(
     "--tokens-per-step",
     type=click.IntRange(min=1),
     help="Tokens per optimiser step. [default: batch × seq-len]",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), help="Crops per forward pass. [default: 8]")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate. [default: 2e-3]")
-@click.option("--warmup-steps", type=click.IntRange(min=0), help="Linear LR warm-up steps. [default: 100]")
-@click.option(
-    "--seed", type=click.IntRange(min=0), help="Seed of model init, crops and masking. [default: 0]"
-)
-@click.option(
-    "--checkpoint-every", type=click.IntRange(min=1), help="Steps between checkpoints. [default: 500]"
-)
+@click.option("--batch-size", cls=ConfigDefault, config=CONFIG, type=click.IntRange(min=1),
+              help="Crops per forward pass.")
+@click.option("--lr", cls=ConfigDefault, config=CONFIG, type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate.")
+@click.option("--warmup-steps", cls=ConfigDefault, config=CONFIG, type=click.IntRange(min=0),
+              help="Linear LR warm-up steps.")
+@click.option("--seed", cls=ConfigDefault, config=CONFIG, type=click.IntRange(min=0),
+              help="Seed of model init, crops and masking.")
+@click.option("--checkpoint-every", cls=ConfigDefault, config=CONFIG, type=click.IntRange(min=1),
+              help="Steps between checkpoints.")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in RUN_DIR.")
 @click.option(
     "--deterministic",
     is_flag=True,
-    default=None,
     help="Deterministic algorithms only (repeatable runs for regression tests; slower on GPU).",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train. [default: auto]")
+@click.option("--device", cls=ConfigDefault, config=CONFIG, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where to train.")
 @click.option(
     "--verify-shards",
     is_flag=True,
-    default=None,
     help="Check each shard's sha256 against its manifest before training (reads all the data once).",
 )
 @threads_option
-def pretrain(config_path: str | None, resume: bool, **options) -> None:
+def pretrain(data: tuple[str, ...], preset: str | None, out: str, config_path: str | None, max_steps: int,
+             seq_len: int, tokens_per_step: int | None, batch_size: int, lr: float, warmup_steps: int,
+             seed: int, checkpoint_every: int, resume: bool, deterministic: bool, device: str,
+             verify_shards: bool) -> None:
     """Pretrain a masked-language model on token shards and export it to RUN_DIR/model."""
-    from pathlib import Path
+    from genomamba import api
 
-    from genomamba.model.config import ConfigError
-    from genomamba.train.config import load_yaml, read_run_config, resolve_config
-
-    options["data"] = list(options["data"])
-    for flag in ("deterministic", "verify_shards"):
-        if not options[flag]:
-            options[flag] = None  # not given: leave the run YAML's value
-    try:
-        yaml_values = load_yaml(config_path) if config_path else {}
-        saved = read_run_config(Path(options["out"])) if resume else None
-        if saved is None and options["preset"] is None and "preset" not in yaml_values:
-            raise click.UsageError("--preset is required (or preset: in --config) for a new run")
-        config = resolve_config(yaml_values, options, saved)
-    except ConfigError as exc:
-        raise click.UsageError(f"{config_path + ': ' if config_path else ''}{exc}") from exc
-
-    from genomamba.train.distributed import world_from_env
-
-    try:  # under torchrun: fail before any process waits for another
-        world = world_from_env()
-        config.check_world_size(world.world_size)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
-
-    from genomamba.io.locks import output_lock
-    from genomamba.train.pretrain import pretrain as run_pretrain
-
-    try:
-        # Rank 0 is the only writer of RUN_DIR: it alone takes the lock (exit 75 if another run holds it).
-        with output_lock(config.out, note=_log) if world.is_main else contextlib.nullcontext():
-            result = run_pretrain(config, resume=resume, progress=sys.stderr.isatty(), log=_log)
-    except GenomambaError as exc:
-        where = f"rank {world.rank}: " if world.world_size > 1 else ""
-        click.echo(f"error: {where}{exc}", err=True)
-        sys.exit(exc.exit_code)
+    # An option left at its default passes None, so that the run YAML's value (or the resumed
+    # run's) wins over it: defaults < --config < the command line.
+    result = api.pretrain(
+        data, out, preset=preset, config_path=config_path, resume=resume,
+        max_steps=from_command_line("max_steps", max_steps),
+        seq_len=from_command_line("seq_len", seq_len),
+        tokens_per_step=tokens_per_step,
+        batch_size=from_command_line("batch_size", batch_size),
+        lr=from_command_line("lr", lr),
+        warmup_steps=from_command_line("warmup_steps", warmup_steps),
+        seed=from_command_line("seed", seed),
+        checkpoint_every=from_command_line("checkpoint_every", checkpoint_every),
+        deterministic=from_command_line("deterministic", deterministic),
+        device=from_command_line("device", device),
+        verify_shards=from_command_line("verify_shards", verify_shards),
+        progress=sys.stderr.isatty(),
+        log=log,
+    )
     if result.status == "interrupted":
         sys.exit(128 + result.signal if result.signal else 1)
-
-
-def _log(message: str) -> None:
-    click.echo(message, err=True)

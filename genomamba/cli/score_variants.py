@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
-from genomamba.cli.infer_options import log, run_reporting_errors
+from genomamba.cli.console import log, progress_bar
 from genomamba.cli.threads import threads_option
 
 EPILOG = """\b
@@ -59,12 +59,12 @@ run succeeds.""" + SYSTEM_EXIT_CODES
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run.")
 @click.option("--lenient", is_flag=True, help="Read invalid characters of the genome as N.")
 @threads_option
-def score_variants(model_dir: str, vcf: str | None, genome: str, out: str, **options) -> None:
+def score_variants(model_dir: str, vcf: str | None, regions: tuple[str, ...], genome: str, out: str,
+                   window: int, batch_size: int, device: str, lenient: bool) -> None:
     """Score every SNV of VCF (or of --region) with the pretrained masked-LM in MODEL_DIR:
     log P(alt) - log P(ref)."""
-    from genomamba.infer.variants import score_variants as score
+    from genomamba import api
 
-    def run(progress):
-        return score(model_dir, vcf, genome, out, log=log, progress=progress, **options)
-
-    run_reporting_errors(run, "score-variants", unit="variant", outputs=[out])
+    with progress_bar("score-variants", unit="variant") as progress:
+        api.score_variants(model_dir, vcf, genome, out, regions=regions, window=window, batch_size=batch_size,
+                           device=device, lenient=lenient, log=log, progress=progress)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import click
 
-#: The parameters :func:`streaming_options` adds (popped by :func:`stream_settings`).
-NAMES = ("max_gpu_memory", "chunk_size", "residual_store")
+#: The parameters :func:`streaming_options` adds.
+STREAMING_OPTIONS = ("max_gpu_memory", "chunk_size", "residual_store")
 
 
 class MemorySize(click.ParamType):
@@ -44,19 +44,3 @@ def streaming_options(command: Callable) -> Callable:
     for option in reversed(options):
         command = option(command)
     return command
-
-
-def stream_settings(options: dict, device: str = "auto"):
-    """The :class:`~genomamba.infer.whole_records.StreamSettings` of the parsed options (popped
-    from ``options``)."""
-    from genomamba.infer.whole_records import StreamSettings
-
-    values = {name: options.pop(name) for name in NAMES}
-    return StreamSettings(device=device, **values)
-
-
-def given_streaming_options(options: dict) -> list[str]:
-    """The streaming options given a value other than their default, as ``--name``."""
-    defaults = {"max_gpu_memory": None, "chunk_size": None, "residual_store": "auto"}
-    return [f"--{name.replace('_', '-')}" for name in NAMES
-            if options.get(name, defaults[name]) != defaults[name]]

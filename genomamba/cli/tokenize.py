@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
+import os
 
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
-from genomamba.errors import GenomambaError
-from genomamba.io.shards import DEFAULT_SHARD_TOKENS
-from genomamba.io.windows import DEFAULT_WINDOW, LAST_WINDOW_POLICIES
+from genomamba.cli.console import log, progress_bar, warn
+from genomamba.cli.options import ConfigDefault
+from genomamba.io.windows import LAST_WINDOW_POLICIES
 
 EPILOG = """\b
 Examples:
@@ -51,6 +51,9 @@ line and column); 75 another genomamba process is writing DIR. A run killed mid-
 DIR.tmp-<pid>; the next run on DIR removes it.
 """ + SYSTEM_EXIT_CODES
 
+#: Where the defaults of the windowing options come from.
+OPTIONS = "genomamba.io.tokenize:TokenizeOptions"
+
 
 @click.command("tokenize", epilog=EPILOG, context_settings={"show_default": True})
 @click.argument(
@@ -59,7 +62,8 @@ DIR.tmp-<pid>; the next run on DIR removes it.
 @click.option(
     "-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory."
 )
-@click.option("--window", default=DEFAULT_WINDOW, type=click.IntRange(min=1), help="Window length in bases.")
+@click.option("--window", cls=ConfigDefault, config=OPTIONS, type=click.IntRange(min=1),
+              help="Window length in bases.")
 @click.option(
     "--stride",
     default=None,
@@ -68,13 +72,15 @@ DIR.tmp-<pid>; the next run on DIR removes it.
 )
 @click.option(
     "--last-window",
-    default="keep",
+    cls=ConfigDefault,
+    config=OPTIONS,
     type=click.Choice(LAST_WINDOW_POLICIES),
     help="What to do with the bases after the last full window (see below).",
 )
 @click.option(
     "--max-n-fraction",
-    default=1.0,
+    cls=ConfigDefault,
+    config=OPTIONS,
     type=click.FloatRange(0.0, 1.0),
     help="Leave out windows with a larger fraction of N (1.0 keeps all).",
 )
@@ -95,9 +101,8 @@ DIR.tmp-<pid>; the next run on DIR removes it.
 @click.option("--lenient", is_flag=True, help="Read invalid characters as N (counted in the manifest).")
 @click.option("--strict", is_flag=True, help="Records without sequence are errors, not warnings.")
 @click.option("--rna", is_flag=True, help="Read U as T.")
-@click.option(
-    "--shard-size", default=DEFAULT_SHARD_TOKENS, type=click.IntRange(min=1), help="Tokens per shard."
-)
+@click.option("--shard-size", cls=ConfigDefault, config=OPTIONS, field="shard_tokens",
+              type=click.IntRange(min=1), help="Tokens per shard.")
 @click.option("--force", is_flag=True, help="Replace DIR if it holds shards of other inputs or parameters.")
 def tokenize(
     fasta: tuple[str, ...],
@@ -115,66 +120,25 @@ def tokenize(
     force: bool,
 ) -> None:
     """Cut the records of FASTA files into windows of token ids and write them to DIR (-o)."""
-    from genomamba.io.tokenize import TokenizeOptions, tokenize_files
+    from genomamba import api
 
     if lenient and strict:
         raise click.UsageError("--lenient and --strict cannot be used together")
     if regions and exclude_regions:
         raise click.UsageError("--region and --exclude-region cannot be used together")
-    options = TokenizeOptions(
-        window=window,
-        stride=stride,
-        last_window=last_window,
-        max_n_fraction=max_n_fraction,
-        lenient=lenient,
-        strict=strict,
-        rna=rna,
-        shard_tokens=shard_size,
-        regions=regions,
-        exclude_regions=exclude_regions,
-    )
-    from genomamba.io.locks import output_lock
+    def input_bytes() -> int | None:  # the bar's total: unknown for stdin
+        return None if "-" in fasta else sum(os.path.getsize(p) for p in fasta)
 
-    bar = _progress_bar(fasta)
-    try:
-        with output_lock(out_dir, note=_warn):  # a second tokenize into DIR stops here (exit 75)
-            result = tokenize_files(
-                fasta, out_dir, options, force=force, warn=_warn,
-                progress=bar.update if bar is not None else None,
-            )
-    except GenomambaError as exc:
-        _close(bar)
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except ValueError as exc:
-        _close(bar)
-        raise click.UsageError(str(exc)) from exc
-    _close(bar)
+    with progress_bar("tokenize", unit="B", total=input_bytes) as progress:
+        result = api.tokenize(
+            fasta, out_dir, window=window, stride=stride, last_window=last_window,
+            max_n_fraction=max_n_fraction, regions=regions, exclude_regions=exclude_regions,
+            lenient=lenient, strict=strict, rna=rna, shard_tokens=shard_size, force=force, warn=warn,
+            progress=progress,
+        )
     totals = result.manifest["totals"]
     verb = "up to date" if result.status == "up-to-date" else "wrote"
-    click.echo(
+    log(
         f"{verb}: {result.directory}: {totals['windows']} windows from {totals['records']} records "
-        f"({totals['bases']:,} bases, {totals['windows_filtered_n']} windows over --max-n-fraction)",
-        err=True,
+        f"({totals['bases']:,} bases, {totals['windows_filtered_n']} windows over --max-n-fraction)"
     )
-
-
-def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
-
-
-def _progress_bar(paths: tuple[str, ...]):
-    """A tqdm bar over input bytes on stderr, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    import os
-
-    from tqdm import tqdm
-
-    total = None if "-" in paths else sum(os.path.getsize(p) for p in paths)
-    return tqdm(total=total, unit="B", unit_scale=True, desc="tokenize", file=sys.stderr, leave=False)
-
-
-def _close(bar) -> None:
-    if bar is not None:
-        bar.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
-from genomamba.cli.infer_options import log, run_reporting_errors
-from genomamba.cli.streaming_options import stream_settings, streaming_options
+from genomamba.cli.console import log, progress_bar
+from genomamba.cli.streaming_options import streaming_options
 from genomamba.cli.threads import threads_option
 
 EPILOG = """\b
@@ -49,13 +49,13 @@ the output.""" + SYSTEM_EXIT_CODES
 @click.option("--lenient", is_flag=True, help="Read invalid sequence characters as N.")
 @streaming_options
 @threads_option
-def track(model_dir: str, fasta: tuple[str, ...], out: str, **options) -> None:
+def track(model_dir: str, fasta: tuple[str, ...], out: str, score: str, track_out: str | None,
+          conjoin: bool | None, device: str, lenient: bool, max_gpu_memory: int | None,
+          chunk_size: int | None, residual_store: str) -> None:
     """Per-base masked-LM scores of every record of the FASTA files, as a genome track."""
-    from genomamba.infer.lm_track import lm_track
+    from genomamba import api
 
-    settings = stream_settings(options, options.pop("device"))
-
-    def run(progress):
-        return lm_track(model_dir, list(fasta), out, settings=settings, log=log, progress=progress, **options)
-
-    run_reporting_errors(run, "track", outputs=[out, options["track_out"]])
+    with progress_bar("track", unit="base") as progress:
+        api.track(model_dir, fasta, out, score=score, track_out=track_out, conjoin=conjoin, device=device,
+                  max_gpu_memory=max_gpu_memory, chunk_size=chunk_size, residual_store=residual_store,
+                  lenient=lenient, log=log, progress=progress)

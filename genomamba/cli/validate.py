@@ -8,7 +8,8 @@ import sys
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
-from genomamba.errors import EXIT_DATA, GenomambaError
+from genomamba.cli.console import warn
+from genomamba.errors import EXIT_DATA
 
 EPILOG = """\b
 Examples:
@@ -46,36 +47,14 @@ _COLUMNS = ("file", "record", "length", "gc", "n_frac", "softmask_frac", "iupac"
 @click.option("--rna", is_flag=True, help="Read U as T.")
 def validate(fasta: tuple[str, ...], fmt: str, lenient: bool, strict: bool, rna: bool) -> None:
     """Check FASTA (or GenBank) files and print a per-record report; exit 65 if any input is invalid."""
-    from genomamba.io.fasta import FastaReader
+    from genomamba import api
 
-    rows: list[dict] = []
-    failed = False
-    for path in fasta:
-        try:
-            with FastaReader(
-                path, rna=rna, lenient=lenient, strict=strict, softmask=False, report_invalid=True, warn=_warn
-            ) as reader:
-                for record in reader.records():
-                    for _ in record.chunks():
-                        pass
-                    row = {"file": reader.name, **record.stats.as_dict()}
-                    rows.append(row)
-                    if record.stats.invalid_count:
-                        failed = True
-                        click.echo(
-                            f"error: {reader.name}: record '{record.name}', {record.stats.first_invalid}",
-                            err=True,
-                        )
-        except GenomambaError as exc:
-            failed = True
-            click.echo(f"error: {exc}", err=True)
-    _print_report(rows, fmt)
-    if failed:
+    report = api.validate(fasta, lenient=lenient, strict=strict, rna=rna, warn=warn)
+    for message in report.errors:
+        click.echo(f"error: {message}", err=True)
+    _print_report(report.rows, fmt)
+    if not report.valid:
         sys.exit(EXIT_DATA)
-
-
-def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
 
 
 def _cells(row: dict) -> list[str]:

@@ -34,7 +34,13 @@ Then copy config/demo.yaml, edit the copy (every option: pipelines/schema/config
 and run snakemake with --configfile naming it."""
 
 
-@click.group("workflow")
+WORKFLOW_EPILOG = """\b
+Example:
+  genomamba workflow init my-run
+"""
+
+
+@click.group("workflow", epilog=WORKFLOW_EPILOG)
 def workflow() -> None:
     """The Snakemake workflow: fetch, validate, tokenize, pretrain, finetune, embed, predict, variants."""
 
@@ -45,10 +51,10 @@ def workflow() -> None:
               help="Write into a non-empty DIR: replaces the workflow's files, keeps everything else.")
 def init(directory: Path, force: bool) -> None:
     """Write a runnable copy of the workflow and its demo data into DIR."""
-    from genomamba.workflow import init_workflow
+    from genomamba import api
 
     try:
-        files = init_workflow(directory, force=force)
+        files = api.workflow_init(directory, force=force)
     except FileExistsError as exc:
         click.echo(f"genomamba workflow init: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

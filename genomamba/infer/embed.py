@@ -12,13 +12,13 @@ complement whenever the model's predictions are.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Sequence
 
 import pandas as pd
 
 from genomamba.infer.runner import model_table
 from genomamba.infer.tables import require_table
+from genomamba.runtime.log import stderr_log
 
 
 def embed_fasta(
@@ -45,7 +45,7 @@ def embed_fasta(
         ValueError: an unknown output suffix (or bedGraph) or pooling, a bad window or stride, a
             ``layer`` the model does not have.
     """
-    log = log or (lambda message: print(message, file=sys.stderr))
+    log = log or stderr_log
     require_table(out, "a track (bedGraph, bigWig) holds one value per window, an embedding many")
     if layer is not None:  # checked before any window is read
         from genomamba.checkpoint import read_config

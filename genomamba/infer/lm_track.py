@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -36,6 +35,7 @@ from genomamba.infer.bigwig import require_pybigwig, track_chromosomes
 from genomamba.infer.runner import output_provenance
 from genomamba.infer.tables import TRACK_FORMATS, check_outputs_are_not_inputs, streaming_table, table_format
 from genomamba.infer.whole_records import RecordStreamer, StreamSettings, per_base_array, work_directory
+from genomamba.runtime.log import stderr_log
 
 #: ``--score`` name -> the column it is.
 SCORES = {"ref-ll": "ref_ll", "entropy": "entropy"}
@@ -71,7 +71,7 @@ def lm_track(
         CheckpointError, UnavailableError: see :class:`~genomamba.infer.whole_records.RecordStreamer`;
             a bigWig without pyBigWig.
     """
-    log = log or (lambda message: print(message, file=sys.stderr))
+    log = log or stderr_log
     settings = settings or StreamSettings()
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")

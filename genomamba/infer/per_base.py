@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from genomamba.infer.tables import check_outputs_are_not_inputs
 from genomamba.infer.whole_records import RecordStreamer, StreamSettings, per_base_array
 from genomamba.io.atomic import move_directory_into_place, staged_directory
 from genomamba.io.directories import made_directories
+from genomamba.runtime.log import stderr_log
 
 INDEX_FILE = "index.tsv"
 MANIFEST_FILE = "manifest.json"
@@ -72,7 +72,7 @@ def embed_per_base(
         InputDataError: an invalid FASTA file, or no sequence at all (nothing is written).
         CheckpointError, UnavailableError: see :class:`~genomamba.infer.whole_records.RecordStreamer`.
     """
-    log = log or (lambda message: print(message, file=sys.stderr))
+    log = log or stderr_log
     settings = settings or StreamSettings()
     out = Path(out)
     if dtype not in DTYPES:

@@ -15,7 +15,6 @@ evaluate gives the same probabilities.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 from genomamba.infer.runner import model_table
 from genomamba.infer.tables import TRACK_FORMATS, table_format
 from genomamba.io.targets import TaskSpec
+from genomamba.runtime.log import stderr_log
 
 
 def predict_fasta(
@@ -54,9 +54,9 @@ def predict_fasta(
             window or stride; for a track, overlapping windows or a missing or unknown ``track``.
     """
     from genomamba.checkpoint import read_config
-    from genomamba.train.evaluate import scores_from_logits, spec_from_config
+    from genomamba.runtime.sequence_head import scores_from_logits, spec_from_config
 
-    log = log or (lambda message: print(message, file=sys.stderr))
+    log = log or stderr_log
     spec = spec_from_config(read_config(model_dir))  # a model without a sequence head fails here
     if table_format(out) in TRACK_FORMATS or track_out is not None:
         track = track_column(spec, track)

@@ -32,7 +32,8 @@ from genomamba.infer.tables import (
 )
 from genomamba.infer.windows import SequenceWindow, batches, bed_windows, fasta_windows
 from genomamba.io.shards import window_n_fraction
-from genomamba.train.evaluate import autocast_for, pad_batch
+from genomamba.runtime.batching import pad_batch
+from genomamba.runtime.precision import autocast_for
 
 #: Every table's first columns: where the window lies, and how many of its bases are N (N itself,
 #: IUPAC ambiguity codes, lenient replacements), for filtering out windows a model cannot read.
@@ -50,7 +51,7 @@ def load_model(model_dir: str | os.PathLike, device: str):
         UnavailableError: ``cuda`` without a GPU (exit 69).
     """
     from genomamba.checkpoint import from_pretrained
-    from genomamba.train.distributed import resolve_device
+    from genomamba.runtime.device import resolve_device
 
     device_t = resolve_device(device)
     return from_pretrained(model_dir, device=device_t), device_t

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from genomamba.alphabet import ACGT_IDS, MASK_ID
-from genomamba.train.evaluate import autocast_for, pad_batch
+from genomamba.runtime.batching import pad_batch
+from genomamba.runtime.precision import autocast_for
 
 
 def _by_length(sequences: Sequence[np.ndarray], batch_size: int):

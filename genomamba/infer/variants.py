@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -48,7 +47,9 @@ from genomamba.io.mutagenesis import parse_region, saturation_alleles
 from genomamba.io.records import ReadAsNTally, invalid_character_message
 from genomamba.io.vcf import LeftOutTally, Variant, allele_kind, read_vcf
 from genomamba.io.vcf_output import InfoField, annotated_vcf, require_pysam, vcf_mode
-from genomamba.train.evaluate import autocast_for, pad_batch
+from genomamba.runtime.batching import pad_batch
+from genomamba.runtime.log import stderr_log
+from genomamba.runtime.precision import autocast_for
 
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "window_start", "window_end", "n_bases", "log_p_ref",
            "log_p_alt", "llr")
@@ -124,7 +125,7 @@ def score_variants(
     from genomamba.checkpoint import read_config
     from genomamba.io.indexed import IndexedFasta
 
-    log = log or (lambda message: print(message, file=sys.stderr))
+    log = log or stderr_log
     if window < 1:
         raise ValueError(f"window must be at least 1, got {window}")
     if (vcf is None) == (not regions):

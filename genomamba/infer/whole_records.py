@@ -24,7 +24,7 @@ from genomamba.infer.memory_plan import RESIDUAL_STORES, Placement, place_residu
 from genomamba.infer.runner import load_model
 from genomamba.io.atomic import temporary_directory
 from genomamba.io.directories import made_directories
-from genomamba.train.evaluate import autocast_for
+from genomamba.runtime.precision import autocast_for
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 No torch here, so the command line can list presets and validate configs without importing it.
 A config is what ``config.json`` of a model directory stores under ``"architecture"``
-(see :mod:`genomamba.checkpoint`); :func:`ModelConfig.from_dict` rejects unknown keys so a typo
-in a run file or a file from a newer genomamba fails loudly instead of being ignored.
+(see :mod:`genomamba.checkpoint`); :func:`ModelConfig.from_dict` rejects unknown keys and values of
+the wrong type (:mod:`genomamba.strict_config`) so a typo in a run file or a file from a newer
+genomamba fails loudly instead of being ignored. Errors name the key relative to the model config
+(``mixer.d_state``); a config holding this one under a name adds it (``model.mixer.d_state``).
 
 Glossary (sizes as Mamba names them):
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genomamba.alphabet import VOCAB_SIZE
+from genomamba.strict_config import ConfigError, from_mapping
 
 RC_STRATEGIES = ("none", "ps", "ph")
 COMBINE_MODES = ("sum", "product")
@@ -34,18 +37,14 @@ POOLINGS = FIXED_POOLINGS + ("attention",)
 DT_INITS = ("random", "constant")
 
 
-class ConfigError(ValueError):
-    """An invalid or unknown configuration key or value; the message names it."""
-
-
 def _choice(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        raise ConfigError(f"must be one of {', '.join(map(repr, allowed))}, got {value!r}", name)
 
 
 def _positive(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigError(f"must be a positive integer, got {value!r}", name)
 
 
 @dataclass
@@ -66,12 +65,12 @@ class MixerConfig:
 
     def __post_init__(self) -> None:
         for name in ("d_state", "d_conv", "expand"):
-            _positive(f"mixer.{name}", getattr(self, name))
+            _positive(name, getattr(self, name))
         if self.dt_rank != "auto":
-            _positive("mixer.dt_rank", self.dt_rank)
-        _choice("mixer.dt_init", self.dt_init, DT_INITS)
+            _positive("dt_rank", self.dt_rank)
+        _choice("dt_init", self.dt_init, DT_INITS)
         if not 0 < self.dt_min <= self.dt_max:
-            raise ConfigError(f"need 0 < mixer.dt_min <= mixer.dt_max, got {self.dt_min}, {self.dt_max}")
+            raise ConfigError(f"need 0 < dt_min <= dt_max, got {self.dt_min} and {self.dt_max}", "dt_min")
 
     def resolved_dt_rank(self, d_model: int) -> int:
         return math.ceil(d_model / 16) if self.dt_rank == "auto" else int(self.dt_rank)
@@ -97,40 +96,40 @@ class HeadConfig:
     labels: list[str] | None = None  # label names, index = class id (the label map)
 
     def __post_init__(self) -> None:
-        _choice("head.task", self.task, HEAD_TASKS)
-        _choice("head.pooling", self.pooling, POOLINGS)
+        _choice("task", self.task, HEAD_TASKS)
+        _choice("pooling", self.pooling, POOLINGS)
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"head.dropout must lie in [0, 1), got {self.dropout!r}")
+            raise ConfigError(f"must lie in [0, 1), got {self.dropout!r}", "dropout")
         if self.task == "sequence":
-            _choice("head.problem_type", self.problem_type, SEQUENCE_PROBLEMS)
+            _choice("problem_type", self.problem_type, SEQUENCE_PROBLEMS)
             if self.problem_type == "binary" and self.num_labels in (0, 1):
                 self.num_labels = 1
             if self.problem_type == "binary" and self.num_labels != 1:
-                raise ConfigError("a binary head has exactly one output (num_labels=1)")
+                raise ConfigError("a binary head has exactly one output (num_labels=1)", "num_labels")
             if self.problem_type == "multiclass" and self.num_labels < 2:
-                raise ConfigError("a multiclass head needs num_labels >= 2")
+                raise ConfigError("a multiclass head needs num_labels >= 2", "num_labels")
         elif self.task == "token":
             if self.problem_type not in (None, "multiclass"):
-                raise ConfigError("token classification is multiclass; problem_type must be 'multiclass'")
+                raise ConfigError("token classification is multiclass; must be 'multiclass'", "problem_type")
             self.problem_type = "multiclass"
             if self.num_labels < 2:
-                raise ConfigError("a token classification head needs num_labels >= 2")
+                raise ConfigError("a token classification head needs num_labels >= 2", "num_labels")
         elif self.problem_type is not None:
-            raise ConfigError(f"problem_type applies to sequence/token heads, not task {self.task!r}")
+            raise ConfigError(f"applies to sequence/token heads, not task {self.task!r}", "problem_type")
         if self.task in ("sequence", "token"):
-            _positive("head.num_labels", self.num_labels)
+            _positive("num_labels", self.num_labels)
         if self.labels is not None:
             if self.task not in ("sequence", "token") or len(self.labels) != self.num_labels:
                 raise ConfigError(
-                    f"head.labels needs a sequence/token head with num_labels={len(self.labels)} entries"
+                    f"needs a sequence/token head with num_labels={len(self.labels)} entries", "labels"
                 )
             self.labels = [str(label) for label in self.labels]
 
     @classmethod
     def from_dict(cls, data: dict) -> HeadConfig:
-        """Build from a plain dict; unknown keys raise :class:`ConfigError`."""
-        _reject_unknown(cls, data, "head.")
-        return cls(**data)
+        """Build from a plain dict; unknown keys and bad values raise :class:`ConfigError` naming
+        ``head.KEY``."""
+        return from_mapping(cls, data, "head")
 
 
 @dataclass
@@ -158,11 +157,12 @@ class ModelConfig:
         for name in ("d_model", "n_layer", "vocab_size"):
             _positive(name, getattr(self, name))
         if self.vocab_size < VOCAB_SIZE:
-            raise ConfigError(f"vocab_size must cover the {VOCAB_SIZE} alphabet ids, got {self.vocab_size}")
+            raise ConfigError(f"must cover the {VOCAB_SIZE} alphabet ids, got {self.vocab_size}",
+                              "vocab_size")
         _choice("combine", self.combine, COMBINE_MODES)
         _choice("rc_strategy", self.rc_strategy, RC_STRATEGIES)
         if self.rc_strategy == "ps" and not self.bidirectional:
-            raise ConfigError("rc_strategy='ps' needs bidirectional=True (both strands scan both ways)")
+            raise ConfigError("'ps' needs bidirectional=True (both strands scan both ways)", "rc_strategy")
         if self.max_length is not None:
             _positive("max_length", self.max_length)
 
@@ -185,39 +185,21 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        """Build from a plain dict (``config.json`` or YAML); unknown keys raise :class:`ConfigError`."""
-        data = dict(data)
-        _reject_unknown(cls, data, "")
-        mixer = data.pop("mixer", {})
-        head = data.pop("head", {})
-        if not isinstance(mixer, dict) or not isinstance(head, dict):
-            raise ConfigError("'mixer' and 'head' must be mappings")
-        _reject_unknown(MixerConfig, mixer, "mixer.")
-        _reject_unknown(HeadConfig, head, "head.")
-        return cls(mixer=MixerConfig(**mixer), head=HeadConfig(**head), **data)
+        """Build from a plain dict (``config.json`` or YAML); unknown keys, values of the wrong
+        type and out-of-range values raise :class:`ConfigError` naming the key (``mixer.d_state``)."""
+        return from_mapping(cls, data)
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with top-level fields changed; ``mixer``/``head`` may be given as dicts of changes."""
         data = self.to_dict()
         for key, value in changes.items():
             if key in ("mixer", "head") and isinstance(value, dict):
-                _reject_unknown(MixerConfig if key == "mixer" else HeadConfig, value, f"{key}.")
-                data[key] = {**data[key], **value}
+                data[key] = {**data[key], **value}  # from_dict names an unknown key in value
             elif dataclasses.is_dataclass(value):
                 data[key] = dataclasses.asdict(value)
             else:
                 data[key] = value
         return ModelConfig.from_dict(data)
-
-
-def _reject_unknown(cls: type, data: dict, prefix: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key(s): {', '.join(prefix + k for k in unknown)}; "
-            f"known: {', '.join(prefix + k for k in sorted(known))}"
-        )
 
 
 # Presets. Parameter counts (docs/model.md) are computed by tests/model/test_config.py.
@@ -242,6 +224,6 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         ConfigError: unknown preset name or override key.
     """
     if name not in _PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESET_NAMES)}")
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESET_NAMES)}", "preset")
     base = ModelConfig.from_dict({**_PRESETS[name], "preset": name})
     return base.replace(**overrides) if overrides else base

@@ -25,9 +25,9 @@ from sklearn.metrics import matthews_corrcoef
 from torch import nn
 
 from genomamba.alphabet import ACGT_IDS
+from genomamba.runtime.batching import pad_batch
+from genomamba.runtime.device import resolve_device
 from genomamba.suite.baselines import check_labels
-from genomamba.train.distributed import resolve_device
-from genomamba.train.evaluate import pad_batch
 
 _PREDICT_BATCH = 256
 

@@ -103,13 +103,18 @@ def _type_name(hint) -> str:
 
 
 def _options(text: str, pairs: list[str], fields: dict[str, str]) -> dict:
+    from genomamba.strict_config import ConfigError, reject_unknown
+
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or key not in fields:
-            known = ", ".join(sorted(fields))
-            raise MethodError(f"{text}: {pair!r} is not KEY=VALUE with a known key ({known})")
+        if not sep:
+            raise MethodError(f"{text}: {pair!r} is not KEY=VALUE (keys: {', '.join(sorted(fields))})")
+        try:
+            reject_unknown({key: value}, sorted(fields))
+        except ConfigError as exc:
+            raise MethodError(f"{text}: {exc}") from None
         options[key] = _convert(text, key, value.strip(), fields[key])
     return options
 

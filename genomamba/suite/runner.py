@@ -10,12 +10,12 @@ everything in results.csv. Fine-tuning runs keep their logs in OUT/runs/TASK/MET
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genomamba.runtime.log import stderr_log
 from genomamba.suite.methods import DEFAULT_METHODS, Method, MethodError, RunContext, parse_method, run_method
 from genomamba.suite.results import append_row, completed, row_of, write_report
 from genomamba.suite.tasks import TaskData, discover_tasks, load_task, read_published
@@ -54,7 +54,7 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] | None = N
     Raises:
         MethodError: a bad method (usage). InputDataError: a bad suite or task file.
     """
-    log = log or (lambda message: print(message, file=sys.stderr))
+    log = log or stderr_log
     methods = config.parsed_methods()
     tasks = discover_tasks(config.suites, config.tasks)
     published = read_published(tasks, config.published)

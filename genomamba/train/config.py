@@ -1,10 +1,13 @@
 """The pretraining run configuration: a dataclass of defaults, YAML that holds only per-run values.
 
-Precedence: dataclass defaults < ``--config run.yaml`` < command-line options. Unknown YAML keys
-and out-of-range values raise :class:`~genomamba.model.config.ConfigError` (a ``ValueError``),
-naming the key. The resolved configuration is written to ``RUN_DIR/run_config.json``; ``--resume``
-reads it back, and only the keys in :data:`CHANGEABLE_ON_RESUME` may differ then (anything else
-would make the resumed run a different run).
+Precedence: dataclass defaults < ``--config run.yaml`` < command-line options. Unknown keys,
+values of the wrong type and out-of-range values, the model overrides under ``model:`` included,
+raise :class:`~genomamba.strict_config.ConfigError` (exit code 2) naming the file the key came
+from and its full dotted path (``run.yaml: model.mixer.d_stat: unknown key (did you mean
+d_state?)``), all before anything is written. The resolved configuration is written to
+``RUN_DIR/run_config.json``; ``--resume`` reads it back, and only the keys in
+:data:`CHANGEABLE_ON_RESUME` may differ then (anything else would make the resumed run a
+different run).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genomamba.model.config import ConfigError, preset
+from genomamba.model.config import ModelConfig, preset
+from genomamba.strict_config import ConfigError, from_mapping, reject_unknown
 from genomamba.train.schedule import seq_len_at
 
 RUN_CONFIG = "run_config.json"
@@ -60,36 +64,52 @@ class PretrainConfig:
         self.betas = [float(b) for b in self.betas]
         for name in ("max_steps", "seq_len", "batch_size", "checkpoint_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise ConfigError(f"must be a positive integer, got {getattr(self, name)!r}", name)
         for name in ("warmup_steps", "seq_len_warmup_steps", "keep_checkpoints", "seed"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+                raise ConfigError(f"must be a non-negative integer, got {getattr(self, name)!r}", name)
         if self.tokens_per_step is not None and self.tokens_per_step < self.seq_len:
             raise ConfigError(
-                f"tokens_per_step ({self.tokens_per_step}) must be at least seq_len ({self.seq_len})"
+                f"must be at least seq_len ({self.seq_len}), got {self.tokens_per_step}", "tokens_per_step"
             )
         if self.seq_len_start is not None and not 1 <= self.seq_len_start <= self.seq_len:
             raise ConfigError(
-                f"seq_len_start must lie in [1, seq_len={self.seq_len}], got {self.seq_len_start}"
+                f"must lie in [1, seq_len={self.seq_len}], got {self.seq_len_start}", "seq_len_start"
             )
         if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+            raise ConfigError(f"must be positive, got {self.lr!r}", "lr")
         for name in ("min_lr_ratio", "mask_prob", "max_n_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ConfigError("weight_decay and grad_clip must be >= 0")
+                raise ConfigError(f"must lie in [0, 1], got {getattr(self, name)!r}", name)
+        for name in ("weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)!r}", name)
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+            raise ConfigError(f"must be two numbers in [0, 1), got {self.betas!r}", "betas")
         if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+            raise ConfigError(f"must be one of {', '.join(DEVICES)}, got {self.device!r}", "device")
+        self.describe_model()
+
+    def describe_model(self) -> ModelConfig:
+        """The run's model config: ``preset`` with the ``model`` overrides. Described, not built
+        (no torch), so that a bad override is a ConfigError naming ``model.KEY`` before RUN_DIR
+        is made.
+
+        Raises:
+            ConfigError: an unknown preset; an unknown, mistyped or out-of-range override; a head
+                other than mlm.
+        """
+        base = preset(self.preset)  # an unknown name: an error naming the key preset, not model.preset
         if not isinstance(self.model, dict):
-            raise ConfigError("model must be a mapping of preset overrides")
-        # the model is described (not built) here, so that an unknown preset or override key is a
-        # configuration error found before RUN_DIR is made
-        model = preset(self.preset, **self.model)
+            raise ConfigError(f"must be a mapping of preset overrides, got {self.model!r}", "model")
+        try:
+            reject_unknown(self.model, ModelConfig)  # first: a non-string key cannot be a keyword below
+            model = base.replace(**self.model)
+        except ConfigError as exc:
+            raise exc.within("model") from None
         if model.head.task != "mlm":
-            raise ConfigError(f"pretraining needs an mlm head, the model config has {model.head.task!r}")
+            raise ConfigError(f"pretraining needs an mlm head, got {model.head.task!r}", "model.head.task")
+        return model
 
     @property
     def step_tokens(self) -> int:
@@ -147,17 +167,9 @@ class PretrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PretrainConfig:
-        """Build from a mapping; unknown keys raise :class:`ConfigError` listing the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown config key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        try:
-            return cls(**data)
-        except TypeError as exc:  # e.g. a string where a list was expected
-            raise ConfigError(str(exc)) from exc
+        """Build from a mapping (:func:`genomamba.strict_config.from_mapping`): unknown keys,
+        values of the wrong type and out-of-range values raise :class:`ConfigError` naming the key."""
+        return from_mapping(cls, data)
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -180,14 +192,35 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def resolve_config(yaml_values: dict, cli_values: dict, saved: dict | None = None) -> PretrainConfig:
+def resolve_config(
+    yaml_values: dict,
+    cli_values: dict,
+    saved: dict | None = None,
+    *,
+    yaml_source: str | None = None,
+    saved_source: str | None = None,
+) -> PretrainConfig:
     """Merge defaults < YAML < command line; with ``saved`` (a resumed run's ``run_config.json``)
     the saved values are the base and a given value that changes anything outside
-    :data:`CHANGEABLE_ON_RESUME` raises :class:`ConfigError`."""
-    given = {**yaml_values, **{k: v for k, v in cli_values.items() if v is not None}}
+    :data:`CHANGEABLE_ON_RESUME` raises :class:`ConfigError`.
+
+    A bad key's error names where its value came from: ``yaml_source`` (the run YAML's name) or
+    ``saved_source`` (the saved run config's); a value from the command line names no file.
+    """
+    cli_given = {k: v for k, v in cli_values.items() if v is not None}
+    given = {**yaml_values, **cli_given}
+    try:
+        config = PretrainConfig.from_dict(given if saved is None else {**saved, **given})
+    except ConfigError as exc:
+        top = exc.key.split(".")[0] if exc.key else None
+        source = None
+        if top in yaml_values and top not in cli_given:
+            source = yaml_source
+        elif saved is not None and top in saved and top not in given:
+            source = saved_source
+        raise exc.in_source(source) from None
     if saved is None:
-        return PretrainConfig.from_dict(given)
-    PretrainConfig.from_dict({**saved, **given})  # reports unknown keys / bad values first
+        return config
     changed = sorted(k for k, v in given.items() if k not in CHANGEABLE_ON_RESUME and saved.get(k) != v)
     if changed:
         raise ConfigError(
@@ -195,7 +228,7 @@ def resolve_config(yaml_values: dict, cli_values: dict, saved: dict | None = Non
             + ", ".join(f"{k}={saved.get(k)!r}" for k in changed)
             + "); start a new run with another --out instead"
         )
-    return PretrainConfig.from_dict({**saved, **given})
+    return config
 
 
 def write_run_config(config: PretrainConfig, run_dir: Path) -> None:

@@ -22,27 +22,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 
-from genomamba.errors import UnavailableError
 from genomamba.model.config import ConfigError
+from genomamba.runtime.device import World, resolve_device
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-
-
-@dataclass(frozen=True)
-class World:
-    """Who this process is among ``world_size`` training processes."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
 
 
 def world_from_env(environ: Mapping[str, str] | None = None) -> World:
@@ -76,32 +62,6 @@ def world_from_env(environ: Mapping[str, str] | None = None) -> World:
             "with torchrun (e.g. torchrun --nproc-per-node 2 $(which genomamba) pretrain ...)"
         )
     return world
-
-
-def resolve_device(name: str, world: World | None = None) -> torch.device:
-    """The device this process trains on.
-
-    ``auto``: CUDA when available, else CPU. With several processes a CUDA device is
-    ``cuda:LOCAL_RANK`` (one GPU per process); ``cpu`` stays CPU (gloo).
-
-    Raises:
-        UnavailableError: ``cuda`` without a GPU, or a local rank without a GPU of its own.
-    """
-    world = world or World()
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UnavailableError("--device cuda: no CUDA device is available")
-    use_cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())
-    if not use_cuda:
-        return torch.device("cpu")
-    if world.world_size == 1:
-        return torch.device("cuda")
-    count = torch.cuda.device_count()
-    if world.local_rank >= count:
-        raise UnavailableError(
-            f"local rank {world.local_rank} has no GPU of its own ({count} visible): start at most "
-            f"{count} processes per machine (torchrun --nproc-per-node)"
-        )
-    return torch.device("cuda", world.local_rank)
 
 
 class Distributed:
@@ -184,14 +144,14 @@ class Distributed:
 def distributed(device_name: str = "auto") -> Iterator[Distributed]:
     """Join the world torchrun describes for the duration of the block.
 
-    One process: no process group, the device from :func:`resolve_device`. Several: the device is
-    ``cuda:LOCAL_RANK`` (made current before the group exists) with NCCL, or the CPU with gloo;
-    the group is created from the ``env://`` variables and destroyed on exit. A group that the
-    caller had already initialised is used as it is and left alone.
+    One process: no process group, the device from :func:`genomamba.runtime.device.resolve_device`.
+    Several: the device is ``cuda:LOCAL_RANK`` (made current before the group exists) with NCCL,
+    or the CPU with gloo; the group is created from the ``env://`` variables and destroyed on exit.
+    A group that the caller had already initialised is used as it is and left alone.
 
     Raises:
         ConfigError: see :func:`world_from_env`.
-        UnavailableError: see :func:`resolve_device`.
+        UnavailableError: see :func:`genomamba.runtime.device.resolve_device`.
     """
     world = world_from_env()
     device = resolve_device(device_name, world)

@@ -50,14 +50,12 @@ from genomamba.alphabet import reverse_complement
 from genomamba.errors import GenomambaError
 from genomamba.io.directories import fresh_directory
 from genomamba.io.targets import TaskSpec
-from genomamba.train.evaluate import (
-    METRICS_JSON,
-    autocast_for,
-    head_labels,
-    pad_batch,
-    score_data,
-    write_report,
-)
+from genomamba.runtime.batching import pad_batch
+from genomamba.runtime.device import resolve_device
+from genomamba.runtime.log import stderr_log
+from genomamba.runtime.precision import autocast_for
+from genomamba.runtime.sequence_head import head_labels
+from genomamba.train.evaluate import METRICS_JSON, score_data, write_report
 from genomamba.train.finetune_data import (
     DEFAULT_METRIC,
     TASK_METRICS,
@@ -67,8 +65,10 @@ from genomamba.train.finetune_data import (
     grouped_split,
     load_data,
 )
+from genomamba.train.optimizer import param_groups
 from genomamba.train.schedule import lr_factor
 from genomamba.train.scores import LOWER_IS_BETTER, headline, write_json_atomic, write_jsonl_atomic
+from genomamba.train.state import seed_everything
 from genomamba.train.step import clip_and_step
 
 CONFIG_JSON = "finetune_config.json"
@@ -152,7 +152,7 @@ def finetune(
     A run into a new (or empty) OUT that fails leaves nothing there (OUT itself is removed when
     the run made it), so the same command can simply be run again.
     """
-    log = log or (lambda message: print(message, file=sys.stderr))
+    log = log or stderr_log
     out = Path(config.out)
     check_out_dir(out, config.overwrite)
     with fresh_directory(out):
@@ -162,8 +162,6 @@ def finetune(
 def _finetune(
     config: FinetuneConfig, out: Path, prepared: Prepared | None, progress: bool, log
 ) -> FinetuneResult:
-    from genomamba.train.pretrain import param_groups, resolve_device, seed_everything
-
     prepared = prepared or load_data(config)
     spec, train, val, test = prepared.spec, prepared.train, prepared.val, prepared.test
     if val is None and config.val_fraction > 0:

@@ -19,7 +19,8 @@ import numpy as np
 from genomamba.errors import InputDataError
 from genomamba.io.labels import LabelledData, read_labelled
 from genomamba.io.targets import TaskSpec, encode_targets, infer_task
-from genomamba.model.config import POOLINGS, RC_STRATEGIES, ConfigError
+from genomamba.model.config import RC_STRATEGIES, HeadConfig, preset
+from genomamba.strict_config import ConfigError
 from genomamba.train.scores import EVAL_BATCH_SIZE
 
 DEFAULT_METRIC = {"binary": "mcc", "multiclass": "mcc", "multilabel": "auroc", "regression": "loss"}
@@ -79,34 +80,39 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if (self.model is None) == (self.preset is None):
             raise ConfigError("give exactly one of model (a pretrained model directory) and preset")
+        if self.preset is not None:
+            preset(self.preset)  # an unknown name is an error naming the key, before any data is read
         if self.rc_strategy is not None and self.model is not None:
-            raise ConfigError("rc_strategy applies to --preset only; a pretrained model keeps its own")
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+            raise ConfigError("applies to --preset only; a pretrained model keeps its own", "rc_strategy")
         if self.rc_strategy not in (None, *RC_STRATEGIES):
             allowed = ", ".join(RC_STRATEGIES)
-            raise ConfigError(f"rc_strategy must be one of {allowed}, got {self.rc_strategy!r}")
+            raise ConfigError(f"must be one of {allowed}, got {self.rc_strategy!r}", "rc_strategy")
+        # the head's options, by the head config's own rules (the same keys: pooling, dropout)
+        HeadConfig(task="none", pooling=self.pooling, dropout=self.dropout)
         if self.strand_specific and (self.rc_strategy not in (None, "none") or self.rc_augment):
             raise ConfigError(
                 "a strand-specific task uses neither RC augmentation nor an RC-invariant model; drop "
-                "--rc-strategy/--rc-augment, or drop --strand-specific if the label holds on both strands"
+                "--rc-strategy/--rc-augment, or drop --strand-specific if the label holds on both strands",
+                "strand_specific",
             )
         if self.freeze_backbone and self.model is None:
-            raise ConfigError("freeze_backbone probes a pretrained model; give --model, not --preset")
+            raise ConfigError("probes a pretrained model; give --model, not --preset", "freeze_backbone")
         self._check_lora()
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise ConfigError(f"must be a positive integer, got {getattr(self, name)!r}", name)
         if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be a positive integer, got {self.max_steps!r}")
-        if self.patience < 0 or self.seed < 0:
-            raise ConfigError("patience and seed must be >= 0")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must lie in [0, 1), got {self.val_fraction!r}")
-        if not 0.0 <= self.warmup_fraction < 1.0 or not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError("warmup_fraction must lie in [0, 1) and min_lr_ratio in [0, 1]")
-        if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ConfigError("lr must be positive; weight_decay and grad_clip >= 0")
+            raise ConfigError(f"must be a positive integer, got {self.max_steps!r}", "max_steps")
+        for name in ("patience", "seed", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)!r}", name)
+        for name in ("val_fraction", "warmup_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"must lie in [0, 1), got {getattr(self, name)!r}", name)
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"must lie in [0, 1], got {self.min_lr_ratio!r}", "min_lr_ratio")
+        if not self.lr > 0:
+            raise ConfigError(f"must be positive, got {self.lr!r}", "lr")
 
     def _check_lora(self) -> None:
         if self.lora is None:
@@ -119,11 +125,11 @@ class FinetuneConfig:
                 "--lora trains low-rank adapters of the backbone with it; give one"
             )
         if isinstance(self.lora, bool) or not isinstance(self.lora, int) or self.lora < 1:
-            raise ConfigError(f"lora (the adapters' rank) must be a positive integer, got {self.lora!r}")
+            raise ConfigError(f"the adapters' rank must be a positive integer, got {self.lora!r}", "lora")
         if self.lora_alpha is not None and not self.lora_alpha > 0:
-            raise ConfigError(f"lora_alpha must be positive, got {self.lora_alpha!r}")
+            raise ConfigError(f"must be positive, got {self.lora_alpha!r}", "lora_alpha")
         if not 0.0 <= self.lora_dropout < 1.0:
-            raise ConfigError(f"lora_dropout must lie in [0, 1), got {self.lora_dropout!r}")
+            raise ConfigError(f"must lie in [0, 1), got {self.lora_dropout!r}", "lora_dropout")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

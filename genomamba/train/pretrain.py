@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import sys
 import threading
@@ -39,7 +38,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from genomamba.alphabet import PAD_ID
@@ -52,6 +50,8 @@ from genomamba.errors import (
 )
 from genomamba.io.directories import fresh_directory
 from genomamba.model import build_model
+from genomamba.runtime.log import stderr_log
+from genomamba.runtime.precision import autocast_for
 from genomamba.train.config import PretrainConfig, read_run_config, write_run_config
 from genomamba.train.data import (
     CropSampler,
@@ -60,21 +60,19 @@ from genomamba.train.data import (
     open_shards,
     rank_micro_batches,
 )
-from genomamba.train.distributed import Distributed, distributed, resolve_device, world_from_env
+from genomamba.train.distributed import Distributed, distributed, world_from_env
 from genomamba.train.masking import IGNORE_INDEX, bert_mask
 from genomamba.train.metrics import METRICS_FILE, PLOT_FILE, MetricsWriter, perplexity, plot_metrics
+from genomamba.train.optimizer import param_groups
 from genomamba.train.schedule import lr_factor, seq_len_at
-from genomamba.train.state import list_checkpoints, restore_state, rng_states, save_state
+from genomamba.train.state import list_checkpoints, restore_state, rng_states, save_state, seed_everything
 from genomamba.train.step import clip_and_step
 
 __all__ = [
     "PretrainResult",
     "check_crop_length",
     "RunExistsError",
-    "param_groups",
     "pretrain",
-    "resolve_device",
-    "seed_everything",
 ]
 
 MODEL_DIR = "model"
@@ -91,26 +89,6 @@ class PretrainResult:
     status: str  # "finished" or "interrupted" (checkpoint written, resume with --resume)
     signal: int | None = None  # the signal that interrupted the run, if any
     model_dir: Path | None = None
-
-
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay on matrices only; none on biases, norms, embeddings' 1-D params and the
-    parameters the model marks ``_no_weight_decay`` (A_log, D, dt bias)."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if not param.requires_grad:
-            continue
-        if param.ndim < 2 or getattr(param, "_no_weight_decay", False):
-            no_decay.append(param)
-        else:
-            decay.append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 class _StopFlag:
@@ -222,7 +200,7 @@ def pretrain(
     A run into a new (or empty) RUN_DIR that fails before its first checkpoint removes what it
     wrote there, and RUN_DIR when it made it: there is nothing to resume.
     """
-    log = log or (lambda message: print(message, file=sys.stderr))
+    log = log or stderr_log
     if not config.out:
         raise ValueError("config.out (RUN_DIR) is required")
     config.check_world_size(world_from_env().world_size)
@@ -417,9 +395,6 @@ def _train_step(net, optimizer, sampler: CropSampler, config: PretrainConfig, st
     n_labels = int(world.all_reduce([sum(p[3] for p in passes)])[0])
     optimizer.zero_grad(set_to_none=True)
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss x count, correct, real tokens
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    )
     for k, (ids, inputs, labels, count) in enumerate(passes):
         real = torch.from_numpy(ids != PAD_ID)
         mask = None if bool(real.all()) else real.to(device)
@@ -427,7 +402,7 @@ def _train_step(net, optimizer, sampler: CropSampler, config: PretrainConfig, st
         # gradients are exchanged once per step, after this rank's last pass
         sync = contextlib.nullcontext() if not world.active or k == len(passes) - 1 else net.no_sync()
         with sync:
-            with autocast:
+            with autocast_for(device):
                 out = net(torch.from_numpy(inputs).to(device), mask, labels=labels_t)
             # this pass's mean, weighted by its share of the step's masked bases (0 when it has
             # none), times the world size because DDP averages the ranks' gradients

@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from genomamba.runtime.log import stderr_log
 from genomamba.train.finetune import check_out_dir, finetune
 from genomamba.train.finetune_data import FinetuneConfig, Prepared, load_data
 from genomamba.train.scores import write_json_atomic, write_text_atomic
@@ -130,7 +130,7 @@ def finetune_seeds(
     ``prepared``: data from :func:`~genomamba.train.finetune.load_data` (read here when None).
     Returns the summary. Raises as :func:`~genomamba.train.finetune.finetune`.
     """
-    log = log or (lambda message: print(message, file=sys.stderr))
+    log = log or stderr_log
     out = Path(config.out)
     check_out_dir(out, config.overwrite)
     prepared = prepared or load_data(config)

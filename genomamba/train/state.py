@@ -1,4 +1,5 @@
-"""Training-resume state: written atomically into ``RUN_DIR/checkpoints/step-XXXXXX/state.pt``.
+"""Training-resume state: written atomically into ``RUN_DIR/checkpoints/step-XXXXXX/state.pt``;
+and the global RNGs, seeded at the start of a run and saved with its state.
 
 The state is a plain dict (model, optimiser and scheduler state dicts, RNG states of Python,
 numpy and torch, the sampler position, the step) saved with ``torch.save``. It is *resume* state
@@ -26,6 +27,13 @@ from genomamba.io.atomic import move_directory_into_place, staged_directory
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.pt"
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the global RNGs of Python, numpy and torch (all devices) at the start of a run."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def rng_states(device: torch.device | None = None) -> dict:

@@ -115,7 +115,7 @@ def test_triton_norm_matches_torch_norm(lib, triton_norm_on_cpu):
 def test_checkpointing_gives_the_same_gradients_and_training_lowers_the_loss(lib):
     from bench_util import make_adamw, mlm_batch
 
-    from genomamba.train.pretrain import param_groups
+    from genomamba.train.optimizer import param_groups
 
     plain, ckpt = _tiny(lib, n_layer=1), _tiny(lib, n_layer=1, gradient_checkpointing=True)
     inputs, labels = mlm_batch(2, 32, 0, CPU)

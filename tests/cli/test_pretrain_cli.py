@@ -54,31 +54,57 @@ def test_missing_shard_directory_exits_65(tmp_path):
     assert "no such token-shard directory" in result.output and "missing" in result.output
 
 
-def test_unknown_config_key_exits_2(lambda_shards, tmp_path):
+@pytest.mark.parametrize(
+    ("run_yaml", "message"),
+    [
+        # a typo in a model override: the full dotted path and the field meant
+        ("model: {mixer: {d_stat: 32}}\n", "model.mixer.d_stat: unknown key (did you mean d_state?)"),
+        ("seq_lenght: 64\n", "seq_lenght: unknown key (did you mean seq_len?)"),
+        ("learning_rate: 0.1\n", "learning_rate: unknown key (known: data, preset, model, out,"),
+        ("model: {mixer: {d_state: -1}}\n", "model.mixer.d_state: must be a positive integer, got -1"),
+        ("batch_size: 0\n", "batch_size: must be a positive integer, got 0"),
+        ("mask_prob: 2\n", "mask_prob: must lie in [0, 1], got 2"),
+        ("model: {norm_eps: small}\n", "model.norm_eps: must be a number, got 'small'"),
+        ("lr: 1e-3\n", "lr: must be a number, got '1e-3' (text, not a number: write exponents"),
+    ],
+)
+def test_bad_run_config_exits_2_naming_file_and_key_before_anything_is_written(tmp_path, run_yaml, message):
     config = tmp_path / "run.yaml"
-    config.write_text("learning_rate: 0.1\n")
-    result = _run(
-        "--data",
-        str(lambda_shards),
-        "--preset",
-        "tiny",
-        "--out",
-        str(tmp_path / "o"),
-        "--config",
-        str(config),
-    )
+    config.write_text(run_yaml)
+    out = tmp_path / "o"
+    # the shard directory does not exist: the config is checked before the data, and before RUN_DIR
+    result = _run("--data", str(tmp_path / "no-shards"), "--preset", "tiny", "--out", str(out),
+                  "--config", str(config))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {config}: {message}"), lines
+    assert not out.exists()
+
+
+def test_bad_run_config_leaves_an_existing_run_dir_as_it_was(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("model: {mixer: {d_stat: 32}}\n")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    result = _run("--data", str(tmp_path / "no-shards"), "--preset", "tiny", "--out", str(out),
+                  "--config", str(config))
+    assert result.exit_code == 2 and "model.mixer.d_stat" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_bad_preset_override_on_the_command_line_names_no_file(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("seq_len: 64\n")
+    result = _run("--data", str(tmp_path / "no-shards"), "--preset", "tiny", "--out", str(tmp_path / "o"),
+                  "--config", str(config), "--tokens-per-step", "32")
     assert result.exit_code == 2
-    assert "unknown config key(s): learning_rate" in result.output
-    assert not (tmp_path / "o").exists()
+    assert result.stderr.strip() == "error: tokens_per_step: must be at least seq_len (64), got 32"
 
 
-def test_bad_values_and_missing_preset_exit_2(lambda_shards, tmp_path):
-    config = tmp_path / "run.yaml"
-    config.write_text("mask_prob: 2\n")
-    common = ["--data", str(lambda_shards), "--out", str(tmp_path / "o")]
-    bad = _run(*common, "--preset", "tiny", "--config", str(config))
-    assert bad.exit_code == 2 and "mask_prob must lie in [0, 1]" in bad.output
-    no_preset = _run(*common)
+def test_missing_preset_exits_2(lambda_shards, tmp_path):
+    no_preset = _run("--data", str(lambda_shards), "--out", str(tmp_path / "o"))
     assert no_preset.exit_code == 2 and "--preset is required" in no_preset.output
 
 

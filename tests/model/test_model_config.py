@@ -90,7 +90,7 @@ def test_invalid_values_are_errors(changes, needle):
 def test_preset_unknown_name_and_override_key():
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
-    with pytest.raises(ConfigError, match="unknown config key"):
+    with pytest.raises(ConfigError, match="layers: unknown key"):
         preset("tiny", layers=3)
     with pytest.raises(ConfigError, match="head.classes"):
         HeadConfig.from_dict({"classes": 3})

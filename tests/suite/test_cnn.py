@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.metrics import matthews_corrcoef
 
+from genomamba.runtime.batching import pad_batch
 from genomamba.suite.cnn import CNNConfig, SmallCNN, fit_cnn
-from genomamba.train.evaluate import pad_batch
 from tests.suite.suite_cases import ids, motif_task
 
 CPU = dict(device="cpu")

@@ -24,8 +24,10 @@ def test_baselines_and_finetune_methods_parse():
         ("svm", "unknown method"),
         ("kmer-lr,k=3", "unknown method"),
         ("finetune:huge", "unknown preset 'huge'"),
-        ("finetune:tiny,colour=blue", "known key"),
-        ("finetune:tiny,seed=3", "known key"),  # seeds come from --seeds
+        ("finetune:tiny,colour=blue", "colour: unknown key"),
+        ("finetune:tiny,seed=3", "seed: unknown key"),  # seeds come from --seeds
+        ("finetune:tiny,poolng=max", r"poolng: unknown key \(did you mean pooling\?\)"),
+        ("finetune:tiny,dropout=1.5", r"dropout: must lie in \[0, 1\)"),
         ("finetune:tiny,epochs=many", "epochs='many' is not a int"),
         ("finetune:tiny,strand_specific=perhaps", "is not a bool"),
         ("finetune:tiny,pooling=median", "head.pooling|pooling"),

@@ -1,4 +1,4 @@
-"""Evaluation (genomamba.train.evaluate, genomamba.train.scores): metrics, batching, label maps, and
+"""Evaluation (genomamba.train.evaluate, genomamba.train.scores): metrics, predictions in any batch, and
 `evaluate` reproducing the test metrics of a fine-tuning run."""
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ import torch
 from finetune_cases import quiet, trained_demo_run
 
 from genomamba import alphabet as ab
-from genomamba.checkpoint import read_config, save_pretrained
 from genomamba.errors import InputDataError
-from genomamba.io.targets import TaskSpec
 from genomamba.model import build_model
-from genomamba.train.evaluate import evaluate, pad_batch, predict_scores, spec_from_config
+from genomamba.train.evaluate import evaluate, predict_scores
 from genomamba.train.scores import compute_metrics
 
 
@@ -62,12 +60,8 @@ def test_multiclass_multilabel_and_regression_metrics():
     assert m["spearman"] == pytest.approx(1.0) and m["r2"] == pytest.approx(1 - 30 / 5)
 
 
-def test_pad_batch_and_predictions_do_not_depend_on_batching():
+def test_predictions_do_not_depend_on_batching():
     seqs = [np.array([5, 6, 7], np.uint8), np.array([8], np.uint8), np.array([5, 5, 6, 9, 7], np.uint8)]
-    ids, mask = pad_batch(seqs)
-    assert ids.tolist() == [[5, 6, 7, 0, 0], [8, 0, 0, 0, 0], [5, 5, 6, 9, 7]]
-    assert mask.tolist() == [[True] * 3 + [False] * 2, [True] + [False] * 4, [True] * 5]
-    assert pad_batch(seqs[:1])[1] is None
     torch.manual_seed(0)
     model = build_model("tiny", head={"task": "sequence", "problem_type": "multiclass", "num_labels": 3})
     together = predict_scores(model, seqs, "multiclass", batch_size=3)
@@ -85,18 +79,6 @@ def test_ph_models_are_conjoined_and_ps_models_invariant():
         model = build_model("tiny", rc_strategy=rc, head={"task": "sequence", "problem_type": "binary"})
         scores = predict_scores(model, both, "binary", batch_size=4)
         np.testing.assert_allclose(scores[:2], scores[2:], atol=1e-5)
-
-
-def test_label_map_of_a_model(tmp_path):
-    head = {"task": "sequence", "problem_type": "binary", "num_labels": 1, "labels": ["pos"]}
-    config = {"architecture": {"head": head}, "provenance": {"finetune": {"label_map": ["neg", "pos"]}}}
-    assert spec_from_config(config) == TaskSpec("binary", ("neg", "pos"))
-    assert spec_from_config({"architecture": {"head": head}}) == TaskSpec("binary", ("not pos", "pos"))
-    multi = {"task": "sequence", "problem_type": "multilabel", "num_labels": 2, "labels": None}
-    assert spec_from_config({"architecture": {"head": multi}}) == TaskSpec("multilabel", ("0", "1"))
-    mlm = save_pretrained(build_model("tiny"), tmp_path / "mlm")
-    with pytest.raises(InputDataError, match="has a 'mlm' head, not a sequence classifier"):
-        spec_from_config(read_config(mlm))
 
 
 def test_evaluate_reproduces_the_finetune_test_metrics(tmp_path_factory, tmp_path):

@@ -120,7 +120,7 @@ def test_lora_trains_adapters_and_head_only_and_exports_both_forms(tmp_path, pre
 
 def _batch(sequences):
     from genomamba.api import encode_sequences
-    from genomamba.train.evaluate import pad_batch
+    from genomamba.runtime.batching import pad_batch
 
     return pad_batch(encode_sequences(sequences), torch.device("cpu"))
 

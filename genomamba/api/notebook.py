@@ -1,4 +1,4 @@
-"""The library in three lines: ``genomamba.load(DIR).embed(["ACGT..."])``.
+"""The notebook API, the library in three lines: ``genomamba.load(DIR).embed(["ACGT..."])``.
 
 :func:`load` reads a model directory once and returns a :class:`Genomamba` whose methods take
 plain Python strings (or token arrays), batch and pad them, and run the model in eval mode under
@@ -18,7 +18,7 @@ N, anything else raises :class:`~genomamba.errors.InputDataError` naming the seq
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -102,7 +102,8 @@ class Genomamba:
         """
         from genomamba.checkpoint import read_config
         from genomamba.infer.predict import prediction_columns
-        from genomamba.train.evaluate import predict_scores, spec_from_config
+        from genomamba.runtime.sequence_head import spec_from_config
+        from genomamba.train.evaluate import predict_scores
 
         spec = spec_from_config(read_config(self.model_dir))
         ids = encode_sequences(sequences, lenient=lenient)
@@ -128,18 +129,27 @@ class Genomamba:
         return np.array([pseudo_log_likelihood(self.model, s, self.device, self.batch_size) for s in ids])
 
     def score_variants(
-        self, vcf: str | os.PathLike, genome: str | os.PathLike, *, window: int = 1024, **options
+        self,
+        vcf: str | os.PathLike | None,
+        genome: str | os.PathLike,
+        *,
+        window: int = 1024,
+        regions: Sequence[str] = (),
+        lenient: bool = False,
     ) -> pd.DataFrame:
         """Zero-shot scores of the SNVs of ``vcf`` on ``genome`` as ``genomamba score-variants``
-        computes them (same columns), as a DataFrame; ``options``: lenient, regions."""
+        computes them (same columns), as a DataFrame. ``regions`` instead of a VCF: every
+        substitution of every position of these ``CHROM:START-END`` regions; ``lenient``: invalid
+        characters of the genome read as N."""
         import tempfile
 
         from genomamba.infer.variants import score_variants
 
         with tempfile.TemporaryDirectory(prefix="genomamba-variants-") as tmp:
             out = os.path.join(tmp, "scores.parquet")
-            score_variants(self.model_dir, vcf, genome, out, window=window, batch_size=self.batch_size,
-                           device=str(self.device), log=lambda message: None, **options)
+            score_variants(self.model_dir, vcf, genome, out, regions=tuple(regions), window=window,
+                           batch_size=self.batch_size, device=str(self.device), lenient=lenient,
+                           log=lambda message: None)
             return pd.read_parquet(out)
 
 

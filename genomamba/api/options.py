@@ -1,0 +1,43 @@
+"""How the command functions of :mod:`genomamba.api` take their options and report bad ones.
+
+* A tuning parameter left at ``None`` takes the library's own default (the one ``genomamba
+  <command> --help`` shows): :func:`given` passes on only the parameters that were set, so no
+  default is written twice.
+* The library raises ``ValueError`` for options that cannot work together (a BED input without a
+  genome, a stride without a window); inside :func:`usage_errors` those become
+  :class:`~genomamba.errors.UsageError`, which the command line shows with its usage line (exit 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+
+from genomamba.errors import GenomambaError, UsageError
+
+Log = Callable[[str], None]
+Progress = Callable[[float], None]
+
+
+def given(**values) -> dict:
+    """``values`` without those that are None (left to the called function's default)."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def text(path: str | os.PathLike | None) -> str | None:
+    """A path as the text the configuration dataclasses hold (None stays None)."""
+    return None if path is None else os.fspath(path)
+
+
+@contextlib.contextmanager
+def usage_errors() -> Iterator[None]:
+    """Turn a ``ValueError`` raised inside into a :class:`~genomamba.errors.UsageError` with its
+    message; the project's own errors pass unchanged."""
+    try:
+        yield
+    except GenomambaError:  # a ValueError too (UsageError, ConfigError): already says what it is
+        raise
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
