@@ -96,8 +96,8 @@ def stream_pass(model, ids: np.ndarray, plan, device: torch.device, args) -> dic
 
 
 def windowed_pass(model, ids: np.ndarray, window: int, batch_size: int, device: torch.device) -> dict:
+    from genomamba.infer.model_inputs import SequenceWindow
     from genomamba.infer.runner import run_over_windows
-    from genomamba.infer.windows import SequenceWindow
 
     windows = (SequenceWindow("bench", "r", s, min(s + window, len(ids)), ids[s : s + window])
                for s in range(0, len(ids), window))

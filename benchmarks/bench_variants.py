@@ -30,11 +30,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from genomamba.alphabet import decode  # noqa: E402
-from genomamba.checkpoint import save_pretrained  # noqa: E402
 from genomamba.infer.variants import score_variants  # noqa: E402
 from genomamba.io.fasta import read_fasta  # noqa: E402
 from genomamba.model.config import preset  # noqa: E402
 from genomamba.model.model import GenomambaModel  # noqa: E402
+from genomamba.model_directory import save_pretrained  # noqa: E402
 
 
 def random_snvs(fasta: Path, count: int, seed: int, out: Path) -> None:

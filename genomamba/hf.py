@@ -1,7 +1,7 @@
 """Hugging Face transformers classes for genomamba model directories; importing this module registers them.
 
 transformers picks a model's classes by the ``model_type`` in its ``config.json`` ("genomamba",
-written by :mod:`genomamba.checkpoint`), among the types it has been told about: it has no plugin
+written by :mod:`genomamba.model_directory`), among the types it has been told about: it has no plugin
 mechanism that finds a third-party package by itself. Importing this module tells it, so that
 afterwards, without ``trust_remote_code`` (docs/huggingface.md)::
 
@@ -13,8 +13,8 @@ afterwards, without ``trust_remote_code`` (docs/huggingface.md)::
     out = clf(**genomamba.hf.tokenize(["ACGTAGGCTA", "TTGACC"]))  # input_ids + attention_mask
 
 The classes wrap :class:`genomamba.model.model.GenomambaModel`. Weights are read by
-:func:`genomamba.checkpoint.from_pretrained` (safetensors, never pickle, every tensor checked) and
-written by :func:`genomamba.checkpoint.save_pretrained`, so a model saved from here is a genomamba
+:func:`genomamba.model_directory.from_pretrained` (safetensors, never pickle, every tensor checked) and
+written by :func:`genomamba.model_directory.save_pretrained`, so a model saved from here is a genomamba
 model directory again; the state-dict keys are those of ``model.safetensors``. Outputs follow
 genomamba, post-hoc reverse-complement conjoining in eval mode included.
 """
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genomamba import checkpoint
+from genomamba import model_directory
 from genomamba.model.backbone import resolve_padding
 from genomamba.model.config import HeadConfig, ModelConfig
 from genomamba.model.heads import pool
@@ -92,7 +92,7 @@ class GenomambaConfig(PreTrainedConfig):
     of the architecture.
     """
 
-    model_type = checkpoint.MODEL_TYPE
+    model_type = model_directory.MODEL_TYPE
 
     def __init__(self, architecture: dict | None = None, **kwargs: Any):
         model_config = ModelConfig() if architecture is None else ModelConfig.from_dict(architecture)
@@ -124,9 +124,9 @@ class GenomambaConfig(PreTrainedConfig):
 
     @classmethod
     def from_model_directory(cls, directory: str | os.PathLike) -> GenomambaConfig:
-        """The config of a model directory, read and checked by :func:`genomamba.checkpoint.read_config`
+        """The config of a model directory, read and checked by :func:`genomamba.model_directory.read_config`
         (so directories written before ``model_type`` existed load too)."""
-        return cls(**checkpoint.read_config(directory), name_or_path=str(directory))
+        return cls(**model_directory.read_config(directory), name_or_path=str(directory))
 
 
 class GenomambaPreTrainedModel(PreTrainedModel):
@@ -183,7 +183,7 @@ class GenomambaPreTrainedModel(PreTrainedModel):
     ) -> GenomambaPreTrainedModel:
         """Load a genomamba model directory (or a Hub repository holding one), in eval mode.
 
-        Reads it with :func:`genomamba.checkpoint.from_pretrained`: safetensors only, every tensor
+        Reads it with :func:`genomamba.model_directory.from_pretrained`: safetensors only, every tensor
         checked by name and shape. Options as in transformers: ``dtype`` (or ``torch_dtype``;
         ``"auto"`` keeps the stored one), ``device_map`` (one device: ``"cpu"``, ``"cuda:0"``, an
         index or ``"auto"``), ``ignore_mismatched_sizes``, the Hub options (``revision``,
@@ -192,7 +192,7 @@ class GenomambaPreTrainedModel(PreTrainedModel):
         fresh (a warning says so).
 
         Raises:
-            CheckpointError: not a complete, valid model directory.
+            ModelDirectoryError: not a complete, valid model directory.
             ValueError: a head that cannot be loaded (see the class); a device map over several devices.
             TypeError: an option that does not apply to genomamba models.
         """
@@ -218,7 +218,7 @@ class GenomambaPreTrainedModel(PreTrainedModel):
 
         head = cls._head_for(config, ignore_mismatched_sizes)
         stored = config.genomamba_config().head
-        model = checkpoint.from_pretrained(directory, head=head, device=device, dtype=dtype)
+        model = model_directory.from_pretrained(directory, head=head, device=device, dtype=dtype)
         if head.task != "none" and head != stored:
             LOG.warning("%s: the %s head on %s is new (the directory's head is %r); train it before use",
                         cls.__name__, head.task, directory, stored.task)
@@ -235,7 +235,7 @@ class GenomambaPreTrainedModel(PreTrainedModel):
         **kwargs: Any,
     ) -> None:
         """Write a genomamba model directory (``config.json``, ``model.safetensors``, ``README.md``)
-        with :func:`genomamba.checkpoint.save_pretrained`, keeping other files in the directory.
+        with :func:`genomamba.model_directory.save_pretrained`, keeping other files in the directory.
 
         ``state_dict`` (this model's keys) is saved instead of the live weights, as the Trainer
         asks. Options for transformers' own format (``max_shard_size``, ``safe_serialization``,
@@ -260,7 +260,7 @@ class GenomambaPreTrainedModel(PreTrainedModel):
         for written_now in ("genomamba_version", "git_commit", "created_utc", "torch_version"):
             provenance.pop(written_now, None)
         provenance["transformers"] = {"version": transformers.__version__, "class": type(self).__name__}
-        checkpoint.save_pretrained(model, save_directory, data_manifest_sha256=data_sha256,
+        model_directory.save_pretrained(model, save_directory, data_manifest_sha256=data_sha256,
                                    provenance=provenance, into_existing=True)
 
     def _return(self, output, return_dict: bool | None):
@@ -384,7 +384,7 @@ def tokenize(
 def register() -> None:
     """Tell transformers' Auto classes about ``model_type`` "genomamba" (done when this module is
     imported; calling it again changes nothing)."""
-    AutoConfig.register(checkpoint.MODEL_TYPE, GenomambaConfig, exist_ok=True)
+    AutoConfig.register(model_directory.MODEL_TYPE, GenomambaConfig, exist_ok=True)
     for auto, model_class in (
         (AutoModel, GenomambaBaseModel),
         (AutoModelForMaskedLM, GenomambaForMaskedLM),
@@ -406,11 +406,12 @@ def _model_directory(name: str | os.PathLike, options: dict[str, Any]) -> Path:
     from huggingface_hub import snapshot_download
 
     prefix = f"{subfolder}/" if subfolder else ""
-    files = [prefix + f for f in (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.CARD_FILE)]
+    names = (model_directory.CONFIG_FILE, model_directory.WEIGHTS_FILE, model_directory.CARD_FILE)
+    files = [prefix + f for f in names]
     try:
         root = snapshot_download(str(name), allow_patterns=files, **hub)
     except ValueError as exc:  # not a repository id either (huggingface_hub's validation error)
-        raise checkpoint.CheckpointError(
+        raise model_directory.ModelDirectoryError(
             f"{name} is neither a model directory nor a Hub repository id"
         ) from exc
     return Path(root) / subfolder

@@ -26,9 +26,9 @@ from safetensors.torch import load_file  # noqa: E402
 
 import genomamba  # noqa: E402
 import genomamba.hf as gh  # noqa: E402
-from genomamba.checkpoint import CheckpointError, from_pretrained, read_config, save_pretrained  # noqa: E402
 from genomamba.errors import InputDataError  # noqa: E402
 from genomamba.model import build_model  # noqa: E402
+from genomamba.model_directory import ModelDirectoryError, from_pretrained, read_config, save_pretrained  # noqa: E402
 
 AutoConfig, AutoModel = transformers.AutoConfig, transformers.AutoModel
 AutoModelForMaskedLM = transformers.AutoModelForMaskedLM
@@ -231,7 +231,7 @@ def test_loading_options(models, monkeypatch):
         gh.GenomambaBaseModel.from_pretrained(models["ph"], device_map={"backbone": "cpu", "head": "cuda:0"})
     with pytest.raises(TypeError, match="do not apply: output_loading_info"):
         gh.GenomambaBaseModel.from_pretrained(models["ph"], output_loading_info=True)
-    with pytest.raises(CheckpointError, match="neither a model directory nor a Hub repository id"):
+    with pytest.raises(ModelDirectoryError, match="neither a model directory nor a Hub repository id"):
         gh.GenomambaBaseModel.from_pretrained(str(models["ph"]) + "/does//not exist")
     # a Hub repository id: its three files come from the Hugging Face cache
     calls = []

@@ -31,18 +31,19 @@ LAYERS: dict[str, tuple[int, str]] = {
     "optional": (1, "imports an optional package or names the extra that installs it (raises errors)"),
     "strict_config": (1, "builds config dataclasses strictly from mappings (raises errors); no torch"),
     "ops": (1, "scan dispatcher, references and conv: tensor operations that call the kernels"),
-    "io": (2, "FASTA/BED/VCF/labels readers, windows, token shards (alphabet, optional)"),
+    "io": (2, "FASTA/BED/VCF/labels readers and writers, windows, token shards (alphabet, optional)"),
     "features": (2, "k-mer and one-hot features of token arrays for the baselines (alphabet)"),
     "model": (2, "mixers, RC wrappers, backbone, heads, configs (ops, alphabet for the complement)"),
-    "checkpoint": (3, "the only module that reads and writes model directories (model, io)"),
+    "model_directory": (3, "the only module that reads and writes model directories (model, io)"),
+    "tasks": (3, "labelled tasks: make-task builders, targets of labels, mutagenesis variants (io); "
+                 "below runtime, train and infer, which import it"),
     "runtime": (4, "what train and infer share: device, autocast, batching, sequence-head outputs"),
     "train": (5, "pretraining and fine-tuning loops, evaluation, metrics"),
     "infer": (5, "embed, predict, score-variants and tracks over FASTA/BED/VCF"),
-    "tasks": (5, "builds labelled task tables from annotated genomes (make-task)"),
     "suite": (6, "the benchmark suite: fine-tunes (train) and embeds (infer) against baselines"),
     "api": (7, "the typed library surface the CLI and notebooks call"),
     "cli": (8, "click commands, each parsing options and calling the library"),
-    "hf": (8, "Hugging Face Auto classes over model directories (api, checkpoint, model)"),
+    "hf": (8, "Hugging Face Auto classes over model directories (api, model_directory, model)"),
     "sklearn": (8, "a scikit-learn transformer over genomamba.load(...).embed (api)"),
     ROOT: (9, "__version__, and genomamba.load looked up lazily from api"),
 }
@@ -52,7 +53,7 @@ DNA_UNITS = {"alphabet", "io", "features"}
 # Import no torch or triton anywhere, not even lazily, and only units that do the same: the CLI
 # answers --help, validate and tokenize on a login node without loading torch. `import genomamba`
 # loads no torch either (checked by running it), though genomamba.load imports api on first use.
-TORCH_FREE = {"alphabet", "io", "errors", "optional", "strict_config", "workflow"}
+TORCH_FREE = {"alphabet", "io", "tasks", "errors", "optional", "strict_config", "workflow"}
 TORCH_PACKAGES = {"torch", "triton"}
 # Import nothing of genomamba, not even the package itself (whose __version__ every other unit may
 # import): kernels/ lives outside the package folder, and setup.py loads workflow.py by path.
@@ -119,7 +120,7 @@ def _imports_of(source: Module, units: set[str]):
             if node.level:
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parent + ([base] if base else []))
-            if base == ROOT:  # from genomamba import checkpoint / __version__
+            if base == ROOT:  # from genomamba import model_directory / __version__
                 for alias in node.names:
                     target = f"{ROOT}.{alias.name}" if alias.name in units else ROOT
                     yield Import(module, path, node.lineno, target)
@@ -204,8 +205,8 @@ def test_genomamba_follows_the_layer_contract():
 def test_the_graph_sees_imports_inside_functions_and_by_name():
     imports = import_graph(REPO / "genomamba", REPO / "kernels").imports
     targets = {(imp.importer, imp.target) for imp in imports}
-    # evaluate() imports checkpoint inside the function, to keep the module light
-    assert ("genomamba.train.evaluate", "genomamba.checkpoint") in targets
+    # evaluate() imports model_directory inside the function, to keep the module light
+    assert ("genomamba.train.evaluate", "genomamba.model_directory") in targets
     # the kernels' relative imports are resolved inside genomamba.kernels
     assert any(unit_of(i.importer) == unit_of(i.target) == "kernels" for i in imports)
     # ops reaches the Triton kernels (by an import statement or importlib.import_module)
@@ -221,8 +222,8 @@ PLANTED = [
     ("genomamba/ops/planted.py", "genomamba.ops.planted", "from genomamba.alphabet import PAD_ID",
      "genomamba.alphabet", "knows no DNA"),
     ("genomamba/io/planted.py", "genomamba.io.planted", "import torch", "torch", "must not import torch"),
-    ("genomamba/io/planted.py", "genomamba.io.planted", "from genomamba.checkpoint import read_config",
-     "genomamba.checkpoint", "upward"),
+    ("genomamba/io/planted.py", "genomamba.io.planted", "from genomamba.model_directory import read_config",
+     "genomamba.model_directory", "upward"),
     ("genomamba/alphabet.py", "genomamba.alphabet", "from genomamba.runtime.device import World",
      "genomamba.runtime.device", "upward"),
     ("genomamba/model/planted.py", "genomamba.model.planted",

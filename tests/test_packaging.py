@@ -191,7 +191,7 @@ def test_the_built_wheel_installs_and_runs_without_the_source_tree(tmp_path, dem
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
-    # Inputs: a tiny masked-LM and a tiny classifier (saved with genomamba's checkpoint API), two pieces
+    # Inputs: a tiny masked-LM and a tiny classifier (saved with genomamba's model-directory API), two pieces
     # of the committed phage lambda genome, and two SNVs on them.
     work = tmp_path / "work"  # the child's current folder, outside the repository
     work.mkdir()

@@ -100,8 +100,8 @@ class Genomamba:
         Raises:
             InputDataError: the model has no sequence head (fine-tune it first).
         """
-        from genomamba.checkpoint import read_config
         from genomamba.infer.predict import prediction_columns
+        from genomamba.model_directory import read_config
         from genomamba.runtime.sequence_head import spec_from_config
         from genomamba.train.evaluate import predict_scores
 
@@ -157,7 +157,7 @@ def load(model_dir: str | os.PathLike, *, device: str = "auto", batch_size: int 
     """Load a model directory (``genomamba pretrain``/``finetune`` output) for inference.
 
     Raises:
-        CheckpointError: not a complete model directory (exit code 65 on the command line).
+        ModelDirectoryError: not a complete model directory (exit code 65 on the command line).
         UnavailableError: ``device="cuda"`` without a GPU.
     """
     return Genomamba(model_dir, device=device, batch_size=batch_size)

@@ -41,14 +41,14 @@ def embed_fasta(
 
     Raises:
         InputDataError: an invalid FASTA file, or no sequence at all (nothing is written).
-        CheckpointError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda`` without a GPU.
+        ModelDirectoryError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda`` without a GPU.
         ValueError: an unknown output suffix (or bedGraph) or pooling, a bad window or stride, a
             ``layer`` the model does not have.
     """
     log = log or stderr_log
     require_table(out, "a track (bedGraph, bigWig) holds one value per window, an embedding many")
     if layer is not None:  # checked before any window is read
-        from genomamba.checkpoint import read_config
+        from genomamba.model_directory import read_config
 
         n_layer = read_config(model_dir)["architecture"]["n_layer"]
         if not 1 <= layer <= n_layer:

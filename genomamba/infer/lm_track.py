@@ -68,7 +68,7 @@ def lm_track(
         ValueError: an unknown suffix or score, a ``track_out`` that is not a track, an output
             that names an input (before any work).
         InputDataError: an invalid FASTA file; a model without a masked-LM head; no A/C/G/T base.
-        CheckpointError, UnavailableError: see :class:`~genomamba.infer.whole_records.RecordStreamer`;
+        ModelDirectoryError, UnavailableError: see :class:`~genomamba.infer.whole_records.RecordStreamer`;
             a bigWig without pyBigWig.
     """
     log = log or stderr_log
@@ -84,7 +84,7 @@ def lm_track(
     if not fasta:
         raise ValueError("give at least one FASTA file")
     check_outputs_are_not_inputs(outputs, (*fasta, model_dir))
-    from genomamba.checkpoint import read_config
+    from genomamba.model_directory import read_config
 
     task = read_config(model_dir)["architecture"].get("head", {}).get("task")
     if task != "mlm":
@@ -95,7 +95,7 @@ def lm_track(
         require_pybigwig()
         chromosomes = track_chromosomes(fasta, lenient=lenient)
 
-    from genomamba.infer.windows import fasta_windows
+    from genomamba.infer.model_inputs import fasta_windows
 
     streamer = RecordStreamer(model_dir, settings, log)
     provenance = output_provenance(model_dir, {"command": "track", "score": score, "conjoin": conjoin,

@@ -70,7 +70,7 @@ def embed_per_base(
         ValueError: ``out`` exists or names an input, an unknown dtype, a ``layer`` the model
             does not have (all before any work).
         InputDataError: an invalid FASTA file, or no sequence at all (nothing is written).
-        CheckpointError, UnavailableError: see :class:`~genomamba.infer.whole_records.RecordStreamer`.
+        ModelDirectoryError, UnavailableError: see :class:`~genomamba.infer.whole_records.RecordStreamer`.
     """
     log = log or stderr_log
     settings = settings or StreamSettings()
@@ -85,13 +85,13 @@ def embed_per_base(
         raise ValueError(f"{out} exists: per-base embeddings go to a new directory (remove it or choose "
                          "another)")
     if layer is not None:
-        from genomamba.checkpoint import read_config
+        from genomamba.model_directory import read_config
 
         n_layer = read_config(model_dir)["architecture"]["n_layer"]
         if not 1 <= layer <= n_layer:
             raise ValueError(f"--layer must be 1..{n_layer} (the model's layers), got {layer}")
 
-    from genomamba.infer.windows import fasta_windows
+    from genomamba.infer.model_inputs import fasta_windows
 
     streamer = RecordStreamer(model_dir, settings, log)
     width = streamer.config.d_model

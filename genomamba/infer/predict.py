@@ -22,8 +22,8 @@ import pandas as pd
 
 from genomamba.infer.runner import model_table
 from genomamba.infer.tables import TRACK_FORMATS, table_format
-from genomamba.io.targets import TaskSpec
 from genomamba.runtime.log import stderr_log
+from genomamba.tasks.targets import TaskSpec
 
 
 def predict_fasta(
@@ -49,11 +49,11 @@ def predict_fasta(
 
     Raises:
         InputDataError: an invalid FASTA file, no sequence at all, or a model without a sequence
-            head (nothing is written). CheckpointError: ``model_dir`` cannot be loaded.
+            head (nothing is written). ModelDirectoryError: ``model_dir`` cannot be loaded.
         UnavailableError: ``cuda`` without a GPU. ValueError: an unknown output suffix, a bad
             window or stride; for a track, overlapping windows or a missing or unknown ``track``.
     """
-    from genomamba.checkpoint import read_config
+    from genomamba.model_directory import read_config
     from genomamba.runtime.sequence_head import scores_from_logits, spec_from_config
 
     log = log or stderr_log

@@ -23,6 +23,7 @@ import torch
 from genomamba.alphabet import N_ID
 from genomamba.errors import InputDataError
 from genomamba.infer.bigwig import require_pybigwig, track_chromosomes
+from genomamba.infer.model_inputs import SequenceWindow, batches, bed_windows, fasta_windows
 from genomamba.infer.tables import (
     TRACK_FORMATS,
     check_outputs_are_not_inputs,
@@ -30,7 +31,6 @@ from genomamba.infer.tables import (
     streaming_table,
     table_format,
 )
-from genomamba.infer.windows import SequenceWindow, batches, bed_windows, fasta_windows
 from genomamba.io.shards import window_n_fraction
 from genomamba.runtime.batching import pad_batch
 from genomamba.runtime.precision import autocast_for
@@ -47,10 +47,10 @@ def load_model(model_dir: str | os.PathLike, device: str):
     """(model in eval mode on the device, the device); ``device`` is auto, cpu or cuda.
 
     Raises:
-        CheckpointError: a directory that is not a complete model directory (exit 65).
+        ModelDirectoryError: a directory that is not a complete model directory (exit 65).
         UnavailableError: ``cuda`` without a GPU (exit 69).
     """
-    from genomamba.checkpoint import from_pretrained
+    from genomamba.model_directory import from_pretrained
     from genomamba.runtime.device import resolve_device
 
     device_t = resolve_device(device)
@@ -130,13 +130,13 @@ def model_table(
     write the window columns joined with ``columns(outputs)`` to ``out``, chunk by chunk; returns
     ``(rows written, the table's column names)``.
 
-    ``window``/``stride``/``last``/``lenient``: :func:`genomamba.infer.windows.fasta_windows`;
+    ``window``/``stride``/``last``/``lenient``: :func:`genomamba.infer.model_inputs.fasta_windows`;
     ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda; ``provenance``: more
     of what a Parquet output records (the command and its own options), beside the model's weights
     digest and these options; ``track``: the column a track output (bedGraph, bigWig) holds;
     ``progress``: called with the number of bases of every batch done (a progress bar). ``bed`` and
     ``genome`` instead of ``fasta``: the intervals of a BED file read from a genome FASTA
-    (:func:`genomamba.infer.windows.bed_windows`), with INTERVAL_COLUMNS added. ``track_out``: a
+    (:func:`genomamba.infer.model_inputs.bed_windows`), with INTERVAL_COLUMNS added. ``track_out``: a
     bedGraph or bigWig of the ``track`` column written in the same pass (a failed run leaves
     neither; both are renamed into place at the end); a bigWig's header is laid out before the
     model runs (:func:`genomamba.infer.bigwig.track_chromosomes`). ``max_n_fraction``: windows with
@@ -150,7 +150,7 @@ def model_table(
         InputDataError: what the FASTA reader rejects, even after many chunks were written, or no
             window at all; ``out`` is then untouched. For a bigWig, a BED out of order (before any
             work).
-        CheckpointError, UnavailableError: see :func:`load_model`; a bigWig without pyBigWig.
+        ModelDirectoryError, UnavailableError: see :func:`load_model`; a bigWig without pyBigWig.
     """
     if track_out is not None and table_format(track_out) not in TRACK_FORMATS:
         raise ValueError(f"{track_out}: a track output must end in .bedgraph or .bdg (or with .gz), .bw or "
@@ -221,8 +221,8 @@ def _warn_beyond(windows: Iterable[SequenceWindow], max_length: int | None) -> I
 def output_provenance(model_dir: str | os.PathLike, options: dict) -> dict:
     """What a Parquet output records about how it was made (tables.streaming_table)."""
     from genomamba import __version__
-    from genomamba.checkpoint import WEIGHTS_FILE
     from genomamba.io.compression import sha256_file
+    from genomamba.model_directory import WEIGHTS_FILE
 
     return {"genomamba_version": __version__, "model": str(model_dir),
             "model_weights_sha256": sha256_file(Path(model_dir) / WEIGHTS_FILE), "options": options}

@@ -43,13 +43,14 @@ from genomamba.alphabet import ACGT_IDS, MASK_ID, N_ID, InvalidCharacterError, e
 from genomamba.errors import InputDataError
 from genomamba.infer.runner import ROWS_PER_CHUNK, load_model, output_provenance
 from genomamba.infer.tables import check_outputs_are_not_inputs, require_table, streaming_table
-from genomamba.io.mutagenesis import parse_region, saturation_alleles
 from genomamba.io.records import ReadAsNTally, invalid_character_message
+from genomamba.io.regions import parse_region
 from genomamba.io.vcf import LeftOutTally, Variant, allele_kind, read_vcf
 from genomamba.io.vcf_output import InfoField, annotated_vcf, require_pysam, vcf_mode
 from genomamba.runtime.batching import pad_batch
 from genomamba.runtime.log import stderr_log
 from genomamba.runtime.precision import autocast_for
+from genomamba.tasks.mutagenesis import saturation_alleles
 
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "window_start", "window_end", "n_bases", "log_p_ref",
            "log_p_alt", "llr")
@@ -108,7 +109,7 @@ def score_variants(
     """Score every SNV of ``vcf`` on ``genome`` with the masked-LM in ``model_dir``; write ``out``.
 
     ``regions`` instead of ``vcf``: every substitution of every position of these regions
-    (``CHROM:START-END``, 1-based inclusive, or ``CHROM``; genomamba.io.mutagenesis), region by
+    (``CHROM:START-END``, 1-based inclusive, or ``CHROM``; genomamba.tasks.mutagenesis), region by
     region. ``progress`` is called with the number of alleles of every batch scored.
 
     Returns:
@@ -117,13 +118,13 @@ def score_variants(
     Raises:
         InputDataError: a model without a masked-LM head; what genomamba.io.vcf rejects (file,
             line, what is wrong); a genome base that is not DNA; no SNV at all. Nothing is written.
-        CheckpointError, UnavailableError: see :func:`genomamba.infer.runner.load_model`.
+        ModelDirectoryError, UnavailableError: see :func:`genomamba.infer.runner.load_model`.
         ValueError: an unknown output suffix (or a track), a window below 1, not exactly one of
             a VCF and regions, a malformed region, a VCF output without a VCF input.
         UnavailableError: a VCF output without pysam installed.
     """
-    from genomamba.checkpoint import read_config
     from genomamba.io.indexed import IndexedFasta
+    from genomamba.model_directory import read_config
 
     log = log or stderr_log
     if window < 1:

@@ -49,7 +49,7 @@ class RecordStreamer:
     """A model directory loaded and planned for streaming whole records.
 
     Raises (on construction):
-        CheckpointError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda`` without a
+        ModelDirectoryError: ``model_dir`` cannot be loaded. UnavailableError: ``cuda`` without a
             GPU, or a GPU budget too small for the weights and a minimal chunk (exit 69).
     """
 

@@ -11,7 +11,7 @@ on a chromosome of the genome, with ``0 <= start < end <= length`` and a strand 
 :class:`~genomamba.errors.InputDataError` naming the file and line.
 
 Used by the labelled inputs (genomamba.io.labels: a ``label`` column) and by ``embed``/``predict``
-(genomamba.infer.windows: the standard BED3-BED12 columns).
+(genomamba.infer.model_inputs: the standard BED3-BED12 columns).
 """
 
 from __future__ import annotations

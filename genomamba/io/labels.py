@@ -23,7 +23,7 @@ Sequences follow the alphabet's policy (:func:`genomamba.alphabet.encode`): any 
 read as N, anything else an error unless ``lenient``. ``split`` values are ``train``, ``val``
 (or ``valid``, ``validation``) and ``test``; empty means unassigned.
 
-Which task the labels pose and their numeric targets: :mod:`genomamba.io.targets`.
+Which task the labels pose and their numeric targets: :mod:`genomamba.tasks.targets`.
 
 Every error is an :class:`~genomamba.errors.InputDataError` (exit 65) whose message starts
 with the file and names the line (and column, or record) and what is wrong.
@@ -299,7 +299,7 @@ def read_parquet(path: str | os.PathLike, *, lenient: bool = False, rna: bool = 
         id_ = cell.get("id", "").strip() or f"{Path(path).name}:{index + 1}"
         group = cell.get("group", "").strip()
         split = _split_value(cell["split"], f"{where}, column 'split'") if "split" in cell else None
-        # a null or empty label is left to genomamba.io.targets, which refuses it as for a CSV
+        # a null or empty label is left to genomamba.tasks.targets, which refuses it as for a CSV
         data.add(id_, ids, cell["label"].strip(), group or id_, split, where)
     tally.warn(str(path), "sequences")
     return data

@@ -62,7 +62,7 @@ class Backbone(nn.Module):
         self.config = config
         self.n_strands = config.n_strands
         self.embedding = nn.Embedding(config.vocab_size, config.d_model)
-        # derived from the alphabet (recorded in config.json), so not a checkpoint tensor
+        # derived from the alphabet (recorded in config.json), so not a tensor of model.safetensors
         self.register_buffer("complement", complement_table(config.vocab_size), persistent=False)
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm_f = RMSNorm(config.d_model, eps=config.norm_eps)

@@ -2,7 +2,7 @@
 
 No torch here, so the command line can list presets and validate configs without importing it.
 A config is what ``config.json`` of a model directory stores under ``"architecture"``
-(see :mod:`genomamba.checkpoint`); :func:`ModelConfig.from_dict` rejects unknown keys and values of
+(see :mod:`genomamba.model_directory`); :func:`ModelConfig.from_dict` rejects unknown keys and values of
 the wrong type (:mod:`genomamba.strict_config`) so a typo in a run file or a file from a newer
 genomamba fails loudly instead of being ignored. Errors name the key relative to the model config
 (``mixer.d_state``); a config holding this one under a name adds it (``model.mixer.d_state``).

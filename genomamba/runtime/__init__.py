@@ -6,6 +6,6 @@
 * :mod:`~genomamba.runtime.sequence_head` -- what a sequence head's outputs mean, and scores from its logits;
 * :mod:`~genomamba.runtime.log` -- where one-line messages go by default.
 
-The layer sits between {train, infer} and checkpoint (see docs/architecture.md): it may import
-checkpoint, model, ops, io, alphabet and errors, never train, infer, api or cli.
+The layer sits between {train, infer} and {model_directory, tasks} (see docs/architecture.md): it
+may import model_directory, tasks, model, ops, io, alphabet and errors, never train, infer, api or cli.
 """

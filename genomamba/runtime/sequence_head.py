@@ -1,6 +1,6 @@
 """What a sequence head's outputs mean: the task and label map stored with a model, and scores from logits.
 
-* :func:`spec_from_config` -- the :class:`~genomamba.io.targets.TaskSpec` a fine-tuned model's
+* :func:`spec_from_config` -- the :class:`~genomamba.tasks.targets.TaskSpec` a fine-tuned model's
   ``config.json`` describes; :func:`head_labels` -- its inverse, what ``head.labels`` stores;
 * :func:`scores_from_logits` -- probabilities (or regression values) from a batch of logits.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from genomamba.errors import InputDataError
-from genomamba.io.targets import TaskSpec
+from genomamba.tasks.targets import TaskSpec
 
 
 def scores_from_logits(task: str, logits: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ import numpy as np
 
 from genomamba.errors import InputDataError
 from genomamba.io.labels import LabelledData, read_labelled
-from genomamba.io.targets import TaskSpec, encode_targets, infer_task
+from genomamba.tasks.targets import TaskSpec, encode_targets, infer_task
 
 SPLIT_NAMES = ("train", "dev", "test")
 _SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")

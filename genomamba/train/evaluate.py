@@ -19,11 +19,11 @@ import torch
 
 from genomamba.errors import InputDataError
 from genomamba.io.labels import LabelledData, read_labelled
-from genomamba.io.targets import TaskSpec, encode_targets
 from genomamba.runtime.batching import pad_batch
 from genomamba.runtime.log import stderr_log
 from genomamba.runtime.precision import autocast_for
 from genomamba.runtime.sequence_head import scores_from_logits, spec_from_config
+from genomamba.tasks.targets import TaskSpec, encode_targets
 from genomamba.train.scores import EVAL_BATCH_SIZE, compute_metrics, headline, write_json_atomic, write_plots
 
 METRICS_JSON = "metrics.json"
@@ -96,7 +96,7 @@ def evaluate(
             ``split``, a model directory that cannot be loaded or has no sequence head.
         UnavailableError: ``device='cuda'`` without a GPU.
     """
-    from genomamba.checkpoint import from_pretrained, read_config
+    from genomamba.model_directory import from_pretrained, read_config
     from genomamba.runtime.device import resolve_device
 
     log = log or stderr_log

@@ -9,12 +9,12 @@ head, or a preset from scratch (``config.preset``), on labelled sequences
     metrics.json           task, label map, best epoch, val (and test) metrics with counts
     confusion_matrix.png   of the test split (else validation): binary, multiclass
     roc.png                of the same split: binary, multilabel
-    model/                 the best model by the validation metric (genomamba.checkpoint); its
+    model/                 the best model by the validation metric (genomamba.model_directory); its
                            config.json holds the task (head.problem_type), the output names
                            (head.labels; binary: the positive class) and the whole label map
                            (provenance.finetune.label_map)
     adapter/               with ``lora`` and a pretrained ``model``: the best epoch's LoRA
-                           adapters and head alone (genomamba.checkpoint.save_adapter)
+                           adapters and head alone (genomamba.model_directory.save_adapter)
 
 Data: rows of the training input whose ``split`` column says ``val``/``test`` are the validation
 and test sets unless ``--val``/``--test`` files are given; without validation rows a seeded
@@ -49,12 +49,12 @@ import torch
 from genomamba.alphabet import reverse_complement
 from genomamba.errors import GenomambaError
 from genomamba.io.directories import fresh_directory
-from genomamba.io.targets import TaskSpec
 from genomamba.runtime.batching import pad_batch
 from genomamba.runtime.device import resolve_device
 from genomamba.runtime.log import stderr_log
 from genomamba.runtime.precision import autocast_for
 from genomamba.runtime.sequence_head import head_labels
+from genomamba.tasks.targets import TaskSpec
 from genomamba.train.evaluate import METRICS_JSON, score_data, write_report
 from genomamba.train.finetune_data import (
     DEFAULT_METRIC,
@@ -103,7 +103,7 @@ def _build_model(config: FinetuneConfig, spec: TaskSpec, device: torch.device, s
     # run turns a Ph model into a plain one; a PS model is RC-invariant in its weights and cannot be.
     rc_strategy = "none" if strand_specific else config.rc_strategy
     if config.model is not None:
-        from genomamba.checkpoint import from_pretrained, read_config
+        from genomamba.model_directory import from_pretrained, read_config
 
         stored = read_config(config.model)["architecture"]["rc_strategy"]
         overrides = {"rc_strategy": "none"} if strand_specific and stored != "ps" else {}
@@ -315,7 +315,7 @@ def _finetune(
         )
     model_dir = _export(model, config, report, out)
     if adapter is not None and config.model is not None:
-        from genomamba.checkpoint import save_adapter
+        from genomamba.model_directory import save_adapter
 
         save_adapter(out / ADAPTER_DIR, *adapter, architecture=model.config.to_dict(),
                      base_model=config.model, overwrite=True)
@@ -382,9 +382,9 @@ def _better(value: float | None, val_metrics: dict, best: dict, lower_better: bo
 
 
 def _export(model, config: FinetuneConfig, report: dict, out: Path) -> Path:
-    from genomamba.checkpoint import save_pretrained
     from genomamba.io.compression import sha256_file
     from genomamba.io.labels import parse_input
+    from genomamba.model_directory import save_pretrained
 
     files = [parse_input(v)[1] for v in config.train]
     provenance = {

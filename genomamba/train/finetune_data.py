@@ -3,7 +3,7 @@
 * :class:`FinetuneConfig` -- every knob of ``genomamba finetune``, checked on construction;
 * :func:`load_data` -- reads and checks every input before anything is written: training data,
   validation and test data (files, or the ``split`` column of the training file), the task and
-  label map (:mod:`genomamba.io.targets`) and the targets;
+  label map (:mod:`genomamba.tasks.targets`) and the targets;
 * :func:`grouped_split` -- the seeded validation split that keeps each group on one side.
 
 numpy only; no torch.
@@ -18,9 +18,9 @@ import numpy as np
 
 from genomamba.errors import InputDataError
 from genomamba.io.labels import LabelledData, read_labelled
-from genomamba.io.targets import TaskSpec, encode_targets, infer_task
 from genomamba.model.config import RC_STRATEGIES, HeadConfig, preset
 from genomamba.strict_config import ConfigError
+from genomamba.tasks.targets import TaskSpec, encode_targets, infer_task
 from genomamba.train.scores import EVAL_BATCH_SIZE
 
 DEFAULT_METRIC = {"binary": "mcc", "multiclass": "mcc", "multilabel": "auroc", "regression": "loss"}

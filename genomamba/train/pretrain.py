@@ -8,7 +8,7 @@ crops of token shards and writes into ``RUN_DIR`` (``config.out``)::
     metrics.png              loss and masked accuracy curves, at the end
     checkpoints/step-XXXXXX/ resume state (genomamba.train.state), every checkpoint_every steps,
                              at the end, and on SIGTERM/SIGINT
-    model/                   the final model directory (genomamba.checkpoint.save_pretrained)
+    model/                   the final model directory (genomamba.model_directory.save_pretrained)
 
 One optimiser step sees ``config.step_tokens`` crop tokens: ``step_tokens // L`` crops of the
 current length ``L`` (sequence-length warm-up shortens ``L`` early on), in forward passes
@@ -360,7 +360,7 @@ def _pretrain(
     if world.is_main:
         plot_metrics(run_dir / METRICS_FILE, run_dir / PLOT_FILE)
         if status == "finished":
-            from genomamba.checkpoint import save_pretrained
+            from genomamba.model_directory import save_pretrained
 
             model_dir = save_pretrained(
                 model.cpu(),

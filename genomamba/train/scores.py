@@ -1,6 +1,6 @@
 """Metrics of a fine-tuned model's predictions, their plots, and atomic output files (no torch).
 
-:func:`compute_metrics` takes targets in the form of :func:`genomamba.io.targets.encode_targets`
+:func:`compute_metrics` takes targets in the form of :func:`genomamba.tasks.targets.encode_targets`
 and scores from the model (binary: P(positive) (n,); multiclass: class probabilities (n, k);
 multilabel: per-label probabilities (n, k); regression: predictions (n,)) and returns a JSON-ready
 dict. Metrics come from scikit-learn. Predicted classes: binary and multilabel at probability

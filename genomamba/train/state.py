@@ -4,7 +4,7 @@ and the global RNGs, seeded at the start of a run and saved with its state.
 The state is a plain dict (model, optimiser and scheduler state dicts, RNG states of Python,
 numpy and torch, the sampler position, the step) saved with ``torch.save``. It is *resume* state
 for the run that wrote it, not a model export: models are exported only through
-:func:`genomamba.checkpoint.save_pretrained` (DESIGN.md §2, "Model directory").
+:func:`genomamba.model_directory.save_pretrained` (DESIGN.md §2, "Model directory").
 
 Atomicity: the directory is written under a temporary name in ``checkpoints/`` and renamed with
 ``os.replace``; a crash leaves either the previous checkpoints or the complete new one.

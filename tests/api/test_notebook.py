@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import genomamba
-from genomamba.checkpoint import save_pretrained
 from genomamba.errors import InputDataError
 from genomamba.model import build_model
+from genomamba.model_directory import save_pretrained
 
 SEQS = ["ACGTACGTTAGC", "GGGCCATTA", "acgtnnACGT"]
 

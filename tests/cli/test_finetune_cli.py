@@ -160,10 +160,10 @@ def test_fasta_classes_on_the_command_line(tmp_path):
 def test_lora_options(tmp_path):
     import torch
 
-    from genomamba.checkpoint import save_pretrained
     from genomamba.errors import UnavailableError
     from genomamba.model import build_model
     from genomamba.model.lora import import_peft
+    from genomamba.model_directory import save_pretrained
 
     more = ("AACGTT,a", "GGTTAC,b", "ACGACG,a", "TTGGCC,b", "AACCGT,a", "GTGTCA,b")
     train = _write(tmp_path, "t.csv", GOOD + "\n".join(more) + "\n")  # 10 rows

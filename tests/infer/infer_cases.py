@@ -10,7 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1] / "model"))
 from model_cases import make_model  # noqa: E402
 
-from genomamba.checkpoint import save_pretrained  # noqa: E402
+from genomamba.model_directory import save_pretrained  # noqa: E402
 
 BINARY_HEAD = {"task": "sequence", "problem_type": "binary", "num_labels": 1, "labels": ["coding"]}
 MULTICLASS_HEAD = {"task": "sequence", "problem_type": "multiclass", "num_labels": 3,

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from genomamba.alphabet import reverse_complement
-from genomamba.checkpoint import from_pretrained
 from genomamba.errors import InputDataError
 from genomamba.infer.embed import embed_fasta
-from genomamba.infer.windows import fasta_windows
+from genomamba.infer.model_inputs import fasta_windows
+from genomamba.model_directory import from_pretrained
 
 
 def test_embeddings_equal_the_models_own_one_sequence_at_a_time(mlm_model, small_fasta, tmp_path):

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from genomamba.alphabet import A_ID, T_ID, VOCAB_SIZE, encode
-from genomamba.checkpoint import from_pretrained
 from genomamba.errors import InputDataError
 from genomamba.infer.lm_track import COLUMNS, lm_track, per_base_scores
 from genomamba.infer.whole_records import StreamSettings
 from genomamba.io.fasta import read_fasta
+from genomamba.model_directory import from_pretrained
 from tests.infer.infer_cases import BINARY_HEAD, save_model
 
 SMALL_CHUNKS = StreamSettings(device="cpu", chunk_size=70)

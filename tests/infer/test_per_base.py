@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from genomamba.checkpoint import from_pretrained
 from genomamba.errors import InputDataError
 from genomamba.infer.per_base import INDEX_COLUMNS, embed_per_base, read_per_base
 from genomamba.infer.whole_records import StreamSettings
 from genomamba.io.fasta import read_fasta
+from genomamba.model_directory import from_pretrained
 
 SMALL_CHUNKS = StreamSettings(device="cpu", chunk_size=64)  # several chunks per record
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genomamba.checkpoint import from_pretrained
 from genomamba.errors import InputDataError
+from genomamba.infer.model_inputs import fasta_windows
 from genomamba.infer.predict import predict_fasta
-from genomamba.infer.windows import fasta_windows
+from genomamba.model_directory import from_pretrained
 from genomamba.train.evaluate import predict_scores
 
 

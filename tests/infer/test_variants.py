@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from genomamba.alphabet import ACGT_IDS, MASK_ID, decode, encode, reverse_complement
-from genomamba.checkpoint import from_pretrained
 from genomamba.errors import InputDataError
 from genomamba.infer.variants import centred_window, score_variants
+from genomamba.model_directory import from_pretrained
 
 COMPLEMENT = str.maketrans("ACGT", "TGCA")
 

@@ -28,8 +28,8 @@ from genomamba.io.bed import intervals, parse_bed, standard_columns
 from genomamba.io.fasta import read_fasta
 from genomamba.io.indexed import IndexedFasta
 from genomamba.io.labels import SPLITS, read_labelled, read_table
-from genomamba.io.targets import encode_targets, infer_task
 from genomamba.io.vcf import read_vcf
+from genomamba.tasks.targets import encode_targets, infer_task
 from tests.io.fuzz_cases import COMPRESSIONS, FUZZ, compress, damaged, mutations, no_hang, seeded
 
 # -- a small genome for BED and VCF -----------------------------------------------------------------

@@ -20,12 +20,20 @@ from tests.io.test_tokenize import assert_windows_match_pyfaidx, random_genome
 LENGTHS = (5000, 1234, 77)  # random_genome's records rec0, rec1, rec2
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("chrX", ("chrX", None, None)), ("X:62,000,001-69,999,930", ("X", 62_000_000, 69_999_930))],
-)
+@pytest.mark.parametrize(("text", "expected"), [
+    ("chrX", ("chrX", None, None)), ("X:62,000,001-69,999,930", ("X", 62_000_000, 69_999_930)),
+    ("chr1:1-10", ("chr1", 0, 10)), ("chr1:1,001-2,000", ("chr1", 1000, 2000)),
+    ("HLA-A*01:01:01:01", ("HLA-A*01:01:01:01", None, None)), ("HLA-A*01:01:5-6", ("HLA-A*01:01", 4, 6)),
+    (" chrM:7-7 ", ("chrM", 6, 7)),
+])
 def test_parse_region(text, expected):
     assert parse_region(text) == expected
+
+
+@pytest.mark.parametrize("text", ["chr1:0-5", "chr1:6-5", ""])
+def test_bad_regions_are_usage_errors(text):
+    with pytest.raises(ValueError, match="region"):
+        parse_region(text)
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genomamba.checkpoint import read_config, save_pretrained
 from genomamba.errors import InputDataError
-from genomamba.io.targets import TaskSpec
 from genomamba.model import build_model
+from genomamba.model_directory import read_config, save_pretrained
 from genomamba.runtime.sequence_head import head_labels, scores_from_logits, spec_from_config
+from genomamba.tasks.targets import TaskSpec
 
 
 def test_label_map_of_a_model(tmp_path):

@@ -23,9 +23,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from genomamba.checkpoint import from_pretrained
 from genomamba.cli import main
 from genomamba.model.config import ConfigError
+from genomamba.model_directory import from_pretrained
 from genomamba.runtime.device import World
 from genomamba.train.config import PretrainConfig
 from genomamba.train.data import CropSampler, micro_batch_rng, open_shards, rank_micro_batches

@@ -9,9 +9,9 @@ import pytest
 import torch
 from finetune_cases import quiet, random_table, small_config, trained_demo_run
 
-from genomamba.checkpoint import from_pretrained, read_config, save_pretrained
 from genomamba.errors import InputDataError
 from genomamba.model import build_model
+from genomamba.model_directory import from_pretrained, read_config, save_pretrained
 from genomamba.train.finetune import OutputExistsError, finetune, grouped_split
 from genomamba.train.seeds import finetune_seeds, parse_seeds, summarise
 

@@ -11,10 +11,16 @@ from safetensors.torch import load_file
 
 import genomamba
 import genomamba.model.lora as lora
-from genomamba.checkpoint import CheckpointError, from_pretrained, load_adapter, read_config, save_pretrained
 from genomamba.errors import UnavailableError
 from genomamba.model import build_model
 from genomamba.model.config import ConfigError
+from genomamba.model_directory import (
+    ModelDirectoryError,
+    from_pretrained,
+    load_adapter,
+    read_config,
+    save_pretrained,
+)
 from genomamba.train.finetune import finetune
 
 
@@ -114,7 +120,7 @@ def test_lora_trains_adapters_and_head_only_and_exports_both_forms(tmp_path, pre
     # an adapter belongs to the base it was trained on
     torch.manual_seed(1)
     other = save_pretrained(build_model("tiny", rc_strategy="ph"), tmp_path / "other")
-    with pytest.raises(CheckpointError, match="trained on a base model with weights sha256"):
+    with pytest.raises(ModelDirectoryError, match="trained on a base model with weights sha256"):
         load_adapter(other, adapter)
 
 

@@ -8,7 +8,7 @@ import signal
 import pytest
 import torch
 
-from genomamba.checkpoint import from_pretrained
+from genomamba.model_directory import from_pretrained
 from genomamba.train.config import PretrainConfig
 from genomamba.train.metrics import read_metrics
 from genomamba.train.pretrain import RunExistsError, pretrain

@@ -1,4 +1,5 @@
-"""FASTA records as the sequences a model reads: whole, or cut into windows, in batches.
+"""The model's inputs: FASTA records and BED intervals as the sequences a model reads, whole or
+cut into windows, in batches.
 
 Whole records are the default, so a model sees exactly the sequence it is given (padding in a
 batch never changes a result: the model masks it). ``window``/``stride`` cut long records (a

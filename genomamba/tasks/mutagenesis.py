@@ -16,8 +16,6 @@ from genomamba.errors import InputDataError
 from genomamba.io.regions import parse_region
 from genomamba.io.vcf import Variant
 
-__all__ = ["parse_region", "saturation_alleles"]  # parse_region lives in genomamba.io.regions
-
 
 def saturation_alleles(genome, region: str) -> Iterator[list[Variant]]:
     """The substitutions of every position of ``region`` on ``genome`` (an open

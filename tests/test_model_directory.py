@@ -14,11 +14,11 @@ from safetensors.torch import load_file, save_file
 sys.path.insert(0, str(Path(__file__).parent / "model"))
 from model_cases import make_model, pad_batch, random_bases  # noqa: E402
 
-from genomamba import checkpoint  # noqa: E402
+from genomamba import model_directory  # noqa: E402
 from genomamba.alphabet import ALPHABET_VERSION  # noqa: E402
-from genomamba.checkpoint import CheckpointError, from_pretrained, read_config, save_pretrained  # noqa: E402
 from genomamba.errors import EXIT_DATA  # noqa: E402
 from genomamba.model import HeadConfig  # noqa: E402
+from genomamba.model_directory import ModelDirectoryError, from_pretrained, read_config, save_pretrained  # noqa: E402
 
 CLASSIFIER = {"task": "sequence", "problem_type": "multiclass", "num_labels": 3, "labels": ["a", "b", "c"],
               "pooling": "last"}
@@ -53,7 +53,8 @@ def test_config_json_and_model_card(tmp_path):
     model = make_model(dtype=torch.float32, head=CLASSIFIER)
     save_pretrained(model, tmp_path / "m", data_manifest_sha256="cd" * 32)
     config = read_config(tmp_path / "m")
-    assert config["format"] == "genomamba-model" and config["format_version"] == checkpoint.FORMAT_VERSION
+    assert config["format"] == "genomamba-model"
+    assert config["format_version"] == model_directory.FORMAT_VERSION
     assert config["alphabet"]["version"] == ALPHABET_VERSION
     assert config["architecture"]["head"]["labels"] == ["a", "b", "c"]
     assert config["num_parameters"] == model.num_parameters()
@@ -71,7 +72,7 @@ def test_model_card_carries_hub_metadata(tmp_path):
 
     save_pretrained(make_model(dtype=torch.float32), tmp_path / "mlm")
     config = read_config(tmp_path / "mlm")
-    assert config["model_type"] == checkpoint.MODEL_TYPE == "genomamba"
+    assert config["model_type"] == model_directory.MODEL_TYPE == "genomamba"
     card = (tmp_path / "mlm" / "README.md").read_text()
     front, body = card.split("---\n")[1:3]
     meta = yaml.safe_load(front)
@@ -134,7 +135,7 @@ def test_missing_tensor_is_named(tmp_path):
     d = _saved(tmp_path)
     _rewrite_tensors(d, lambda t: t.pop("backbone.layers.1.mixer.rev.A_log"))
     needle = r"1 missing tensor\(s\): backbone.layers.1.mixer.rev.A_log"
-    with pytest.raises(CheckpointError, match=needle) as err:
+    with pytest.raises(ModelDirectoryError, match=needle) as err:
         from_pretrained(d)
     assert err.value.exit_code == EXIT_DATA
 
@@ -142,14 +143,14 @@ def test_missing_tensor_is_named(tmp_path):
 def test_extra_tensor_is_named(tmp_path):
     d = _saved(tmp_path)
     _rewrite_tensors(d, lambda t: t.update({"backbone.layers.2.norm.weight": torch.ones(16)}))
-    with pytest.raises(CheckpointError, match=r"1 unexpected tensor\(s\): backbone.layers.2.norm.weight"):
+    with pytest.raises(ModelDirectoryError, match=r"1 unexpected tensor\(s\): backbone.layers.2.norm.weight"):
         from_pretrained(d)
 
 
 def test_shape_mismatch_is_named(tmp_path):
     d = _saved(tmp_path)
     _rewrite_tensors(d, lambda t: t.update({"backbone.norm_f.weight": torch.ones(8)}))
-    with pytest.raises(CheckpointError, match=r"backbone.norm_f.weight: file \(8,\), model \(16,\)"):
+    with pytest.raises(ModelDirectoryError, match=r"backbone.norm_f.weight: file \(8,\), model \(16,\)"):
         from_pretrained(d)
 
 
@@ -162,37 +163,37 @@ def _edit_config(directory: Path, change) -> None:
 
 def test_newer_format_version_is_refused(tmp_path):
     d = _saved(tmp_path)
-    _edit_config(d, lambda c: c.update(format_version=checkpoint.FORMAT_VERSION + 1))
-    with pytest.raises(CheckpointError, match=r"format version 2.*reads versions up to 1.*upgrade"):
+    _edit_config(d, lambda c: c.update(format_version=model_directory.FORMAT_VERSION + 1))
+    with pytest.raises(ModelDirectoryError, match=r"format version 2.*reads versions up to 1.*upgrade"):
         from_pretrained(d)
 
 
 def test_other_alphabet_version_is_refused(tmp_path):
     d = _saved(tmp_path)
     _edit_config(d, lambda c: c["alphabet"].update(version=ALPHABET_VERSION + 1))
-    with pytest.raises(CheckpointError, match="alphabet version"):
+    with pytest.raises(ModelDirectoryError, match="alphabet version"):
         from_pretrained(d)
 
 
 def test_unknown_architecture_key_is_refused(tmp_path):
     d = _saved(tmp_path)
     _edit_config(d, lambda c: c["architecture"].update(attention_heads=8))
-    with pytest.raises(CheckpointError, match="attention_heads"):
+    with pytest.raises(ModelDirectoryError, match="attention_heads"):
         from_pretrained(d)
 
 
 def test_not_a_model_directory(tmp_path):
-    with pytest.raises(CheckpointError, match="config.json is missing"):
+    with pytest.raises(ModelDirectoryError, match="config.json is missing"):
         from_pretrained(tmp_path)
     d = _saved(tmp_path)
     (d / "model.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="model.safetensors is missing"):
+    with pytest.raises(ModelDirectoryError, match="model.safetensors is missing"):
         from_pretrained(d)
     (d / "model.safetensors").write_bytes(b"\x80\x04not safetensors")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(ModelDirectoryError, match="cannot read"):
         from_pretrained(d)
     (d / "config.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match="not valid JSON"):
+    with pytest.raises(ModelDirectoryError, match="not valid JSON"):
         from_pretrained(d)
 
 
@@ -202,7 +203,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint, "model_card", crash)  # fails after the weights are written
+    monkeypatch.setattr(model_directory, "model_card", crash)  # fails after the weights are written
     with pytest.raises(OSError, match="disk full"):
         save_pretrained(make_model(dtype=torch.float32), target)
     assert list(tmp_path.iterdir()) == []  # no target, no temporary directory left behind
@@ -213,7 +214,7 @@ def test_overwrite_replaces_only_when_asked(tmp_path, monkeypatch):
     with pytest.raises(FileExistsError):
         save_pretrained(make_model(dtype=torch.float32), d)
     second = make_model(seed=5, dtype=torch.float32)
-    monkeypatch.setattr(checkpoint, "model_card", lambda c: (_ for _ in ()).throw(OSError("boom")))
+    monkeypatch.setattr(model_directory, "model_card", lambda c: (_ for _ in ()).throw(OSError("boom")))
     with pytest.raises(OSError):
         save_pretrained(second, d, overwrite=True)
     from_pretrained(d)  # a failed overwrite leaves the old model intact
@@ -234,7 +235,7 @@ def test_new_head_on_a_pretrained_backbone(tmp_path):
         assert torch.equal(model.backbone.state_dict()[name], t), name
     ids, mask = _batch()
     assert model(ids, mask).logits.shape == (2, 1)
-    with pytest.raises(CheckpointError, match="head.classes"):
+    with pytest.raises(ModelDirectoryError, match="head.classes"):
         from_pretrained(d, head={"task": "sequence", "classes": 2})
 
 

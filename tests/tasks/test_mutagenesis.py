@@ -1,4 +1,5 @@
-"""Saturation mutagenesis of genome regions: the region syntax, the alleles of every position."""
+"""Saturation mutagenesis of genome regions: the alleles of every position (the region syntax:
+tests/io/test_regions.py)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,7 @@ import pytest
 
 from genomamba.errors import InputDataError
 from genomamba.io.indexed import IndexedFasta
-from genomamba.io.mutagenesis import parse_region, saturation_alleles
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("chr1:1-10", ("chr1", 0, 10)), ("chr1:1,001-2,000", ("chr1", 1000, 2000)),
-    ("chr1", ("chr1", None, None)),
-    ("HLA-A*01:01:01:01", ("HLA-A*01:01:01:01", None, None)), ("HLA-A*01:01:5-6", ("HLA-A*01:01", 4, 6)),
-    (" chrM:7-7 ", ("chrM", 6, 7)),
-])
-def test_parse_region(text, expected):
-    assert parse_region(text) == expected
-
-
-@pytest.mark.parametrize("text", ["chr1:0-5", "chr1:6-5", ""])
-def test_bad_regions_are_usage_errors(text):
-    with pytest.raises(ValueError, match="region"):
-        parse_region(text)
+from genomamba.tasks.mutagenesis import saturation_alleles
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
-"""FASTA records as windows: whole by default, windowed with positions, empty records skipped loudly."""
+"""The model's inputs (genomamba.infer.model_inputs): FASTA records whole by default, windowed with
+positions, BED intervals by strand, empty records skipped loudly."""
 
 from __future__ import annotations
 
 import pytest
 
-from genomamba.infer.windows import batches, fasta_windows
+from genomamba.infer.model_inputs import batches, fasta_windows
 
 
 def test_whole_records_in_file_order(small_fasta):
@@ -54,7 +55,7 @@ def test_plain_acgtn_files_give_no_warning(small_fasta, caplog):
 
 def test_bed_intervals_become_windows_in_genome_coordinates(tmp_path, small_fasta):
     from genomamba.alphabet import reverse_complement
-    from genomamba.infer.windows import bed_windows
+    from genomamba.infer.model_inputs import bed_windows
 
     bed = tmp_path / "peaks.bed"
     bed.write_text("a\t10\t60\tpeak1\t0\t+\nc\t100\t157\tpeak2\t0\t-\n")

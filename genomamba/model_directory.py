@@ -17,7 +17,7 @@ Layout of a model directory (format version 1)::
 written before it existed load unchanged.
 
 Loading reads JSON and safetensors only (no pickle, no code from the directory). It fails with a
-:class:`CheckpointError` (exit code 65) that names what is wrong: missing or unexpected tensors,
+:class:`ModelDirectoryError` (exit code 65) that names what is wrong: missing or unexpected tensors,
 shape mismatches, a newer format version, another alphabet version, unknown config keys. Saving
 writes into a temporary sibling directory and renames it into place, so a reader never sees a
 half-written model and a failed save leaves nothing behind.
@@ -59,7 +59,7 @@ CARD_FILE = "README.md"
 _HEAD_PREFIX = "head."
 
 
-class CheckpointError(InputDataError):
+class ModelDirectoryError(InputDataError):
     """A model directory that cannot be loaded (or written); the message says why."""
 
 
@@ -125,30 +125,30 @@ def read_config(directory: str | os.PathLike) -> dict:
     """The validated ``config.json`` of a model directory (format, version and alphabet checked).
 
     Raises:
-        CheckpointError: missing/unparsable file, another format, a newer format version, or
+        ModelDirectoryError: missing/unparsable file, another format, a newer format version, or
             another alphabet version.
     """
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
-        raise CheckpointError(f"{directory} is not a genomamba model directory: {CONFIG_FILE} is missing")
+        raise ModelDirectoryError(f"{directory} is not a genomamba model directory: {CONFIG_FILE} is missing")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+        raise ModelDirectoryError(f"{path} is not valid JSON: {exc}") from exc
     found = config.get("format") if isinstance(config, dict) else None
     if found != FORMAT_NAME:
-        raise CheckpointError(f"{path} does not describe a {FORMAT_NAME} (format={found!r})")
+        raise ModelDirectoryError(f"{path} does not describe a {FORMAT_NAME} (format={found!r})")
     version = config.get("format_version")
     if not isinstance(version, int) or version < 1:
-        raise CheckpointError(f"{path}: format_version must be a positive integer, got {version!r}")
+        raise ModelDirectoryError(f"{path}: format_version must be a positive integer, got {version!r}")
     if version > FORMAT_VERSION:
-        raise CheckpointError(
+        raise ModelDirectoryError(
             f"{path} has model format version {version}, but genomamba {__version__} reads versions up to "
             f"{FORMAT_VERSION}; upgrade genomamba to load it"
         )
     alphabet = config.get("alphabet", {})
     if alphabet.get("version") != ALPHABET_VERSION:
-        raise CheckpointError(
+        raise ModelDirectoryError(
             f"{path} was trained with alphabet version {alphabet.get('version')!r}; this genomamba uses "
             f"alphabet version {ALPHABET_VERSION} (token ids differ, the model cannot be used as is)"
         )
@@ -177,7 +177,7 @@ def from_pretrained(
         The model in eval mode.
 
     Raises:
-        CheckpointError: see :func:`read_config`; unknown or invalid config keys; a missing or
+        ModelDirectoryError: see :func:`read_config`; unknown or invalid config keys; a missing or
             unreadable weights file; missing, unexpected or mis-shaped tensors (named).
     """
     directory = Path(directory)
@@ -189,16 +189,16 @@ def from_pretrained(
         if overrides:
             config = config.replace(**overrides)
     except ConfigError as exc:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: {exc}") from exc
+        raise ModelDirectoryError(f"{directory / CONFIG_FILE}: {exc}") from exc
     fresh_head = head is not None and config.head != ModelConfig.from_dict(config_json["architecture"]).head
 
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
-        raise CheckpointError(f"{directory} is not a complete model directory: {WEIGHTS_FILE} is missing")
+        raise ModelDirectoryError(f"{directory} is not a complete model directory: {WEIGHTS_FILE} is missing")
     try:
         stored = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"cannot read {weights}: {exc}") from exc
+        raise ModelDirectoryError(f"cannot read {weights}: {exc}") from exc
 
     model = GenomambaModel(config)
     expected, tied = _tensors_to_save(model)
@@ -209,7 +209,7 @@ def from_pretrained(
     bad = [f"{k}: file {tuple(stored[k].shape)}, model {tuple(v.shape)}"
            for k, v in expected.items() if tuple(stored[k].shape) != tuple(v.shape)]
     if bad:
-        raise CheckpointError(f"{weights}: tensor shapes do not match the config: " + "; ".join(bad))
+        raise ModelDirectoryError(f"{weights}: tensor shapes do not match the config: " + "; ".join(bad))
     state = dict(stored)
     for alias, name in tied.items():
         state[alias] = stored[name]
@@ -277,7 +277,7 @@ def load_adapter(
     into its weights: the model that ``genomamba finetune --lora`` exported (up to rounding).
 
     Raises:
-        CheckpointError: see :func:`from_pretrained`; a missing or unreadable adapter file; an
+        ModelDirectoryError: see :func:`from_pretrained`; a missing or unreadable adapter file; an
             adapter trained on other base weights (sha256 differs); tensors that do not fit.
         UnavailableError: peft is not installed.
     """
@@ -286,17 +286,17 @@ def load_adapter(
     adapter = Path(adapter_directory)
     info = _read_json(adapter / ADAPTER_INFO_FILE)
     if info.get("format") != ADAPTER_FORMAT_NAME:
-        raise CheckpointError(f"{adapter / ADAPTER_INFO_FILE} does not describe a {ADAPTER_FORMAT_NAME}")
+        raise ModelDirectoryError(f"{adapter / ADAPTER_INFO_FILE} does not describe a {ADAPTER_FORMAT_NAME}")
     lora_config = _read_json(adapter / ADAPTER_CONFIG_FILE)
     weights = adapter / ADAPTER_WEIGHTS_FILE
     try:
         tensors = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"cannot read {weights}: {exc}") from exc
+        raise ModelDirectoryError(f"cannot read {weights}: {exc}") from exc
     base = Path(base_directory)
     wanted, found = info.get("base_model", {}).get("weights_sha256"), _sha256(base / WEIGHTS_FILE)
     if wanted != found:
-        raise CheckpointError(
+        raise ModelDirectoryError(
             f"{adapter} was trained on a base model with weights sha256 {wanted} "
             f"({info.get('base_model', {}).get('path')}); {base / WEIGHTS_FILE} has {found}"
         )
@@ -308,7 +308,7 @@ def load_adapter(
     try:
         model = merge_lora(load_lora(model, lora_config, tensors))
     except ValueError as exc:
-        raise CheckpointError(f"{adapter}: {exc}") from exc
+        raise ModelDirectoryError(f"{adapter}: {exc}") from exc
     model.to(device=device, dtype=dtype)
     return model.eval()
 
@@ -398,7 +398,7 @@ def model_card(config: dict) -> str:
         "A character-level bidirectional Mamba DNA language model written by genomamba "
         f"(model format {config['format']} v{config['format_version']}).\n\n"
         f"| | |\n|---|---|\n{table}\n\n"
-        "## Loading\n\n```python\nfrom genomamba.checkpoint import from_pretrained\n"
+        "## Loading\n\n```python\nfrom genomamba.model_directory import from_pretrained\n"
         "model = from_pretrained(\"path/to/this/directory\")\n```\n\n"
         "Inputs are right-padded token ids from `genomamba.alphabet` with an attention mask or lengths.\n"
         "With Hugging Face transformers, importing `genomamba.hf` registers genomamba's classes\n"
@@ -441,7 +441,7 @@ def _check_tensor_names(path: Path, expected: set[str], stored: set[str]) -> Non
             parts.append(f"{len(missing)} missing tensor(s): {_names(missing)}")
         if extra:
             parts.append(f"{len(extra)} unexpected tensor(s): {_names(extra)}")
-        raise CheckpointError(f"{path} does not match its config.json: " + "; ".join(parts))
+        raise ModelDirectoryError(f"{path} does not match its config.json: " + "; ".join(parts))
 
 
 def _names(names: list[str], limit: int = 10) -> str:
@@ -478,9 +478,9 @@ def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"cannot read {path}: {exc}") from exc
+        raise ModelDirectoryError(f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):
-        raise CheckpointError(f"{path} does not hold a JSON object")
+        raise ModelDirectoryError(f"{path} does not hold a JSON object")
     return data
 
 
