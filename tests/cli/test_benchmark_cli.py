@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from genomamba.cli import main
@@ -26,6 +27,7 @@ def test_help_names_methods_outputs_and_exit_codes():
         assert phrase in result.output, phrase
 
 
+@pytest.mark.slow
 def test_every_method_gives_a_number_on_every_task_and_a_rerun_resumes(tmp_path):
     suite, out = gue_slice(tmp_path / "suite"), tmp_path / "out"
     args = ["benchmark", suite, "--out", out, "--seeds", "1", "--device", "cpu"]

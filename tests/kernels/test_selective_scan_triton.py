@@ -26,12 +26,17 @@ from tests.ops.scan_cases import gpu_floor_scale, make_case, run_case  # noqa: E
 BF16, FP16 = torch.bfloat16, torch.float16
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
-# Small enough for the interpreter (a few seconds each); segments=3 forces the two-pass path.
+# Small enough for the interpreter (a few seconds each); segments=3 forces the two-pass path. The
+# fast suite runs the first case; the others take 10-25 s each in the interpreter and run with the
+# slow tests (CI runs both).
+SLOW = pytest.mark.slow
 INTERPRETER_GRID = [
     (dict(length=1), None),
-    (dict(length=7, groups=2, has_initial_state=True, return_final_state=True), None),
-    (dict(length=70, d_state=5, reverse=True, has_initial_state=True, return_final_state=True), 3),
-    (dict(length=70, dtype=BF16, has_D=False, has_z=False, has_delta_bias=False, delta_softplus=False), 2),
+    pytest.param(dict(length=7, groups=2, has_initial_state=True, return_final_state=True), None, marks=SLOW),
+    pytest.param(dict(length=70, d_state=5, reverse=True, has_initial_state=True, return_final_state=True), 3,
+                 marks=SLOW),
+    pytest.param(dict(length=70, dtype=BF16, has_D=False, has_z=False, has_delta_bias=False,
+                      delta_softplus=False), 2, marks=SLOW),
 ]
 
 
@@ -58,8 +63,8 @@ def test_triton_matches_reference_small(overrides, segments, backward_tile):
     assert {"y", "du", "ddelta", "dA", "dB", "dC"} <= set(report)
 
 
-@pytest.mark.parametrize("distinct_rev", [False, True])
-@pytest.mark.parametrize("segments", [None, 2])
+@pytest.mark.parametrize("distinct_rev", [False, pytest.param(True, marks=SLOW)])
+@pytest.mark.parametrize("segments", [None, pytest.param(2, marks=SLOW)])
 def test_bidirectional_matches_reference_small(distinct_rev, segments, monkeypatch):
     # Checkpoints 8 apart: 40 positions are 5 blocks, or segments of 3 and 2 blocks.
     monkeypatch.setitem(sst.TUNING, "block_t", 8)
@@ -96,6 +101,7 @@ def test_forward_unroll_never_exceeds_the_checkpoint_spacing(monkeypatch):
     assert plan.unroll <= plan.block_t and plan.block_t % plan.unroll == 0
 
 
+@SLOW
 def test_state_pass_may_use_its_own_tile(monkeypatch):
     """The segmented forward's state-only pass can run other tiles than the output pass (tune_scan.py
     sweeps them): per-segment states are stored per channel, so the scan computes the same function."""
@@ -124,6 +130,7 @@ def test_backward_keeps_16_bit_state_tiles_only_for_bf16_inputs(monkeypatch):
     assert sst._kept_dtype(BF16) == torch.float32
 
 
+@SLOW
 @pytest.mark.parametrize("kept_fp32", [0, 1])
 def test_bf16_backward_meets_the_tolerance_with_either_kept_tile(kept_fp32, monkeypatch):
     """bf16 inputs with the default fp16 tiles and with fp32 ones (TUNING bwd_kept_fp32), through

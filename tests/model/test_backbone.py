@@ -14,7 +14,7 @@ def _grads(model, ids, mask):
     return out.loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("strategy", ["none", "ps"])
+@pytest.mark.parametrize("strategy", ["none", pytest.param("ps", marks=pytest.mark.slow)])
 def test_gradient_checkpointing_gives_the_same_gradients(strategy):
     model = make_model(rc_strategy=strategy).train()
     ids, mask = pad_batch([random_bases(1, n, seed=n)[0] for n in (40, 17)], 40)

@@ -52,6 +52,7 @@ def test_report_holds_loss_curves_roc_and_results_with_captions(demo_run):
     assert all(c in (demo_run / "report.html").read_text() for c in categories)
 
 
+@pytest.mark.slow
 def test_demo_summary_lists_the_key_outputs_with_sizes(demo_run):
     result = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "demo_summary.py"), RUN],
                             cwd=demo_run, capture_output=True, text=True)

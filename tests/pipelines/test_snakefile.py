@@ -217,6 +217,7 @@ def _cli_commands_exist(*names: str) -> bool:
     return all(m and importlib.util.find_spec(m) is not None for m in modules)
 
 
+@pytest.mark.slow  # the whole demo pipeline (about two minutes on 2 cores), shared by tests/pipelines
 @pytest.mark.skipif(
     not _cli_commands_exist("validate", "tokenize"), reason="genomamba validate/tokenize not available yet"
 )

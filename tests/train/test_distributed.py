@@ -174,6 +174,7 @@ def runs(tmp_path_factory, lambda_shards):
     return root, two.stderr
 
 
+@pytest.mark.slow  # two torchrun processes
 def test_two_processes_train_like_one(runs):
     root, _ = runs
     assert json.loads((root / "two" / "run_config.json").read_text()) == json.loads(
@@ -214,6 +215,7 @@ def interrupted(tmp_path_factory, lambda_shards):
     return run, [json.loads((reports / f"rank{rank}.json").read_text()) for rank in (0, 1)]
 
 
+@pytest.mark.slow  # two torchrun processes
 def test_sigterm_on_one_rank_stops_every_rank_after_a_checkpoint(interrupted):
     run, reports = interrupted
     assert reports == [{"rank": rank, "status": "interrupted", "step": 3, "signal": 15} for rank in (0, 1)]
@@ -222,6 +224,7 @@ def test_sigterm_on_one_rank_stops_every_rank_after_a_checkpoint(interrupted):
     assert not (run / "model").exists()
 
 
+@pytest.mark.slow  # two torchrun processes
 def test_resume_with_two_processes_is_exact(runs, interrupted, lambda_shards, tmp_path):
     root, _ = runs
     run = tmp_path / "run"
@@ -236,6 +239,7 @@ def test_resume_with_two_processes_is_exact(runs, interrupted, lambda_shards, tm
         assert torch.equal(wa[name], wb[name]), name
 
 
+@pytest.mark.slow  # two torchrun processes
 def test_resume_with_another_world_size_continues_the_same_run(runs, interrupted, tmp_path):
     # the data position is global, so a 2-process checkpoint resumes in 1 process (close, not
     # bit-identical: the gradient sums of steps 1-3 were ordered as with 2 processes)
