@@ -40,6 +40,10 @@ def embed(
     layer: int | None = None,
     batch_size: int | None = None,
     device: str | None = None,
+    context: str = "window",
+    max_gpu_memory: int | None = None,
+    chunk_size: int | None = None,
+    residual_store: str | None = None,
     lenient: bool = False,
     log: Log | None = None,
     progress: Progress | None = None,
@@ -49,6 +53,10 @@ def embed(
     ...; :mod:`genomamba.infer.embed`). ``pooling``: mean, max, first, last, center; ``conjoin``:
     average in the reverse complement (None: for PH models); ``layer``: this layer's output (1 =
     the first; None: the last); ``max_n_fraction``: windows with more N are left out.
+    ``context``: ``window`` (each window read alone) or ``record`` (each window from the hidden
+    states of its whole record, one streamed pass per record in planned memory: ``max_gpu_memory``,
+    ``chunk_size``, ``residual_store`` as :func:`embed_per_base`; FASTA files only;
+    :mod:`genomamba.infer.record_context`).
 
     Returns:
         ``{"out", "rows", "width", "pooling"}``.
@@ -63,7 +71,8 @@ def embed(
 
     with usage_errors(), output_locks([out], note=log):
         return embed_fasta(model_dir, list(fasta), out, conjoin=conjoin, layer=layer, lenient=lenient,
-                           log=log, progress=progress,
+                           log=log, progress=progress, context=context,
+                           stream=_given_stream_settings(max_gpu_memory, chunk_size, residual_store),
                            **given(bed=bed, genome=genome, window=window, stride=stride, last=last,
                                    max_n_fraction=max_n_fraction, pooling=pooling, batch_size=batch_size,
                                    device=device))
@@ -123,15 +132,19 @@ def predict(
     track_out: PathLike | None = None,
     batch_size: int | None = None,
     device: str | None = None,
+    context: str = "window",
+    max_gpu_memory: int | None = None,
+    chunk_size: int | None = None,
+    residual_store: str | None = None,
     lenient: bool = False,
     log: Log | None = None,
     progress: Progress | None = None,
 ) -> dict:
     """A fine-tuned model's predictions for every record (or window, or BED interval; as
-    :func:`embed`) as ``out``: a table (.parquet, .tsv, .csv) of class probabilities or values, or
-    a track (.bedgraph, .bw) of the ``track`` column (None: the only score of a binary or
-    regression model). ``track_out``: also that track, from the same pass
-    (:mod:`genomamba.infer.predict`).
+    :func:`embed`, ``context`` and its memory settings too) as ``out``: a table (.parquet, .tsv,
+    .csv) of class probabilities or values, or a track (.bedgraph, .bw) of the ``track`` column
+    (None: the only score of a binary or regression model). ``track_out``: also that track, from
+    the same pass (:mod:`genomamba.infer.predict`).
 
     Returns:
         ``{"out", "rows", "task", "labels"}``.
@@ -146,7 +159,8 @@ def predict(
 
     with usage_errors(), output_locks([out, track_out], note=log):
         return predict_fasta(model_dir, list(fasta), out, track=track, track_out=track_out, lenient=lenient,
-                             log=log, progress=progress,
+                             log=log, progress=progress, context=context,
+                             stream=_given_stream_settings(max_gpu_memory, chunk_size, residual_store),
                              **given(bed=bed, genome=genome, window=window, stride=stride, last=last,
                                      max_n_fraction=max_n_fraction, batch_size=batch_size, device=device))
 
@@ -231,3 +245,11 @@ def _stream_settings(device: str | None, max_gpu_memory: int | None, chunk_size:
 
     return StreamSettings(max_gpu_memory=max_gpu_memory, chunk_size=chunk_size,
                           **given(device=device, residual_store=residual_store))
+
+
+def _given_stream_settings(max_gpu_memory: int | None, chunk_size: int | None, residual_store: str | None):
+    """The memory settings of ``context="record"``, or None when none was given (the device is
+    the command's own ``device``)."""
+    if max_gpu_memory is None and chunk_size is None and residual_store is None:
+        return None
+    return _stream_settings(None, max_gpu_memory, chunk_size, residual_store)

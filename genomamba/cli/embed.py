@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from genomamba.cli.console import log, progress_bar
-from genomamba.cli.infer_options import EXIT_CODES, shared_options
+from genomamba.cli.infer_options import EXIT_CODES, check_context_options, shared_options
 from genomamba.cli.options import changed_options
-from genomamba.cli.streaming_options import STREAMING_OPTIONS, streaming_options
+from genomamba.cli.streaming_options import streaming_options
 from genomamba.cli.threads import threads_option
 from genomamba.model.config import FIXED_POOLINGS
 
@@ -15,6 +15,7 @@ EPILOG = """\b
 Examples:
   genomamba embed runs/demo/model promoters.fa -o promoters.parquet
   genomamba embed runs/demo/model chr1.fa.gz -o chr1_windows.parquet --window 1024 --stride 512
+  genomamba embed runs/demo/model chr1.fa.gz -o chr1_in_context.parquet --window 1024 --context record
   genomamba embed ft/demo/model seqs.fa -o seqs.tsv --pooling max --no-conjoin
   genomamba embed runs/demo/model --bed peaks.bed --genome hg38.fa.bgz -o peaks.tsv   # BED intervals
   genomamba embed runs/demo/model chrX.fa.gz --per-base --layer 2 -o chrX_per_base/  # every base
@@ -32,10 +33,15 @@ With --per-base: -o is a new directory holding one (length, d) .npy array per re
 manifest.json. Each whole record runs in one exact pass in planned memory (--max-gpu-memory,
 --chunk-size, --residual-store; the plan is printed on stderr), so records of any length fit.
 
+\b
+With --context record: the same table, each window's embedding pooled from the hidden states of
+its whole record, which runs in one exact pass in planned memory as with --per-base (without
+--window: each whole record, as by default, in planned memory).
+
 """ + EXIT_CODES
 
 #: Options that cut, filter or pool windows, which whole-record per-base output does not take.
-WINDOW_OPTIONS = ("window", "stride", "last", "bed", "genome", "pooling", "max_n_fraction")
+WINDOW_OPTIONS = ("window", "stride", "last", "bed", "genome", "pooling", "max_n_fraction", "context")
 
 
 @click.command("embed", epilog=EPILOG)
@@ -55,9 +61,10 @@ WINDOW_OPTIONS = ("window", "stride", "last", "bed", "genome", "pooling", "max_n
               help="--per-base: the arrays' number type.")
 @streaming_options
 def embed(model_dir: str, fasta: tuple[str, ...], bed: str | None, genome: str | None, out: str,
-          window: int | None, stride: int | None, last: str, batch_size: int, device: str, lenient: bool,
-          max_n_fraction: float, pooling: str, conjoin: bool | None, layer: int | None, per_base: bool,
-          dtype: str, max_gpu_memory: int | None, chunk_size: int | None, residual_store: str) -> None:
+          window: int | None, stride: int | None, last: str, context: str, batch_size: int, device: str,
+          lenient: bool, max_n_fraction: float, pooling: str, conjoin: bool | None, layer: int | None,
+          per_base: bool, dtype: str, max_gpu_memory: int | None, chunk_size: int | None,
+          residual_store: str) -> None:
     """Embed every record (or window) of the FASTA files with the model in MODEL_DIR."""
     from genomamba import api
 
@@ -71,10 +78,12 @@ def embed(model_dir: str, fasta: tuple[str, ...], bed: str | None, genome: str |
                                device=device, max_gpu_memory=max_gpu_memory, chunk_size=chunk_size,
                                residual_store=residual_store, lenient=lenient, log=log, progress=progress)
         return
-    given = changed_options((*STREAMING_OPTIONS, "dtype"))
-    if given:
-        raise click.UsageError(f"{', '.join(given)} go with --per-base")
+    if changed_options(("dtype",)):
+        raise click.UsageError("--dtype goes with --per-base")
+    check_context_options(context, also="--per-base")
+    stream = dict(max_gpu_memory=max_gpu_memory, chunk_size=chunk_size, residual_store=residual_store)
     with progress_bar("embed", unit="base") as progress:
         api.embed(model_dir, fasta, out, bed=bed, genome=genome, window=window, stride=stride, last=last,
                   max_n_fraction=max_n_fraction, pooling=pooling, conjoin=conjoin, layer=layer,
-                  batch_size=batch_size, device=device, lenient=lenient, log=log, progress=progress)
+                  batch_size=batch_size, device=device, context=context, lenient=lenient, log=log,
+                  progress=progress, **(stream if context == "record" else {}))

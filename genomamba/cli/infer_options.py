@@ -7,6 +7,8 @@ from collections.abc import Callable
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
+from genomamba.cli.options import changed_options
+from genomamba.cli.streaming_options import STREAMING_OPTIONS
 
 EXIT_CODES = """\b
 Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 an invalid FASTA or BED file (file,
@@ -17,8 +19,26 @@ another genomamba process is writing the output. Nothing is written unless the w
 succeeds: outputs go to temporary names and are renamed at the end.""" + SYSTEM_EXIT_CODES
 
 
+def check_context_options(context: str, *, also: str = "") -> None:
+    """Refuse the options that ``--context`` makes pointless: the memory plan's (STREAMING_OPTIONS)
+    without ``record`` (``also`` names another option they go with), ``--batch-size`` with it.
+
+    Raises:
+        click.UsageError: naming the options given.
+    """
+    if context == "record":
+        if changed_options(("batch_size",)):
+            raise click.UsageError("--batch-size does not apply with --context record (each record runs in "
+                                   "one streamed pass; --chunk-size and --max-gpu-memory set its memory)")
+        return
+    given = changed_options(STREAMING_OPTIONS)
+    if given:
+        raise click.UsageError(f"{', '.join(given)} go with {also + ' or ' if also else ''}--context record")
+
+
 def shared_options(command: Callable) -> Callable:
-    """MODEL_DIR [FASTA...] -o OUT, --bed/--genome, and the windowing, batching and device options."""
+    """MODEL_DIR [FASTA...] -o OUT, --bed/--genome, and the windowing, context, batching and device
+    options."""
     options = [
         click.argument("model_dir", type=click.Path(exists=True, file_okay=False)),
         click.argument("fasta", nargs=-1, required=False, type=click.Path(exists=True, dir_okay=False)),
@@ -38,8 +58,13 @@ def shared_options(command: Callable) -> Callable:
         click.option("--last", type=click.Choice(["keep", "shift", "drop"]), default="keep",
                      help="The last, shorter window: keep it, shift it to end at the record's end, "
                           "or drop it."),
+        click.option("--context", type=click.Choice(["window", "record"]), default="window",
+                     help="What a window's values are made from: its own bases alone (window), or the "
+                          "hidden states of its whole record (record): one exact streamed pass per record "
+                          "in planned memory (--max-gpu-memory, --chunk-size, --residual-store), each "
+                          "window pooled from it. FASTA inputs only."),
         click.option("--batch-size", type=click.IntRange(min=1), default=16,
-                     help="Windows per forward pass."),
+                     help="Windows per forward pass (--context window)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                      help="Where to run."),
         click.option("--lenient", is_flag=True, help="Read invalid sequence characters as N."),

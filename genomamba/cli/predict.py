@@ -5,13 +5,15 @@ from __future__ import annotations
 import click
 
 from genomamba.cli.console import log, progress_bar
-from genomamba.cli.infer_options import EXIT_CODES, shared_options
+from genomamba.cli.infer_options import EXIT_CODES, check_context_options, shared_options
+from genomamba.cli.streaming_options import streaming_options
 from genomamba.cli.threads import threads_option
 
 EPILOG = """\b
 Examples:
   genomamba predict ft/demo/model candidates.fa -o candidates.tsv
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.parquet --window 1000 --stride 200
+  genomamba predict ft/demo/model chr1.fa.gz -o chr1.tsv --window 1000 --context record   # in context
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.bedgraph --window 1000   # a browser track
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.tsv --track-out chr1.bedgraph --window 1000
   genomamba predict ft/demo/model chr1.fa.gz -o chr1.bw --window 1000   # a bigWig track (genomamba[tracks])
@@ -29,6 +31,11 @@ per window (record, start, end, score; --track picks the column when the task ha
 (needs pyBigWig: pip install 'genomamba[tracks]'; with --bed, a BED sorted by chromosome and
 start). A track's windows must not overlap (--stride >= --window, no --last shift).
 
+\b
+With --context record: the same rows, each window's scores from the sequence head applied to the
+hidden states of its whole record at the window's positions; each record runs in one exact pass in
+planned memory (--max-gpu-memory, --chunk-size, --residual-store; the plan is printed on stderr).
+
 """ + EXIT_CODES
 
 
@@ -40,13 +47,18 @@ start). A track's windows must not overlap (--stride >= --window, no --last shif
 @click.option("--track-out", type=click.Path(dir_okay=False),
               help="Also write the --track score as a track to this file (bedGraph: .bedgraph, .bdg, "
                    "optionally .gz; bigWig: .bw, .bigwig), from the same pass over the windows.")
+@streaming_options
 def predict(model_dir: str, fasta: tuple[str, ...], bed: str | None, genome: str | None, out: str,
-            window: int | None, stride: int | None, last: str, batch_size: int, device: str, lenient: bool,
-            max_n_fraction: float, track: str | None, track_out: str | None) -> None:
+            window: int | None, stride: int | None, last: str, context: str, batch_size: int, device: str,
+            lenient: bool, max_n_fraction: float, track: str | None, track_out: str | None,
+            max_gpu_memory: int | None, chunk_size: int | None, residual_store: str) -> None:
     """Predict every record (or window) of the FASTA files with the fine-tuned model in MODEL_DIR."""
     from genomamba import api
 
+    check_context_options(context)
+    stream = dict(max_gpu_memory=max_gpu_memory, chunk_size=chunk_size, residual_store=residual_store)
     with progress_bar("predict", unit="base") as progress:
         api.predict(model_dir, fasta, out, bed=bed, genome=genome, window=window, stride=stride, last=last,
                     max_n_fraction=max_n_fraction, track=track, track_out=track_out, batch_size=batch_size,
-                    device=device, lenient=lenient, log=log, progress=progress)
+                    device=device, context=context, lenient=lenient, log=log, progress=progress,
+                    **(stream if context == "record" else {}))

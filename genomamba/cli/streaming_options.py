@@ -1,4 +1,5 @@
-"""Options of the commands that stream whole records through a model: ``embed --per-base``, ``track``."""
+"""Options of the commands that stream whole records through a model: ``embed --per-base``, ``track``,
+and ``embed``/``predict`` with ``--context record``."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 The table has the window columns (file, record, 0-based start, end) and ``emb_0000`` ...
 ``emb_{d-1}`` (float32, width ``d_model``), so that ``X = table.filter(regex="^emb_").to_numpy()``
 is ready for scikit-learn. Embeddings are the backbone's last hidden states pooled over each
-window (``mean`` by default; ``max``, ``first``, ``last``); two-strand (PS) models average their
+window (``mean`` by default; ``max``, ``first``, ``last``, ``center``), read alone or, with
+``context="record"``, from the hidden states of its whole record; two-strand (PS) models average their
 strands, and ``conjoin`` (the default for PH models, as in evaluation) averages in the embedding
 of the reverse complement, so every embedding is the same for a sequence and its reverse
 complement whenever the model's predictions are.
@@ -34,7 +35,9 @@ def embed_fasta(
 ) -> dict:
     """Embed every record (or window) of the ``fasta`` files with the model in ``model_dir``.
 
-    ``options``: windowing, batch size, device, lenient reading (:func:`~genomamba.infer.runner.model_table`).
+    ``options``: windowing, batch size, device, lenient reading, ``context`` (``window`` or
+    ``record``: :mod:`genomamba.infer.record_context`) and its ``stream`` settings
+    (:func:`~genomamba.infer.runner.model_table`).
 
     Returns:
         ``{"out", "rows", "width", "pooling"}``.
@@ -53,11 +56,19 @@ def embed_fasta(
         n_layer = read_config(model_dir)["architecture"]["n_layer"]
         if not 1 <= layer <= n_layer:
             raise ValueError(f"--layer must be 1..{n_layer} (the model's layers), got {layer}")
+
+    def in_record(model, ids, spans, **stream):  # --context record: the windows of one whole record
+        from genomamba.model.streaming_windows import streamed_window_embeddings
+
+        return streamed_window_embeddings(model, ids, spans, pooling=pooling, conjoin=conjoin, layer=layer,
+                                          **stream)[0]
+
     rows, names = model_table(
         model_dir, fasta, out,
         lambda model, ids, mask: model.embed(ids, mask, pooling=pooling, conjoin=conjoin, layer=layer),
         lambda values: pd.DataFrame(values, columns=[f"emb_{i:04d}" for i in range(values.shape[1])]),
         provenance={"command": "embed", "pooling": pooling, "conjoin": conjoin, "layer": layer},
+        record_compute=in_record, log=log,
         **options,
     )
     width = sum(name.startswith("emb_") for name in names)

@@ -15,6 +15,7 @@ window's N count (runner.WINDOW_COLUMNS).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ from genomamba.alphabet import reverse_complement
 from genomamba.io.bed import forward_ids, intervals, parse_bed, standard_columns
 from genomamba.io.fasta import read_fasta
 from genomamba.io.records import ReadAsNTally
+from genomamba.io.shards import window_n_fraction
 from genomamba.io.windows import window_spans
+
+LOG = logging.getLogger("genomamba.infer")
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,49 @@ def fasta_windows(
         for record in read_fasta(path, lenient=lenient, softmask=False):
             tally.add(record.stats.encoding)
             # never empty: the reader skips empty records, with a warning
-            for start, end in _spans(int(record.ids.size), window, stride, last):
-                yield SequenceWindow(str(path), record.name, start, end, record.ids[start:end])
+            whole = SequenceWindow(str(path), record.name, 0, int(record.ids.size), record.ids)
+            yield from windows_of(whole, window=window, stride=stride, last=last)
         tally.warn(str(path), "records")
+
+
+def windows_of(record: SequenceWindow, *, window: int | None = None, stride: int | None = None,
+               last: str = "keep") -> Iterator[SequenceWindow]:
+    """The windows of a record read whole (as :func:`fasta_windows` gives it without a window), cut
+    as :func:`fasta_windows` cuts them; their ids are views of the record's.
+
+    Raises:
+        ValueError: as :func:`fasta_windows`.
+    """
+    _check_stride(window, stride)
+    for start, end in _spans(record.end - record.start, window, stride, last):
+        yield SequenceWindow(record.file, record.record, record.start + start, record.start + end,
+                             record.ids[start:end], record.name, record.strand)
+
+
+class MostlyN:
+    """Which windows a model reads: those with at most ``max_n_fraction`` N (assembly gaps), as
+    tokenize keeps them; :meth:`keeps` counts the others and :meth:`warn` reports them in one
+    warning. 1.0 keeps all.
+
+    Raises (on construction):
+        ValueError: a fraction outside [0, 1].
+    """
+
+    def __init__(self, max_n_fraction: float):
+        if not 0.0 <= max_n_fraction <= 1.0:
+            raise ValueError(f"max_n_fraction must be within [0, 1], got {max_n_fraction}")
+        self.max_n_fraction, self.left_out = max_n_fraction, 0
+
+    def keeps(self, w: SequenceWindow) -> bool:
+        if self.max_n_fraction < 1.0 and window_n_fraction(w.ids, w.end - w.start) > self.max_n_fraction:
+            self.left_out += 1
+            return False
+        return True
+
+    def warn(self) -> None:
+        if self.left_out:
+            LOG.warning("%d windows with more than %g N left out (--max-n-fraction)", self.left_out,
+                        self.max_n_fraction)
 
 
 def bed_windows(

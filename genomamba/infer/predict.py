@@ -7,9 +7,11 @@ Columns after the window ones (file, record, start, end, n_bases), by the task s
 * multilabel: ``p_<label>`` for every label (independent probabilities);
 * regression: ``value`` (``value_<i>`` for several outputs).
 
-Predictions are made as ``genomamba evaluate`` makes them (eval mode; PH models conjoined over
-both strands, PS models reverse-complement invariant), so a labelled FASTA scored here and by
-evaluate gives the same probabilities.
+Each window is read alone or, with ``context="record"``, through the head from the hidden states
+of its whole record (:mod:`genomamba.infer.record_context`). Predictions are made as ``genomamba
+evaluate`` makes them (eval mode; PH models conjoined over both strands, PS models
+reverse-complement invariant), so a labelled FASTA scored here and by evaluate gives the same
+probabilities.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def predict_fasta(
 ) -> dict:
     """Predict every record (or window) of the ``fasta`` files with the fine-tuned ``model_dir``.
 
-    ``options``: windowing, batch size, device, lenient reading (:func:`~genomamba.infer.runner.model_table`).
+    ``options``: windowing, batch size, device, lenient reading, ``context`` (``window`` or
+    ``record``: :mod:`genomamba.infer.record_context`) and its ``stream`` settings
+    (:func:`~genomamba.infer.runner.model_table`).
     ``track``: the column a track output (bedGraph ``.bedgraph``/``.bdg``, bigWig ``.bw``/``.bigwig``)
     holds; by default the one score of a binary (``p_<positive label>``) or single-output
     regression (``value``) model. ``track_out``: also write that column as a track to this path,
@@ -60,11 +64,18 @@ def predict_fasta(
     spec = spec_from_config(read_config(model_dir))  # a model without a sequence head fails here
     if table_format(out) in TRACK_FORMATS or track_out is not None:
         track = track_column(spec, track)
+
+    def in_record(model, ids, spans, **stream):  # --context record: the windows of one whole record
+        from genomamba.model.streaming_windows import streamed_window_logits
+
+        return scores_from_logits(spec.task, streamed_window_logits(model, ids, spans, **stream)[0])
+
     rows, _ = model_table(
         model_dir, fasta, out,
         lambda model, ids, mask: scores_from_logits(spec.task, model.predict(ids, mask).logits),
         lambda values: prediction_columns(spec, values),
         provenance={"command": "predict", "task": spec.task},
+        record_compute=in_record, log=log,
         track=track,
         track_out=track_out,
         **options,

@@ -5,16 +5,19 @@ in evaluation), on batches padded to their longest window; padding is masked and
 result. What comes back per batch is a (batch, k) array; every ``ROWS_PER_CHUNK`` windows the
 outputs, next to each window's file, record, start, end and N count in input order, are written to the
 output table (tables.streaming_table), so memory stays that of one chunk however many windows
-the input holds.
+the input holds. With ``context="record"`` the windows' outputs come instead from one streamed
+pass over each whole record (genomamba.infer.record_context), into the same tables.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,7 +26,7 @@ import torch
 from genomamba.alphabet import N_ID
 from genomamba.errors import InputDataError
 from genomamba.infer.bigwig import require_pybigwig, track_chromosomes
-from genomamba.infer.model_inputs import SequenceWindow, batches, bed_windows, fasta_windows
+from genomamba.infer.model_inputs import MostlyN, SequenceWindow, batches, bed_windows, fasta_windows
 from genomamba.infer.tables import (
     TRACK_FORMATS,
     check_outputs_are_not_inputs,
@@ -31,15 +34,20 @@ from genomamba.infer.tables import (
     streaming_table,
     table_format,
 )
-from genomamba.io.shards import window_n_fraction
 from genomamba.runtime.batching import pad_batch
+from genomamba.runtime.log import stderr_log
 from genomamba.runtime.precision import autocast_for
+
+if TYPE_CHECKING:  # whole_records imports this module
+    from genomamba.infer.whole_records import StreamSettings
 
 #: Every table's first columns: where the window lies, and how many of its bases are N (N itself,
 #: IUPAC ambiguity codes, lenient replacements), for filtering out windows a model cannot read.
 WINDOW_COLUMNS = ("file", "record", "start", "end", "n_bases")
 #: After those, for windows of BED intervals: the interval's name (empty without one) and strand.
 INTERVAL_COLUMNS = ("name", "strand")
+#: How a window is read: alone (``window``), or from the hidden states of its whole record (``record``).
+CONTEXTS = ("window", "record")
 LOG = logging.getLogger("genomamba.infer")
 
 
@@ -75,17 +83,31 @@ def run_over_windows(
     float32 outputs), in input order, each of about ``ROWS_PER_CHUNK`` windows; ``compute(ids,
     mask)`` maps a padded batch to a (batch, k) tensor; ``progress`` receives the bases of each
     batch. No window gives no chunk."""
+
+    def outputs() -> Iterator[tuple[list[SequenceWindow], np.ndarray]]:
+        for batch in batches(windows, batch_size):
+            ids, mask = pad_batch([w.ids for w in batch], device)
+            with torch.inference_mode(), autocast_for(device):
+                out = compute(ids, mask)
+            if progress is not None:
+                progress(sum(w.end - w.start for w in batch))
+            yield batch, out.float().reshape(len(batch), -1).cpu().numpy()
+
+    return table_chunks(outputs(), interval_columns)
+
+
+def table_chunks(
+    outputs: Iterable[tuple[list[SequenceWindow], np.ndarray]], interval_columns: bool = False
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """``(windows, their (n, k) float32 outputs)`` pairs regrouped as :func:`run_over_windows`'
+    chunks: (window columns, outputs) of about ``ROWS_PER_CHUNK`` windows (more when one pair holds
+    more), in order."""
     names = WINDOW_COLUMNS + (INTERVAL_COLUMNS if interval_columns else ())
     meta: list[tuple] = []
     parts: list[np.ndarray] = []
-    for batch in batches(windows, batch_size):
-        ids, mask = pad_batch([w.ids for w in batch], device)
-        with torch.inference_mode(), autocast_for(device):
-            out = compute(ids, mask)
-        parts.append(out.float().reshape(len(batch), -1).cpu().numpy())
-        meta.extend(_row(w, interval_columns) for w in batch)
-        if progress is not None:
-            progress(sum(w.end - w.start for w in batch))
+    for windows, values in outputs:
+        parts.append(values)
+        meta.extend(_row(w, interval_columns) for w in windows)
         if len(meta) >= ROWS_PER_CHUNK:
             yield _chunk(meta, parts, names)
             meta, parts = [], []
@@ -125,10 +147,20 @@ def model_table(
     genome: str | os.PathLike | None = None,
     track_out: str | os.PathLike | None = None,
     max_n_fraction: float = 1.0,
+    context: str = "window",
+    record_compute: Callable | None = None,
+    stream: StreamSettings | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[int, list[str]]:
     """Run ``compute(model, ids, mask)`` over every record or window of the ``fasta`` files and
     write the window columns joined with ``columns(outputs)`` to ``out``, chunk by chunk; returns
     ``(rows written, the table's column names)``.
+
+    ``context``: ``window`` (each window is read alone) or ``record``: every record runs in one
+    streamed pass and each window's outputs are ``record_compute(model, input_ids, spans, **stream)``
+    of its span there (:func:`genomamba.infer.record_context.run_over_records`; ``stream``: the
+    memory plan's settings, whose device ``device`` overrides; ``log``: where the plan is told;
+    ``batch_size`` has no use). FASTA files only.
 
     ``window``/``stride``/``last``/``lenient``: :func:`genomamba.infer.model_inputs.fasta_windows`;
     ``batch_size`` windows per forward pass; ``device`` auto, cpu or cuda; ``provenance``: more
@@ -146,7 +178,8 @@ def model_table(
     Raises:
         ValueError: an unknown output suffix, overlapping windows for a track output, not
             exactly one of FASTA files and a BED file with its genome, an output path that names
-            an input (before any work); a bad window or stride.
+            an input, an unknown context or record context with a BED file (before any work); a
+            bad window or stride.
         InputDataError: what the FASTA reader rejects, even after many chunks were written, or no
             window at all; ``out`` is then untouched. For a bigWig, a BED out of order (before any
             work).
@@ -164,24 +197,47 @@ def model_table(
     if bool(fasta) == (bed is not None) or (bed is None) != (genome is None):
         raise ValueError("give FASTA files, or a BED file with the genome FASTA its intervals are on "
                          "(--bed with --genome), not both")
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+    if context == "record" and bed is not None:
+        raise ValueError("--context record reads whole FASTA records, not --bed intervals")
+    if context == "window" and stream is not None:
+        raise ValueError("--max-gpu-memory, --chunk-size and --residual-store plan --context record")
     chromosomes = None
     if any(table_format(path) == "bigwig" for path in outputs):
         require_pybigwig()
         chromosomes = track_chromosomes(fasta, bed=bed, genome=genome, lenient=lenient)
-    model, device_t = load_model(model_dir, device)
     cut = dict(window=window, stride=stride, last=last, lenient=lenient)
-    windows = fasta_windows(fasta, **cut) if bed is None else bed_windows(bed, genome, **cut)
-    windows = _warn_beyond(_leave_out_mostly_n(windows, max_n_fraction), model.config.max_length)
     inputs = {"bed": str(bed), "genome": str(genome)} if bed is not None else {}
-    options = {**cut, **inputs, "max_n_fraction": max_n_fraction, **(provenance or {})}
+    options = {**cut, **inputs, "max_n_fraction": max_n_fraction, "context": context, **(provenance or {})}
+    if context == "window":
+        model, device_t = load_model(model_dir, device)
+        windows = fasta_windows(fasta, **cut) if bed is None else bed_windows(bed, genome, **cut)
+        windows = _warn_beyond(_leave_out_mostly_n(windows, max_n_fraction), model.config.max_length)
+    else:
+        from genomamba.infer.whole_records import RecordStreamer, StreamSettings
+
+        streamer = RecordStreamer(model_dir, dataclasses.replace(stream or StreamSettings(), device=device),
+                                  log or stderr_log)
+        options["chunk"] = streamer.plan.chunk
     provenance = output_provenance(model_dir, options)  # hashes the weights: once for every output
     rows, names = 0, []
     with contextlib.ExitStack() as tables:
         appends = [tables.enter_context(streaming_table(path, provenance, track=track,
                                                         chromosomes=chromosomes)) for path in outputs]
-        for frame, values in run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
-                                              batch_size=batch_size, device=device_t, progress=progress,
-                                              interval_columns=bed is not None):
+        if context == "window":
+            chunks = run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
+                                      batch_size=batch_size, device=device_t, progress=progress,
+                                      interval_columns=bed is not None)
+        else:
+            from genomamba.infer.record_context import run_over_records
+            from genomamba.infer.whole_records import work_directory
+
+            chunks = table_chunks(run_over_records(
+                streamer, fasta_windows(fasta, lenient=lenient), record_compute, window=window, stride=stride,
+                last=last, max_n_fraction=max_n_fraction, work_dir=tables.enter_context(work_directory(out)),
+                progress=progress))
+        for frame, values in chunks:
             frame = frame.join(columns(values))
             for append in appends:
                 append(frame)
@@ -194,16 +250,9 @@ def model_table(
 
 def _leave_out_mostly_n(windows: Iterable[SequenceWindow], max_n_fraction: float) -> Iterator[SequenceWindow]:
     """The windows whose fraction of N is at most ``max_n_fraction``; logs how many were left out."""
-    if not 0.0 <= max_n_fraction <= 1.0:
-        raise ValueError(f"max_n_fraction must be within [0, 1], got {max_n_fraction}")
-    left_out = 0
-    for w in windows:
-        if max_n_fraction < 1.0 and window_n_fraction(w.ids, w.end - w.start) > max_n_fraction:
-            left_out += 1
-            continue
-        yield w
-    if left_out:
-        LOG.warning("%d windows with more than %g N left out (--max-n-fraction)", left_out, max_n_fraction)
+    kept = MostlyN(max_n_fraction)
+    yield from filter(kept.keeps, windows)
+    kept.warn()
 
 
 def _warn_beyond(windows: Iterable[SequenceWindow], max_length: int | None) -> Iterator[SequenceWindow]:

@@ -1,10 +1,12 @@
 """Whole FASTA records through the model in one exact pass each, in bounded device memory.
 
-What ``embed --per-base`` and ``track`` share: a model loaded once, the memory plan made and
-printed before any work (:mod:`genomamba.infer.memory_plan`), and each record streamed through
-the model layer by layer, chunk by chunk (:mod:`genomamba.model.streaming`), its per-base values
-written into an array (a memmap) as the chunks come. The model runs in eval mode under
-``torch.inference_mode`` with the evaluation's precision (bf16 autocast on CUDA, fp32 on CPU).
+What ``embed --per-base``, ``track`` and ``--context record`` (embed, predict) share: a model
+loaded once, the memory plan made and printed before any work (:mod:`genomamba.infer.memory_plan`),
+and each record streamed through the model layer by layer, chunk by chunk
+(:mod:`genomamba.model.streaming`), its per-base values written into an array (a memmap) as the
+chunks come, or its windows' values gathered (:mod:`genomamba.infer.record_context`). The model
+runs in eval mode under ``torch.inference_mode`` with the evaluation's precision (bf16 autocast on
+CUDA, fp32 on CPU).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +28,8 @@ from genomamba.infer.runner import load_model
 from genomamba.io.atomic import temporary_directory
 from genomamba.io.directories import made_directories
 from genomamba.runtime.precision import autocast_for
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,16 +71,30 @@ class RecordStreamer:
                  what: str = "embedding", layer: int | None = None, conjoin: bool | None = None,
                  progress: Callable[[float], None] | None = None) -> None:
         """Fill ``out`` (len(ids), k) with the per-base values of one record (token ids, uint8):
-        :func:`genomamba.model.streaming.streamed_per_base`'s ``what``. The residual stream waits
+        :func:`genomamba.model.streaming.streamed_per_base`'s ``what``, run as :meth:`run` runs it.
+
+        Raises:
+            UnavailableError: as :meth:`run`.
+        """
+        from genomamba.model.streaming import streamed_per_base
+
+        self.run(record, ids, lambda model, input_ids, **stream: streamed_per_base(
+            model, input_ids, out[None], what=what, layer=layer, conjoin=conjoin, **stream),
+            work_dir=work_dir, progress=progress)
+
+    def run(self, record: str, ids: np.ndarray, stream: Callable[..., T], *, work_dir: str | os.PathLike,
+            progress: Callable[[float], None] | None = None) -> T:
+        """``stream(model, input_ids, chunk=, device=, residual=, store_dir=, progress=)`` for one
+        record (token ids, uint8; ``input_ids`` is them as a (1, L) tensor), one of the streaming
+        functions of :mod:`genomamba.model.streaming`, under the plan: the residual stream waits
         where :func:`genomamba.infer.memory_plan.place_residual` puts it (on the GPU, in host
-        memory, or in a memmap in ``work_dir``).
+        memory, or in a memmap in ``work_dir``), in inference mode with the evaluation's precision.
+        Returns what ``stream`` returns.
 
         Raises:
             UnavailableError: the residual stream fits neither in memory nor on ``work_dir``'s disk;
                 a genuine out-of-memory (GPU or host), as one message saying what to change.
         """
-        from genomamba.model.streaming import streamed_per_base
-
         nbytes = len(ids) * self.config.hidden_size * 4
         place = place_residual(nbytes, self.settings.residual_store, work_dir, self.plan)
         if place.where == "disk" or len(ids) > place.chunk:
@@ -86,9 +105,8 @@ class RecordStreamer:
                      f"stream of {format_bytes(nbytes)} in {where[place.where]}")
         try:
             with torch.inference_mode(), autocast_for(self.device):
-                streamed_per_base(self.model, torch.from_numpy(ids)[None], out[None], chunk=place.chunk,
-                                  device=self.device, what=what, layer=layer, conjoin=conjoin,
-                                  residual=place.where, store_dir=work_dir, progress=progress)
+                return stream(self.model, torch.from_numpy(ids)[None], chunk=place.chunk, device=self.device,
+                              residual=place.where, store_dir=work_dir, progress=progress)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise

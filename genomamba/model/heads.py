@@ -156,7 +156,11 @@ class SequenceHead(nn.Module):
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None, lengths: torch.Tensor) -> torch.Tensor:
         attention = getattr(self, "attention", None)
-        pooled = pool_strands(h, mask, lengths, self.pooling, self.n_strands, attention)
+        return self.classify(pool_strands(h, mask, lengths, self.pooling, self.n_strands, attention))
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(..., d_model) pooled hidden states -> (..., num_labels) logits: the head after its pooling
+        (streamed windows pool chunk by chunk, then call this)."""
         return self.classifier(self.dropout(pooled))
 
 

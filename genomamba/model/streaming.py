@@ -27,8 +27,9 @@ and over its reverse complement, and the two are averaged, mapped back to the se
 
 The final norm and the heads work on chunks: per-base embeddings and per-base logits
 (:func:`streamed_per_base`, written into any array, e.g. a memmap) and pooled embeddings
-(:func:`streamed_embedding`, accumulated chunk by chunk). Sequences are unpadded rows of token ids
-(batch, L) (one record, usually); padding is what one-pass batches need, not this.
+(:func:`streamed_embedding`, accumulated chunk by chunk); windows of a sequence read with the whole
+sequence as context are :mod:`genomamba.model.streaming_windows`. Sequences are unpadded rows of
+token ids (batch, L) (one record, usually); padding is what one-pass batches need, not this.
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ def _check_layer(model, layer: int | None) -> None:
         raise ValueError(f"layer must be 1..{model.config.n_layer} (the model's layers), got {layer}")
 
 
-def _passes(model, input_ids: torch.Tensor, conjoin: bool | None) -> list[tuple[torch.Tensor, bool]]:
+def rc_passes(model, input_ids: torch.Tensor, conjoin: bool | None) -> list[tuple[torch.Tensor, bool]]:
     """``(ids, is_rc)`` of each pass: the sequence, and with conjoining its reverse complement."""
     if not model._conjoin(conjoin):
         return [(input_ids, False)]
@@ -290,13 +291,13 @@ def streamed_embedding(
     center). Raises ValueError for an unknown pooling or a bad ``layer`` or chunk size."""
     if pooling not in _POOL_POSITIONS and pooling not in ("mean", "max"):
         raise ValueError(f"unknown pooling {pooling!r}")
-    passes = _passes(model, input_ids, conjoin)
+    passes = rc_passes(model, input_ids, conjoin)
     pooled = []
     for ids, _ in passes:
-        acc = _StrandPool(pooling, ids.shape[1], model.config.n_strands)
+        acc = StrandPool(pooling, ids.shape[1], model.config.n_strands)
         for start, end, hidden in streamed_hidden(model, ids, chunk=chunk, device=device, layer=layer,
                                                   residual=residual, store_dir=store_dir,
-                                                  progress=_share(progress, passes)):
+                                                  progress=progress_share(progress, passes)):
             acc.add(start, end, hidden)
         pooled.append(acc.result())
     return pooled[0] if len(pooled) == 1 else 0.5 * (pooled[0] + pooled[1])
@@ -344,11 +345,11 @@ def streamed_per_base(
         raise ValueError(f"what must be 'embedding' or 'logits', got {what!r}")
     if tuple(out.shape) != (batch, length, width):
         raise ValueError(f"out must have shape {(batch, length, width)}, got {tuple(out.shape)}")
-    passes = _passes(model, input_ids, conjoin)
+    passes = rc_passes(model, input_ids, conjoin)
     for ids, is_rc in passes:
         for start, end, hidden in streamed_hidden(model, ids, chunk=chunk, device=device, layer=layer,
                                                   residual=residual, store_dir=store_dir,
-                                                  progress=_share(progress, passes)):
+                                                  progress=progress_share(progress, passes)):
             with torch.inference_mode():
                 if what == "embedding":
                     values = merge_strands(hidden, model.config.n_strands)
@@ -366,7 +367,7 @@ def streamed_per_base(
     return out
 
 
-def _share(progress: Progress, passes: list) -> Progress:
+def progress_share(progress: Progress, passes: list) -> Progress:
     """``progress`` scaled so that all passes together add up to the sequence's length."""
     if progress is None or len(passes) == 1:
         return progress
@@ -382,7 +383,7 @@ _POOL_POSITIONS = {
 _MIRRORED = {"first": "last", "last": "first"}
 
 
-class _StrandPool:
+class StrandPool:
     """A pooling of each strand over positions, accumulated chunk by chunk, then averaged over the
     strands as :func:`genomamba.model.heads.pool_strands` does (``first``/``last`` swap on the RC
     strand, whose 5' end is our last position). Means are summed in fp64."""
@@ -405,7 +406,8 @@ class _StrandPool:
                 self.parts[s] = h.amax(1) if part is None else torch.maximum(part, h.amax(1))
             else:
                 wanted = _POOL_POSITIONS[how](self.length)
-                part.update({p: h[:, p - start] for p in wanted if start <= p < end})
+                # a copy of the row, not a view that would keep the whole chunk alive
+                part.update({p: h[:, p - start].clone() for p in wanted if start <= p < end})
 
     def result(self) -> torch.Tensor:
         """(batch, d) in the hidden states' dtype."""

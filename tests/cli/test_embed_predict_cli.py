@@ -113,3 +113,47 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
         result = _run("embed", model, seqs, "-o", out, "--device", "cpu")
         assert result.exit_code == 2 and "would overwrite the input" in result.output
         assert seqs.read_text() == ">r1\nACGTACGTAA\n"
+
+
+def test_context_record_runs_each_record_once_for_embed_and_predict(tmp_path, demo_data):
+    """--context record end to end: the plan on stderr, the windowed table's rows, values that differ
+    from window context (the windows see their record)."""
+    model = save_model(tmp_path / "model", rc_strategy="ph", head=BINARY_HEAD)
+    fasta = tmp_path / "lambda_start.fa"
+    fasta.write_text("".join((demo_data / "lambda_virus.fa").read_text().splitlines(keepends=True)[:51]))
+    cut = ["--window", 1000, "--device", "cpu"]
+    for command, out in (("embed", tmp_path / "emb.tsv"), ("predict", tmp_path / "pred.tsv")):
+        result = _run(command, model, fasta, "-o", out, *cut, "--context", "record", "--chunk-size", 1024)
+        assert result.exit_code == 0, result.output
+        assert "memory plan: chunks of 1,024 bases" in result.output
+        assert "3,500 bases in 4 chunks of 1,024" in result.output
+        table = pd.read_csv(out, sep="\t")
+        assert len(table) == 4 and table["end"].max() == 3500
+        assert _run(command, model, fasta, "-o", tmp_path / "alone.tsv", *cut).exit_code == 0
+        alone = pd.read_csv(tmp_path / "alone.tsv", sep="\t")
+        assert list(alone.columns) == list(table.columns)
+        assert table[["start", "end"]].equals(alone[["start", "end"]])
+        values = table.columns[5] if command == "embed" else "p_coding"
+        assert not table[values].equals(alone[values])
+
+
+def test_context_option_is_in_help_and_its_misuse_is_a_usage_error(tmp_path, demo_data):
+    model = save_model(tmp_path / "model", rc_strategy="ph")
+    fasta = demo_data / "lambda_virus.fa"
+    for command in ("embed", "predict"):
+        shown = _run(command, "--help").output
+        assert "--context [window|record]" in shown and "--context record" in shown
+    bed = tmp_path / "r.bed"
+    bed.write_text("gi|9626243|ref|NC_001416.1|\t0\t100\n")
+    for args, message in (
+        (["--bed", bed, "--genome", fasta, "--context", "record"], "not --bed intervals"),
+        ([fasta, "--chunk-size", 100], "--chunk-size go with --per-base or --context record"),
+        ([fasta, "--context", "record", "--batch-size", 4], "--batch-size does not apply with --context"),
+        ([fasta, "--context", "record", "--per-base"], "--context do not apply"),
+    ):
+        out = tmp_path / "out.tsv"
+        result = _run("embed", model, *args, "-o", out, "--device", "cpu")
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not out.exists()
+    result = _run("predict", model, fasta, "-o", tmp_path / "p.tsv", "--residual-store", "disk")
+    assert result.exit_code == 2 and "--residual-store go with --context record" in result.output

@@ -62,7 +62,7 @@ def test_track_writes_a_bigwig(model, fasta, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["embed", "--per-base", "--window", "100"], "--window do not apply"),
     (["embed", "--chunk-size", "100"], "--chunk-size go with --per-base"),
-    (["embed", "--dtype", "float16"], "--dtype go with --per-base"),
+    (["embed", "--dtype", "float16"], "--dtype goes with --per-base"),
     (["track", "--max-gpu-memory", "lots"], "not a memory size"),
 ])
 def test_usage_errors_exit_2(model, fasta, tmp_path, args, message):
