@@ -44,6 +44,10 @@ def pretrain(
     deterministic: bool | None = None,
     device: str | None = None,
     verify_shards: bool | None = None,
+    val_data: Sequence[PathLike] | None = None,
+    val_every: int | None = None,
+    val_tokens: int | None = None,
+    val_seq_lens: Sequence[int] | None = None,
     progress: bool = False,
     log: Log | None = None,
 ) -> PretrainResult:
@@ -52,7 +56,8 @@ def pretrain(
     :mod:`genomamba.train.pretrain`), or continue it with ``resume``.
 
     Values come from the :class:`~genomamba.train.config.PretrainConfig` defaults, then the run
-    YAML ``config_path``, then these arguments (None: not given). Under ``torchrun`` every process
+    YAML ``config_path``, then these arguments (None: not given). ``val_data``: held-out token-shard
+    directories, each a validation set (:mod:`genomamba.train.validation`). Under ``torchrun`` every process
     calls this; only rank 0 takes the lock of ``out`` and writes there.
 
     Returns:
@@ -64,7 +69,8 @@ def pretrain(
             the file and the key; exit 2).
         UsageError: no preset for a new run; a number of processes that cannot share the steps.
         RunExistsError: ``out`` holds a run and ``resume`` is False.
-        InputDataError: missing or damaged shards, ``seq_len`` longer than every window.
+        InputDataError: missing or damaged shards (``data`` or ``val_data``), ``seq_len`` longer
+            than every window.
         UnavailableError: ``device="cuda"`` without a GPU. OutputBusyError: ``out`` is locked.
     """
     from genomamba.io.locks import output_lock
@@ -76,7 +82,9 @@ def pretrain(
     values = {"data": [str(d) for d in data], "out": str(out), "preset": preset, "max_steps": max_steps,
               "seq_len": seq_len, "tokens_per_step": tokens_per_step, "batch_size": batch_size, "lr": lr,
               "warmup_steps": warmup_steps, "seed": seed, "checkpoint_every": checkpoint_every,
-              "deterministic": deterministic, "device": device, "verify_shards": verify_shards}
+              "deterministic": deterministic, "device": device, "verify_shards": verify_shards,
+              "val_data": None if val_data is None else [str(d) for d in val_data], "val_every": val_every,
+              "val_tokens": val_tokens, "val_seq_lens": None if val_seq_lens is None else list(val_seq_lens)}
     # The whole run config, model overrides included, is checked before anything is written; a
     # ConfigError names the file and the key (exit 2).
     yaml_values = load_yaml(config_path) if config_path else {}

@@ -23,9 +23,11 @@ from genomamba.train.schedule import seq_len_at
 
 RUN_CONFIG = "run_config.json"
 DEVICES = ("auto", "cpu", "cuda")
-#: keys a resumed run may change: where the data lives, how long to go on, where to run, how often to save.
+#: keys a resumed run may change: where the data lives, how long to go on, where to run, how often to
+#: save, and what to validate on (validation never changes what is trained).
 CHANGEABLE_ON_RESUME = frozenset(
-    {"data", "out", "max_steps", "checkpoint_every", "keep_checkpoints", "device", "verify_shards"}
+    {"data", "out", "max_steps", "checkpoint_every", "keep_checkpoints", "device", "verify_shards",
+     "val_data", "val_every", "val_tokens", "val_seq_lens"}
 )
 
 
@@ -58,11 +60,16 @@ class PretrainConfig:
     deterministic: bool = False  # deterministic algorithms only (regression tests)
     device: str = "auto"
     verify_shards: bool = False  # check each shard's sha256 against its manifest before training
+    val_data: list[str] = field(default_factory=list)  # held-out token-shard directories, one set each
+    val_every: int | None = None  # steps between validations (None: checkpoint_every); also at the end
+    val_tokens: int = 262_144  # crop tokens each validation evaluates per set and crop length
+    val_seq_lens: list[int] = field(default_factory=list)  # crop lengths to validate at ([]: seq_len)
 
     def __post_init__(self) -> None:
         self.data = [str(d) for d in self.data]
+        self.val_data = [str(d) for d in self.val_data]
         self.betas = [float(b) for b in self.betas]
-        for name in ("max_steps", "seq_len", "batch_size", "checkpoint_every"):
+        for name in ("max_steps", "seq_len", "batch_size", "checkpoint_every", "val_tokens"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"must be a positive integer, got {getattr(self, name)!r}", name)
         for name in ("warmup_steps", "seq_len_warmup_steps", "keep_checkpoints", "seed"):
@@ -86,9 +93,44 @@ class PretrainConfig:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)!r}", name)
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"must be two numbers in [0, 1), got {self.betas!r}", "betas")
+        self._check_validation()
         if self.device not in DEVICES:
             raise ConfigError(f"must be one of {', '.join(DEVICES)}, got {self.device!r}", "device")
         self.describe_model()
+
+    def _check_validation(self) -> None:
+        if self.val_every is not None and self.val_every < 1:
+            raise ConfigError(f"must be a positive integer, got {self.val_every!r}", "val_every")
+        if not all(length >= 1 for length in self.val_seq_lens):
+            raise ConfigError(f"must be positive integers, got {self.val_seq_lens!r}", "val_seq_lens")
+        names = [validation_set_name(d) for d in self.val_data]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # a set is named by its directory: two of one name would share their records
+            raise ConfigError(
+                f"validation sets are named by their directory, and {', '.join(twice)} names more than "
+                "one: " + ", ".join(d for d in self.val_data if validation_set_name(d) in twice), "val_data"
+            )
+
+    @property
+    def validation_every(self) -> int:
+        """Steps between validations: ``val_every``, or ``checkpoint_every`` when that is None."""
+        return self.val_every or self.checkpoint_every
+
+    @property
+    def validation_lengths(self) -> list[int]:
+        """The crop lengths validation evaluates at, shortest first: ``val_seq_lens`` or ``[seq_len]``."""
+        return sorted(set(self.val_seq_lens)) or [self.seq_len]
+
+    def tokens_seen(self, steps: int) -> int:
+        """Crop tokens (padding included) of the first ``steps`` optimiser steps: what a run has
+        trained on by then, from the schedule alone (no state needed on resume)."""
+        def step_tokens(length: int) -> int:
+            return length * sum(self.micro_batch_sizes(length))
+
+        warm = min(steps, self.seq_len_warmup_steps)
+        warming = sum(step_tokens(seq_len_at(s, self.seq_len, self.seq_len_start, self.seq_len_warmup_steps))
+                      for s in range(warm))
+        return warming + (steps - warm) * step_tokens(self.seq_len)
 
     def describe_model(self) -> ModelConfig:
         """The run's model config: ``preset`` with the ``model`` overrides. Described, not built
@@ -170,6 +212,11 @@ class PretrainConfig:
         """Build from a mapping (:func:`genomamba.strict_config.from_mapping`): unknown keys,
         values of the wrong type and out-of-range values raise :class:`ConfigError` naming the key."""
         return from_mapping(cls, data)
+
+
+def validation_set_name(directory: str | Path) -> str:
+    """The name of the validation set in ``directory`` (``val_data``): the directory's own name."""
+    return Path(directory).resolve().name
 
 
 def load_yaml(path: str | Path) -> dict:

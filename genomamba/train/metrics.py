@@ -72,8 +72,14 @@ class MetricsWriter:
         self._handle.close()
 
 
-def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path | None:
-    """Loss and masked accuracy against step as a PNG (matplotlib, Agg). None when there is no data."""
+def plot_metrics(
+    metrics_path: str | Path, png_path: str | Path, val_path: str | Path | None = None
+) -> Path | None:
+    """Loss and masked accuracy against step as a PNG (matplotlib, Agg). None when there is no data.
+
+    With ``val_path`` (``val_metrics.jsonl``, when it exists), each validation set and crop length
+    is drawn as its own curve with markers over the training curves.
+    """
     records = read_metrics(metrics_path)
     if not records:
         return None
@@ -84,7 +90,7 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path | None:
 
     steps = [r["step"] for r in records]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(steps, [r["loss"] for r in records], lw=1)
+    ax_loss.plot(steps, [r["loss"] for r in records], lw=1, label="training")
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("masked-token loss (nats)")
     ax_loss.grid(alpha=0.3)
@@ -92,6 +98,7 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path | None:
     ax_acc.set_xlabel("step")
     ax_acc.set_ylabel("masked-token accuracy")
     ax_acc.grid(alpha=0.3)
+    _plot_validation(read_metrics(val_path) if val_path is not None else [], ax_loss, ax_acc)
     fig.tight_layout()
     try:
         with replacing(png_path) as tmp:  # a full disk leaves the previous plot, not half a PNG
@@ -99,3 +106,26 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path | None:
     finally:
         plt.close(fig)
     return Path(png_path)
+
+
+def _plot_validation(records: list[dict], ax_loss, ax_acc) -> None:
+    """Validation curves with markers: a colour per set, a line style per crop length (shortest
+    solid), the same on both axes; the legend goes with the loss."""
+    import matplotlib.pyplot as plt
+
+    curves: dict[tuple[str, int], list[dict]] = {}
+    for r in records:
+        curves.setdefault((r["set"], r["seq_len"]), []).append(r)
+    sets = list(dict.fromkeys(name for name, _ in curves))
+    lengths = sorted({length for _, length in curves})
+    # tab20 without its blues and oranges, the training curves' colours: 16 sets before a repeat
+    colours = plt.get_cmap("tab20").colors[4:]
+    styles = ("-", "--", ":", "-.")
+    for (name, length), points in curves.items():
+        style = dict(color=colours[sets.index(name) % len(colours)], ls=styles[lengths.index(length) % 4],
+                     marker="o", ms=3, lw=1)
+        steps = [r["step"] for r in points]
+        ax_loss.plot(steps, [r["loss"] for r in points], label=f"validation {name} @{length:,}", **style)
+        ax_acc.plot(steps, [r["accuracy"] for r in points], **style)
+    if curves:
+        ax_loss.legend(fontsize="x-small", ncol=2 if len(curves) > 8 else 1)

@@ -5,7 +5,9 @@ crops of token shards and writes into ``RUN_DIR`` (``config.out``)::
 
     run_config.json          the resolved PretrainConfig
     metrics.jsonl            one record per optimiser step (genomamba.train.metrics)
-    metrics.png              loss and masked accuracy curves, at the end
+    val_metrics.jsonl        with val_data: one record per validation, set and crop length
+                             (genomamba.train.validation)
+    metrics.png              loss and masked accuracy curves (validation too), at the end
     checkpoints/step-XXXXXX/ resume state (genomamba.train.state), every checkpoint_every steps,
                              at the end, and on SIGTERM/SIGINT
     model/                   the final model directory (genomamba.model_directory.save_pretrained)
@@ -67,6 +69,7 @@ from genomamba.train.optimizer import param_groups
 from genomamba.train.schedule import lr_factor, seq_len_at
 from genomamba.train.state import list_checkpoints, restore_state, rng_states, save_state, seed_everything
 from genomamba.train.step import clip_and_step
+from genomamba.train.validation import VAL_METRICS_FILE, Validation
 
 __all__ = [
     "PretrainResult",
@@ -179,7 +182,8 @@ def pretrain(
 
     Args:
         config: the resolved configuration (``config.out`` is RUN_DIR, ``config.data`` the shards).
-        resume: continue from the newest checkpoint in RUN_DIR (a fresh start when there is none).
+        resume: continue from the newest complete checkpoint in RUN_DIR (a fresh start when there
+            is none; an InputDataError naming the bad file when every step directory is incomplete).
         progress: show a tqdm bar on stderr (rank 0 only).
         should_stop: called after each step with the step number, on every rank; True on any rank
             checkpoints and returns as a signal would (tests use it to interrupt at an exact step).
@@ -188,8 +192,9 @@ def pretrain(
     Raises:
         ConfigError: the world size does not divide the micro-batches of a step (raised before
             any process waits for another), or an inconsistent torchrun environment.
-        InputDataError: missing, truncated or damaged shard directories (a shard's length, dtype,
-            token ids; its sha256 with ``config.verify_shards``), no window left to train on,
+        InputDataError: missing, truncated or damaged shard directories, of ``data`` or
+            ``val_data`` (a shard's length, dtype, token ids; its sha256 with
+            ``config.verify_shards``), no window left to train or validate on,
             ``seq_len`` longer than every window (:func:`check_crop_length`). Raised before RUN_DIR
             is made.
         RunExistsError: RUN_DIR holds checkpoints and ``resume`` is False.
@@ -205,7 +210,8 @@ def pretrain(
         raise ValueError("config.out (RUN_DIR) is required")
     config.check_world_size(world_from_env().world_size)
     run_dir = Path(config.out)
-    checkpoints = list_checkpoints(run_dir)
+    # a step directory copied in part is skipped with a note; --resume with none complete is an error
+    checkpoints = list_checkpoints(run_dir, note=log, strict=resume)
     if checkpoints and not resume:
         raise RunExistsError(
             f"{run_dir} already holds a run (step {checkpoints[-1][0]}); pass --resume or another --out"
@@ -214,6 +220,7 @@ def pretrain(
     shards = open_shards(config.data, verify_checksums=config.verify_shards)
     sampler = CropSampler(shards, config.seed, config.max_n_fraction, config.rc_augment)
     check_crop_length(config, sampler)
+    validation = Validation(config) if config.val_data else None  # its crops are drawn once, here
     with distributed(config.device) as world:
         if not world.is_main:
             log, progress = _silent, False
@@ -222,9 +229,8 @@ def pretrain(
             return not world.is_main or bool(list_checkpoints(run_dir))
 
         with deterministic_mode(config.deterministic, world.device, log), fresh_directory(run_dir, resumable):
-            return _pretrain(
-                config, world, sampler, run_dir, resume and bool(checkpoints), progress, should_stop, log
-            )
+            return _pretrain(config, world, sampler, validation, run_dir, resume and bool(checkpoints),
+                             progress, should_stop, log)
 
 
 def check_crop_length(config: PretrainConfig, sampler: CropSampler) -> None:
@@ -264,7 +270,8 @@ def _build_model(config: PretrainConfig, device: torch.device) -> torch.nn.Modul
 
 
 def _pretrain(
-    config, world: Distributed, sampler: CropSampler, run_dir: Path, resume, progress, should_stop, log
+    config, world: Distributed, sampler: CropSampler, validation: Validation | None, run_dir: Path, resume,
+    progress, should_stop, log,
 ):
     device = world.device
     seed_everything(config.seed)
@@ -321,6 +328,8 @@ def _pretrain(
         save_state(run_dir, step, state, keep=config.keep_checkpoints)
 
     metrics = MetricsWriter(run_dir / METRICS_FILE, truncate_after=step) if world.is_main else None
+    val_metrics = (MetricsWriter(run_dir / VAL_METRICS_FILE, truncate_after=step)
+                   if world.is_main and validation is not None else None)
     bar = _bar(progress, step, config.max_steps)
     start_time = time.perf_counter()
     status, stop_signal = "finished", None
@@ -345,6 +354,11 @@ def _pretrain(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
+                # held-out loss on fixed crops (all ranks take part), before the step's checkpoint
+                if validation is not None and validation.due(step):
+                    for val_record in validation.run(model, step, world, log):
+                        if val_metrics is not None:
+                            val_metrics.write(val_record)
                 if stop or step % config.checkpoint_every == 0 or step == config.max_steps:
                     save()
                 if stop and step < config.max_steps:
@@ -352,13 +366,14 @@ def _pretrain(
                     log(f"interrupted at step {step}; checkpoint written, continue with --resume")
                     break
     finally:
-        if metrics is not None:
-            metrics.close()
+        for writer in (metrics, val_metrics):
+            if writer is not None:
+                writer.close()
         if bar is not None:
             bar.close()
     model_dir = None
     if world.is_main:
-        plot_metrics(run_dir / METRICS_FILE, run_dir / PLOT_FILE)
+        plot_metrics(run_dir / METRICS_FILE, run_dir / PLOT_FILE, run_dir / VAL_METRICS_FILE)
         if status == "finished":
             from genomamba.model_directory import save_pretrained
 

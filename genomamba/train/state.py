@@ -1,21 +1,30 @@
-"""Training-resume state: written atomically into ``RUN_DIR/checkpoints/step-XXXXXX/state.pt``;
-and the global RNGs, seeded at the start of a run and saved with its state.
+"""Training-resume state: one directory per checkpoint, ``RUN_DIR/checkpoints/step-XXXXXX/``,
+written atomically; and the global RNGs, seeded at the start of a run and saved with its state.
 
 The state is a plain dict (model, optimiser and scheduler state dicts, RNG states of Python,
-numpy and torch, the sampler position, the step) saved with ``torch.save``. It is *resume* state
-for the run that wrote it, not a model export: models are exported only through
+numpy and torch, the sampler position, the step). It is *resume* state for the run that wrote
+it, not a model export: models are exported only through
 :func:`genomamba.model_directory.save_pretrained` (DESIGN.md §2, "Model directory").
 
+On disk (:mod:`genomamba.train.state_files`): ``state.json`` (everything but tensors),
+``part-NNNN.safetensors`` files of at most :data:`PART_LIMIT` bytes (16 MiB) holding the tensors,
+and ``manifest.json`` with the size and sha256 of each, written last. Bounded files let a run go
+on across jobs whose outputs come back in files of at most 16 MiB. Checkpoints written before
+this format are one ``state.pt`` (``torch.save``); they still load, through torch's weights-only
+unpickler. Neither format runs code from the files when read.
+
 Atomicity: the directory is written under a temporary name in ``checkpoints/`` and renamed with
-``os.replace``; a crash leaves either the previous checkpoints or the complete new one.
+``os.replace``; a crash leaves either the previous checkpoints or the complete new one. A step
+directory copied in part (a file missing, short or changed) fails its manifest and is skipped.
 """
 
 from __future__ import annotations
 
-import os
+import pickle
 import random
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +32,22 @@ import torch
 
 from genomamba.errors import GenomambaError
 from genomamba.io.atomic import move_directory_into_place, staged_directory
+from genomamba.train.state_files import (
+    MANIFEST_FILE,
+    PART_LIMIT,
+    IncompleteStateError,
+    check_state_files,
+    read_state_files,
+    write_state_files,
+)
+
+try:  # numpy 2; numpy 1 has it as numpy.core.multiarray
+    from numpy._core.multiarray import _reconstruct as _numpy_reconstruct
+except ImportError:  # pragma: no cover
+    from numpy.core.multiarray import _reconstruct as _numpy_reconstruct
 
 CHECKPOINTS = "checkpoints"
-STATE_FILE = "state.pt"
+LEGACY_STATE_FILE = "state.pt"  # the single torch.save file of checkpoints written before state files
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
 
@@ -74,41 +96,109 @@ def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / f"step-{step:06d}"
 
 
-def save_state(run_dir: str | Path, step: int, state: dict, keep: int = 2) -> Path:
-    """Write ``state`` as the checkpoint of ``step`` (replacing one of the same step), then keep
-    only the newest ``keep`` checkpoints (0 keeps all). Returns the checkpoint directory."""
+def save_state(
+    run_dir: str | Path, step: int, state: dict, keep: int = 2, part_limit: int = PART_LIMIT
+) -> Path:
+    """Write ``state`` as the checkpoint of ``step`` (replacing one of the same step) in files of
+    at most ``part_limit`` bytes, then keep only the newest ``keep`` complete checkpoints (0 keeps
+    all; incomplete step directories older than those kept go too). Returns the checkpoint directory.
+
+    Raises:
+        TypeError: a value in ``state`` that cannot be stored without pickle.
+    """
     target = checkpoint_dir(run_dir, step)
     target.parent.mkdir(parents=True, exist_ok=True)
     with staged_directory(target) as tmp:  # named with the pid: a killed run's is recognised and removed
-        with open(tmp / STATE_FILE, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_state_files(tmp, state, part_limit)
         move_directory_into_place(tmp, target)
-    if keep > 0:
-        for old in list_checkpoints(run_dir)[:-keep]:
-            shutil.rmtree(old[1], ignore_errors=True)
+    kept = list_checkpoints(run_dir)[-keep:] if keep > 0 else []
+    for old_step, old in _step_directories(run_dir):
+        if kept and old_step < kept[0][0]:
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 
-def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints of a run as ``(step, directory)``, oldest first."""
+def list_checkpoints(
+    run_dir: str | Path, note: Callable[[str], None] | None = None, strict: bool = False
+) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run as ``(step, directory)``, oldest first.
+
+    A step directory whose files do not match its manifest (a part missing, short or changed: a
+    copy between machines that stopped half-way) is skipped, and ``note`` is told which file and
+    why. Every byte of every checkpoint is read and hashed (about a second per GB).
+
+    Raises:
+        IncompleteStateError: with ``strict``, when the run has step directories but none of them
+            is complete (``--resume`` must not start afresh over a run it cannot read), naming
+            the first bad file of the newest.
+    """
+    found, newest_problem = [], None
+    for step, path in _step_directories(run_dir):
+        try:
+            check_checkpoint(path)
+        except IncompleteStateError as exc:
+            newest_problem = exc
+            if note is not None:
+                note(f"skipping the checkpoint of step {step}, which is incomplete: {exc}")
+            continue
+        found.append((step, path))
+    if strict and newest_problem is not None and not found:
+        raise IncompleteStateError(f"{newest_problem}; no complete checkpoint in {run_dir} to resume from")
+    return found
+
+
+def _step_directories(run_dir: str | Path) -> list[tuple[int, Path]]:
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
     found = []
     for path in root.iterdir():
         match = _STEP_DIR.match(path.name)
-        if match and (path / STATE_FILE).is_file():
+        if match and path.is_dir():
             found.append((int(match.group(1)), path))
     return sorted(found)
 
 
+def _is_legacy(directory: Path) -> bool:
+    return not (directory / MANIFEST_FILE).exists() and (directory / LEGACY_STATE_FILE).is_file()
+
+
+def check_checkpoint(directory: str | Path) -> None:
+    """Check that ``directory`` is a complete checkpoint (see :func:`list_checkpoints`).
+
+    Raises:
+        IncompleteStateError: naming the file that is missing, short or changed.
+    """
+    if not _is_legacy(Path(directory)):
+        check_state_files(directory)
+
+
 def load_state(directory: str | Path) -> dict:
-    """Read a checkpoint written by :func:`save_state`. The file holds numpy RNG state tuples and
-    other plain Python objects besides tensors, so it is loaded with ``weights_only=False``: only
-    load checkpoints your own runs wrote."""
-    return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+    """Read a checkpoint written by :func:`save_state`: tensors on the CPU, bit for bit as saved;
+    RNG states as saved (torch's as uint8 tensors, numpy's as its tuple with a uint32 array).
+    Nothing is unpickled, for checkpoints of either format: no code from the files runs.
+
+    Raises:
+        IncompleteStateError: a file missing, short, changed or unreadable (named).
+    """
+    directory = Path(directory)
+    if _is_legacy(directory):
+        return _load_legacy(directory / LEGACY_STATE_FILE)
+    return read_state_files(directory)
+
+
+def _load_legacy(path: Path) -> dict:
+    """A single ``torch.save`` file, the format before bounded state files, read with torch's
+    weights-only unpickler (tensors and plain containers only), allowing the numpy types of
+    numpy's RNG state, under their numpy 2 and numpy 1 module names."""
+    allowed = [np.ndarray, np.dtype, type(np.dtype(np.uint32)),
+               _numpy_reconstruct, (_numpy_reconstruct, "numpy.core.multiarray._reconstruct")]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IncompleteStateError(f"{path}: unreadable ({first_line})") from None
 
 
 def restore_state(

@@ -160,3 +160,40 @@ def test_unknown_preset_exits_2_listing_the_presets(lambda_shards, tmp_path):
     assert result.exit_code == 2
     assert "unknown preset 'gigantic'; choose from tiny, small-1k, base-131k, long-1m" in result.output
     assert not out.exists()
+
+
+def test_val_options_reach_the_run_and_validation_is_recorded(lambda_shards, tmp_path):
+    out = tmp_path / "run"
+    result = _run("--data", str(lambda_shards), "--preset", "tiny", "--out", str(out), "--seq-len", "64",
+                  "--batch-size", "2", "--max-steps", "2", "--val-data", str(lambda_shards),
+                  "--val-every", "1", "--val-tokens", "256", "--val-seq-len", "128", "--val-seq-len", "32")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "run_config.json").read_text())
+    assert (saved["val_data"], saved["val_every"], saved["val_tokens"], saved["val_seq_lens"]) == (
+        [str(lambda_shards)], 1, 256, [128, 32])
+    records = [json.loads(line) for line in (out / "val_metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["set"], r["seq_len"]) for r in records] == [
+        (step, "lambda", length) for step in (1, 2) for length in (32, 128)]
+    assert "validation at step 2 (256 tokens seen, " in result.stderr
+
+
+@pytest.mark.parametrize(("make", "code", "message"), [
+    ("missing", 65, "no such token-shard directory (make one with `genomamba tokenize`)"),
+    ("empty", 65, "not a token-shard directory (no manifest.json); run `genomamba tokenize`"),
+    ("twice", 2, "val_data: validation sets are named by their directory, and lambda names more than one"),
+])
+def test_a_bad_val_data_directory_exits_with_one_line_before_anything_is_written(
+    lambda_shards, tmp_path, make, code, message
+):
+    bad = tmp_path / ("lambda" if make == "twice" else "heldout")
+    if make != "missing":
+        bad.mkdir()
+    out = tmp_path / "run"
+    result = _run("--data", str(lambda_shards), "--preset", "tiny", "--out", str(out), "--seq-len", "64",
+                  "--val-data", str(lambda_shards), "--val-data", str(bad))
+    assert result.exit_code == code, result.output
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    if make != "twice":
+        assert errors[0].startswith(f"error: {bad}: ")
+    assert not out.exists()

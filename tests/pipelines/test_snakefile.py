@@ -102,6 +102,9 @@ def test_pretrain_corpus_config_splits_training_and_heldout_shards(workflow):
     [pretrain] = [line for line in out.splitlines() if "genomamba pretrain" in line]
     assert pretrain.count("--data ") == 12  # every genome but the validation-only yeast
     assert "--preset small-1k" in pretrain and "--seq-len 1024" in pretrain
+    # validated on every genome's held-out shards, the yeast genome's included
+    assert pretrain.count("--val-data results/pretrain_corpus/heldout_tokens/") == 13
+    assert "--val-data results/pretrain_corpus/heldout_tokens/yeast_chrI_chrII " in pretrain
 
 
 def test_validation_only_genome_needs_a_holdout(workflow):

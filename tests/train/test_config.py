@@ -26,6 +26,12 @@ BASE = {"data": ["shards"], "preset": "tiny", "out": "run"}
         ({"data": "shards"}, "data: must be a list of strings, got 'shards'"),
         ({"betas": [0.9, 1.0]}, "betas: must be two numbers in [0, 1), got [0.9, 1.0]"),
         ({"max_stpes": 3}, "max_stpes: unknown key (did you mean max_steps?)"),
+        ({"val_every": 0}, "val_every: must be a positive integer, got 0"),
+        ({"val_tokens": 0}, "val_tokens: must be a positive integer, got 0"),
+        ({"val_seq_lens": [1024, 0]}, "val_seq_lens: must be positive integers, got [1024, 0]"),
+        ({"val_seq_lens": 1024}, "val_seq_lens: must be a list of integers, got 1024"),
+        ({"val_data": ["a/human", "b/human/"]}, "val_data: validation sets are named by their directory, and "
+                                                "human names more than one: a/human, b/human/"),
     ],
 )
 def test_every_key_is_checked_model_overrides_included(changes, message):
@@ -60,3 +66,24 @@ def test_command_line_wins_and_resume_keeps_the_saved_run():
     assert resolve_config({}, {"max_steps": 5, "out": "run"}, saved).max_steps == 5
     with pytest.raises(ConfigError, match="cannot change lr when resuming"):
         resolve_config({}, {"lr": 0.5}, saved)
+
+
+def test_validation_defaults_follow_the_run_and_may_change_on_resume():
+    config = PretrainConfig.from_dict({**BASE, "checkpoint_every": 7, "seq_len": 256})
+    assert (config.validation_every, config.validation_lengths) == (7, [256])
+    config = PretrainConfig.from_dict({**BASE, "val_every": 3, "val_seq_lens": [1024, 64, 1024]})
+    assert (config.validation_every, config.validation_lengths) == (3, [64, 1024])
+    saved = PretrainConfig.from_dict(BASE).to_dict()
+    resumed = resolve_config({}, {"val_data": ["held/out"], "val_every": 5, "val_seq_lens": [64]}, saved)
+    assert (resumed.val_data, resumed.val_every, resumed.val_seq_lens) == (["held/out"], 5, [64])
+
+
+def test_tokens_seen_follows_the_sequence_length_schedule():
+    # warm-up 16 -> 32 -> 64 over 4 steps at 256 tokens per step; then 4 crops of 64
+    config = PretrainConfig.from_dict({**BASE, "seq_len": 64, "batch_size": 4, "seq_len_start": 16,
+                                       "seq_len_warmup_steps": 4})
+    assert [config.tokens_seen(s) for s in (0, 1, 4, 10)] == [0, 256, 1024, 2560]
+    # 40 tokens per step hold two crops of 16 or one of 32: 32 tokens per warm-up step, then 40
+    config = PretrainConfig.from_dict({**BASE, "seq_len": 40, "batch_size": 1, "seq_len_start": 16,
+                                       "seq_len_warmup_steps": 4})
+    assert [config.tokens_seen(s) for s in (1, 3, 4, 6)] == [32, 96, 128, 208]

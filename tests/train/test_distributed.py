@@ -6,7 +6,8 @@ gradients of the 4 micro-batches of a step are summed (two per rank, then the al
 moves the last bits: measured on the development machine, step losses differ by 3e-8 relative,
 gradient norms by up to 1.1e-7 relative and final weights (up to 6.9 in size) by 4.8e-7 absolute after
 6 steps; the tests allow 1e-5 for each. A 2-process run interrupted and resumed with 2 processes
-must equal the uninterrupted 2-process run bit for bit.
+must equal the uninterrupted 2-process run bit for bit. Every run also validates (on the training
+shards: what matters here is that the ranks share the validation crops and sum their totals).
 """
 
 from __future__ import annotations
@@ -131,8 +132,13 @@ def _cli_script(tmp: Path) -> Path:
     return launcher
 
 
+# validation after steps 3 and 6: 4 crops of 64 (2 per rank), and the same bases as 8 pieces of 32
+VALIDATION = dict(val_every=3, val_tokens=256, val_seq_lens=[32, 64])
+
+
 def _config(shards: Path, out: Path, **changes) -> PretrainConfig:
-    return PretrainConfig(**{**VALUES, "data": [str(shards)], "out": str(out), **changes})
+    values = {**VALUES, **VALIDATION, "data": [str(shards)], "val_data": [str(shards)], "out": str(out)}
+    return PretrainConfig(**{**values, **changes})
 
 
 def _strip(records: list[dict]) -> list[dict]:
@@ -168,7 +174,9 @@ def runs(tmp_path_factory, lambda_shards):
     args = ["pretrain", "--data", str(lambda_shards), "--preset", "tiny", "--out", str(root / "two")]
     for key in CLI_OPTIONS:
         args += ["--" + key.replace("_", "-"), str(VALUES[key])]
-    args += ["--config", str(root / "run.yaml"), "--deterministic", "--device", "cpu"]
+    args += ["--config", str(root / "run.yaml"), "--deterministic", "--device", "cpu", "--val-data",
+             str(lambda_shards), "--val-every", "3", "--val-tokens", "256", "--val-seq-len", "32",
+             "--val-seq-len", "64"]
     two = _torchrun(_cli_script(root), *args)
     assert two.returncode == 0, two.stderr[-3000:]
     return root, two.stderr
@@ -182,6 +190,13 @@ def test_two_processes_train_like_one(runs):
     ) | {"out": str(root / "two")}
     assert [r["seq_len"] for r in read_metrics(root / "two" / "metrics.jsonl")] == [32, 32, 64, 64, 64, 64]
     _assert_close_runs(root / "one", root / "two")
+    one, two = (read_metrics(root / run / "val_metrics.jsonl") for run in ("one", "two"))
+    assert [(r["step"], r["seq_len"]) for r in two] == [(3, 32), (3, 64), (6, 32), (6, 64)]
+    for x, y in zip(one, two, strict=True):
+        for key in ("step", "set", "seq_len", "masked_tokens", "tokens", "crops", "tokens_seen"):
+            assert x[key] == y[key], (key, x, y)
+        for key in ("loss", "accuracy"):
+            assert y[key] == pytest.approx(x[key], rel=TOLERANCE), (key, x, y)
 
 
 def test_only_rank_zero_writes_and_logs(runs):
@@ -234,6 +249,7 @@ def test_resume_with_two_processes_is_exact(runs, interrupted, lambda_shards, tm
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stderr and resumed.stderr.count("resuming") == 1
     assert _strip(read_metrics(run / "metrics.jsonl")) == _strip(read_metrics(root / "two" / "metrics.jsonl"))
+    assert read_metrics(run / "val_metrics.jsonl") == read_metrics(root / "two" / "val_metrics.jsonl")
     wa, wb = _weights(root / "two"), _weights(run)
     for name in wa:
         assert torch.equal(wa[name], wb[name]), name

@@ -12,7 +12,8 @@ from genomamba.model_directory import from_pretrained
 from genomamba.train.config import PretrainConfig
 from genomamba.train.metrics import read_metrics
 from genomamba.train.pretrain import RunExistsError, pretrain
-from genomamba.train.state import list_checkpoints
+from genomamba.train.state import checkpoint_dir, list_checkpoints
+from genomamba.train.state_files import IncompleteStateError
 
 TIMING_KEYS = {"elapsed_s", "tokens_per_s"}
 
@@ -96,6 +97,26 @@ def test_interrupted_run_resumes_exactly(lambda_shards, tmp_path):
     assert wa.keys() == wb.keys()
     for name in wa:
         assert torch.equal(wa[name], wb[name]), name
+
+
+def test_resume_passes_over_a_checkpoint_copied_in_part(lambda_shards, tmp_path):
+    run = tmp_path / "run"
+    changes = dict(seq_len=64, batch_size=2, checkpoint_every=1, model={"d_model": 16})
+    pretrain(_config([lambda_shards], run, max_steps=2, **changes), log=_quiet)
+    lost = checkpoint_dir(run, 2) / "part-0000.safetensors"
+    lost.unlink()  # a transfer that stopped before this file
+    notes = []
+    result = pretrain(_config([lambda_shards], run, max_steps=2, **changes), resume=True, log=notes.append)
+    assert (result.status, result.step) == ("finished", 2)
+    assert any(f"skipping the checkpoint of step 2, which is incomplete: {lost}: missing" in n for n in notes)
+    assert any(n.startswith(f"resuming {run} at step 1") for n in notes), notes
+
+    for _, directory in list_checkpoints(run):  # nothing complete left: --resume must not start afresh
+        (directory / "manifest.json").unlink()
+    metrics = (run / "metrics.jsonl").read_bytes()
+    with pytest.raises(IncompleteStateError, match="manifest.json: missing.*no complete checkpoint"):
+        pretrain(_config([lambda_shards], run, max_steps=3, **changes), resume=True, log=_quiet)
+    assert (run / "metrics.jsonl").read_bytes() == metrics
 
 
 def test_all_n_data_gives_zero_loss_not_nan(all_n_shards, tmp_path):
