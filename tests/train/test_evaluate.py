@@ -81,6 +81,7 @@ def test_ph_models_are_conjoined_and_ps_models_invariant():
         np.testing.assert_allclose(scores[:2], scores[2:], atol=1e-5)
 
 
+@pytest.mark.slow  # fine-tunes on the demo task first (trained_demo_run, ~18 s on 2 cores)
 def test_evaluate_reproduces_the_finetune_test_metrics(tmp_path_factory, tmp_path):
     csv, run = trained_demo_run(tmp_path_factory)
     report = evaluate(run.model_dir, str(csv), split="test", out=tmp_path / "eval", device="cpu", log=quiet)
@@ -94,6 +95,7 @@ def test_evaluate_reproduces_the_finetune_test_metrics(tmp_path_factory, tmp_pat
         assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # fine-tunes on the demo task first (trained_demo_run, ~18 s on 2 cores)
 def test_evaluate_rejects_a_label_the_model_never_saw(tmp_path_factory, tmp_path):
     _, run = trained_demo_run(tmp_path_factory)
     data = tmp_path / "held_out.csv"

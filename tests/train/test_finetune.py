@@ -36,6 +36,7 @@ def test_grouped_split_never_leaks_a_group():
         grouped_split(["chr1"] * 5, 0.2, 0)
 
 
+@pytest.mark.slow  # fine-tunes on the demo task first (trained_demo_run, ~18 s on 2 cores)
 def test_finetune_on_the_demo_task_beats_chance(tmp_path_factory):
     csv, run = trained_demo_run(tmp_path_factory)
     report = run.report
