@@ -199,6 +199,7 @@ def test_two_processes_train_like_one(runs):
             assert y[key] == pytest.approx(x[key], rel=TOLERANCE), (key, x, y)
 
 
+@pytest.mark.slow  # two torchrun processes
 def test_only_rank_zero_writes_and_logs(runs):
     root, stderr = runs
 
