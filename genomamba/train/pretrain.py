@@ -31,10 +31,7 @@ decision to stop after a signal is all-reduced so that every rank stops after th
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +63,7 @@ from genomamba.train.distributed import Distributed, distributed, world_from_env
 from genomamba.train.masking import IGNORE_INDEX, bert_mask
 from genomamba.train.metrics import METRICS_FILE, PLOT_FILE, MetricsWriter, perplexity, plot_metrics
 from genomamba.train.optimizer import param_groups
+from genomamba.train.run_control import StopFlag, deterministic_mode
 from genomamba.train.schedule import lr_factor, seq_len_at
 from genomamba.train.state import list_checkpoints, restore_state, rng_states, save_state, seed_everything
 from genomamba.train.step import clip_and_step
@@ -92,78 +90,6 @@ class PretrainResult:
     status: str  # "finished" or "interrupted" (checkpoint written, resume with --resume)
     signal: int | None = None  # the signal that interrupted the run, if any
     model_dir: Path | None = None
-
-
-class _StopFlag:
-    """SIGTERM/SIGINT set a flag that the loop checks after each step (never mid-step)."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.signal = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def deterministic_mode(enabled: bool, device: torch.device, log: Callable[[str], None]):
-    """Deterministic algorithms for the block (``--deterministic``); everything is restored after.
-
-    * ``torch.use_deterministic_algorithms(True)``: an op without a deterministic implementation
-      raises instead of running; cuDNN autotuning off and deterministic cuDNN kernels only. Its
-      companion ``fill_uninitialized_memory`` (NaN-filling every ``torch.empty``) is turned off:
-      it made CPU training up to 3.7x slower, and no op of the model reads memory it did not
-      write (such a read would show up as a difference between two runs in the regression tests);
-    * ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (unless set), which cuBLAS needs for reproducible
-      results on CUDA >= 10.2 (it must be in place before the first cuBLAS call of the process);
-    * on CUDA, the chunked PyTorch scan instead of the Triton kernels unless
-      ``GENOMAMBA_SCAN_BACKEND`` says otherwise: the Triton backward sums some gradients with
-      floating-point atomics, whose order (and so the last bits) varies from run to run.
-
-    Seeds are fixed by the run's ``seed`` in any mode. Gloo's CPU all-reduce has a fixed order;
-    NCCL's is reproducible for a fixed world size and topology but not guaranteed across versions.
-    """
-    from genomamba.ops.dispatch import ENV_VAR as SCAN_ENV_VAR
-
-    saved_env = {k: os.environ.get(k) for k in ("CUBLAS_WORKSPACE_CONFIG", SCAN_ENV_VAR)}
-    import torch.utils.deterministic
-
-    previous = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.backends.cudnn.benchmark,
-        torch.backends.cudnn.deterministic,
-        torch.utils.deterministic.fill_uninitialized_memory,
-    )
-    if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.utils.deterministic.fill_uninitialized_memory = False
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-        if device.type == "cuda" and not os.environ.get(SCAN_ENV_VAR):
-            os.environ[SCAN_ENV_VAR] = "chunked"
-            log(f"--deterministic on CUDA: chunked PyTorch scan instead of Triton ({SCAN_ENV_VAR}=chunked)")
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[1:3]
-        torch.utils.deterministic.fill_uninitialized_memory = previous[3]
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def pretrain(
@@ -334,7 +260,7 @@ def _pretrain(
     start_time = time.perf_counter()
     status, stop_signal = "finished", None
     try:
-        with _StopFlag() as flag:
+        with StopFlag() as flag:
             while step < config.max_steps:
                 record, n_micro = _train_step(net, optimizer, sampler, config, step, done, world)
                 scheduler.step()
