@@ -38,7 +38,11 @@ def test_snakefile_is_small_and_rules_use_the_cli_only():
             )
 
 
-@pytest.mark.parametrize("config", sorted(p.name for p in (REPO_ROOT / "config").glob("*.yaml")))
+# The demo config in the fast suite; the others (same rules, other stages on) with the slow tests.
+@pytest.mark.parametrize("config", [
+    name if name == "demo.yaml" else pytest.param(name, marks=pytest.mark.slow)
+    for name in sorted(p.name for p in (REPO_ROOT / "config").glob("*.yaml"))
+])
 def test_lint_reports_nothing(workflow, config):
     result = _snakemake(workflow, "--lint", "--configfile", f"config/{config}")
     text = result.stdout + result.stderr
@@ -184,8 +188,10 @@ def test_user_config_does_not_inherit_demo_values(workflow):
             "tokenize: {window: 1024, windw: 3}\n",
             "Additional properties are not allowed ('windw' was unexpected)",
         ),
-        ("colour: blue\n", "Additional properties are not allowed ('colour' was unexpected)"),
-        ("stages: [train]\n", "'train' is not one of"),
+        # two more schema violations, the same check as the one above: with the slow tests
+        pytest.param("colour: blue\n", "Additional properties are not allowed ('colour' was unexpected)",
+                     marks=pytest.mark.slow),
+        pytest.param("stages: [train]\n", "'train' is not one of", marks=pytest.mark.slow),
         (
             "genomes: [lambda]\nstages: [embed]\nembed: {genomes: [mouse]}\n",
             "mouse: not among the run's genomes (lambda)",
