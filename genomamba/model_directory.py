@@ -46,8 +46,9 @@ from genomamba import __version__
 from genomamba.alphabet import ALPHABET_VERSION, alphabet_description
 from genomamba.errors import InputDataError
 from genomamba.io.atomic import move_directory_into_place, staged_directory
-from genomamba.model.config import ConfigError, HeadConfig, ModelConfig
+from genomamba.model.config import HeadConfig, ModelConfig
 from genomamba.model.model import GenomambaModel
+from genomamba.strict_config import ConfigError
 
 FORMAT_NAME = "genomamba-model"
 FORMAT_VERSION = 1

@@ -135,7 +135,7 @@ def _convert(text: str, key: str, value: str, kind: str):
 
 
 def _check_finetune_options(text: str, source: str, options: dict) -> None:
-    from genomamba.model.config import ConfigError
+    from genomamba.strict_config import ConfigError
     from genomamba.train.finetune_data import FinetuneConfig
 
     start = {"model": "MODEL"} if source == FROM_MODEL else {"preset": source}

@@ -25,8 +25,8 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 
-from genomamba.model.config import ConfigError
 from genomamba.runtime.device import World, resolve_device
+from genomamba.strict_config import ConfigError
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
