@@ -64,3 +64,13 @@ def _scan_case_seeds(request):
 def demo_data() -> Path:
     """Folder holding the committed demo genomes (see docs/data.md for provenance)."""
     return DEMO_DATA
+
+
+@pytest.fixture(scope="session")
+def lambda_shards(tmp_path_factory, demo_data) -> Path:
+    """Token shards of the lambda phage genome (48.5 kb) in 512-base windows (pretraining tests)."""
+    from genomamba.io.tokenize import TokenizeOptions, tokenize_files
+
+    out = tmp_path_factory.mktemp("shards") / "lambda"
+    tokenize_files([demo_data / "lambda_virus.fa"], out, TokenizeOptions(window=512))
+    return out

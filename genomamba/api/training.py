@@ -74,9 +74,9 @@ def pretrain(
         UnavailableError: ``device="cuda"`` without a GPU. OutputBusyError: ``out`` is locked.
     """
     from genomamba.io.locks import output_lock
+    from genomamba.runtime.distributed import world_from_env
     from genomamba.strict_config import ConfigError
     from genomamba.train.config import RUN_CONFIG, load_yaml, read_run_config, resolve_config
-    from genomamba.train.distributed import world_from_env
     from genomamba.train.pretrain import pretrain as run_pretrain
 
     values = {"data": [str(d) for d in data], "out": str(out), "preset": preset, "max_steps": max_steps,

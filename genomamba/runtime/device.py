@@ -1,7 +1,7 @@
 """Which device a process runs on: ``--device auto|cpu|cuda``, one process or one of several.
 
 Training and inference choose the same way; under ``torchrun`` each training process is a
-:class:`World` member whose local rank picks its GPU (:mod:`genomamba.train.distributed` reads
+:class:`World` member whose local rank picks its GPU (:mod:`genomamba.runtime.distributed` reads
 the world from the environment).
 """
 

@@ -18,7 +18,7 @@ current length ``L`` (sequence-length warm-up shortens ``L`` early on), in forwa
 loss of a step is the mean over all its masked bases (each pass's mean is weighted by its share of
 the step's masked bases), so accumulation gives the same gradient as one big batch.
 
-Under ``torchrun`` (several processes, :mod:`genomamba.train.distributed`) the step's
+Under ``torchrun`` (several processes, :mod:`genomamba.runtime.distributed`) the step's
 micro-batches are shared out -- process ``r`` of ``W`` runs micro-batches ``r, r + W, ...``, each
 drawn from its own keyed generator (:func:`genomamba.train.data.micro_batch_rng`) -- and the
 model is wrapped in DistributedDataParallel. The step's masked-base count is summed over the
@@ -49,6 +49,7 @@ from genomamba.errors import (
 )
 from genomamba.io.directories import fresh_directory
 from genomamba.model import build_model
+from genomamba.runtime.distributed import Distributed, distributed, world_from_env
 from genomamba.runtime.log import stderr_log
 from genomamba.runtime.precision import autocast_for
 from genomamba.train.config import PretrainConfig, read_run_config, write_run_config
@@ -59,7 +60,6 @@ from genomamba.train.data import (
     open_shards,
     rank_micro_batches,
 )
-from genomamba.train.distributed import Distributed, distributed, world_from_env
 from genomamba.train.masking import IGNORE_INDEX, bert_mask
 from genomamba.train.metrics import METRICS_FILE, PLOT_FILE, MetricsWriter, perplexity, plot_metrics
 from genomamba.train.optimizer import param_groups
@@ -103,7 +103,7 @@ def pretrain(
     """Run (or resume) a pretraining run; see the module docstring for what is written.
 
     Under ``torchrun`` every process calls this with the same configuration; the process group is
-    created and destroyed here (:func:`genomamba.train.distributed.distributed`). RUN_DIR must be
+    created and destroyed here (:func:`genomamba.runtime.distributed.distributed`). RUN_DIR must be
     a directory every process can read (rank 0 writes it; all ranks read the checkpoint on resume).
 
     Args:

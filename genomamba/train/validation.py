@@ -37,10 +37,10 @@ import torch
 
 from genomamba.alphabet import PAD_ID
 from genomamba.io.shards import TokenShards
+from genomamba.runtime.distributed import Distributed
 from genomamba.runtime.precision import autocast_for
 from genomamba.train.config import PretrainConfig, validation_set_name
 from genomamba.train.data import CropSampler, open_shards
-from genomamba.train.distributed import Distributed
 from genomamba.train.masking import IGNORE_INDEX, bert_mask
 from genomamba.train.metrics import perplexity
 

@@ -8,14 +8,6 @@ import pytest
 from click.testing import CliRunner
 
 from genomamba.cli import main
-from genomamba.io.tokenize import TokenizeOptions, tokenize_files
-
-
-@pytest.fixture(scope="module")
-def lambda_shards(tmp_path_factory, demo_data):
-    out = tmp_path_factory.mktemp("cli_shards") / "lambda"
-    tokenize_files([demo_data / "lambda_virus.fa"], out, TokenizeOptions(window=512))
-    return out
 
 
 def _run(*args):

@@ -10,14 +10,6 @@ from genomamba.io.tokenize import TokenizeOptions, tokenize_files
 
 
 @pytest.fixture(scope="session")
-def lambda_shards(tmp_path_factory, demo_data) -> Path:
-    """The lambda phage genome (48.5 kb) in 512-base windows."""
-    out = tmp_path_factory.mktemp("shards") / "lambda"
-    tokenize_files([demo_data / "lambda_virus.fa"], out, TokenizeOptions(window=512))
-    return out
-
-
-@pytest.fixture(scope="session")
 def all_n_shards(tmp_path_factory) -> Path:
     """Two records of nothing but N."""
     root = tmp_path_factory.mktemp("alln")

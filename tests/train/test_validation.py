@@ -12,8 +12,8 @@ import torch
 from genomamba.io.tokenize import TokenizeOptions, tokenize_files
 from genomamba.model import build_model
 from genomamba.runtime.device import World
+from genomamba.runtime.distributed import Distributed
 from genomamba.train.config import PretrainConfig
-from genomamba.train.distributed import Distributed
 from genomamba.train.masking import IGNORE_INDEX
 from genomamba.train.metrics import read_metrics
 from genomamba.train.pretrain import pretrain

@@ -13,8 +13,9 @@ for one process, so the training loop has a single code path.
   (``cuda:LOCAL_RANK``, selected *before* the group is created so NCCL binds the right device),
   gloo on CPU -- and tears it down afterwards;
 * :class:`Distributed` holds rank, device and backend, and offers :meth:`~Distributed.all_reduce`
-  (sum or max of a few numbers, in float64 so token counts stay exact), :meth:`~Distributed.barrier`
-  and :attr:`~Distributed.is_main` (rank 0: the only one that writes files).
+  (sum or max of a few numbers, in float64 so token counts stay exact), :meth:`~Distributed.gather_objects`
+  and :meth:`~Distributed.broadcast_object` (picklable values: scores, rows, decisions),
+  :meth:`~Distributed.barrier` and :attr:`~Distributed.is_main` (rank 0: the only one that writes files).
 """
 
 from __future__ import annotations
@@ -108,6 +109,30 @@ class Distributed:
             reduce_op = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op]
             dist.all_reduce(vector, op=reduce_op)
         return vector.tolist()
+
+    def gather_objects(self, value: object) -> list:
+        """Every rank's ``value`` (any picklable object), in rank order, on every rank.
+
+        For the few things ranks must agree on that are not numbers: the scores of the validation
+        rows each rank scored, the rows of an inference shard. One process: ``[value]``.
+        """
+        if not self.active:
+            return [value]
+        import torch.distributed as dist
+
+        gathered: list = [None] * self.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
+
+    def broadcast_object(self, value: object) -> object:
+        """Rank 0's ``value`` on every rank (what the others pass is ignored). One process: ``value``."""
+        if not self.active:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` in DistributedDataParallel over this process's device, or as it is for one process.

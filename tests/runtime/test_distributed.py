@@ -28,9 +28,9 @@ from genomamba.cli import main
 from genomamba.model.config import ConfigError
 from genomamba.model_directory import from_pretrained
 from genomamba.runtime.device import World
+from genomamba.runtime.distributed import world_from_env
 from genomamba.train.config import PretrainConfig
 from genomamba.train.data import CropSampler, micro_batch_rng, open_shards, rank_micro_batches
-from genomamba.train.distributed import world_from_env
 from genomamba.train.metrics import read_metrics
 from genomamba.train.pretrain import pretrain
 from genomamba.train.state import list_checkpoints, load_state
