@@ -152,23 +152,37 @@ def _impl(name: str, bidirectional: bool) -> Callable:
     return kernels.bidirectional_scan if bidirectional else kernels.scan
 
 
+def _ladder_option(name: str, decay_ladder: bool) -> dict[str, bool]:
+    """The keyword that tells the Triton kernels A is a ladder; the PyTorch backends compute exp(Δ·A)
+    from A as given, which is the same arithmetic (within rounding) and needs no such hint."""
+    return {"decay_ladder": True} if decay_ladder and name == "triton" else {}
+
+
 def selective_scan(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
     D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False, *, initial_state: torch.Tensor | None = None,
-    return_final_state: bool = False, reverse: bool = False, backend: str = "auto",
+    return_final_state: bool = False, reverse: bool = False, decay_ladder: bool = False,
+    backend: str = "auto",
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective scan on the best available backend (contract: DESIGN.md §2).
 
     Arguments, shapes and results as :func:`~genomamba.ops.selective_scan_ref.selective_scan_ref` (state in
     fp32, ``y`` in ``u.dtype``); ``backend`` is ``"auto"``, ``"reference"``, ``"chunked"`` or ``"triton"``.
+    ``decay_ladder`` is the caller's promise that ``A[:, n] == A[:, 0] * (n + 1)`` for every state n
+    (a model with ``mixer.decay = "ladder"``): the Triton kernels then compute ``exp(Δ·A)`` with one
+    exponential per position and channel, ``exp(Δ·A[:, 0])`` raised to the powers 1..n by a running
+    product, and read only ``A[:, 0]``; an A that is not a ladder gives wrong results there, so
+    nothing but such a model should pass it.
 
     Raises:
         ValueError: bad shapes or backend name. UnavailableError: triton requested but unusable here.
     """
-    scan = _impl(resolve_backend(backend, u.device), bidirectional=False)
+    name = resolve_backend(backend, u.device)
+    scan = _impl(name, bidirectional=False)
     return scan(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
-                initial_state=initial_state, return_final_state=return_final_state, reverse=reverse)
+                initial_state=initial_state, return_final_state=return_final_state, reverse=reverse,
+                **_ladder_option(name, decay_ladder))
 
 
 def bidirectional_selective_scan(
@@ -176,20 +190,23 @@ def bidirectional_selective_scan(
     D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False, *, u_rev: torch.Tensor | None = None, delta_rev: torch.Tensor | None = None,
     A_rev: torch.Tensor | None = None, B_rev: torch.Tensor | None = None, C_rev: torch.Tensor | None = None,
-    D_rev: torch.Tensor | None = None, delta_bias_rev: torch.Tensor | None = None, backend: str = "auto",
+    D_rev: torch.Tensor | None = None, delta_bias_rev: torch.Tensor | None = None,
+    decay_ladder: bool = False, backend: str = "auto",
 ) -> torch.Tensor:
     """``(scan(u, ...) + reverse_scan(u_rev, ...)) · silu(z)``; each ``*_rev`` None reuses the forward tensor.
 
     As :func:`~genomamba.ops.selective_scan_ref.bidirectional_selective_scan_ref`, on the backend that
-    :func:`selective_scan` would pick. Returns ``y`` ``(batch, dim, length)`` in ``u.dtype``.
+    :func:`selective_scan` would pick (``decay_ladder``: as there, for both directions' A).
+    Returns ``y`` ``(batch, dim, length)`` in ``u.dtype``.
 
     Raises:
         ValueError: bad shapes or backend name. UnavailableError: triton requested but unusable here.
     """
-    scan = _impl(resolve_backend(backend, u.device), bidirectional=True)
+    name = resolve_backend(backend, u.device)
+    scan = _impl(name, bidirectional=True)
     return scan(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
                 u_rev=u_rev, delta_rev=delta_rev, A_rev=A_rev, B_rev=B_rev, C_rev=C_rev, D_rev=D_rev,
-                delta_bias_rev=delta_bias_rev)
+                delta_bias_rev=delta_bias_rev, **_ladder_option(name, decay_ladder))
 
 
 def backend_report() -> dict[str, Any]:

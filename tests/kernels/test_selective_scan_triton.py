@@ -21,7 +21,7 @@ from genomamba.kernels.selective_scan_triton import (  # noqa: E402
     selective_scan_triton,
 )
 
-from tests.ops.scan_cases import gpu_floor_scale, make_case, run_case  # noqa: E402
+from tests.ops.scan_cases import gpu_floor_scale, make_case, make_inputs, run_case, scan_args  # noqa: E402
 
 BF16, FP16 = torch.bfloat16, torch.float16
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -157,6 +157,43 @@ def test_rejects_oversized_state():
         plan_launch(1, 4, 10, 1024, 4, torch.device("cpu"))
 
 
+# A ladder decay (A[:, n] = A[:, 0] (n + 1)): one exponential per channel and position, the powers
+# by a running product along the states (scan_steps._decay), forward and backward, with and without
+# segments; the d_state of 5 also leaves masked states in the tile.
+LADDER_GRID = [
+    (dict(length=9, d_state=4, ladder=True, has_initial_state=True, return_final_state=True), None),
+    pytest.param(dict(length=70, d_state=5, ladder=True, reverse=True, has_initial_state=True,
+                      return_final_state=True), 3, marks=SLOW),
+]
+
+
+@pytest.mark.parametrize("overrides, segments", LADDER_GRID)
+def test_ladder_decay_matches_reference_small(overrides, segments):
+    fn = functools.partial(selective_scan_triton, segments=segments, decay_ladder=True)
+    run_case(fn, make_case(**overrides), device=DEVICE)
+
+
+def test_ladder_decay_reads_only_the_rate():
+    """The kernels take the promise at its word: with a non-ladder A they compute the ladder of
+    A[:, 0], which is how the test above knows that the one-exponential path ran."""
+    case = make_case(length=5, d_state=4)
+    x = {k: (v.detach() if v is not None else None) for k, v in make_inputs(case, DEVICE).items()}
+    args = scan_args(x, case.delta_softplus)
+    ladder_A = x["A"][:, :1] * torch.arange(1, case.d_state + 1, device=DEVICE)
+    as_given = selective_scan_triton(*args, decay_ladder=True)
+    of_the_rate = selective_scan_triton(*scan_args(x, case.delta_softplus, A=ladder_A))
+    torch.testing.assert_close(as_given, of_the_rate, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(as_given, selective_scan_triton(*args), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_bidirectional_ladder_decay_matches_reference_small(monkeypatch):
+    monkeypatch.setitem(sst.TUNING, "block_t", 8)
+    case = make_case(length=40, dim=4, d_state=3, distinct_rev=True, ladder=True)
+    fn = functools.partial(bidirectional_selective_scan_triton, segments=2, decay_ladder=True)
+    run_case(fn, case, bidirectional=True, device=DEVICE)
+
+
 # ---------------------------------------------------------------- GPU: the full grid
 GPU_GRID = [
     (dict(length=length, dtype=dtype, d_state=d_state, groups=groups, reverse=reverse, dim=dim,
@@ -183,6 +220,17 @@ def test_triton_matches_reference_gpu(overrides, segments):
     fn = functools.partial(selective_scan_triton, segments=segments)
     case = make_case(**overrides)
     run_case(fn, case, device="cuda", floor_scale=gpu_floor_scale(case.dtype))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, BF16])
+@pytest.mark.parametrize("length, segments", [(63, None), (63, 2), (4097, 7)])
+@pytest.mark.parametrize("d_state", [16, 64])
+def test_ladder_decay_matches_reference_gpu(dtype, length, segments, d_state):
+    case = make_case(length=length, dim=8, d_state=d_state, dtype=dtype, ladder=True, reverse=length == 63,
+                     has_initial_state=True, return_final_state=True)
+    fn = functools.partial(selective_scan_triton, segments=segments, decay_ladder=True)
+    run_case(fn, case, device="cuda", floor_scale=gpu_floor_scale(dtype))
 
 
 @pytest.mark.gpu

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from model_cases import TOL
 
-from genomamba.model import MixerConfig
+from genomamba.model import ConfigError, MixerConfig
 from genomamba.model.mixer import (
     MambaMixer,
     ScanDirection,
@@ -36,6 +36,25 @@ def test_mamba_initialisation():
     assert d.dt_proj.weight.abs().max() <= std and d.dt_proj.weight.std() > std / 4
     for p in (d.A_log, d.D, d.dt_proj.bias):
         assert p._no_weight_decay
+
+
+def test_ladder_decay_keeps_one_rate_per_channel_through_training():
+    torch.manual_seed(0)
+    d = ScanDirection(8, MixerConfig(d_state=4, decay="ladder"))
+    assert d.A_log.shape == (16, 1)
+    ladder = torch.arange(1, 5, dtype=torch.float32)
+    torch.testing.assert_close(d.A(), -ladder.expand(16, 4))  # S4D-real at initialisation
+    (d.A() * torch.randn(16, 4)).sum().backward()
+    with torch.no_grad():
+        d.A_log -= 0.1 * d.A_log.grad
+    rate = d.A()[:, :1]
+    assert not torch.allclose(rate, torch.full_like(rate, -1.0))
+    torch.testing.assert_close(d.A(), rate * ladder)  # a step later, still a ladder
+
+
+def test_unknown_decay_is_refused():
+    with pytest.raises(ConfigError, match="decay"):
+        MixerConfig(decay="diagonal")
 
 
 def test_constant_dt_init():

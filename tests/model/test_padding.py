@@ -83,9 +83,10 @@ def test_alone_batched_and_padded_agree(strategy, head_name):
         torch.testing.assert_close(model(one, one_mask, labels=lab_i).loss, alone[i].loss, **TOL)
 
 
-@pytest.mark.parametrize("strategy", ["none", "ps", "ph"])
-def test_embeddings_do_not_depend_on_padding(strategy):
-    model = make_model(rc_strategy=strategy, head={"task": "none"})
+@pytest.mark.parametrize("strategy, decay",
+                         [("none", "full"), ("ps", "full"), ("ph", "full"), ("ps", "ladder")])
+def test_embeddings_do_not_depend_on_padding(strategy, decay):
+    model = make_model(rc_strategy=strategy, head={"task": "none"}, mixer={"decay": decay})
     rows = _rows()
     ids, mask = pad_batch(rows, 64)
     per_base = model.embed(ids, mask)

@@ -33,6 +33,7 @@ CONFIGS = {
     "ph-untied-product": {"rc_strategy": "ph", "tie_projections": False, "combine": "product"},
     "none": {"rc_strategy": "none"},
     "causal": {"rc_strategy": "none", "bidirectional": False},
+    "ph-ladder": {"rc_strategy": "ph", "mixer": {"decay": "ladder"}},
 }
 dispatch = importlib.import_module("genomamba.ops.dispatch")
 reference = importlib.import_module("genomamba.ops.selective_scan_ref")
@@ -40,8 +41,9 @@ reference = importlib.import_module("genomamba.ops.selective_scan_ref")
 
 def _models(name: str):
     """(float64 oracle model, the same weights in float32), 3 layers, d_conv 4."""
-    oracle = make_model(seed=11, dtype=torch.float64, n_layer=3, mixer={"d_conv": 4}, **CONFIGS[name])
-    return oracle, make_model(seed=11, dtype=torch.float32, n_layer=3, mixer={"d_conv": 4}, **CONFIGS[name])
+    config = {**CONFIGS[name], "mixer": {"d_conv": 4, **CONFIGS[name].get("mixer", {})}}
+    oracle = make_model(seed=11, dtype=torch.float64, n_layer=3, **config)
+    return oracle, make_model(seed=11, dtype=torch.float32, n_layer=3, **config)
 
 
 def _one_pass(model, ids) -> dict[str, torch.Tensor]:

@@ -68,6 +68,7 @@ class ScanCase:
     return_final_state: bool = False
     reverse: bool = False
     distinct_rev: bool = False  # bidirectional: give the reverse direction its own parameters
+    ladder: bool = False  # A[:, n] = A[:, 0] * (n + 1): the mixer's "ladder" decay
     seed: int = 0
 
     def __str__(self) -> str:
@@ -81,6 +82,7 @@ class ScanCase:
                 ("i", self.has_initial_state),
                 ("f", self.return_final_state),
                 ("r", self.reverse),
+                ("L", self.ladder),
             )
             if on
         )
@@ -116,7 +118,8 @@ def make_inputs(
     """Random, never-zero leaf tensors for ``case`` (requires_grad on every float input).
 
     u, delta, z, B, C are in ``case.dtype``; A, D, delta_bias, initial_state are fp32 (the contract).
-    A = -exp(N(0,1)) (negative, spread over two orders of magnitude); delta small and positive
+    A = -exp(N(0,1)) (negative, spread over two orders of magnitude; with ``case.ladder`` one such rate
+    per channel times 1..d_state, the ladder decay); delta small and positive
     (or pre-softplus around -1 so that softplus(delta + bias) is about 0.3).
     With ``rev=True`` also adds independent ``*_rev`` tensors (for bidirectional cases).
     """
@@ -137,7 +140,7 @@ def make_inputs(
             "delta": (
                 rnd(b, d, l, scale=0.5, shift=-1.0) if case.delta_softplus else pos(b, d, l, lo=0.01, hi=0.2)
             ).to(case.dtype),
-            "A": -torch.exp(rnd(d, n)),
+            "A": (-torch.exp(rnd(d, 1)) * torch.arange(1, n + 1) if case.ladder else -torch.exp(rnd(d, n))),
             "B": rnd(*bc_shape).to(case.dtype),
             "C": rnd(*bc_shape).to(case.dtype),
             "D": rnd(d) if case.has_D else None,
