@@ -24,11 +24,12 @@ rule embed:
     resources:
         **MODEL_RESOURCES,
     params:
+        launcher=GENOMAMBA_DATA_PARALLEL,
         windows=window_args(EMBED),
         pooling=EMBED["pooling"],
         extra=EMBED["extra_args"],
     shell:
-        "genomamba embed {input.model:q} {input.fasta:q} -o {output:q} {params.windows}"
+        "{params.launcher} embed {input.model:q} {input.fasta:q} -o {output:q} {params.windows}"
         " --pooling {params.pooling} --threads {threads} {params.extra} > {log:q} 2>&1"
 
 
@@ -48,11 +49,12 @@ rule predict:
     resources:
         **MODEL_RESOURCES,
     params:
+        launcher=GENOMAMBA_DATA_PARALLEL,
         windows=window_args(PREDICT),
         track=lambda wildcards, output: track_args(PREDICT, output),
         extra=PREDICT["extra_args"],
     shell:
-        "genomamba predict {input.model:q} {input.fasta:q} -o {output.table:q} {params.windows}"
+        "{params.launcher} predict {input.model:q} {input.fasta:q} -o {output.table:q} {params.windows}"
         " {params.track} --threads {threads} {params.extra} > {log:q} 2>&1"
 
 

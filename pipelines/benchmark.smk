@@ -29,7 +29,7 @@ rule benchmark:
         "envs/genomamba.yaml"
     threads: MODEL_THREADS
     resources:
-        **MODEL_RESOURCES,
+        **ONE_GPU_RESOURCES,
     params:
         out=lambda wildcards, output: str(Path(output.table).parent),
         methods=" ".join(f"--method {shlex.quote(m)}" for m in BENCHMARK["methods"]),

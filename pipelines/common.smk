@@ -115,4 +115,18 @@ COMPUTE = config["compute"]
 # threads and cluster resources: model steps, and light steps (see compute: in the schema)
 MODEL_THREADS = COMPUTE["threads"]
 MODEL_RESOURCES = {"mem_mb": COMPUTE["mem_mb"], "runtime": COMPUTE["runtime"], "gpu": COMPUTE["gpus"]}
+# evaluate and benchmark run in one process: one GPU at most, whatever compute.gpus says
+ONE_GPU_RESOURCES = {**MODEL_RESOURCES, "gpu": min(COMPUTE["gpus"], 1)}
+
+
+def data_parallel_launcher(gpus):
+    """How a model rule that can run data-parallel (pretrain, finetune, embed, predict,
+    score_variants) starts genomamba: itself, or under torchrun with one process per GPU of the
+    job's node when the run asks for several (each process takes cuda:LOCAL_RANK)."""
+    if gpus > 1:
+        return f'torchrun --standalone --nproc-per-node {gpus} "$(command -v genomamba)"'
+    return "genomamba"
+
+
+GENOMAMBA_DATA_PARALLEL = data_parallel_launcher(COMPUTE["gpus"])
 LIGHT_RESOURCES = {"mem_mb": COMPUTE["light_mem_mb"], "runtime": 60}

@@ -61,6 +61,7 @@ rule finetune:
     resources:
         **MODEL_RESOURCES,
     params:
+        launcher=GENOMAMBA_DATA_PARALLEL,
         out=lambda wildcards, output: str(Path(output.metrics).parent),
         epochs=FINETUNE["epochs"],
         batch_size=FINETUNE["batch_size"],
@@ -69,7 +70,7 @@ rule finetune:
         extra=FINETUNE["extra_args"],
     shell:
         # --overwrite: a failed earlier attempt may have left files in the run folder
-        "genomamba finetune --train {input.task:q} --model {input.model:q} --out {params.out:q} --overwrite"
+        "{params.launcher} finetune --train {input.task:q} --model {input.model:q} --out {params.out:q} --overwrite"
         " --positive coding --epochs {params.epochs} --batch-size {params.batch_size} --lr {params.lr}"
         " --seed {params.seed} --threads {threads} {params.extra} > {log:q} 2>&1"
 
@@ -103,7 +104,7 @@ rule evaluate:
         "envs/genomamba.yaml"
     threads: MODEL_THREADS
     resources:
-        **MODEL_RESOURCES,
+        **ONE_GPU_RESOURCES,
     params:
         out=lambda wildcards, output: str(Path(output.metrics).parent),
     shell:

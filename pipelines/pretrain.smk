@@ -27,6 +27,7 @@ rule pretrain:
     resources:
         **MODEL_RESOURCES,
     params:
+        launcher=GENOMAMBA_DATA_PARALLEL,
         run_dir=lambda wildcards, output: str(Path(output.model).parent),
         data=lambda wildcards, input: " ".join(f"--data {d}" for d in input.shards),
         val_data=lambda wildcards, input: " ".join(f"--val-data {d}" for d in input.heldout),
@@ -38,7 +39,7 @@ rule pretrain:
         seed=PRETRAIN["seed"],
         extra=PRETRAIN["extra_args"],
     shell:
-        "genomamba pretrain {params.data} {params.val_data} {params.val_seq_lens} --preset {params.preset}"
+        "{params.launcher} pretrain {params.data} {params.val_data} {params.val_seq_lens} --preset {params.preset}"
         " --out {params.run_dir:q} --resume"
         " --max-steps {params.max_steps} --seq-len {params.seq_len} --batch-size {params.batch_size}"
         " --seed {params.seed} --threads {threads} {params.extra} > {log:q} 2>&1"

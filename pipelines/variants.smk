@@ -26,10 +26,11 @@ rule score_variants:
     resources:
         **MODEL_RESOURCES,
     params:
+        launcher=GENOMAMBA_DATA_PARALLEL,
         window=VARIANTS["window"],
         extra=VARIANTS["extra_args"],
     shell:
-        "genomamba score-variants {input.model:q} {input.vcf:q} --genome {input.fasta:q} -o {output:q}"
+        "{params.launcher} score-variants {input.model:q} {input.vcf:q} --genome {input.fasta:q} -o {output:q}"
         " --window {params.window} --threads {threads} {params.extra} > {log:q} 2>&1"
 
 
