@@ -161,8 +161,14 @@ def finetune(
         OutputExistsError: ``out`` is not empty and ``overwrite`` is False.
         UnavailableError: ``device="cuda"`` without a GPU, ``lora`` without peft.
         OutputBusyError: another process is writing ``out``.
+
+    Under ``torchrun`` every process calls this and reads the data; the processes train one
+    model on shares of each batch, and only rank 0 takes the lock of ``out`` and writes there.
+    ``seeds`` is then a UsageError (launch one run per seed).
     """
     from genomamba.io.locks import output_lock
+    from genomamba.runtime.distributed import world_from_env
+    from genomamba.strict_config import ConfigError
     from genomamba.train.finetune import finetune as run_finetune
     from genomamba.train.finetune_data import FinetuneConfig, load_data
     from genomamba.train.seeds import finetune_seeds
@@ -179,7 +185,17 @@ def finetune(
                     metric=metric, strand_specific=strand_specific, lora=lora, lora_alpha=lora_alpha,
                     lora_dropout=lora_dropout, rc_augment=rc_augment, seed=seed, device=device),
         )  # checks every value, the preset name included, before any data is read
-    with output_lock(config.out, note=log):
+    try:  # under torchrun: a bad environment is found before any process waits for another
+        world = world_from_env()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    if seed_list is not None and world.world_size > 1:
+        raise UsageError(
+            f"--seeds runs one seed after another and is not shared out over {world.world_size} processes: "
+            "under torchrun give one --seed and --out per launch, or run --seeds without torchrun"
+        )
+    # Rank 0 is the only writer of OUT: it alone takes the lock.
+    with output_lock(config.out, note=log) if world.is_main else contextlib.nullcontext():
         with usage_errors():  # input combinations that cannot work together
             prepared = load_data(config)
         if seed_list is None:

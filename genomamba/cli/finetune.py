@@ -57,6 +57,12 @@ head alone, in PEFT's format). --seeds 1,2,3: one run per seed in OUT/seed-N/, a
 + summary.md with mean, std and spread (max - min) of every metric.
 
 \b
+Several GPUs (one process each; see docs/training.md, "Fine-tuning on several GPUs"):
+  torchrun --nproc-per-node 2 $(which genomamba) finetune --train task.csv --model M --out ft/x
+Each batch (--batch-size in all) and the validation and test rows are shared out; the results are
+those of one GPU (with --dropout 0: up to float summation order); only rank 0 writes OUT.
+
+\b
 Exit codes: 0 done; 1 OUT is not empty (pass --overwrite); 2 usage (e.g. --model and --preset
 together, --lora with --freeze-backbone, BED without --genome); 65 invalid labelled data (message
 names file, line, column) or model directory; 69 --device cuda without a GPU, --lora without

@@ -20,10 +20,12 @@ import torch
 from genomamba.errors import InputDataError
 from genomamba.io.labels import LabelledData, read_labelled
 from genomamba.runtime.batching import pad_batch
+from genomamba.runtime.distributed import Distributed
 from genomamba.runtime.log import stderr_log
 from genomamba.runtime.precision import autocast_for
 from genomamba.runtime.sequence_head import scores_from_logits, spec_from_config
 from genomamba.tasks.targets import TaskSpec, encode_targets
+from genomamba.train.data_parallel import rank_rows
 from genomamba.train.scores import EVAL_BATCH_SIZE, compute_metrics, headline, write_json_atomic, write_plots
 
 METRICS_JSON = "metrics.json"
@@ -46,10 +48,24 @@ def predict_scores(
 
 
 def score_data(
-    model, data: LabelledData, targets: np.ndarray, spec: TaskSpec, **kwargs
+    model, data: LabelledData, targets: np.ndarray, spec: TaskSpec, *, world: Distributed | None = None,
+    **kwargs,
 ) -> tuple[dict, np.ndarray]:
-    """``(metrics, scores)`` of ``model`` on ``data``; ``kwargs`` go to :func:`predict_scores`."""
-    scores = predict_scores(model, data.sequences, spec.task, **kwargs)
+    """``(metrics, scores)`` of ``model`` on ``data``; ``kwargs`` go to :func:`predict_scores`.
+
+    With ``world`` of several processes every rank must call this: each scores its contiguous
+    share of the rows (:func:`~genomamba.train.data_parallel.rank_rows`), the shares are gathered
+    in row order, and every rank computes the same metrics from all the scores (so that all take
+    the same early-stopping decision).
+    """
+    if world is None or not world.active:
+        scores = predict_scores(model, data.sequences, spec.task, **kwargs)
+    else:
+        rows = rank_rows(len(data), world.rank, world.world_size)
+        mine = None  # a rank without rows (fewer rows than ranks) gathers nothing
+        if rows.stop > rows.start:
+            mine = predict_scores(model, data.sequences[rows], spec.task, **kwargs)
+        scores = np.concatenate([s for s in world.gather_objects(mine) if s is not None])
     return compute_metrics(spec.task, spec.labels, targets, scores), scores
 
 

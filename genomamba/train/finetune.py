@@ -32,10 +32,23 @@ trains low-rank adapters of the Mamba layers with the head, every other weight f
 model/ is an ordinary model directory. The log and metrics.json give the trainable parameters. Early
 stopping: after ``patience`` epochs without improvement of the validation metric. On CPU a run
 is deterministic given ``seed`` (split, initialisation, order, strands, dropout).
+
+Several processes (``torchrun --nproc-per-node N genomamba finetune ...``; NCCL with one GPU
+each, gloo on CPU): every rank reads the same data and draws the same split, order and strands, so
+each step's batch is the same on every rank; rank ``r`` trains on a contiguous share of it
+(:func:`genomamba.train.data_parallel.batch_share`), its loss weighted so that DDP's averaged
+gradient is the gradient of the batch's mean loss, and clipping and the optimiser step see the
+same synchronised gradient on every rank. The train loss is summed over ranks, validation and test
+rows are shared out and their scores gathered in row order (:func:`~genomamba.train.evaluate.score_data`),
+so the metrics, the early-stopping decision and the exported model are those of one process up to
+the order of floating-point sums (with ``dropout`` 0: the ranks' dropout masks differ from one
+process's). Only rank 0 checks and writes OUT, logs and shows the bar; the others wait for it
+before returning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -50,11 +63,11 @@ from genomamba.alphabet import reverse_complement
 from genomamba.errors import GenomambaError
 from genomamba.io.directories import fresh_directory
 from genomamba.runtime.batching import pad_batch
-from genomamba.runtime.device import resolve_device
+from genomamba.runtime.distributed import Distributed, distributed
 from genomamba.runtime.log import stderr_log
 from genomamba.runtime.precision import autocast_for
-from genomamba.runtime.sequence_head import head_labels
 from genomamba.tasks.targets import TaskSpec
+from genomamba.train.data_parallel import batch_share, raise_on_every_rank, sigterm_raises
 from genomamba.train.evaluate import METRICS_JSON, score_data, write_report
 from genomamba.train.finetune_data import (
     DEFAULT_METRIC,
@@ -65,6 +78,7 @@ from genomamba.train.finetune_data import (
     grouped_split,
     load_data,
 )
+from genomamba.train.finetune_model import build_finetune_model, strand_setting, trainable_summary
 from genomamba.train.optimizer import param_groups
 from genomamba.train.schedule import lr_factor
 from genomamba.train.scores import LOWER_IS_BETTER, headline, write_json_atomic, write_jsonl_atomic
@@ -88,40 +102,6 @@ class FinetuneResult:
     model_dir: Path
 
 
-def _build_model(config: FinetuneConfig, spec: TaskSpec, device: torch.device, strand_specific: bool):
-    """``(model, the PeftModel around it or None)``: with ``config.lora`` the adapters are added to
-    ``model`` in place, so the loop trains ``model`` either way."""
-    head = {
-        "task": "sequence",
-        "problem_type": spec.task,
-        "num_labels": spec.num_outputs,
-        "pooling": config.pooling,
-        "dropout": config.dropout,
-        "labels": head_labels(spec),
-    }
-    # Ph and none share one architecture (Ph only adds conjoining at evaluation), so a strand-specific
-    # run turns a Ph model into a plain one; a PS model is RC-invariant in its weights and cannot be.
-    rc_strategy = "none" if strand_specific else config.rc_strategy
-    if config.model is not None:
-        from genomamba.model_directory import from_pretrained, read_config
-
-        stored = read_config(config.model)["architecture"]["rc_strategy"]
-        overrides = {"rc_strategy": "none"} if strand_specific and stored != "ps" else {}
-        model = from_pretrained(config.model, head=head, **overrides)
-    else:
-        from genomamba.model import build_model
-
-        model = build_model(config.preset, head=head, **({"rc_strategy": rc_strategy} if rc_strategy else {}))
-    if config.freeze_backbone:
-        model.backbone.requires_grad_(False)
-    peft_model = None
-    if config.lora is not None:
-        from genomamba.model.lora import add_lora
-
-        peft_model = add_lora(model, config.lora, config.lora_alpha, config.lora_dropout)
-    return model.to(device), peft_model
-
-
 def check_out_dir(out: Path, overwrite: bool) -> None:
     """Refuse (OutputExistsError) an OUT that is a file, or a non-empty directory without ``overwrite``."""
     if out.exists() and not out.is_dir():
@@ -141,46 +121,58 @@ def finetune(
 ) -> FinetuneResult:
     """Fine-tune and export the best model; see the module docstring for what is written.
 
+    Under ``torchrun`` every process calls this with the same configuration and data; the process
+    group is created and destroyed here (:func:`genomamba.runtime.distributed.distributed`) unless
+    the caller made it. Rank 0 alone checks and writes OUT and logs; every rank returns the same
+    result once OUT is complete.
+
     Args:
         prepared: data from :func:`load_data` (read here when None).
 
     Raises:
         InputDataError: see :func:`load_data`, :func:`grouped_split`; an unloadable model directory.
-        OutputExistsError: OUT holds files and ``config.overwrite`` is False.
-        UnavailableError: ``device='cuda'`` without a GPU.
+        OutputExistsError: OUT holds files and ``config.overwrite`` is False (on every rank).
+        UnavailableError: ``device='cuda'`` without a GPU, or a local rank without its own GPU.
 
     A run into a new (or empty) OUT that fails leaves nothing there (OUT itself is removed when
-    the run made it), so the same command can simply be run again.
+    the run made it), so the same command can simply be run again; under ``torchrun`` also when
+    another rank failed and the launcher stopped rank 0 with SIGTERM.
     """
     log = log or stderr_log
     out = Path(config.out)
-    check_out_dir(out, config.overwrite)
-    with fresh_directory(out):
-        return _finetune(config, out, prepared, progress, log)
+    with distributed(config.device) as world:
+        if not world.is_main:
+            log, progress = _silent, False
+        raise_on_every_rank(world, lambda: check_out_dir(out, config.overwrite))
+        writing = fresh_directory(out) if world.is_main else contextlib.nullcontext()
+        with sigterm_raises(world.active), writing:
+            return _finetune(config, world, out, prepared, progress, log)
 
 
 def _finetune(
-    config: FinetuneConfig, out: Path, prepared: Prepared | None, progress: bool, log
+    config: FinetuneConfig, world: Distributed, out: Path, prepared: Prepared | None, progress: bool, log
 ) -> FinetuneResult:
+    # Everything up to world.wrap is the same on every rank (same inputs, same seed): an error in
+    # the data or the configuration is raised by every rank before any of them waits for another.
     prepared = prepared or load_data(config)
     spec, train, val, test = prepared.spec, prepared.train, prepared.val, prepared.test
     if val is None and config.val_fraction > 0:
         train_idx, val_idx = grouped_split(train.data.groups, config.val_fraction, config.seed)
         val = Split(train.data.subset(val_idx), train.targets[val_idx])
         train = Split(train.data.subset(train_idx), train.targets[train_idx])
-    device = resolve_device(config.device)
+    device = world.device
     metric = config.metric or DEFAULT_METRIC[spec.task]
     lower_better = metric in LOWER_IS_BETTER
 
-    strand_specific, strand_check = _strand(config, spec, train, val, log)
+    strand_specific, strand_check = strand_setting(config, spec, train, val, log)
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     if config.lora is not None and config.model is None:
         log("finetune: warning: LoRA on a model initialised at random (--preset) is unusual: the frozen "
             "backbone stays random and only the adapters and the head learn; no adapter/ is written "
             "(there is no base model to apply it to)")
-    model, peft_model = _build_model(config, spec, device, strand_specific)
-    trainable = _trainable(model, config)
+    model, peft_model = build_finetune_model(config, spec, device, strand_specific)
+    trainable = trainable_summary(model, config)
     if strand_specific and model.config.rc_strategy == "ps":
         log("finetune: the labels look strand-specific, but the model is PS (RC-invariant by construction); "
             "fine-tune a ph or none model to let it tell the strands apart")
@@ -203,45 +195,54 @@ def _finetune(
         f"rc {model.config.rc_strategy}{' + RC augmentation' if rc_augment else ''}; "
         f"{n_train} train, {len(val.data) if val else 0} val, {len(test.data) if test else 0} test; "
         f"{total_steps} steps on {device}"
+        + (f" x {world.world_size} processes ({world.backend}), batches shared out" if world.active else "")
     )
     log(f"finetune: trainable parameters: {trainable['trainable']:,} of {trainable['total']:,} "
         f"({trainable['percent']}%){trainable['what']}")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / CONFIG_JSON, config.to_dict())
+    net = world.wrap(model)  # DDP: the model's parameters, gradients averaged over the ranks
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / CONFIG_JSON, config.to_dict())
 
     records: list[dict] = []
     best = {"epoch": None, "value": None, "state": None, "val": None}
     bar = _bar(progress, total_steps)
     step, stale, start = 0, 0, time.perf_counter()
     for epoch in range(1, config.epochs + 1):
-        model.train()
+        net.train()
         order = rng.permutation(n_train)
         loss_sum = 0.0
         seen = skipped = 0
         for first in range(0, n_train, config.batch_size):
             if step >= total_steps:
                 break
+            # the batch and its strands are drawn alike on every rank; each trains on its share
             index = order[first : first + config.batch_size]
             flips = rng.random(len(index)) < 0.5 if rc_augment else np.zeros(len(index), bool)
+            share = batch_share(len(index), world.rank, world.world_size)
             seqs = [
                 reverse_complement(train.data.sequences[i]) if f else train.data.sequences[i]
-                for i, f in zip(index, flips, strict=True)
+                for i, f in zip(index[share.rows], flips[share.rows], strict=True)
             ]
             ids, mask = pad_batch(seqs, device)
-            labels = torch.from_numpy(train.targets[index]).to(device)
+            labels = torch.from_numpy(train.targets[index[share.rows]]).to(device)
+            # forward and backward: DDP averages the weighted gradients of the ranks' shares
             with autocast_for(device):
-                output = model(ids, mask, labels=labels)
+                output = net(ids, mask, labels=labels)
             optimizer.zero_grad(set_to_none=True)
-            output.loss.backward()
+            (output.loss * share.weight).backward()
+            # clip and step on the synchronised gradient: the same update on every rank
             _, stepped = clip_and_step(model.parameters(), optimizer, config.grad_clip)
             skipped += not stepped
             scheduler.step()
             step += 1
-            loss_sum += float(output.loss.detach()) * len(index)
+            # the batch's loss: the shares' sums over ranks (float64, as one process sums them)
+            batch_sum = world.all_reduce([float(output.loss.detach()) * share.count])[0]
+            loss_sum += batch_sum
             seen += len(index)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{float(output.loss):.3f}")
+                bar.set_postfix(epoch=epoch, loss=f"{batch_sum / len(index):.3f}")
         record = {
             "epoch": epoch,
             "step": step,
@@ -251,8 +252,9 @@ def _finetune(
         }
         improved = True
         if val is not None:
-            val_metrics, _ = score_data(
-                model, val.data, val.targets, spec, batch_size=config.eval_batch_size, device=device
+            val_metrics, _ = score_data(  # every rank scores its share and computes the same metrics
+                model, val.data, val.targets, spec, world=world, batch_size=config.eval_batch_size,
+                device=device,
             )
             record.update({f"val_{k}": v for k, v in val_metrics.items() if k in TASK_METRICS[spec.task]})
             value = val_metrics[metric]
@@ -268,7 +270,8 @@ def _finetune(
             stale += 1
         record.update(best=improved, elapsed_s=round(time.perf_counter() - start, 3))
         records.append(record)
-        write_jsonl_atomic(out / EPOCHS_JSONL, records)
+        if world.is_main:
+            write_jsonl_atomic(out / EPOCHS_JSONL, records)
         shown = f", val {metric} {record.get('val_' + metric)}" if val is not None else ""
         log(f"epoch {epoch}: train loss {record['train_loss']:.4f}{shown}{' (best)' if improved else ''}")
         if step >= total_steps or (val is not None and config.patience and stale >= config.patience):
@@ -306,14 +309,25 @@ def _finetune(
     scores = None
     if test is not None:
         report["test"], scores = score_data(
-            model, test.data, test.targets, spec, batch_size=config.eval_batch_size, device=device
+            model, test.data, test.targets, spec, world=world, batch_size=config.eval_batch_size,
+            device=device,
         )
         log(f"test: {headline(report['test'])}")
     elif val is not None:
         _, scores = score_data(
-            model, val.data, val.targets, spec, batch_size=config.eval_batch_size, device=device
+            model, val.data, val.targets, spec, world=world, batch_size=config.eval_batch_size, device=device
         )
-    model_dir = _export(model, config, report, out)
+    if world.is_main:
+        _write(model, config, report, out, adapter, shown, shown_split, scores, spec, source)
+        log(f"best epoch {best['epoch']}; model written to {out / MODEL_DIR}")
+    world.barrier()  # no rank returns (and no launcher stops rank 0) before OUT is complete
+    return FinetuneResult(out, report, out / MODEL_DIR)
+
+
+def _write(model, config: FinetuneConfig, report: dict, out: Path, adapter, shown: Split | None,
+           shown_split: str, scores, spec: TaskSpec, source: str) -> None:
+    """model/, adapter/ (LoRA), metrics.json and the plots of ``shown`` (test, else validation)."""
+    _export(model, config, report, out)
     if adapter is not None and config.model is not None:
         from genomamba.model_directory import save_adapter
 
@@ -325,45 +339,6 @@ def _finetune(
         )
     else:
         write_json_atomic(out / METRICS_JSON, report)
-    log(f"best epoch {best['epoch']}; model written to {model_dir}")
-    return FinetuneResult(out, report, model_dir)
-
-
-def _trainable(model, config: FinetuneConfig) -> dict:
-    """What the run trains: parameter counts, the LoRA settings (None without) and a phrase for the log."""
-    from genomamba.model.lora import LORA_TARGETS, trainable_parameters
-
-    trainable, total = trainable_parameters(model)
-    lora, what = None, " (the head alone)" if config.freeze_backbone else ""
-    if config.lora is not None:
-        alpha = config.lora_alpha if config.lora_alpha is not None else 2 * config.lora
-        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()} & set(LORA_TARGETS)
-        lora = {"rank": config.lora, "alpha": alpha, "dropout": config.lora_dropout,
-                "target_modules": sorted(names)}
-        what = (f": LoRA rank {config.lora} (alpha {alpha:g}, dropout {config.lora_dropout:g}) on "
-                f"{', '.join(sorted(names))}, and the head")
-    percent = f"{100 * trainable / max(total, 1):.3g}"
-    return {"trainable": trainable, "total": total, "percent": percent, "lora": lora, "what": what}
-
-
-def _strand(config: FinetuneConfig, spec: TaskSpec, train: Split, val: Split | None, log):
-    """``(strand_specific, the StrandCheck or None)``: as configured, or tested on the data when
-    ``strand_specific`` is None and nothing else about the strands was asked for."""
-    if config.strand_specific is not None:
-        return config.strand_specific, None
-    asked = config.rc_strategy is not None or config.rc_augment is not None
-    if asked or val is None or spec.task not in ("binary", "multiclass"):
-        return False, None
-    from genomamba.train.strand import check_strand
-
-    check = check_strand(
-        train.data.sequences, train.targets.astype(np.int64), val.data.sequences,
-        val.targets.astype(np.int64), seed=config.seed,
-    )
-    log(f"finetune: {check.describe()}; "
-        + ("no RC augmentation or conjoining (--both-strands to force them)" if check.specific
-           else "RC augmentation and conjoining (--strand-specific to turn them off)"))
-    return check.specific, check
 
 
 def _better(value: float | None, val_metrics: dict, best: dict, lower_better: bool) -> bool:
@@ -397,6 +372,10 @@ def _export(model, config: FinetuneConfig, report: dict, out: Path) -> Path:
         }
     }
     return save_pretrained(model.cpu(), out / MODEL_DIR, provenance=provenance, overwrite=True)
+
+
+def _silent(message: str) -> None:
+    pass
 
 
 def _bar(enabled: bool, total: int):
