@@ -32,8 +32,10 @@ HEAD_TASKS = ("none", "mlm", "sequence", "token")
 SEQUENCE_PROBLEMS = ("binary", "multiclass", "multilabel", "regression")
 #: parameter-free poolings (heads and embeddings)
 FIXED_POOLINGS = ("mean", "max", "first", "last", "center")
-#: what a sequence head can pool with: the fixed ones and learned attention over positions
-POOLINGS = FIXED_POOLINGS + ("attention",)
+#: what a sequence head can pool with: the fixed ones, learned attention over positions, and
+#: ``binned`` (the mean of each of ``head.bins`` equal stretches, side by side: where along the
+#: sequence something lies reaches the classifier)
+POOLINGS = FIXED_POOLINGS + ("attention", "binned")
 DT_INITS = ("random", "constant")
 #: How the state matrix A is parameterised: ``full`` learns A per (channel, state), as Mamba;
 #: ``ladder`` learns one rate per channel, A[d, n] = -a_d (n + 1) (S4D-real's ladder, kept).
@@ -98,6 +100,7 @@ class HeadConfig:
     problem_type: str | None = None
     num_labels: int = 0
     pooling: str = "mean"
+    bins: int = 8  # pooling "binned": stretches of each sequence, each pooled by its mean
     dropout: float = 0.0
     tie_embeddings: bool = True  # mlm: decoder weight is the embedding matrix
     labels: list[str] | None = None  # label names, index = class id (the label map)
@@ -105,6 +108,7 @@ class HeadConfig:
     def __post_init__(self) -> None:
         _choice("task", self.task, HEAD_TASKS)
         _choice("pooling", self.pooling, POOLINGS)
+        _positive("bins", self.bins)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"must lie in [0, 1), got {self.dropout!r}", "dropout")
         if self.task == "sequence":

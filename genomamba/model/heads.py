@@ -9,8 +9,9 @@ stored at the forward strand's positions:
 * :class:`SequenceHead` pools each strand *strand-aware* (``first`` means position 0 on the
   forward strand and the last real position on the RC strand, whose 5' end that is) and averages
   the strands -> RC-invariant. Besides the fixed poolings it can learn where to look
-  (``attention``, :class:`AttentionPool`), which short position-aligned tasks (splice sites,
-  promoters) need: a mean over 400 positions drops the one that matters;
+  (``attention``, :class:`AttentionPool`) or keep where things lie (``binned``,
+  :func:`binned_mean`), which short position-aligned tasks (splice sites, promoters) need: a mean
+  over 400 positions drops the one that matters;
 * :class:`TokenHead` averages the strands per position -> per-base predictions that follow RC.
 
 Classifier weights start at N(0, initializer_range) with zero bias, so a fresh head predicts
@@ -51,6 +52,27 @@ def pool(h: torch.Tensor, mask: torch.Tensor | None, lengths: torch.Tensor, how:
     raise ValueError(f"unknown pooling {how!r}")
 
 
+def binned_mean(h: torch.Tensor, lengths: torch.Tensor, bins: int) -> torch.Tensor:
+    """(batch, L, c) -> (batch, bins, c): the mean over each of ``bins`` equal stretches of every
+    sequence's real positions.
+
+    A sequence of n positions is laid on [0, bins): position t covers [t bins / n, (t + 1) bins / n),
+    and bin k is the average of the positions weighted by how much of [k, k + 1) each covers. The
+    weights are exact integer overlaps (in units of 1/n), so reading the sequence backwards reads
+    the bins backwards, exactly: a two-strand model's bins stay RC-invariant whatever n is, and a
+    sequence shorter than ``bins`` spreads each position over several bins instead of leaving some
+    empty. Padding covers nothing. Concatenated, the bins tell the classifier *where* a signal
+    lies (a TATA box ~30 bases upstream of the start site, the junction in the middle of a
+    splice window), which a mean over all positions cannot.
+    """
+    n = lengths.clamp(min=1)[:, None, None]
+    t = torch.arange(h.shape[1], device=h.device)[None, :, None]
+    k = torch.arange(bins, device=h.device)[None, None, :]
+    overlap = torch.minimum((t + 1) * bins, (k + 1) * n) - torch.maximum(t * bins, k * n)
+    weights = overlap.clamp(min=0).to(h.dtype) / n.to(h.dtype)  # (batch, L, bins); columns sum to 1
+    return torch.einsum("blk,blc->bkc", weights, h)
+
+
 class AttentionPool(nn.Module):
     """Learned attention over positions: (batch, L, d) -> (batch, d).
 
@@ -86,16 +108,21 @@ def pool_strands(
     how: str,
     n_strands: int,
     attention: AttentionPool | None = None,
+    bins: int = 8,
 ) -> torch.Tensor:
-    """Pool each strand and average them: (batch, L, n_strands*d) -> (batch, d).
+    """Pool each strand and average them: (batch, L, n_strands*d) -> (batch, d), or
+    (batch, bins * d) for ``how="binned"``.
 
-    For the RC strand ``first``/``last`` swap, because its 5' end is at our last real position.
-    ``how="attention"`` pools with ``attention`` (the same module on both strands, so a
-    two-strand model stays RC-invariant).
+    For the RC strand ``first``/``last`` swap, because its 5' end is at our last real position,
+    and its bins are read in reverse order for the same reason. ``how="attention"`` pools with
+    ``attention`` (the same module on both strands, so a two-strand model stays RC-invariant).
     """
     hs = strands(h, n_strands)
 
-    def one(x: torch.Tensor, how: str) -> torch.Tensor:
+    def one(x: torch.Tensor, how: str, rc_strand: bool = False) -> torch.Tensor:
+        if how == "binned":
+            binned = binned_mean(x, lengths, bins)
+            return (binned.flip(1) if rc_strand else binned).flatten(1)
         if how != "attention":
             return pool(x, mask, lengths, how)
         if attention is None:
@@ -105,7 +132,7 @@ def pool_strands(
     pooled = one(hs[:, :, 0], how)
     if n_strands == 2:
         mirrored = {"first": "last", "last": "first"}.get(how, how)
-        pooled = 0.5 * (pooled + one(hs[:, :, 1], mirrored))
+        pooled = 0.5 * (pooled + one(hs[:, :, 1], mirrored, rc_strand=True))
     return pooled
 
 
@@ -147,16 +174,18 @@ class SequenceHead(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         head: HeadConfig = config.head
-        self.n_strands, self.pooling = config.n_strands, head.pooling
+        self.n_strands, self.pooling, self.bins = config.n_strands, head.pooling, head.bins
         if head.pooling == "attention":
             self.attention = AttentionPool(config.d_model)
         self.dropout = nn.Dropout(head.dropout)
-        self.classifier = nn.Linear(config.d_model, head.num_labels)
+        width = config.d_model * (head.bins if head.pooling == "binned" else 1)
+        self.classifier = nn.Linear(width, head.num_labels)
         _init_classifier(self.classifier, config.initializer_range)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None, lengths: torch.Tensor) -> torch.Tensor:
         attention = getattr(self, "attention", None)
-        return self.classify(pool_strands(h, mask, lengths, self.pooling, self.n_strands, attention))
+        pooled = pool_strands(h, mask, lengths, self.pooling, self.n_strands, attention, self.bins)
+        return self.classify(pooled)
 
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
         """(..., d_model) pooled hidden states -> (..., num_labels) logits: the head after its pooling

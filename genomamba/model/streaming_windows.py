@@ -89,7 +89,7 @@ def streamed_window_logits(
 ) -> torch.Tensor:
     """(batch, len(spans), num_labels) on the host: for each ``(start, end)`` of ``spans`` the
     sequence head's logits as ``model.predict(input_ids[:, start:end], conjoin=conjoin).logits``
-    gives them (the head's pooling, fixed or attention, and classifier), from the hidden states of
+    gives them (the head's pooling, fixed or learned, and classifier), from the hidden states of
     the whole of ``input_ids``. Other parameters: as :func:`streamed_window_embeddings`.
 
     Raises:
@@ -99,7 +99,7 @@ def streamed_window_logits(
     if model.config.head.task != "sequence":
         raise ValueError(f"window logits need a sequence head, not {model.config.head.task!r}")
     head, strands = model.head, model.config.n_strands
-    if head.pooling == "attention":  # learned weights over all of a window's rows: the head itself
+    if head.pooling not in FIXED_POOLINGS:  # attention, binned: a window's rows, then the head itself
         reader = _Rows
 
         def finish(rows: torch.Tensor) -> torch.Tensor:

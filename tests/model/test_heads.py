@@ -111,6 +111,26 @@ def test_center_pooling_takes_the_middle_real_positions():
     torch.testing.assert_close(pooled[1], 0.5 * (h[1, 1] + h[1, 2]))  # even: the two middle bases
 
 
+def test_binned_pooling_keeps_where_each_stretch_lies():
+    from genomamba.model.heads import binned_mean
+
+    h = torch.arange(2 * 8 * 1, dtype=torch.float32).reshape(2, 8, 1)
+    lengths = torch.tensor([8, 3])
+    binned = binned_mean(h, lengths, 4)
+    torch.testing.assert_close(binned[0, :, 0], torch.tensor([0.5, 2.5, 4.5, 6.5]))  # pairs of positions
+    # 3 positions over 4 bins cover [0, 4/3), [4/3, 8/3), [8/3, 4): bin 1 is 1/3 of the first
+    # and 2/3 of the second
+    torch.testing.assert_close(binned[1, :, 0], torch.tensor([8.0, 26 / 3, 28 / 3, 10.0]))
+    # read backwards, the bins come backwards (what keeps a two-strand model RC-invariant)
+    for n in (3, 5, 6, 8):
+        rows = torch.randn(1, n, 2)
+        torch.testing.assert_close(binned_mean(rows.flip(1), torch.tensor([n]), 4),
+                                   binned_mean(rows, torch.tensor([n]), 4).flip(1))
+    padded = h.clone()
+    padded[1, 3:] = 1e4  # garbage beyond the real positions changes nothing
+    torch.testing.assert_close(binned_mean(padded, lengths, 4), binned)
+
+
 def test_attention_pooling_starts_as_mean_and_ignores_padding():
     from genomamba.model.heads import AttentionPool
 

@@ -20,6 +20,8 @@ HEADS = {
     "seq-attention": {
         "task": "sequence", "problem_type": "multiclass", "num_labels": 3, "pooling": "attention"
     },
+    "seq-binned": {"task": "sequence", "problem_type": "multiclass", "num_labels": 3, "pooling": "binned",
+                   "bins": 4},
 }
 
 

@@ -77,7 +77,8 @@ def test_a_layer_and_the_whole_sequence_as_one_window_equal_model_embed():
 
 @pytest.mark.parametrize("rc_strategy, head, pooling", [
     ("ph", BINARY, "mean"), ("ps", MULTICLASS, "mean"), ("ph", MULTICLASS, "attention"),
-    ("ps", BINARY, "attention"), ("ps", BINARY, "center")])
+    ("ps", BINARY, "attention"), ("ps", BINARY, "center"), ("ps", MULTICLASS, "binned"),
+    ("ph", BINARY, "binned")])
 def test_logits_are_the_head_over_the_one_pass_slices(rc_strategy, head, pooling):
     model = make_model(seed=7, n_layer=2, rc_strategy=rc_strategy, head={**head, "pooling": pooling})
     scramble_attention(model)
