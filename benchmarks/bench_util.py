@@ -211,6 +211,9 @@ VARIANTS: dict[str, dict] = {
     "ours-nockpt": {"kind": "ours", "rc": None, "ckpt": False},
     "ours-ps": {"kind": "ours", "rc": "ps", "ckpt": None},
     "ours-ps-nockpt": {"kind": "ours", "rc": "ps", "ckpt": False},
+    # the same model with the ladder decay (mixer.decay: ladder; docs/model.md)
+    "ours-ladder": {"kind": "ours", "rc": None, "ckpt": None, "decay": "ladder"},
+    "ours-ladder-nockpt": {"kind": "ours", "rc": None, "ckpt": False, "decay": "ladder"},
     "peer": {"kind": "peer", "ckpt": False, "strands": 2},
     "peer-ckpt": {"kind": "peer", "ckpt": True, "strands": 2},
     "peer-ph": {"kind": "peer", "ckpt": False, "strands": 1},
@@ -237,13 +240,16 @@ def build_variant(name: str, preset_name: str, device: torch.device, peer_lib=No
             overrides["rc_strategy"] = spec["rc"]
         if spec["ckpt"] is not None:
             overrides["gradient_checkpointing"] = spec["ckpt"]
+        if spec.get("decay"):
+            overrides["mixer"] = {"decay": spec["decay"]}
         model = build_model(preset_name, **overrides).to(device).train()
 
         def loss_fn(inputs, labels):
             return model(inputs, labels=labels).loss
 
         meta = {"model": f"genomamba {preset_name}", "rc_strategy": model.config.rc_strategy,
-                "gradient_checkpointing": model.config.gradient_checkpointing}
+                "gradient_checkpointing": model.config.gradient_checkpointing,
+                "decay": model.config.mixer.decay}
     else:
         if peer_lib is None:
             raise RuntimeError("peer variant requested without mamba_ssm (give --peer-sdist)")
