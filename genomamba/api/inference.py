@@ -12,16 +12,57 @@ Common parameters: ``model_dir`` (a model directory), ``fasta`` (FASTA or GenBan
 (the output; its suffix picks the format), ``device`` (auto, cpu, cuda), ``lenient`` (read invalid
 characters as N), ``log`` (one-line messages; default stderr), ``progress`` (called with the
 number of bases, or variants, done).
+
+Under ``torchrun``, ``embed`` (not ``--per-base``), ``predict`` and ``score-variants`` share the work
+among the processes and write one output, the same as one process's (:mod:`genomamba.infer.sharding`):
+rank 0 alone holds the locks, logs and reports progress. ``embed_per_base`` and ``track`` run on one
+process only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from genomamba.api.options import Log, Progress, given, usage_errors
 
 PathLike = str | os.PathLike
+
+
+@contextlib.contextmanager
+def _this_process_writes(outputs: Sequence[PathLike | None], log: Log | None,
+                         progress: Progress | None) -> Iterator[tuple[Log | None, Progress | None]]:
+    """Hold the locks of ``outputs`` for the block and yield its ``(log, progress)``; under torchrun
+    only rank 0, which writes the outputs, locks them, and the others' log and progress are silent."""
+    from genomamba.infer.sharding import is_main_process
+    from genomamba.io.locks import output_locks
+
+    with usage_errors():
+        main = is_main_process()
+    with output_locks(outputs if main else [], note=log):
+        yield (log, progress) if main else (_silent, None)
+
+
+def _silent(message: str) -> None:
+    """The log of ranks >= 1."""
+
+
+def _one_process(command: str) -> None:
+    """Refuse a command that does not share its work under torchrun (each process would write the
+    same output).
+
+    Raises:
+        UsageError: several processes.
+    """
+    from genomamba.errors import UsageError
+    from genomamba.runtime.distributed import world_from_env
+
+    with usage_errors():
+        processes = world_from_env().world_size
+    if processes > 1:
+        raise UsageError(f"{command} runs on one process: launch it without torchrun ({processes} processes "
+                         "were started)")
 
 
 def embed(
@@ -67,9 +108,8 @@ def embed(
         UnavailableError: ``device="cuda"`` without a GPU.
     """
     from genomamba.infer.embed import embed_fasta
-    from genomamba.io.locks import output_locks
 
-    with usage_errors(), output_locks([out], note=log):
+    with _this_process_writes([out], log, progress) as (log, progress), usage_errors():
         return embed_fasta(model_dir, list(fasta), out, conjoin=conjoin, layer=layer, lenient=lenient,
                            log=log, progress=progress, context=context,
                            stream=_given_stream_settings(max_gpu_memory, chunk_size, residual_store),
@@ -111,6 +151,7 @@ def embed_per_base(
     from genomamba.infer.per_base import embed_per_base as write_per_base
     from genomamba.io.locks import output_locks
 
+    _one_process("embed --per-base")
     with usage_errors(), output_locks([out], note=log):
         settings = _stream_settings(device, max_gpu_memory, chunk_size, residual_store)
         return write_per_base(model_dir, list(fasta), out, layer=layer, conjoin=conjoin, lenient=lenient,
@@ -155,9 +196,8 @@ def predict(
         UnavailableError: ``device="cuda"`` without a GPU, a .bw output without pyBigWig.
     """
     from genomamba.infer.predict import predict_fasta
-    from genomamba.io.locks import output_locks
 
-    with usage_errors(), output_locks([out, track_out], note=log):
+    with _this_process_writes([out, track_out], log, progress) as (log, progress), usage_errors():
         return predict_fasta(model_dir, list(fasta), out, track=track, track_out=track_out, lenient=lenient,
                              log=log, progress=progress, context=context,
                              stream=_given_stream_settings(max_gpu_memory, chunk_size, residual_store),
@@ -194,9 +234,8 @@ def score_variants(
             of ``vcf`` and ``regions``. UnavailableError: no GPU for ``cuda``, a VCF output without pysam.
     """
     from genomamba.infer.variants import score_variants as score
-    from genomamba.io.locks import output_locks
 
-    with usage_errors(), output_locks([out], note=log):
+    with _this_process_writes([out], log, progress) as (log, progress), usage_errors():
         return score(model_dir, vcf, genome, out, regions=tuple(regions), lenient=lenient, log=log,
                      progress=progress, **given(window=window, batch_size=batch_size, device=device))
 
@@ -233,6 +272,7 @@ def track(
     from genomamba.infer.lm_track import lm_track
     from genomamba.io.locks import output_locks
 
+    _one_process("track")
     with usage_errors(), output_locks([out, track_out], note=log):
         settings = _stream_settings(device, max_gpu_memory, chunk_size, residual_store)
         return lm_track(model_dir, list(fasta), out, track_out=track_out, conjoin=conjoin, lenient=lenient,

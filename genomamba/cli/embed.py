@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from genomamba.cli.console import log, progress_bar
-from genomamba.cli.infer_options import EXIT_CODES, check_context_options, shared_options
+from genomamba.cli.infer_options import EXIT_CODES, check_context_options, main_progress_bar, shared_options
 from genomamba.cli.options import changed_options
 from genomamba.cli.streaming_options import streaming_options
 from genomamba.cli.threads import threads_option
@@ -82,7 +82,7 @@ def embed(model_dir: str, fasta: tuple[str, ...], bed: str | None, genome: str |
         raise click.UsageError("--dtype goes with --per-base")
     check_context_options(context, also="--per-base")
     stream = dict(max_gpu_memory=max_gpu_memory, chunk_size=chunk_size, residual_store=residual_store)
-    with progress_bar("embed", unit="base") as progress:
+    with main_progress_bar("embed", unit="base") as progress:
         api.embed(model_dir, fasta, out, bed=bed, genome=genome, window=window, stride=stride, last=last,
                   max_n_fraction=max_n_fraction, pooling=pooling, conjoin=conjoin, layer=layer,
                   batch_size=batch_size, device=device, context=context, lenient=lenient, log=log,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
+from genomamba.cli.console import progress_bar
 from genomamba.cli.options import changed_options
 from genomamba.cli.streaming_options import STREAMING_OPTIONS
 
@@ -75,3 +78,11 @@ def shared_options(command: Callable) -> Callable:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def main_progress_bar(desc: str, *, unit: str):
+    """The command's progress bar (:func:`genomamba.cli.console.progress_bar`), drawn by one process:
+    under torchrun (which sets ``RANK``) rank 0 draws it and the others none."""
+    if os.environ.get("RANK", "0") != "0":
+        return contextlib.nullcontext(None)
+    return progress_bar(desc, unit=unit)

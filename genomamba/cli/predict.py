@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from genomamba.cli.console import log, progress_bar
-from genomamba.cli.infer_options import EXIT_CODES, check_context_options, shared_options
+from genomamba.cli.console import log
+from genomamba.cli.infer_options import EXIT_CODES, check_context_options, main_progress_bar, shared_options
 from genomamba.cli.streaming_options import streaming_options
 from genomamba.cli.threads import threads_option
 
@@ -57,7 +57,7 @@ def predict(model_dir: str, fasta: tuple[str, ...], bed: str | None, genome: str
 
     check_context_options(context)
     stream = dict(max_gpu_memory=max_gpu_memory, chunk_size=chunk_size, residual_store=residual_store)
-    with progress_bar("predict", unit="base") as progress:
+    with main_progress_bar("predict", unit="base") as progress:
         api.predict(model_dir, fasta, out, bed=bed, genome=genome, window=window, stride=stride, last=last,
                     max_n_fraction=max_n_fraction, track=track, track_out=track_out, batch_size=batch_size,
                     device=device, context=context, lenient=lenient, log=log, progress=progress,

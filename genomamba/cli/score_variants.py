@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
-from genomamba.cli.console import log, progress_bar
+from genomamba.cli.console import log
+from genomamba.cli.infer_options import main_progress_bar
 from genomamba.cli.threads import threads_option
 
 EPILOG = """\b
@@ -65,6 +66,6 @@ def score_variants(model_dir: str, vcf: str | None, regions: tuple[str, ...], ge
     log P(alt) - log P(ref)."""
     from genomamba import api
 
-    with progress_bar("score-variants", unit="variant") as progress:
+    with main_progress_bar("score-variants", unit="variant") as progress:
         api.score_variants(model_dir, vcf, genome, out, regions=regions, window=window, batch_size=batch_size,
                            device=device, lenient=lenient, log=log, progress=progress)

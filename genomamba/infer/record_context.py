@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from genomamba.infer.model_inputs import MostlyN, SequenceWindow, windows_of
+from genomamba.infer.sharding import Shard
 from genomamba.infer.whole_records import RecordStreamer
 
 
@@ -37,6 +38,7 @@ def run_over_records(
     max_n_fraction: float,
     work_dir: str | os.PathLike,
     progress: Callable[[float], None] | None = None,
+    shard: Shard | None = None,
 ) -> Iterator[tuple[list[SequenceWindow], np.ndarray]]:
     """For each of the whole ``records`` (as :func:`~genomamba.infer.model_inputs.fasta_windows`
     gives them without a window), its windows and their (n, k) float32 outputs, the windows cut by
@@ -46,16 +48,24 @@ def run_over_records(
     for its n ``[start, end)`` spans (offsets in the record), from the streaming functions of
     :mod:`genomamba.model.streaming_windows`; it runs under the plan of ``streamer``
     (:meth:`~genomamba.infer.whole_records.RecordStreamer.run`), its residual stream in
-    ``work_dir`` when it goes to disk. A record with no window left is not run.
+    ``work_dir`` when it goes to disk. A record with no window left is not run. ``shard``: only the
+    records of this process are run (the i-th record with a window left is unit i), the others
+    counted in ``progress`` as if done; every record is still cut, so the N tally is the whole input's.
 
     Raises:
         UnavailableError: as :meth:`~genomamba.infer.whole_records.RecordStreamer.run`.
         ValueError: a bad window, stride or ``max_n_fraction``.
     """
     kept = MostlyN(max_n_fraction)
+    unit = -1
     for record in records:
         windows = [w for w in windows_of(record, window=window, stride=stride, last=last) if kept.keeps(w)]
         if not windows:
+            continue
+        unit += 1
+        if shard is not None and not shard.mine(unit):
+            if progress is not None:
+                progress(len(record.ids))
             continue
         spans = [(w.start - record.start, w.end - record.start) for w in windows]
         values = streamer.run(record.record, record.ids, functools.partial(compute, spans=spans),

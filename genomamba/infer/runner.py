@@ -6,7 +6,9 @@ result. What comes back per batch is a (batch, k) array; every ``ROWS_PER_CHUNK`
 outputs, next to each window's file, record, start, end and N count in input order, are written to the
 output table (tables.streaming_table), so memory stays that of one chunk however many windows
 the input holds. With ``context="record"`` the windows' outputs come instead from one streamed
-pass over each whole record (genomamba.infer.record_context), into the same tables.
+pass over each whole record (genomamba.infer.record_context), into the same tables. Under
+``torchrun`` the batches (or records) are shared among the processes and rank 0 writes the one
+table (genomamba.infer.sharding).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from genomamba.alphabet import N_ID
 from genomamba.errors import InputDataError
 from genomamba.infer.bigwig import require_pybigwig, track_chromosomes
 from genomamba.infer.model_inputs import MostlyN, SequenceWindow, batches, bed_windows, fasta_windows
+from genomamba.infer.sharding import Shard, ShardedRun, sharded_run
 from genomamba.infer.tables import (
     TRACK_FORMATS,
     check_outputs_are_not_inputs,
@@ -51,8 +54,9 @@ CONTEXTS = ("window", "record")
 LOG = logging.getLogger("genomamba.infer")
 
 
-def load_model(model_dir: str | os.PathLike, device: str):
-    """(model in eval mode on the device, the device); ``device`` is auto, cpu or cuda.
+def load_model(model_dir: str | os.PathLike, device: str | torch.device):
+    """(model in eval mode on the device, the device); ``device`` is auto, cpu or cuda, or the
+    torch device a process of several was given (:func:`genomamba.infer.sharding.sharded_run`).
 
     Raises:
         ModelDirectoryError: a directory that is not a complete model directory (exit 65).
@@ -61,7 +65,7 @@ def load_model(model_dir: str | os.PathLike, device: str):
     from genomamba.model_directory import from_pretrained
     from genomamba.runtime.device import resolve_device
 
-    device_t = resolve_device(device)
+    device_t = device if isinstance(device, torch.device) else resolve_device(device)
     return from_pretrained(model_dir, device=device_t), device_t
 
 
@@ -78,36 +82,51 @@ def run_over_windows(
     device: torch.device,
     progress: Callable[[int], None] | None = None,
     interval_columns: bool = False,
+    run: ShardedRun | None = None,
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """Chunks of (one row per window: WINDOW_COLUMNS, and INTERVAL_COLUMNS if asked; their (n, k)
     float32 outputs), in input order, each of about ``ROWS_PER_CHUNK`` windows; ``compute(ids,
     mask)`` maps a padded batch to a (batch, k) tensor; ``progress`` receives the bases of each
-    batch. No window gives no chunk."""
+    batch. No window gives no chunk. ``run``: under torchrun, this process computes the batches of
+    its :class:`~genomamba.infer.sharding.Shard` and rank 0 gets every chunk (the others none)."""
+    shard = run.shard if run is not None else Shard()
 
     def outputs() -> Iterator[tuple[list[SequenceWindow], np.ndarray]]:
-        for batch in batches(windows, batch_size):
+        skipped = None if progress is None else (lambda batch: progress(_bases(batch)))
+        for batch in shard.take(batches(windows, batch_size), skipped):
             ids, mask = pad_batch([w.ids for w in batch], device)
             with torch.inference_mode(), autocast_for(device):
                 out = compute(ids, mask)
             if progress is not None:
-                progress(sum(w.end - w.start for w in batch))
+                progress(_bases(batch))
             yield batch, out.float().reshape(len(batch), -1).cpu().numpy()
 
-    return table_chunks(outputs(), interval_columns)
+    return table_chunks(outputs(), interval_columns, run)
+
+
+def _bases(batch: list[SequenceWindow]) -> int:
+    return sum(w.end - w.start for w in batch)
 
 
 def table_chunks(
-    outputs: Iterable[tuple[list[SequenceWindow], np.ndarray]], interval_columns: bool = False
+    outputs: Iterable[tuple[list[SequenceWindow], np.ndarray]],
+    interval_columns: bool = False,
+    run: ShardedRun | None = None,
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """``(windows, their (n, k) float32 outputs)`` pairs regrouped as :func:`run_over_windows`'
     chunks: (window columns, outputs) of about ``ROWS_PER_CHUNK`` windows (more when one pair holds
-    more), in order."""
+    more), in order. ``run``: the pairs are this process's; rank 0 gets the chunks of every rank's
+    pairs, in the order of one process (:meth:`~genomamba.infer.sharding.ShardedRun.gather`)."""
     names = WINDOW_COLUMNS + (INTERVAL_COLUMNS if interval_columns else ())
+    # a unit is one pair with its windows turned into rows: what a rank writes for rank 0
+    units = (([_row(w, interval_columns) for w in windows], values) for windows, values in outputs)
+    if run is not None:
+        units = run.gather(units, rows=lambda unit: len(unit[0]), chunk_rows=ROWS_PER_CHUNK)
     meta: list[tuple] = []
     parts: list[np.ndarray] = []
-    for windows, values in outputs:
+    for rows, values in units:
         parts.append(values)
-        meta.extend(_row(w, interval_columns) for w in windows)
+        meta.extend(rows)
         if len(meta) >= ROWS_PER_CHUNK:
             yield _chunk(meta, parts, names)
             meta, parts = [], []
@@ -184,6 +203,7 @@ def model_table(
             window at all; ``out`` is then untouched. For a bigWig, a BED out of order (before any
             work).
         ModelDirectoryError, UnavailableError: see :func:`load_model`; a bigWig without pyBigWig.
+        RankFailedError: under torchrun, another process failed (:mod:`genomamba.infer.sharding`).
     """
     if track_out is not None and table_format(track_out) not in TRACK_FORMATS:
         raise ValueError(f"{track_out}: a track output must end in .bedgraph or .bdg (or with .gz), .bw or "
@@ -203,48 +223,56 @@ def model_table(
         raise ValueError("--context record reads whole FASTA records, not --bed intervals")
     if context == "window" and stream is not None:
         raise ValueError("--max-gpu-memory, --chunk-size and --residual-store plan --context record")
-    chromosomes = None
-    if any(table_format(path) == "bigwig" for path in outputs):
-        require_pybigwig()
-        chromosomes = track_chromosomes(fasta, bed=bed, genome=genome, lenient=lenient)
     cut = dict(window=window, stride=stride, last=last, lenient=lenient)
     inputs = {"bed": str(bed), "genome": str(genome)} if bed is not None else {}
     options = {**cut, **inputs, "max_n_fraction": max_n_fraction, "context": context, **(provenance or {})}
-    if context == "window":
-        model, device_t = load_model(model_dir, device)
-        windows = fasta_windows(fasta, **cut) if bed is None else bed_windows(bed, genome, **cut)
-        windows = _warn_beyond(_leave_out_mostly_n(windows, max_n_fraction), model.config.max_length)
-    else:
-        from genomamba.infer.whole_records import RecordStreamer, StreamSettings
-
-        streamer = RecordStreamer(model_dir, dataclasses.replace(stream or StreamSettings(), device=device),
-                                  log or stderr_log)
-        options["chunk"] = streamer.plan.chunk
-    provenance = output_provenance(model_dir, options)  # hashes the weights: once for every output
-    rows, names = 0, []
-    with contextlib.ExitStack() as tables:
-        appends = [tables.enter_context(streaming_table(path, provenance, track=track,
-                                                        chromosomes=chromosomes)) for path in outputs]
+    # one process, or this one's share under torchrun: rank 0 writes the outputs, the others hand
+    # their rows to it and return (0, [])
+    with sharded_run(device, out) as run:
+        chromosomes = None
+        if any(table_format(path) == "bigwig" for path in outputs):
+            require_pybigwig()
+            if run.is_main:
+                chromosomes = track_chromosomes(fasta, bed=bed, genome=genome, lenient=lenient)
         if context == "window":
-            chunks = run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
-                                      batch_size=batch_size, device=device_t, progress=progress,
-                                      interval_columns=bed is not None)
+            model, device_t = load_model(model_dir, run.device)
+            windows = fasta_windows(fasta, **cut) if bed is None else bed_windows(bed, genome, **cut)
+            windows = _warn_beyond(_leave_out_mostly_n(windows, max_n_fraction), model.config.max_length)
         else:
-            from genomamba.infer.record_context import run_over_records
-            from genomamba.infer.whole_records import work_directory
+            from genomamba.infer.whole_records import RecordStreamer, StreamSettings
 
-            chunks = table_chunks(run_over_records(
-                streamer, fasta_windows(fasta, lenient=lenient), record_compute, window=window, stride=stride,
-                last=last, max_n_fraction=max_n_fraction, work_dir=tables.enter_context(work_directory(out)),
-                progress=progress))
-        for frame, values in chunks:
-            frame = frame.join(columns(values))
-            for append in appends:
-                append(frame)
-            rows, names = rows + len(frame), list(frame.columns)
-        if rows == 0:
-            raise InputDataError(f"{', '.join(fasta) or bed}: no sequence to read (every record is empty, "
-                                 "shorter than --window with --last drop, or over --max-n-fraction)")
+            settings = dataclasses.replace(stream or StreamSettings(), device=run.device)
+            streamer = RecordStreamer(model_dir, settings, log or stderr_log)
+            options["chunk"] = streamer.plan.chunk
+        # hashes the weights: once for every output, on the process that writes them
+        provenance = output_provenance(model_dir, options) if run.is_main else None
+        rows, names = 0, []
+        with contextlib.ExitStack() as tables:
+            appends = [tables.enter_context(streaming_table(path, provenance, track=track,
+                                                            chromosomes=chromosomes))
+                       for path in (outputs if run.is_main else ())]
+            if context == "window":
+                chunks = run_over_windows(windows, lambda ids, mask: compute(model, ids, mask),
+                                          batch_size=batch_size, device=device_t, progress=progress,
+                                          interval_columns=bed is not None, run=run)
+            else:
+                from genomamba.infer.record_context import run_over_records
+                from genomamba.infer.whole_records import work_directory
+
+                chunks = table_chunks(run_over_records(
+                    streamer, fasta_windows(fasta, lenient=lenient), record_compute, window=window,
+                    stride=stride, last=last, max_n_fraction=max_n_fraction,
+                    work_dir=tables.enter_context(work_directory(out)), progress=progress, shard=run.shard),
+                    run=run)
+            for frame, values in chunks:
+                frame = frame.join(columns(values))
+                for append in appends:
+                    append(frame)
+                rows, names = rows + len(frame), list(frame.columns)
+            if rows == 0 and run.is_main:
+                raise InputDataError(f"{', '.join(fasta) or bed}: no sequence to read (every record is "
+                                     "empty, shorter than --window with --last drop, or over "
+                                     "--max-n-fraction)")
     return rows, names
 
 

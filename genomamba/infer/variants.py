@@ -25,11 +25,14 @@ Columns: ``chrom``, ``pos`` (1-based, as in the VCF), ``id``, ``ref``, ``alt``, 
 model's weights digest and the options, TSV, CSV; a failed run leaves no output). An output named
 ``.vcf``, ``.vcf.gz`` or ``.bcf`` is instead the input VCF with the scores in INFO fields
 (:data:`VCF_FIELDS`, written by genomamba.io.vcf_output through pysam): every record kept, a
-multi-allelic line's values per ALT allele, ``.`` for an allele that is not an SNV.
+multi-allelic line's values per ALT allele, ``.`` for an allele that is not an SNV. Under
+``torchrun`` the batches of sites are shared among the processes and rank 0 writes the one output
+(genomamba.infer.sharding).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +44,9 @@ import torch
 
 from genomamba.alphabet import ACGT_IDS, MASK_ID, N_ID, InvalidCharacterError, encode
 from genomamba.errors import InputDataError
+from genomamba.infer.model_inputs import batches
 from genomamba.infer.runner import ROWS_PER_CHUNK, load_model, output_provenance
+from genomamba.infer.sharding import ShardedRun, sharded_run
 from genomamba.infer.tables import check_outputs_are_not_inputs, require_table, streaming_table
 from genomamba.io.records import ReadAsNTally, invalid_character_message
 from genomamba.io.regions import parse_region
@@ -122,8 +127,8 @@ def score_variants(
         ValueError: an unknown output suffix (or a track), a window below 1, not exactly one of
             a VCF and regions, a malformed region, a VCF output without a VCF input.
         UnavailableError: a VCF output without pysam installed.
+        RankFailedError: under torchrun, another process failed (:mod:`genomamba.infer.sharding`).
     """
-    from genomamba.io.indexed import IndexedFasta
     from genomamba.model_directory import read_config
 
     log = log or stderr_log
@@ -146,7 +151,18 @@ def score_variants(
     if task != "mlm":
         raise InputDataError(f"{model_dir}: the model has a {task!r} head; variant scores need the "
                              "masked-language model that genomamba pretrain writes")
-    model, device_t = load_model(model_dir, device)
+    with sharded_run(device, out) as run:  # one process, or this one's share under torchrun
+        return _score(run, model_dir, vcf, genome, out, regions=regions, window=window, batch_size=batch_size,
+                      lenient=lenient, progress=progress, log=log, vcf_out=vcf_out)
+
+
+def _score(run: ShardedRun, model_dir, vcf, genome, out, *, regions, window, batch_size, lenient, progress,
+           log, vcf_out) -> dict:
+    """:func:`score_variants` once its options are checked, as this process of ``run``: rank 0 (or
+    the only process) writes ``out``; the others score their share of the batches."""
+    from genomamba.io.indexed import IndexedFasta
+
+    model, device_t = load_model(model_dir, run.device)
     if model.config.max_length is not None and window > model.config.max_length:
         LOG.warning("--window %d is longer than the %d bases the model is sized for (memory grows with "
                     "the length)", window, model.config.max_length)
@@ -154,18 +170,19 @@ def score_variants(
     options = {"command": "score-variants", "vcf": None if vcf is None else str(vcf),
                "regions": list(regions), "genome": str(genome), "window": window, "lenient": lenient}
     left_out, tally, rows = LeftOutTally(), ReadAsNTally(), 0
-    provenance = output_provenance(model_dir, options)
+    provenance = output_provenance(model_dir, options) if run.is_main else None
     with IndexedFasta(genome) as fasta, (
-        annotated_vcf(vcf, out, VCF_FIELDS, lengths=fasta.lengths, meta=[_vcf_meta(provenance)]) if vcf_out
-        else streaming_table(out, provenance)
+        contextlib.nullcontext(None) if not run.is_main  # rank 0 alone writes
+        else annotated_vcf(vcf, out, VCF_FIELDS, lengths=fasta.lengths, meta=[_vcf_meta(provenance)])
+        if vcf_out else streaming_table(out, provenance)
     ) as write:
         alleles = (read_vcf(vcf, fasta) if vcf is not None
                    else (site for region in regions for site in saturation_alleles(fasta, region)))
         sites = _sites(alleles, fasta, genome, window, lenient, left_out, tally)
-        for frame in _scored_frames(model, sites, batch_size, device_t, progress):
+        for frame in _scored_frames(model, sites, batch_size, device_t, progress, run):
             write(frame if vcf_out else frame.drop(columns=_RECORD))
             rows += len(frame)
-        if rows == 0:
+        if rows == 0 and run.is_main:
             raise InputDataError(f"{source}: no single-base substitution to score"
                                  + (f" (left out: {left_out.text()})" if left_out.kinds else ""))
     tally.warn(f"{genome} (windows around the variants of {source})", "windows")
@@ -212,20 +229,18 @@ def _sites(lines: Iterator[list[Variant]], fasta, genome, window: int, lenient: 
 
 
 def _scored_frames(model, sites: Iterator[_Site], batch_size: int, device: torch.device,
-                   progress: Callable[[int], None] | None) -> Iterator[pd.DataFrame]:
-    """Frames of about ROWS_PER_CHUNK rows (COLUMNS and _RECORD), in VCF order."""
+                   progress: Callable[[int], None] | None, run: ShardedRun) -> Iterator[pd.DataFrame]:
+    """Frames of about ROWS_PER_CHUNK rows (COLUMNS and _RECORD), in VCF order: this process scores
+    the batches of its shard; rank 0 (or the only process) gets every frame, the others none."""
+    skipped = None if progress is None else (lambda batch: progress(sum(len(s.alleles) for s in batch)))
+    scored = (_score_batch(model, batch, device, progress)
+              for batch in run.shard.take(batches(sites, batch_size), skipped))
     rows: list[tuple] = []
-    batch: list[_Site] = []
-    for site in sites:
-        batch.append(site)
-        if len(batch) == batch_size:
-            rows.extend(_score_batch(model, batch, device, progress))
-            batch = []
+    for batch_rows in run.gather(scored, rows=len, chunk_rows=ROWS_PER_CHUNK):
+        rows.extend(batch_rows)
         if len(rows) >= ROWS_PER_CHUNK:
             yield pd.DataFrame(rows, columns=[*COLUMNS, _RECORD])
             rows = []
-    if batch:
-        rows.extend(_score_batch(model, batch, device, progress))
     if rows:
         yield pd.DataFrame(rows, columns=[*COLUMNS, _RECORD])
 

@@ -34,11 +34,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """How whole records are streamed: ``device`` auto/cpu/cuda; ``max_gpu_memory`` bytes the plan
+    """How whole records are streamed: ``device`` auto/cpu/cuda (or, under torchrun, the torch device
+    of this process: :func:`genomamba.infer.sharding.sharded_run`); ``max_gpu_memory`` bytes the plan
     fits (None: 80% of the free GPU memory); ``chunk_size`` positions per chunk (None: planned);
     ``residual_store`` one of :data:`RESIDUAL_STORES`."""
 
-    device: str = "auto"
+    device: str | torch.device = "auto"
     max_gpu_memory: int | None = None
     chunk_size: int | None = None
     residual_store: str = "auto"

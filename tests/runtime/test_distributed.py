@@ -13,11 +13,7 @@ shards: what matters here is that the ranks share the validation crops and sum t
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,13 +30,13 @@ from genomamba.train.data import CropSampler, micro_batch_rng, open_shards, rank
 from genomamba.train.metrics import read_metrics
 from genomamba.train.pretrain import pretrain
 from genomamba.train.state import list_checkpoints, load_state
+from tests.torchrun_cases import genomamba_script, torchrun
 
 pytestmark = pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
     reason="torch.distributed with gloo is not available",
 )
 
-REPO = Path(__file__).resolve().parents[2]
 TIMING_KEYS = {"elapsed_s", "tokens_per_s"}
 TOLERANCE = 1e-5
 # 1,024 tokens per step in passes of 4 x 64 bases: 4 micro-batches, 2 per rank (accumulation
@@ -92,44 +88,10 @@ report = {"rank": rank, "status": result.status, "step": result.step, "signal": 
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def _torchrun(script: Path, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    if sys.platform.startswith("linux") and Path("/sys/class/net/lo").exists():
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # the tests talk to themselves: loopback only
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        str(nproc),
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(_free_port()),
-        str(script),
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
 
 
-def _cli_script(tmp: Path) -> Path:
-    """The installed `genomamba` console script (what users run), else an equivalent launcher."""
-    installed = Path(sys.executable).with_name("genomamba")
-    if installed.is_file():
-        return installed
-    launcher = tmp / "genomamba_cli.py"
-    launcher.write_text("from genomamba.cli import main\n\nmain()\n")
-    return launcher
 
 
 # validation after steps 3 and 6: 4 crops of 64 (2 per rank), and the same bases as 8 pieces of 32
@@ -177,7 +139,7 @@ def runs(tmp_path_factory, lambda_shards):
     args += ["--config", str(root / "run.yaml"), "--deterministic", "--device", "cpu", "--val-data",
              str(lambda_shards), "--val-every", "3", "--val-tokens", "256", "--val-seq-len", "32",
              "--val-seq-len", "64"]
-    two = _torchrun(_cli_script(root), *args)
+    two = torchrun(genomamba_script(root), *args)
     assert two.returncode == 0, two.stderr[-3000:]
     return root, two.stderr
 
@@ -226,7 +188,7 @@ def interrupted(tmp_path_factory, lambda_shards):
     config = json.dumps(_config(lambda_shards, run).to_dict())
     reports = root / "reports"  # outside RUN_DIR: the worker's own output, one file per rank
     reports.mkdir()
-    result = _torchrun(worker, config, "1", "3", str(reports))
+    result = torchrun(worker, config, "1", "3", str(reports))
     assert result.returncode == 0, result.stderr[-3000:]
     return run, [json.loads((reports / f"rank{rank}.json").read_text()) for rank in (0, 1)]
 
@@ -246,7 +208,7 @@ def test_resume_with_two_processes_is_exact(runs, interrupted, lambda_shards, tm
     run = tmp_path / "run"
     shutil.copytree(interrupted[0], run)
     args = ["pretrain", "--data", str(lambda_shards), "--out", str(run), "--resume"]
-    resumed = _torchrun(_cli_script(tmp_path), *args)
+    resumed = torchrun(genomamba_script(tmp_path), *args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stderr and resumed.stderr.count("resuming") == 1
     assert _strip(read_metrics(run / "metrics.jsonl")) == _strip(read_metrics(root / "two" / "metrics.jsonl"))

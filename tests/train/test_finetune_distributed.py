@@ -24,9 +24,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -43,13 +40,13 @@ from genomamba.tasks.coding import coding_task, write_task_csv
 from genomamba.train.data_parallel import batch_share, raise_on_every_rank, rank_rows, sigterm_raises
 from genomamba.train.finetune import OutputExistsError, finetune
 from genomamba.train.finetune_data import FinetuneConfig
+from tests.torchrun_cases import genomamba_script, torchrun
 
 pytestmark = pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
     reason="torch.distributed with gloo is not available",
 )
 
-REPO = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-5
 VALUES = dict(preset="tiny", epochs=3, batch_size=8, lr=5e-3, dropout=0.0, patience=0, seed=1, device="cpu",
               strand_specific=False)
@@ -97,33 +94,10 @@ module.finetune(FinetuneConfig(**json.loads(sys.argv[1])), log=lambda message: N
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def _torchrun(script: Path, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    if sys.platform.startswith("linux") and Path("/sys/class/net/lo").exists():
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # the tests talk to themselves: loopback only
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-               "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(script), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
 
 
-def _cli_script(tmp: Path) -> Path:
-    """The installed `genomamba` console script (what users run), else an equivalent launcher."""
-    installed = Path(sys.executable).with_name("genomamba")
-    if installed.is_file():
-        return installed
-    launcher = tmp / "genomamba_cli.py"
-    launcher.write_text("from genomamba.cli import main\n\nmain()\n")
-    return launcher
 
 
 def _task_csv(folder: Path) -> Path:
@@ -185,7 +159,7 @@ def runs(tmp_path_factory, task):
     root = tmp_path_factory.mktemp("ddp_finetune")
     finetune(_config(task, root / "one"), log=lambda message: None)
     args = ["finetune", "--train", str(task), "--out", str(root / "two"), *CLI_ARGS]
-    two = _torchrun(_cli_script(root), *args)
+    two = torchrun(genomamba_script(root), *args)
     assert two.returncode == 0, two.stderr[-3000:]
     return root, two.stderr
 
@@ -241,7 +215,7 @@ def pretrained_runs(tmp_path_factory, task):
         finetune(FinetuneConfig(**{**common, **changes, "out": str(root / "one" / name)}), log=lambda m: None)
     (root / "worker.py").write_text(WORKER)
     (root / "reports").mkdir()
-    result = _torchrun(root / "worker.py", json.dumps(values), str(root / "reports"))
+    result = torchrun(root / "worker.py", json.dumps(values), str(root / "reports"))
     assert result.returncode == 0, result.stderr[-3000:]
     reports = [json.loads((root / "reports" / f"rank{r}.json").read_text()) for r in (0, 1)]
     return root, list(variants), reports
@@ -275,13 +249,13 @@ def test_a_rank_that_fails_stops_the_run_and_leaves_no_out(task, tmp_path):
     (tmp_path / "worker.py").write_text(FAILING_WORKER)
     out = tmp_path / "new" / "out"
     tic = time.perf_counter()
-    result = _torchrun(tmp_path / "worker.py", json.dumps({**VALUES, "train": [str(task)], "out": str(out)}))
+    result = torchrun(tmp_path / "worker.py", json.dumps({**VALUES, "train": [str(task)], "out": str(out)}))
     assert result.returncode != 0 and time.perf_counter() - tic < 100  # rank 0 was stopped, in its sleep
     assert "rank 1 fails at step 2 (test)" in result.stderr
     assert not (tmp_path / "new").exists(), _files(tmp_path / "new")  # rank 0 removed what it wrote
 
 
-def test_seeds_are_refused_under_torchrun(task, tmp_path, monkeypatch):
+def test_seeds_are_refused_undertorchrun(task, tmp_path, monkeypatch):
     for key, value in dict(
         WORLD_SIZE="2", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="1"
     ).items():
