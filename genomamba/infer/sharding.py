@@ -27,10 +27,9 @@ ten minutes). One process (no ``torchrun``) takes none of these paths: its units
 they come.
 
 Logs (and progress bars, at the API and command level) come from rank 0 only; ranks >= 1 keep
-only errors. Each command makes the process group and destroys it at the end
-(:func:`genomamba.runtime.distributed.distributed`), which works once per process, as from the
-command line; a script that runs several commands under torchrun makes the group itself first
-(``torch.distributed.init_process_group()``), and every command then uses it and leaves it alone.
+only errors. The first command of a process makes the process group and it lasts until the
+process exits (:func:`genomamba.runtime.distributed.distributed`), so a script may run several
+commands under one torchrun.
 """
 
 from __future__ import annotations

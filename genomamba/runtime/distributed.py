@@ -20,6 +20,7 @@ for one process, so the training loop has a single code path.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -171,8 +172,10 @@ def distributed(device_name: str = "auto") -> Iterator[Distributed]:
 
     One process: no process group, the device from :func:`genomamba.runtime.device.resolve_device`.
     Several: the device is ``cuda:LOCAL_RANK`` (made current before the group exists) with NCCL,
-    or the CPU with gloo; the group is created from the ``env://`` variables and destroyed on exit.
-    A group that the caller had already initialised is used as it is and left alone.
+    or the CPU with gloo; the group is created from the ``env://`` variables on first use and kept
+    until the process exits (gloo cannot rendezvous a second time on the same address, so a script
+    that runs several commands under one torchrun needs the group to outlive each of them). A group
+    that the caller had already initialised is used as it is.
 
     Raises:
         ConfigError: see :func:`world_from_env`.
@@ -188,13 +191,17 @@ def distributed(device_name: str = "auto") -> Iterator[Distributed]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    owned = not dist.is_initialized()
-    if owned:
-        dist.init_process_group(backend=backend, rank=world.rank, world_size=world.world_size)
-    else:
+    if dist.is_initialized():
         backend = dist.get_backend()
-    try:
-        yield Distributed(world, device, backend)
-    finally:
-        if owned and dist.is_initialized():
-            dist.destroy_process_group()
+    else:
+        dist.init_process_group(backend=backend, rank=world.rank, world_size=world.world_size)
+        atexit.register(_destroy_process_group)
+    yield Distributed(world, device, backend)
+
+
+def _destroy_process_group() -> None:
+    """At exit: release the group (NCCL warns about a group never destroyed)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()

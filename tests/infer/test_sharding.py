@@ -206,19 +206,17 @@ def test_score_variants_on_two_processes_writes_the_one_process_vcf(tmp_path, mo
     _only(tmp_path / "two", "scored.vcf.gz")
 
 
-# a worker that runs the library's table writer twice under torchrun, in one process group that it
-# makes itself (as a script calling several commands must): first with a compute that fails on
-# rank 1 only, after rank 0 has computed (and written the parts of) its own batches; then with
-# windows longer than the record and --last drop, so that there is no row at all
+# a worker that runs the library's table writer twice under torchrun, in the one process group the
+# first call makes and the second reuses (a script may call several commands): first with a
+# compute that fails on rank 1 only, after rank 0 has computed (and written the parts of) its own
+# batches; then with windows longer than the record and --last drop, so that there is no row at all
 FAILING_WORKER = """\
 import json, os, sys
 import pandas as pd
-import torch.distributed as dist
 from genomamba.errors import InputDataError
 from genomamba.infer.runner import model_table
 
 model, fasta, out, reports = sys.argv[1:5]
-dist.init_process_group("gloo")
 rank = int(os.environ["RANK"])
 reports_of_rank = []
 for case, window, last in (("rank 1 fails", 1000, "keep"), ("no rows", 100_000, "drop")):
