@@ -131,8 +131,8 @@ def run_length(length, args, peer, bw, clock):
         row[f"{layout}_fwd_bwd_ms"] = bench(fwd_bwd, list(g.values()))
         row[f"{layout}_bi_fwd_bwd_ms"] = bench(bi_fwd_bwd, list(g.values()))
         row[f"{layout}_extra_mem_gib"] = extra_memory_gib(fwd_bwd)
-        if args.ladder:
-            row.update(_ladder_rows(layout, t, d_out, args.d_state))
+        for decay in args.decays:
+            row.update(_structured_rows(layout, t, d_out, args.d_state, decay))
     if peer is not None:
         args_p = [t_cm[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
         row["peer_fwd_ms"] = bench(lambda: peer_forward(peer, *args_p))
@@ -155,21 +155,23 @@ def run_length(length, args, peer, bw, clock):
     return row
 
 
-def _ladder_rows(layout, t, d_out, d_state):
-    """The same calls with a ladder A (A[:, n] = A[:, 0] (n + 1), ``mixer.decay = "ladder"``), which the
-    kernels run with one exponential per (position, channel): what the ladder saves on this GPU."""
-    ladder_A = t["A"][:, :1] * torch.arange(1, d_state + 1, device=t["A"].device, dtype=t["A"].dtype)
-    t = {**t, "A": ladder_A}
+def _structured_rows(layout, t, d_out, d_state, decay):
+    """The same calls with a structured A (``mixer.decay``: a ladder A[:, n] = A[:, 0] (n + 1), or a
+    scalar A[:, n] = A[:, 0]), which the kernels run with one exponential per (position, channel):
+    what the structure saves on this GPU, and how far its results lie from the full-A path's."""
+    rate = t["A"][:, :1]
+    steps = torch.arange(1, d_state + 1, device=rate.device, dtype=rate.dtype)
+    t = {**t, "A": rate * steps if decay == "ladder" else rate.expand(-1, d_state).contiguous()}
     g = leaves(t)
-    kw = {"delta_softplus": True, "decay_ladder": True}
+    kw = {"delta_softplus": True, "decay": decay}
     row = {}
     with torch.no_grad():
-        row[f"{layout}_ladder_fwd_ms"] = bench(lambda: sst.selective_scan_triton(**t, **kw))
+        row[f"{layout}_{decay}_fwd_ms"] = bench(lambda: sst.selective_scan_triton(**t, **kw))
         full = sst.selective_scan_triton(**t, delta_softplus=True).float()
-        row[f"{layout}_ladder_rel_err_vs_full"] = rel_err(sst.selective_scan_triton(**t, **kw).float(), full)
-    row[f"{layout}_ladder_fwd_bwd_ms"] = bench(
+        row[f"{layout}_{decay}_rel_err_vs_full"] = rel_err(sst.selective_scan_triton(**t, **kw).float(), full)
+    row[f"{layout}_{decay}_fwd_bwd_ms"] = bench(
         lambda: sst.selective_scan_triton(**g, **kw).backward(d_out), list(g.values()))
-    row[f"{layout}_ladder_bi_fwd_bwd_ms"] = bench(
+    row[f"{layout}_{decay}_bi_fwd_bwd_ms"] = bench(
         lambda: sst.bidirectional_selective_scan_triton(**g, **kw).backward(d_out), list(g.values()))
     return row
 
@@ -197,8 +199,8 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--layouts", nargs="+", choices=["cm", "tm"], default=["cm", "tm"],
                     help="input storage: channel-major (batch, dim, length) and/or time-major")
-    ap.add_argument("--ladder", action="store_true",
-                    help="also time the ladder decay (one exponential per position and channel)")
+    ap.add_argument("--decays", nargs="*", choices=["ladder", "scalar"], default=[],
+                    help="also time these structured A (one exponential per position and channel)")
     ap.add_argument("--tuning", type=json.loads, default={},
                     help="JSON overrides of plan_launch's choices (kernels' TUNING), e.g. from tune_scan.py")
     args = ap.parse_args()
@@ -222,9 +224,8 @@ def main():
             "tm_fwd_bwd_ms", "tm_bi_shared_fwd_ms", "tm_bi_separate_fwd_ms", "tm_bi_fwd_bwd_ms",
             "peer_extra_mem_gib", "cm_extra_mem_gib", "tm_extra_mem_gib", "hbm_floor_ms", "exp_floor_ms",
             "rel_err_vs_peer"]
-    if args.ladder:
-        cols += [f"{layout}_ladder_{what}" for layout in args.layouts
-                 for what in ("fwd_ms", "fwd_bwd_ms", "bi_fwd_bwd_ms", "rel_err_vs_full")]
+    cols += [f"{layout}_{decay}_{what}" for layout in args.layouts for decay in args.decays
+             for what in ("fwd_ms", "fwd_bwd_ms", "bi_fwd_bwd_ms", "rel_err_vs_full")]
     print("| " + " | ".join(cols) + " |")
     for r in rows:
         cells = (f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols)

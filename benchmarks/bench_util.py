@@ -211,9 +211,10 @@ VARIANTS: dict[str, dict] = {
     "ours-nockpt": {"kind": "ours", "rc": None, "ckpt": False},
     "ours-ps": {"kind": "ours", "rc": "ps", "ckpt": None},
     "ours-ps-nockpt": {"kind": "ours", "rc": "ps", "ckpt": False},
-    # the same model with the ladder decay (mixer.decay: ladder; docs/model.md)
+    # the same model with a structured A (mixer.decay: ladder, scalar; docs/model.md)
     "ours-ladder": {"kind": "ours", "rc": None, "ckpt": None, "decay": "ladder"},
     "ours-ladder-nockpt": {"kind": "ours", "rc": None, "ckpt": False, "decay": "ladder"},
+    "ours-scalar": {"kind": "ours", "rc": None, "ckpt": None, "decay": "scalar"},
     "peer": {"kind": "peer", "ckpt": False, "strands": 2},
     "peer-ckpt": {"kind": "peer", "ckpt": True, "strands": 2},
     "peer-ph": {"kind": "peer", "ckpt": False, "strands": 1},

@@ -3,11 +3,11 @@
 # what the open issues wait for; each step has its own time limit, writes its JSON or log into $OUT
 # as soon as it ends, and a step cut short leaves the others' results intact.
 #
-#   1. the GPU tests of the kernels, ops and model (the ladder decay's included)      ~2 min
-#   2. bench_scan.py: the scan at 2^12, 2^17 and 2^20 (2^20 tokens), time-major, with
-#      --ladder (the one-exponential path against the full A)                          ~1.5 min
-#   3. bench_train.py: base-131k training step at 131,072 x 1 and 2^20 x 1, full A and
-#      ladder, same run                                                                ~2 min
+#   1. the GPU tests of the kernels, ops and model (structured decays included)       ~2 min
+#   2. bench_scan.py: the scan at 2^12, 2^17 and 2^20 (2^20 tokens), time-major, full A and
+#      the structured ones (--decays ladder scalar: one exponential per position, channel) ~1.5 min
+#   3. bench_train.py: base-131k training step at 131,072 x 1 and 2^20 x 1, full, ladder and
+#      scalar A, same run                                                              ~2 min
 #   4. bench_streaming.py: 70 Mb in one exact pass (small-1k, base-131k), 20 GB plan,
 #      equality at 1 and 8 Mb, streaming vs windowed throughput                        the rest
 #
@@ -46,10 +46,10 @@ step() {  # step NAME SECONDS COMMAND...: run with at most SECONDS (or what is l
 
 step gpu_tests 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels tests/ops tests/model
 tail -3 "$out/gpu_tests.log"
-step bench_scan 110 python3 benchmarks/bench_scan.py --lengths 4096 131072 1048576 --layouts tm --ladder \
+step bench_scan 110 python3 benchmarks/bench_scan.py --lengths 4096 131072 1048576 --layouts tm --decays ladder scalar \
   --json "$out/scan.json"
 step bench_train 150 python3 benchmarks/bench_train.py --rows 131072x1 1048576x1 \
-  --variants ours ours-ladder --deadline-s 130 --json "$out/train.json"
+  --variants ours ours-ladder ours-scalar --deadline-s 130 --json "$out/train.json"
 step bench_streaming 400 python3 benchmarks/bench_streaming.py --presets small-1k base-131k \
   --length 70000000 --max-gpu-memory 20G --json "$out/streaming.json"
 cat "$out/summary.txt"

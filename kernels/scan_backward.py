@@ -57,7 +57,7 @@ from .scan_steps import (
     _dt_of,
     _in_block,
     _load_walk_inputs,
-    _rate_tile,
+    _rate_dot,
     _state_tile_ptrs,
     _step_masks,
 )
@@ -94,7 +94,7 @@ def _walk_block_positions(
     h, count, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ud, stride_dtd,
     stride_bn, stride_ul, stride_dtl, stride_bl, k_first, CKPT_EVERY: tl.constexpr, REVERSE: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
-    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, FAST: tl.constexpr, LADDER: tl.constexpr,
+    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, FAST: tl.constexpr, DECAY: tl.constexpr,
 ):
     """Advance ``h`` over ``count`` positions of the block at ``t0`` (scan order, from its
     ``k_first``-th position), keeping nothing: the first walk over a block cut into sub-blocks.
@@ -113,7 +113,7 @@ def _walk_block_positions(
         m, nm = _step_masks(t0 + r, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
         u_nx, dt_nx, B_nx = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn,
                                               stride_ul, stride_dtl, stride_bl, m, nm)
-        h, _, _ = _advance(h, A2, u, dt_raw, Bt, bias, m_i, HAS_BIAS, SOFTPLUS, FAST, LADDER)
+        h, _, _ = _advance(h, A2, u, dt_raw, Bt, bias, m_i, HAS_BIAS, SOFTPLUS, FAST, DECAY)
     return h
 
 
@@ -125,7 +125,7 @@ def _walk_sub_block_keeping(
     SUB: tl.constexpr, CKPT_EVERY: tl.constexpr, REVERSE: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_N: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, ACCUMULATE_DZ: tl.constexpr,
-    FAST: tl.constexpr, LADDER: tl.constexpr,
+    FAST: tl.constexpr, DECAY: tl.constexpr,
 ):
     """Walk the ``SUB`` positions of a sub-block in scan order from its entering state ``h``, doing
     every part of the backward that needs only the forward's quantities, and keep what the reverse
@@ -158,7 +158,7 @@ def _walk_sub_block_keeping(
         dout_nx, z_nx = _load_output_grad(dout_row, z_row, d, r, stride_od, stride_zd, stride_ol, stride_zl,
                                           m, HAS_Z)
         h, decayed, u, dt, raw = _advance_keeping(h, A2, u, dt_raw, Bt, bias, m_i, HAS_BIAS, SOFTPLUS, FAST,
-                                                  LADDER)
+                                                  DECAY)
         # .cg: the scratch streams through L2 only, leaving L1 to the inputs that the reverse walk
         # reads again.
         tl.store(tiles + i * (BLOCK_N * BLOCK_D) + tile_off, decayed.to(tiles.dtype.element_ty),
@@ -213,7 +213,7 @@ def _selective_scan_bwd_kernel(
     REVERSE: tl.constexpr, ADJOINT_ONLY: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_CARRY_IN: tl.constexpr,
     ACCUMULATE_DZ: tl.constexpr, ACCUMULATE_DU: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
-    FAST_MATH: tl.constexpr, LADDER: tl.constexpr,
+    FAST_MATH: tl.constexpr, DECAY: tl.constexpr,
 ):
     pid = tl.program_id(0)
     n_dblocks = tl.cdiv(dim, BLOCK_D)
@@ -234,9 +234,9 @@ def _selective_scan_bwd_kernel(
         b = (item // (n_dblocks * n_seg)).to(tl.int64)  # 64-bit rows and blocks: see scan_steps.py
         d, n, d_mask, n_mask, dn_mask, g_idx = _block_coords(pid_d, dim, d_state, dim_per_group, BLOCK_D,
                                                               BLOCK_N)
-        # exp(dt A) as one exp2 (a ladder: one per channel, _decay); d dt uses A = A2 ln 2
+        # exp(dt A) as one exp2 (a structured A: one per channel, _decay); d dt uses A = A2 ln 2
         A2, Dv, bias = _direction_params(AT_ptr, D_ptr, bias_ptr, d, n, dim, d_mask, dn_mask, BLOCK_D, HAS_D,
-                                         HAS_BIAS, LADDER)
+                                         HAS_BIAS, DECAY)
         # Segment states are (batch, S, d_state, dim), like the checkpoints (see _state_tile_ptrs).
         if HAS_CARRY_IN:
             c = tl.load(_state_tile_ptrs(carry_in_ptr, b * n_seg + seg, d, n, dim, d_state), mask=dn_mask,
@@ -293,7 +293,7 @@ def _selective_scan_bwd_kernel(
                                                       stride_zl, m, HAS_Z)
                     dt, _ = _dt_of(dt_raw, bias, m_i, HAS_BIAS, SOFTPLUS, FAST_MATH)
                     g, _, _, _ = _gate_grad(dout_i, z_i, HAS_Z, FAST_MATH)
-                    c = _decay(dt, A2, c, LADDER, FAST_MATH) * (c + Ct.to(tl.float32)[None, :] * g[:, None])
+                    c = _decay(dt, A2, c, DECAY, FAST_MATH) * (c + Ct.to(tl.float32)[None, :] * g[:, None])
                     dt_total += dt
             else:
                 h = tl.load(_state_tile_ptrs(ckpt_ptr, b * n_ckpts + t0 // CKPT_EVERY, d, n, dim, d_state),
@@ -306,7 +306,7 @@ def _selective_scan_bwd_kernel(
                             h, SUB, A2, bias, t0, seg_end, d, n, dim, d_state, u_row, dt_row, B_col,
                             stride_ud, stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, s * SUB,
                             CKPT_EVERY, REVERSE, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_BIAS, SOFTPLUS,
-                            FAST_MATH, LADDER,
+                            FAST_MATH, DECAY,
                         )
                     tl.store(entering + (N_SUB - 1) * TILE + tile_off, h, cache_modifier=".cg")
                     tl.debug_barrier()
@@ -320,7 +320,7 @@ def _selective_scan_bwd_kernel(
                         stride_dtl, stride_bl, stride_cn, stride_cl, stride_od, stride_ol, stride_zd,
                         stride_zl, stride_dcn, stride_dcl, tiles, tile_off, rows, SUB, CKPT_EVERY, REVERSE,
                         BLOCK_D, BLOCK_N, EVEN_D, EVEN_N, HAS_Z, HAS_D, HAS_BIAS, SOFTPLUS, ACCUMULATE_DZ,
-                        FAST_MATH, LADDER,
+                        FAST_MATH, DECAY,
                     )
                     # Every thread reads back what it wrote; the barrier also covers layouts that
                     # would hand a value to another thread of a multi-warp program.
@@ -348,11 +348,11 @@ def _selective_scan_bwd_kernel(
                         C_nx = tl.load(C_col + n * stride_cn + r * stride_cl, mask=nm, other=0.0)
                         Bt = Bt.to(tl.float32)
                         dh = c + Ct.to(tl.float32)[None, :] * g[:, None]
-                        c = _decay(dt, A2, dh, LADDER, FAST_MATH) * dh
+                        c = _decay(dt, A2, dh, DECAY, FAST_MATH) * dh
                         dh_prev = dh * decayed  # dh_t a_t h_{t-1}
                         dA_acc += dh_prev * dt[:, None]
                         dhB = tl.sum(dh * Bt[None, :], axis=1)
-                        ddt = tl.sum(dh_prev * _rate_tile(A2, n, LADDER), axis=1) * 0.6931471805599453
+                        ddt = _rate_dot(dh_prev, A2, n, DECAY) * 0.6931471805599453
                         ddt = (ddt + dhB * u) * dsoftplus
                         ddt = tl.where(m_i, ddt, 0.0)
                         du = dhB * dt

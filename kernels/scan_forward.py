@@ -59,13 +59,13 @@ def _selective_scan_fwd_kernel(
     REVERSE: tl.constexpr, STATE_ONLY: tl.constexpr, HAS_Z: tl.constexpr, HAS_D: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H_IN: tl.constexpr, SAVE_CKPT: tl.constexpr,
     ADD_TO_Y: tl.constexpr, STAGES: tl.constexpr, EVEN_D: tl.constexpr, EVEN_N: tl.constexpr,
-    FAST_MATH: tl.constexpr, LADDER: tl.constexpr,
+    FAST_MATH: tl.constexpr, DECAY: tl.constexpr,
 ):
     seg, b, n_seg = tl.program_id(1), tl.program_id(2).to(tl.int64), tl.num_programs(1)
     d, n, d_mask, n_mask, dn_mask, g = _block_coords(tl.program_id(0), dim, d_state, dim_per_group, BLOCK_D,
                                                       BLOCK_N)
     A2, Dv, bias = _direction_params(AT_ptr, D_ptr, bias_ptr, d, n, dim, d_mask, dn_mask, BLOCK_D, HAS_D,
-                                     HAS_BIAS, LADDER)
+                                     HAS_BIAS, DECAY)
     if HAS_H_IN:
         h = tl.load(_state_tile_ptrs(h_in_ptr, b * n_seg + seg, d, n, dim, d_state), mask=dn_mask, other=0.0)
     else:
@@ -103,7 +103,7 @@ def _selective_scan_fwd_kernel(
                 h, u, dt, m, nm = _walk_step(
                     h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ud,
                     stride_dtd, stride_bn, stride_ul, stride_dtl, stride_bl, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N,
-                    HAS_BIAS, SOFTPLUS, FAST_MATH, LADDER,
+                    HAS_BIAS, SOFTPLUS, FAST_MATH, DECAY,
                 )
                 if STATE_ONLY:
                     dt_total += dt

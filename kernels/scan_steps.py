@@ -35,21 +35,28 @@ def _block_coords(pid_d, dim, d_state, dim_per_group, BLOCK_D: tl.constexpr, BLO
     return d, n, d_mask, n_mask, dn_mask, group
 
 
+#: How A is structured (the DECAY constexpr of the kernels; selective_scan_triton.DECAYS names them).
+#: FULL: A[d, n] as given. LADDER: A[d, n] = A[d, 0] (n + 1). SCALAR: A[d, n] = A[d, 0] for every n.
+FULL = tl.constexpr(0)
+LADDER = tl.constexpr(1)
+SCALAR = tl.constexpr(2)
+
+
 @triton.jit
 def _direction_params(AT_ptr, D_ptr, bias_ptr, d, n, dim, d_mask, dn_mask, BLOCK_D: tl.constexpr,
-                      HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, LADDER: tl.constexpr):
+                      HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, DECAY: tl.constexpr):
     """(A log2(e), D, delta_bias) of a program's channels, fp32; D and delta_bias are 0 when absent.
 
     A arrives transposed, (d_state, dim): loads contiguous along channels put the channels across
     threads and a channel's states within one or two of them (see scan_forward.py). It is
     pre-scaled by log2(e) so that exp(dt A) is a single exp2 (the backward's d dt uses A2 ln 2).
-    With ``LADDER`` (A[:, n] = A[:, 0] (n + 1)) only the rate A[:, 0] is loaded: a (BLOCK_D,) vector
-    instead of the (BLOCK_D, BLOCK_N) tile, which :func:`_decay` and :func:`_rate_tile` expand.
+    For a structured A (``DECAY`` LADDER or SCALAR) only the rate A[:, 0] is loaded: a (BLOCK_D,)
+    vector instead of the (BLOCK_D, BLOCK_N) tile, which :func:`_decay` and :func:`_rate_tile` expand.
     """
-    if LADDER:
-        A2 = tl.load(AT_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
-    else:
+    if DECAY == FULL:
         A2 = tl.load(AT_ptr + n[None, :] * dim + d[:, None], mask=dn_mask, other=0.0).to(tl.float32)
+    else:
+        A2 = tl.load(AT_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
     A2 = A2 * 1.4426950408889634
     if HAS_D:
         Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(tl.float32)
@@ -63,29 +70,35 @@ def _direction_params(AT_ptr, D_ptr, bias_ptr, d, n, dim, d_mask, dn_mask, BLOCK
 
 
 @triton.jit
-def _decay(dt, A2, like, LADDER: tl.constexpr, FAST: tl.constexpr):
+def _decay(dt, A2, like, DECAY: tl.constexpr, FAST: tl.constexpr):
     """exp(dt A) as a (channels x states) tile shaped like ``like``, from _direction_params' ``A2``.
 
-    Mamba's A needs one exponential per (channel, state). A ladder needs one per channel: with
-    q = exp(dt a), exp(dt a (n + 1)) = q^(n + 1), a running product along the states, which costs
-    a multiply per element on the FMA pipe instead of a quarter-rate MUFU exponential. The product
-    rounds once per state (relative error up to about (n + 1) 2^-24, against 2^-22 for ex2.approx).
-    A masked position has dt = 0, so q = 1 and the tile is exactly 1: padding stays the identity.
+    Mamba's A needs one exponential per (channel, state). A structured one needs one per channel,
+    q = exp(dt a): a scalar decay is q in every state; a ladder's exp(dt a (n + 1)) = q^(n + 1) is a
+    running product along the states, a multiply per element on the FMA pipe instead of a
+    quarter-rate MUFU exponential. The product rounds once per state (relative error up to about
+    (n + 1) 2^-24, against 2^-22 for ex2.approx). A masked position has dt = 0, so q = 1 and the
+    tile is exactly 1: padding stays the identity.
     """
-    if LADDER:
-        q = exp2(dt * A2, FAST)
-        return tl.cumprod(tl.zeros_like(like) + q[:, None], axis=1)
-    else:
+    if DECAY == FULL:
         return exp2(dt[:, None] * A2, FAST)
+    else:
+        q = tl.zeros_like(like) + exp2(dt * A2, FAST)[:, None]
+        if DECAY == LADDER:
+            q = tl.cumprod(q, axis=1)
+        return q
 
 
 @triton.jit
-def _rate_tile(A2, n, LADDER: tl.constexpr):
-    """A log2(e) as a (channels x states) tile: ``A2`` itself, or a ladder's rate times (n + 1)."""
-    if LADDER:
-        return A2[:, None] * (n + 1).to(tl.float32)[None, :]
+def _rate_dot(x, A2, n, DECAY: tl.constexpr):
+    """sum over states of x * A log2(e), per channel, for a (channels x states) tile ``x``: with a
+    structured A the rate factors out of the sum."""
+    if DECAY == FULL:
+        return tl.sum(x * A2, axis=1)
+    elif DECAY == LADDER:
+        return A2 * tl.sum(x * (n + 1).to(tl.float32)[None, :], axis=1)
     else:
-        return A2
+        return A2 * tl.sum(x, axis=1)
 
 
 @triton.jit
@@ -198,22 +211,22 @@ def _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stri
 
 @triton.jit
 def _advance_keeping(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                     FAST: tl.constexpr, LADDER: tl.constexpr):
+                     FAST: tl.constexpr, DECAY: tl.constexpr):
     """h = exp(dt A) h + dt u B from loaded inputs (``A2`` from _direction_params), with what the
     backward keeps of the step: returns (h, a_t h_{t-1}, u, dt, dt before softplus), fp32."""
     u = u.to(tl.float32)
     dt, raw = _dt_of(dt_raw, bias, m, HAS_BIAS, SOFTPLUS, FAST)
-    decayed = _decay(dt, A2, h, LADDER, FAST) * h
+    decayed = _decay(dt, A2, h, DECAY, FAST) * h
     h = decayed + (dt * u)[:, None] * Bt.to(tl.float32)[None, :]
     return h, decayed, u, dt, raw
 
 
 @triton.jit
 def _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-             FAST: tl.constexpr, LADDER: tl.constexpr):
+             FAST: tl.constexpr, DECAY: tl.constexpr):
     """_advance_keeping without the kept values: returns (h, u, dt). (Triton inlines both, so the
     unused values cost nothing and the multiply-add still fuses.)"""
-    h, _, u, dt, _ = _advance_keeping(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS, SOFTPLUS, FAST, LADDER)
+    h, _, u, dt, _ = _advance_keeping(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS, SOFTPLUS, FAST, DECAY)
     return h, u, dt
 
 
@@ -221,7 +234,7 @@ def _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS: tl.constexpr, SOFTPLUS: tl
 def _walk_step(h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_col, stride_ud, stride_dtd,
                stride_bn, stride_ul, stride_dtl, stride_bl, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
                EVEN_D: tl.constexpr, EVEN_N: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-               FAST: tl.constexpr, LADDER: tl.constexpr):
+               FAST: tl.constexpr, DECAY: tl.constexpr):
     """Advance the state over position ``t``: load its inputs, then _advance.
 
     ``t`` (absolute) decides the masks; the inputs are read at offset ``r`` from the row pointers,
@@ -231,7 +244,7 @@ def _walk_step(h, A2, bias, t, r, seg_end, d, n, dim, d_state, u_row, dt_row, B_
     m, nm = _step_masks(t, seg_end, d, n, dim, d_state, BLOCK_D, BLOCK_N, EVEN_D, EVEN_N)
     u, dt_raw, Bt = _load_walk_inputs(u_row, dt_row, B_col, d, n, r, stride_ud, stride_dtd, stride_bn,
                                       stride_ul, stride_dtl, stride_bl, m, nm)
-    h, u, dt = _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS, SOFTPLUS, FAST, LADDER)
+    h, u, dt = _advance(h, A2, u, dt_raw, Bt, bias, m, HAS_BIAS, SOFTPLUS, FAST, DECAY)
     return h, u, dt, m, nm
 
 

@@ -30,6 +30,8 @@ from .scan_forward import _selective_scan_fwd_kernel
 from .scan_segments import _chain_segments_kernel
 
 MAX_D_STATE = 256
+#: The structures of A the kernels know (their DECAY constexpr is the index; scan_steps.py)
+DECAYS = ("full", "ladder", "scalar")
 #: Multiply-adds fused into FMAs, as every measurement in docs/benchmarks.md ran (Triton 3.6's
 #: default). Stated explicitly because Triton announces that its default turns to unfused in 3.10,
 #: which would add instructions and roundings to every step of the recurrences.
@@ -93,10 +95,11 @@ class LaunchPlan:
     #: are issued ``stages - 1`` loop iterations ahead, through shared memory); 1 = none. The
     #: backward prefetches one position ahead by hand (scan_backward.py).
     stages: int = 1
-    #: A is a ladder, A[:, n] = A[:, 0] (n + 1): the kernels read the rate A[:, 0] alone and compute
-    #: exp(dt A) with one exponential per (position, channel) (scan_steps._decay). Not a tuning
-    #: choice: the caller's promise about A, carried with the plan to every launch.
-    ladder: bool = False
+    #: How A is structured (DECAYS): "ladder" (A[:, n] = A[:, 0] (n + 1)) and "scalar" (A[:, n] =
+    #: A[:, 0]) let the kernels read the rate A[:, 0] alone and compute exp(dt A) with one
+    #: exponential per (position, channel) (scan_steps._decay). Not a tuning choice: the caller's
+    #: promise about A, carried with the plan to every launch.
+    decay: str = "full"
 
     def grid(self, batch: int, dim: int) -> tuple[int, int, int]:
         return (triton.cdiv(dim, self.block_d), self.segments, batch)
@@ -253,15 +256,17 @@ def _prepare(x: ScanTensors) -> ScanTensors:
     )
 
 
-def _plans(x: ScanTensors, segments: int | None, ladder: bool = False) -> _Plans:
+def _plans(x: ScanTensors, segments: int | None, decay: str = "full") -> _Plans:
     """The forward and backward plans of one direction's scan, after checking its shapes."""
     groups = _validate(x)
+    if decay not in DECAYS:
+        raise ValueError(f"decay must be one of {', '.join(DECAYS)}, got {decay!r}")
     batch, dim, length = x.u.shape
     return _Plans(*(
         dataclasses.replace(
             plan_launch(batch, dim, length, x.A.shape[1], dim // groups, x.u.device, segments=segments,
                         backward=backward),
-            ladder=bool(ladder))
+            decay=decay)
         for backward in (False, True)
     ))
 
@@ -362,8 +367,8 @@ def _launch_forward(x: ScanTensors, A_t, delta_softplus, h_in, y, h_out, dtsum, 
         REVERSE=reverse, STATE_ONLY=state_only, HAS_Z=x.z is not None, HAS_D=x.D is not None,
         HAS_BIAS=x.delta_bias is not None, SOFTPLUS=delta_softplus, HAS_H_IN=h_in is not None,
         SAVE_CKPT=save_ckpt, ADD_TO_Y=add_to_y, STAGES=plan.stages, EVEN_D=dim % plan.block_d == 0,
-        EVEN_N=A_t.shape[0] == plan.block_n, FAST_MATH=fast_math(x.u.device), LADDER=plan.ladder,
-        num_warps=plan.num_warps, enable_fp_fusion=FP_FUSION,
+        EVEN_N=A_t.shape[0] == plan.block_n, FAST_MATH=fast_math(x.u.device),
+        DECAY=DECAYS.index(plan.decay), num_warps=plan.num_warps, enable_fp_fusion=FP_FUSION,
     )
 
 
@@ -449,8 +454,8 @@ def _launch_backward(x: ScanTensors, ckpt, A_t, delta_softplus, dout, carry_in, 
         HAS_D=x.D is not None, HAS_BIAS=x.delta_bias is not None, SOFTPLUS=delta_softplus,
         HAS_CARRY_IN=carry_in is not None,
         ACCUMULATE_DZ=accumulate_dz, ACCUMULATE_DU=accumulate_du, EVEN_D=dim % plan.block_d == 0,
-        EVEN_N=d_state == plan.block_n, FAST_MATH=fast_math(x.u.device), LADDER=plan.ladder,
-        num_warps=plan.num_warps, enable_fp_fusion=FP_FUSION,
+        EVEN_N=d_state == plan.block_n, FAST_MATH=fast_math(x.u.device),
+        DECAY=DECAYS.index(plan.decay), num_warps=plan.num_warps, enable_fp_fusion=FP_FUSION,
         **({"maxnreg": TUNING["bwd_maxnreg"]} if "bwd_maxnreg" in TUNING else {}),
     )
 
@@ -547,17 +552,18 @@ def _needs_grad(tensors) -> bool:
 
 def selective_scan_triton(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
-    initial_state=None, return_final_state=False, reverse=False, decay_ladder=False, segments=None,
+    initial_state=None, return_final_state=False, reverse=False, decay="full", segments=None,
 ):
     """Selective scan on the GPU (or Triton's interpreter). See genomamba.ops for the contract.
 
-    ``decay_ladder``: A is a ladder (A[:, n] = A[:, 0] (n + 1)), so one exponential per channel
-    and position suffices (see :class:`LaunchPlan`). ``segments`` overrides the automatic choice
+    ``decay``: "full", or A's structure ("ladder": A[:, n] = A[:, 0] (n + 1); "scalar": A[:, n] =
+    A[:, 0]), which lets one exponential per channel and position suffice (see :class:`LaunchPlan`).
+    ``segments`` overrides the automatic choice
     of sequence segments (a tuning and test knob).
     Returns y (batch, dim, length) in u's dtype, or (y, final_state) with return_final_state.
     """
     x = ScanTensors(u, delta, A, B, C, D, z, delta_bias)
-    plans = _plans(x, segments, decay_ladder)
+    plans = _plans(x, segments, decay)
     need_grad = _needs_grad((*x, initial_state))
     y, final = _SelectiveScanFn.apply(initial_state, bool(delta_softplus), bool(reverse), plans, need_grad,
                                       *x)
@@ -622,11 +628,11 @@ class _BidirectionalScanFn(torch.autograd.Function):
 def bidirectional_selective_scan_triton(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, *,
     u_rev=None, delta_rev=None, A_rev=None, B_rev=None, C_rev=None, D_rev=None, delta_bias_rev=None,
-    decay_ladder=False, segments=None,
+    decay="full", segments=None,
 ):
     """(scan(u, ...) + reverse scan(u_rev, ...)) * silu(z); ``*_rev=None`` shares the forward tensor.
 
-    ``decay_ladder``: both directions' A are ladders (see :func:`selective_scan_triton`).
+    ``decay``: both directions' A structure (see :func:`selective_scan_triton`).
     Returns y (batch, dim, length) in u's dtype.
     """
     if (u_rev is None) != (delta_rev is None):
@@ -638,6 +644,6 @@ def bidirectional_selective_scan_triton(
         D=D if D_rev is None else D_rev, z=z,
         delta_bias=delta_bias if delta_bias_rev is None else delta_bias_rev,
     )
-    plans_fwd, plans_rev = _plans(fwd, segments, decay_ladder), _plans(rev, segments, decay_ladder)
+    plans_fwd, plans_rev = _plans(fwd, segments, decay), _plans(rev, segments, decay)
     need_grad = _needs_grad((*fwd, *rev))
     return _BidirectionalScanFn.apply(bool(delta_softplus), plans_fwd, plans_rev, need_grad, *fwd, *rev)

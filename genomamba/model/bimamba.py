@@ -183,7 +183,7 @@ class BiMambaMixer(nn.Module):
                 l2r.u, l2r.delta, l2r.A, l2r.B, l2r.C, l2r.D, z=l2r.z, delta_bias=l2r.delta_bias,
                 delta_softplus=True, u_rev=r2l.u, delta_rev=r2l.delta, A_rev=r2l.A, B_rev=r2l.B,
                 C_rev=r2l.C, D_rev=r2l.D, delta_bias_rev=r2l.delta_bias,
-                decay_ladder=l2r.ladder and r2l.ladder,
+                decay=l2r.decay if l2r.decay == r2l.decay else "full",
             )
             return self.out_proj(channels_last(y, strands))
         left_state, right_state = states if states is not None else (None, None)

@@ -38,8 +38,10 @@ FIXED_POOLINGS = ("mean", "max", "first", "last", "center")
 POOLINGS = FIXED_POOLINGS + ("attention", "binned")
 DT_INITS = ("random", "constant")
 #: How the state matrix A is parameterised: ``full`` learns A per (channel, state), as Mamba;
-#: ``ladder`` learns one rate per channel, A[d, n] = -a_d (n + 1) (S4D-real's ladder, kept).
-DECAYS = ("full", "ladder")
+#: ``ladder`` learns one rate per channel, A[d, n] = -a_d (n + 1) (S4D-real's ladder, kept);
+#: ``scalar`` learns one rate per channel for all its states, A[d, n] = -a_d (Mamba-2's scalar A, per
+#: channel rather than per head)
+DECAYS = ("full", "ladder", "scalar")
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:
@@ -67,8 +69,9 @@ class MixerConfig:
     dt_init_floor: float = 1e-4
     conv_bias: bool = True
     proj_bias: bool = False  # bias on in_proj / out_proj
-    # "ladder": A[d, n] = -a_d (n + 1), so exp(dt A) needs one exponential per (position, channel)
-    # instead of one per (position, channel, state): the Triton scan's cheaper path (ops.selective_scan)
+    # "ladder" (A[d, n] = -a_d (n + 1)) and "scalar" (A[d, n] = -a_d): exp(dt A) needs one exponential
+    # per (position, channel) instead of one per (position, channel, state): the Triton scan's cheaper
+    # path (ops.selective_scan's decay)
     decay: str = "full"
 
     def __post_init__(self) -> None:
@@ -224,11 +227,14 @@ _PRESETS: dict[str, dict] = {
     # 2^20-base windows at batch 1 on one 80 GB GPU with per-block checkpointing: the widest
     # 16-layer model measured to fit with room to spare (57 GiB peak on an H100, docs/model.md).
     "long-1m": {"d_model": 384, "n_layer": 16, "max_length": 1 << 20, "gradient_checkpointing": True},
-    # The same sizes with the ladder decay (MixerConfig.decay): candidates against the Mamba-1 A,
-    # compared at equal tokens (docs/model.md, "Ladder decay").
+    # The same sizes with a structured A (MixerConfig.decay): candidates against the Mamba-1 A,
+    # compared at equal tokens (docs/model.md, "Structured decay").
     "small-1k-ladder": {"d_model": 256, "n_layer": 4, "max_length": 1024, "mixer": {"decay": "ladder"}},
     "base-131k-ladder": {"d_model": 256, "n_layer": 16, "max_length": 131_072, "gradient_checkpointing": True,
                          "mixer": {"decay": "ladder"}},
+    "small-1k-scalar": {"d_model": 256, "n_layer": 4, "max_length": 1024, "mixer": {"decay": "scalar"}},
+    "base-131k-scalar": {"d_model": 256, "n_layer": 16, "max_length": 131_072, "gradient_checkpointing": True,
+                         "mixer": {"decay": "scalar"}},
 }
 PRESET_NAMES = tuple(_PRESETS)
 

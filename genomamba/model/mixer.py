@@ -94,9 +94,10 @@ def channels_last(t: torch.Tensor, strands: int) -> torch.Tensor:
 class ScanDirection(nn.Module):
     """Parameters of one scan direction over ``d_inner`` channels, with Mamba's initialisation.
 
-    * ``A_log``: S4D-real, A = -(1, 2, ..., d_state) for every channel; (d_inner, d_state) for
-      ``decay="full"``, (d_inner, 1) for ``decay="ladder"``, whose A is -exp(A_log) (1, 2, ..., d_state)
-      at every step of training (one rate per channel, the ladder kept);
+    * ``A_log``: S4D-real, A = -(1, 2, ..., d_state) for every channel, (d_inner, d_state), for
+      ``decay="full"``; (d_inner, 1) for ``decay="ladder"``, whose A is -exp(A_log) (1, 2, ..., d_state)
+      at every step of training (one rate per channel, the ladder kept), and for ``decay="scalar"``,
+      whose A is -exp(A_log) in every state, drawn uniformly from [1, 16] as Mamba-2 draws its heads';
     * ``dt_proj.bias``: inverse softplus of dt drawn log-uniformly in [dt_min, dt_max]
       (floored at dt_init_floor), so the initial step sizes span that range;
     * ``dt_proj.weight``: uniform(+-dt_rank**-0.5 * dt_scale) (or that constant);
@@ -113,8 +114,8 @@ class ScanDirection(nn.Module):
         self.conv1d = nn.Conv1d(d_inner, d_inner, cfg.d_conv, groups=d_inner, bias=cfg.conv_bias)
         self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * cfg.d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, d_inner, bias=True)
-        self.ladder = cfg.decay == "ladder"
-        self.A_log = nn.Parameter(torch.empty(d_inner, 1 if self.ladder else cfg.d_state))
+        self.decay = cfg.decay
+        self.A_log = nn.Parameter(torch.empty(d_inner, cfg.d_state if self.decay == "full" else 1))
         self.D = nn.Parameter(torch.empty(d_inner))
         self.cfg = cfg
         self.reset_ssm_parameters()
@@ -132,8 +133,10 @@ class ScanDirection(nn.Module):
         ).clamp(min=cfg.dt_init_floor)
         # inverse of softplus: x = dt + log(1 - exp(-dt)), written with expm1 for small dt.
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        if self.ladder:
+        if self.decay == "ladder":
             self.A_log.zero_()  # rate 1: A = -(1..N), the ladder that A() multiplies in
+        elif self.decay == "scalar":
+            self.A_log.copy_(torch.log(torch.empty(self.d_inner, 1).uniform_(1.0, 16.0)))
         else:
             s4d_real = torch.arange(1, self.d_state + 1, dtype=torch.float32)  # A = -(1..N) in every channel
             self.A_log.copy_(torch.log(s4d_real).expand_as(self.A_log))
@@ -148,10 +151,13 @@ class ScanDirection(nn.Module):
         return w.flip(-1) if flipped else w
 
     def A(self) -> torch.Tensor:
-        """(d_inner, d_state) fp32; for a ladder, each channel's rate times 1..d_state."""
+        """(d_inner, d_state) fp32; for a ladder each channel's rate times 1..d_state, for a scalar
+        decay each channel's rate in every state."""
         rate = -torch.exp(self.A_log.float())
-        if self.ladder:
+        if self.decay == "ladder":
             return rate * torch.arange(1, self.d_state + 1, device=rate.device, dtype=rate.dtype)
+        if self.decay == "scalar":
+            return rate.expand(self.d_inner, self.d_state)
         return rate
 
 
@@ -202,15 +208,15 @@ class ScanInputs(NamedTuple):
     A: torch.Tensor
     D: torch.Tensor
     delta_bias: torch.Tensor
-    #: A is a ladder (every direction's ``decay="ladder"``): passed to the scan as ``decay_ladder``
-    ladder: bool = False
+    #: how A is structured (the directions' ``decay``): passed to the scan as ``decay``
+    decay: str = "full"
 
 
 def scan_inputs(directions: list[ScanDirection], u: torch.Tensor, z: torch.Tensor | None) -> ScanInputs:
     """:func:`ssm_inputs` of ``u`` bundled with ``u`` and the gate ``z`` (see :class:`ScanInputs`)."""
     delta, B, C, A, D, delta_bias = ssm_inputs(directions, u)
-    ladder = all(d.ladder for d in directions)
-    return ScanInputs(u, z, delta, B, C, A, D, delta_bias, ladder)
+    decays = {d.decay for d in directions}
+    return ScanInputs(u, z, delta, B, C, A, D, delta_bias, decays.pop() if len(decays) == 1 else "full")
 
 
 def scan(inputs: ScanInputs, *, reverse: bool = False, initial_state: torch.Tensor | None = None,
@@ -222,7 +228,7 @@ def scan(inputs: ScanInputs, *, reverse: bool = False, initial_state: torch.Tens
     i = inputs
     return selective_scan(i.u, i.delta, i.A, i.B, i.C, i.D, z=i.z, delta_bias=i.delta_bias,
                           delta_softplus=True, initial_state=initial_state,
-                          return_final_state=return_final_state, reverse=reverse, decay_ladder=i.ladder)
+                          return_final_state=return_final_state, reverse=reverse, decay=i.decay)
 
 
 def own_rows(t: torch.Tensor, rows: slice | None) -> torch.Tensor:

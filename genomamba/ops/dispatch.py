@@ -152,28 +152,35 @@ def _impl(name: str, bidirectional: bool) -> Callable:
     return kernels.bidirectional_scan if bidirectional else kernels.scan
 
 
-def _ladder_option(name: str, decay_ladder: bool) -> dict[str, bool]:
-    """The keyword that tells the Triton kernels A is a ladder; the PyTorch backends compute exp(Δ·A)
-    from A as given, which is the same arithmetic (within rounding) and needs no such hint."""
-    return {"decay_ladder": True} if decay_ladder and name == "triton" else {}
+#: How A may be structured (``decay=``): as given, a ladder A[:, n] = A[:, 0]·(n + 1), or scalar
+#: A[:, n] = A[:, 0]
+DECAYS = ("full", "ladder", "scalar")
+
+
+def _decay_option(name: str, decay: str) -> dict[str, str]:
+    """The keyword that tells the Triton kernels how A is structured; the PyTorch backends compute
+    exp(Δ·A) from A as given, which is the same arithmetic (within rounding) and needs no such hint."""
+    if decay not in DECAYS:
+        raise ValueError(f"selective_scan: decay must be one of {DECAYS}, got {decay!r}")
+    return {"decay": decay} if decay != "full" and name == "triton" else {}
 
 
 def selective_scan(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
     D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False, *, initial_state: torch.Tensor | None = None,
-    return_final_state: bool = False, reverse: bool = False, decay_ladder: bool = False,
+    return_final_state: bool = False, reverse: bool = False, decay: str = "full",
     backend: str = "auto",
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective scan on the best available backend (contract: DESIGN.md §2).
 
     Arguments, shapes and results as :func:`~genomamba.ops.selective_scan_ref.selective_scan_ref` (state in
     fp32, ``y`` in ``u.dtype``); ``backend`` is ``"auto"``, ``"reference"``, ``"chunked"`` or ``"triton"``.
-    ``decay_ladder`` is the caller's promise that ``A[:, n] == A[:, 0] * (n + 1)`` for every state n
-    (a model with ``mixer.decay = "ladder"``): the Triton kernels then compute ``exp(Δ·A)`` with one
-    exponential per position and channel, ``exp(Δ·A[:, 0])`` raised to the powers 1..n by a running
-    product, and read only ``A[:, 0]``; an A that is not a ladder gives wrong results there, so
-    nothing but such a model should pass it.
+    ``decay`` is the caller's promise about A's structure (a model's ``mixer.decay``): ``"ladder"``,
+    ``A[:, n] == A[:, 0] * (n + 1)`` for every state n, or ``"scalar"``, ``A[:, n] == A[:, 0]``. The
+    Triton kernels then read only ``A[:, 0]`` and compute ``exp(Δ·A)`` with one exponential per
+    position and channel (a ladder's powers 1..n by a running product); an A without that
+    structure gives wrong results there, so nothing but such a model should pass it.
 
     Raises:
         ValueError: bad shapes or backend name. UnavailableError: triton requested but unusable here.
@@ -182,7 +189,7 @@ def selective_scan(
     scan = _impl(name, bidirectional=False)
     return scan(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
                 initial_state=initial_state, return_final_state=return_final_state, reverse=reverse,
-                **_ladder_option(name, decay_ladder))
+                **_decay_option(name, decay))
 
 
 def bidirectional_selective_scan(
@@ -191,12 +198,12 @@ def bidirectional_selective_scan(
     delta_softplus: bool = False, *, u_rev: torch.Tensor | None = None, delta_rev: torch.Tensor | None = None,
     A_rev: torch.Tensor | None = None, B_rev: torch.Tensor | None = None, C_rev: torch.Tensor | None = None,
     D_rev: torch.Tensor | None = None, delta_bias_rev: torch.Tensor | None = None,
-    decay_ladder: bool = False, backend: str = "auto",
+    decay: str = "full", backend: str = "auto",
 ) -> torch.Tensor:
     """``(scan(u, ...) + reverse_scan(u_rev, ...)) · silu(z)``; each ``*_rev`` None reuses the forward tensor.
 
     As :func:`~genomamba.ops.selective_scan_ref.bidirectional_selective_scan_ref`, on the backend that
-    :func:`selective_scan` would pick (``decay_ladder``: as there, for both directions' A).
+    :func:`selective_scan` would pick (``decay``: as there, for both directions' A).
     Returns ``y`` ``(batch, dim, length)`` in ``u.dtype``.
 
     Raises:
@@ -206,7 +213,7 @@ def bidirectional_selective_scan(
     scan = _impl(name, bidirectional=True)
     return scan(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
                 u_rev=u_rev, delta_rev=delta_rev, A_rev=A_rev, B_rev=B_rev, C_rev=C_rev, D_rev=D_rev,
-                delta_bias_rev=delta_bias_rev, **_ladder_option(name, decay_ladder))
+                delta_bias_rev=delta_bias_rev, **_decay_option(name, decay))
 
 
 def backend_report() -> dict[str, Any]:

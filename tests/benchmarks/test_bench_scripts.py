@@ -46,14 +46,15 @@ def test_bench_train_smoke_reports_tokens_per_second(monkeypatch, tmp_path, caps
     assert "| 32 x 2 | ours |" in capsys.readouterr().out
 
 
-def test_bench_train_times_the_ladder_decay_beside_the_full_one(monkeypatch, tmp_path):
+def test_bench_train_times_structured_decays_beside_the_full_one(monkeypatch, tmp_path):
     data = _run(bench_train, monkeypatch, tmp_path, "--rows", "32x2", "--variants", "ours", "ours-ladder",
-                "--warmup", "0", "--steps", "1")
-    full, ladder = data["results"]
-    assert full["status"] == ladder["status"] == "ok"
-    assert (full["decay"], ladder["decay"]) == ("full", "ladder")
+                "ours-scalar", "--warmup", "0", "--steps", "1")
+    full, ladder, scalar = data["results"]
+    assert full["status"] == ladder["status"] == scalar["status"] == "ok"
+    assert (full["decay"], ladder["decay"], scalar["decay"]) == ("full", "ladder", "scalar")
     # one A rate per channel instead of d_state (8) of them: 2 layers x 2 directions x 64 channels x 7
-    assert full["parameters"] - ladder["parameters"] == 2 * 2 * 64 * 7
+    fewer = 2 * 2 * 64 * 7
+    assert full["parameters"] - ladder["parameters"] == full["parameters"] - scalar["parameters"] == fewer
 
 
 def test_bench_train_rows_parse():

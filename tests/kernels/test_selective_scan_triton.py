@@ -157,40 +157,54 @@ def test_rejects_oversized_state():
         plan_launch(1, 4, 10, 1024, 4, torch.device("cpu"))
 
 
-# A ladder decay (A[:, n] = A[:, 0] (n + 1)): one exponential per channel and position, the powers
-# by a running product along the states (scan_steps._decay), forward and backward, with and without
-# segments; the d_state of 5 also leaves masked states in the tile.
-LADDER_GRID = [
-    (dict(length=9, d_state=4, ladder=True, has_initial_state=True, return_final_state=True), None),
-    pytest.param(dict(length=70, d_state=5, ladder=True, reverse=True, has_initial_state=True,
+# A structured decay: a ladder (A[:, n] = A[:, 0] (n + 1)) or a scalar (A[:, n] = A[:, 0]), one
+# exponential per channel and position (a ladder's powers by a running product along the states,
+# scan_steps._decay), forward and backward, with and without segments; a d_state of 5 also leaves
+# masked states in the tile.
+STRUCTURED_GRID = [
+    (dict(length=9, d_state=4, decay="ladder", has_initial_state=True, return_final_state=True), None),
+    (dict(length=9, d_state=4, decay="scalar", has_initial_state=True, return_final_state=True), None),
+    pytest.param(dict(length=70, d_state=5, decay="ladder", reverse=True, has_initial_state=True,
                       return_final_state=True), 3, marks=SLOW),
+    pytest.param(dict(length=70, d_state=5, decay="scalar", reverse=True, groups=2, dim=4), 3, marks=SLOW),
 ]
 
 
-@pytest.mark.parametrize("overrides, segments", LADDER_GRID)
-def test_ladder_decay_matches_reference_small(overrides, segments):
-    fn = functools.partial(selective_scan_triton, segments=segments, decay_ladder=True)
+@pytest.mark.parametrize("overrides, segments", STRUCTURED_GRID)
+def test_structured_decay_matches_reference_small(overrides, segments):
+    fn = functools.partial(selective_scan_triton, segments=segments, decay=overrides["decay"])
     run_case(fn, make_case(**overrides), device=DEVICE)
 
 
-def test_ladder_decay_reads_only_the_rate():
-    """The kernels take the promise at its word: with a non-ladder A they compute the ladder of
-    A[:, 0], which is how the test above knows that the one-exponential path ran."""
+@pytest.mark.parametrize("decay", ["ladder", "scalar"])
+def test_structured_decay_reads_only_the_rate(decay):
+    """The kernels take the promise at its word: with an unstructured A they compute the structure
+    of A[:, 0], which is how the test above knows that the one-exponential path ran."""
     case = make_case(length=5, d_state=4)
     x = {k: (v.detach() if v is not None else None) for k, v in make_inputs(case, DEVICE).items()}
     args = scan_args(x, case.delta_softplus)
-    ladder_A = x["A"][:, :1] * torch.arange(1, case.d_state + 1, device=DEVICE)
-    as_given = selective_scan_triton(*args, decay_ladder=True)
-    of_the_rate = selective_scan_triton(*scan_args(x, case.delta_softplus, A=ladder_A))
+    rate = x["A"][:, :1]
+    structured = rate * torch.arange(1, case.d_state + 1, device=DEVICE) if decay == "ladder" else \
+        rate.expand(-1, case.d_state).contiguous()
+    as_given = selective_scan_triton(*args, decay=decay)
+    of_the_rate = selective_scan_triton(*scan_args(x, case.delta_softplus, A=structured))
     torch.testing.assert_close(as_given, of_the_rate, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(as_given, selective_scan_triton(*args), rtol=1e-3, atol=1e-4)
 
 
+def test_unknown_decay_is_refused():
+    case = make_case(length=3)
+    x = make_inputs(case, DEVICE)
+    with pytest.raises(ValueError, match="decay"):
+        selective_scan_triton(*scan_args(x, case.delta_softplus), decay="diagonal")
+
+
 @pytest.mark.slow
-def test_bidirectional_ladder_decay_matches_reference_small(monkeypatch):
+@pytest.mark.parametrize("decay", ["ladder", "scalar"])
+def test_bidirectional_structured_decay_matches_reference_small(decay, monkeypatch):
     monkeypatch.setitem(sst.TUNING, "block_t", 8)
-    case = make_case(length=40, dim=4, d_state=3, distinct_rev=True, ladder=True)
-    fn = functools.partial(bidirectional_selective_scan_triton, segments=2, decay_ladder=True)
+    case = make_case(length=40, dim=4, d_state=3, distinct_rev=True, decay=decay)
+    fn = functools.partial(bidirectional_selective_scan_triton, segments=2, decay=decay)
     run_case(fn, case, bidirectional=True, device=DEVICE)
 
 
@@ -226,10 +240,11 @@ def test_triton_matches_reference_gpu(overrides, segments):
 @pytest.mark.parametrize("dtype", [torch.float32, BF16])
 @pytest.mark.parametrize("length, segments", [(63, None), (63, 2), (4097, 7)])
 @pytest.mark.parametrize("d_state", [16, 64])
-def test_ladder_decay_matches_reference_gpu(dtype, length, segments, d_state):
-    case = make_case(length=length, dim=8, d_state=d_state, dtype=dtype, ladder=True, reverse=length == 63,
+@pytest.mark.parametrize("decay", ["ladder", "scalar"])
+def test_structured_decay_matches_reference_gpu(dtype, length, segments, d_state, decay):
+    case = make_case(length=length, dim=8, d_state=d_state, dtype=dtype, decay=decay, reverse=length == 63,
                      has_initial_state=True, return_final_state=True)
-    fn = functools.partial(selective_scan_triton, segments=segments, decay_ladder=True)
+    fn = functools.partial(selective_scan_triton, segments=segments, decay=decay)
     run_case(fn, case, device="cuda", floor_scale=gpu_floor_scale(dtype))
 
 

@@ -52,6 +52,15 @@ def test_ladder_decay_keeps_one_rate_per_channel_through_training():
     torch.testing.assert_close(d.A(), rate * ladder)  # a step later, still a ladder
 
 
+def test_scalar_decay_keeps_one_rate_in_every_state():
+    torch.manual_seed(0)
+    d = ScanDirection(8, MixerConfig(d_state=4, decay="scalar"))
+    assert d.A_log.shape == (16, 1)
+    rates = -d.A()[:, 0]
+    assert rates.min() >= 1.0 and rates.max() <= 16.0 and rates.std() > 2  # Mamba-2's uniform [1, 16]
+    torch.testing.assert_close(d.A(), d.A()[:, :1].expand(16, 4))
+
+
 def test_unknown_decay_is_refused():
     with pytest.raises(ConfigError, match="decay"):
         MixerConfig(decay="diagonal")

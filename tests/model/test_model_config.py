@@ -12,10 +12,11 @@ import torch
 from genomamba.model import PRESET_NAMES, ConfigError, GenomambaModel, HeadConfig, ModelConfig, preset
 
 # Computed by building each preset; docs/model.md quotes these (MLM head tied to the embedding).
-# The ladder presets learn one A rate per channel instead of d_state of them: 2 x 512 x 15 fewer
+# The ladder and scalar presets learn one A rate per channel instead of d_state of them: 2 x 512 x 15 fewer
 # parameters per layer at d_model 256 (3% of small-1k).
 PRESET_PARAMETERS = {"tiny": 21_674, "small-1k": 1_933_066, "base-131k": 7_723_786, "long-1m": 16_697_482,
-                     "small-1k-ladder": 1_871_626, "base-131k-ladder": 7_478_026}
+                     "small-1k-ladder": 1_871_626, "base-131k-ladder": 7_478_026,
+                     "small-1k-scalar": 1_871_626, "base-131k-scalar": 7_478_026}
 
 
 def _count(config: ModelConfig) -> int:

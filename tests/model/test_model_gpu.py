@@ -35,7 +35,8 @@ def _run(model, ids, mask, backend, monkeypatch):
 
 @pytest.mark.parametrize("overrides", [{"rc_strategy": "ps"}, {"rc_strategy": "ph", "tie_projections": False,
                                                                 "combine": "product"},
-                                       {"rc_strategy": "ps", "mixer": {"decay": "ladder"}}])
+                                       {"rc_strategy": "ps", "mixer": {"decay": "ladder"}},
+                                       {"rc_strategy": "ph", "mixer": {"decay": "scalar"}}])
 def test_triton_matches_reference_backend(monkeypatch, overrides):
     model = _model(**overrides).train()
     ids, mask, _ = _batch()

@@ -86,7 +86,8 @@ def test_alone_batched_and_padded_agree(strategy, head_name):
 
 
 @pytest.mark.parametrize("strategy, decay",
-                         [("none", "full"), ("ps", "full"), ("ph", "full"), ("ps", "ladder")])
+                         [("none", "full"), ("ps", "full"), ("ph", "full"), ("ps", "ladder"),
+                          ("ph", "scalar")])
 def test_embeddings_do_not_depend_on_padding(strategy, decay):
     model = make_model(rc_strategy=strategy, head={"task": "none"}, mixer={"decay": decay})
     rows = _rows()

@@ -34,6 +34,7 @@ CONFIGS = {
     "none": {"rc_strategy": "none"},
     "causal": {"rc_strategy": "none", "bidirectional": False},
     "ph-ladder": {"rc_strategy": "ph", "mixer": {"decay": "ladder"}},
+    "ps-scalar": {"rc_strategy": "ps", "mixer": {"decay": "scalar"}},
 }
 dispatch = importlib.import_module("genomamba.ops.dispatch")
 reference = importlib.import_module("genomamba.ops.selective_scan_ref")

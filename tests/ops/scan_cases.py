@@ -68,7 +68,7 @@ class ScanCase:
     return_final_state: bool = False
     reverse: bool = False
     distinct_rev: bool = False  # bidirectional: give the reverse direction its own parameters
-    ladder: bool = False  # A[:, n] = A[:, 0] * (n + 1): the mixer's "ladder" decay
+    decay: str = "full"  # "ladder": A[:, n] = A[:, 0] * (n + 1); "scalar": A[:, n] = A[:, 0] (mixer.decay)
     seed: int = 0
 
     def __str__(self) -> str:
@@ -82,7 +82,8 @@ class ScanCase:
                 ("i", self.has_initial_state),
                 ("f", self.return_final_state),
                 ("r", self.reverse),
-                ("L", self.ladder),
+                ("L", self.decay == "ladder"),
+                ("S", self.decay == "scalar"),
             )
             if on
         )
@@ -112,15 +113,22 @@ def make_case(**overrides) -> ScanCase:
     return ScanCase(**{**overrides, "seed": next(_seeds)})
 
 
+def _structured_A(rate: torch.Tensor, d_state: int, decay: str) -> torch.Tensor:
+    """(dim, d_state) A from a (dim, 1) rate: a ladder's rate x (1..d_state), or the rate in every state."""
+    if decay == "ladder":
+        return rate * torch.arange(1, d_state + 1)
+    return rate.expand(-1, d_state).clone()
+
+
 def make_inputs(
     case: ScanCase, device: str | torch.device = "cpu", *, rev: bool = False
 ) -> dict[str, torch.Tensor]:
     """Random, never-zero leaf tensors for ``case`` (requires_grad on every float input).
 
     u, delta, z, B, C are in ``case.dtype``; A, D, delta_bias, initial_state are fp32 (the contract).
-    A = -exp(N(0,1)) (negative, spread over two orders of magnitude; with ``case.ladder`` one such rate
-    per channel times 1..d_state, the ladder decay); delta small and positive
-    (or pre-softplus around -1 so that softplus(delta + bias) is about 0.3).
+    A = -exp(N(0,1)) (negative, spread over two orders of magnitude; with a structured ``case.decay``
+    one such rate per channel, times 1..d_state for a ladder, in every state for a scalar); delta
+    small and positive (or pre-softplus around -1 so that softplus(delta + bias) is about 0.3).
     With ``rev=True`` also adds independent ``*_rev`` tensors (for bidirectional cases).
     """
     g = torch.Generator().manual_seed(case.seed)
@@ -140,7 +148,8 @@ def make_inputs(
             "delta": (
                 rnd(b, d, l, scale=0.5, shift=-1.0) if case.delta_softplus else pos(b, d, l, lo=0.01, hi=0.2)
             ).to(case.dtype),
-            "A": (-torch.exp(rnd(d, 1)) * torch.arange(1, n + 1) if case.ladder else -torch.exp(rnd(d, n))),
+            "A": _structured_A(-torch.exp(rnd(d, 1)), n, case.decay) if case.decay != "full"
+            else -torch.exp(rnd(d, n)),
             "B": rnd(*bc_shape).to(case.dtype),
             "C": rnd(*bc_shape).to(case.dtype),
             "D": rnd(d) if case.has_D else None,
