@@ -25,6 +25,10 @@ half-written model and a failed save leaves nothing behind.
 An adapter directory (:func:`save_adapter`, :func:`load_adapter`) holds LoRA adapters and the head
 trained with them, in PEFT's format: small to share, and applied to the base model it was trained
 on (checked by the sha256 of its weights) it gives the fine-tuned model again.
+
+Every function that reads a model directory also takes the name of a model genomamba ships
+(``from_pretrained("genomamba-small-1k")``): :func:`resolve_model` (an existing path wins, then a
+registered name, verified against its sha256 pins; :mod:`genomamba.pretrained`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -48,6 +51,9 @@ from genomamba.errors import InputDataError
 from genomamba.io.atomic import move_directory_into_place, staged_directory
 from genomamba.model.config import HeadConfig, ModelConfig
 from genomamba.model.model import GenomambaModel
+from genomamba.model_card import card_metadata, model_card  # noqa: F401 (card_metadata: re-exported)
+from genomamba.pretrained import ShippedModelError
+from genomamba.pretrained import resolve as _resolve_registered
 from genomamba.strict_config import ConfigError
 
 FORMAT_NAME = "genomamba-model"
@@ -64,6 +70,21 @@ class ModelDirectoryError(InputDataError):
     """A model directory that cannot be loaded (or written); the message says why."""
 
 
+def resolve_model(model: str | os.PathLike) -> Path:
+    """The model directory that ``model`` names: an existing path as it is; else the folder of the
+    shipped model of that name (:mod:`genomamba.pretrained`), every file checked against its
+    sha256 pin; else ``model`` as a path (whose loading then fails as a missing directory does).
+
+    Raises:
+        ModelDirectoryError: a registered name whose weights this build does not ship, or a
+            shipped file that is missing or differs from its pin (the message names the model).
+    """
+    try:
+        return _resolve_registered(model)
+    except ShippedModelError as exc:
+        raise ModelDirectoryError(str(exc)) from exc
+
+
 def save_pretrained(
     model: GenomambaModel,
     directory: str | os.PathLike,
@@ -72,6 +93,7 @@ def save_pretrained(
     provenance: dict[str, Any] | None = None,
     overwrite: bool = False,
     into_existing: bool = False,
+    weights_dtype: torch.dtype | None = None,
 ) -> Path:
     """Write ``model`` as a model directory, atomically.
 
@@ -86,6 +108,10 @@ def save_pretrained(
             ``model.safetensors`` and ``README.md`` and leaving its other files alone (for
             frameworks that keep training state beside the model). The three files are written
             completely first, then renamed into place one by one, ``config.json`` last.
+        weights_dtype: store the weight matrices in this dtype (``torch.bfloat16`` for a shipped
+            model: half the size); vectors and ``A_log`` stay as they are (see
+            :func:`_stored_tensor`), and provenance records it. Loading casts back to the model's
+            dtype (float32 unless asked otherwise). None: every tensor as the model holds it.
 
     Returns:
         The target path.
@@ -99,6 +125,10 @@ def save_pretrained(
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{target} exists and is not a directory")
     tensors, tied = _tensors_to_save(model)
+    provenance = dict(provenance or {})
+    if weights_dtype is not None:
+        tensors = {name: _stored_tensor(name, t, weights_dtype) for name, t in tensors.items()}
+        provenance["weights_dtype"] = f"{str(weights_dtype).removeprefix('torch.')} ({_KEPT_TEXT} float32)"
     config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -123,13 +153,15 @@ def save_pretrained(
 
 
 def read_config(directory: str | os.PathLike) -> dict:
-    """The validated ``config.json`` of a model directory (format, version and alphabet checked).
+    """The validated ``config.json`` of a model directory, or of a shipped model named
+    (:func:`resolve_model`); format, version and alphabet checked.
 
     Raises:
         ModelDirectoryError: missing/unparsable file, another format, a newer format version, or
-            another alphabet version.
+            another alphabet version; see :func:`resolve_model`.
     """
-    path = Path(directory) / CONFIG_FILE
+    directory = resolve_model(directory)
+    path = directory / CONFIG_FILE
     if not path.is_file():
         raise ModelDirectoryError(f"{directory} is not a genomamba model directory: {CONFIG_FILE} is missing")
     try:
@@ -167,7 +199,7 @@ def from_pretrained(
     """Load a model directory written by :func:`save_pretrained`.
 
     Args:
-        directory: the model directory.
+        directory: the model directory, or the name of a shipped model (:func:`resolve_model`).
         head: a different head (e.g. a classifier on a pretrained MLM backbone). Its tensors start
             fresh; the backbone must still match exactly. None keeps the stored head.
         device, dtype: where and in which dtype to put the parameters (default: as stored, on CPU).
@@ -181,7 +213,7 @@ def from_pretrained(
         ModelDirectoryError: see :func:`read_config`; unknown or invalid config keys; a missing or
             unreadable weights file; missing, unexpected or mis-shaped tensors (named).
     """
-    directory = Path(directory)
+    directory = resolve_model(directory)
     config_json = read_config(directory)
     try:
         config = ModelConfig.from_dict(config_json.get("architecture", {}))
@@ -294,7 +326,7 @@ def load_adapter(
         tensors = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise ModelDirectoryError(f"cannot read {weights}: {exc}") from exc
-    base = Path(base_directory)
+    base = resolve_model(base_directory)
     wanted, found = info.get("base_model", {}).get("weights_sha256"), _sha256(base / WEIGHTS_FILE)
     if wanted != found:
         raise ModelDirectoryError(
@@ -314,111 +346,21 @@ def load_adapter(
     return model.eval()
 
 
-#: what the Hub shows for a head: its pipeline tag and a tag naming the task
-_HUB_TASKS = {
-    "mlm": ("fill-mask", "masked-language-modeling"),
-    "sequence": ("text-classification", "sequence-classification"),
-    "token": ("token-classification", "token-classification"),
-    "none": ("feature-extraction", "feature-extraction"),
-}
-#: genomamba's metric names -> the names the Hub (the `evaluate` library) uses
-_HUB_METRICS = {"mcc": "matthews_correlation", "auroc": "roc_auc", "auprc": "average_precision",
-                "pearson": "pearsonr", "spearman": "spearmanr"}
-
-
-def card_metadata(config: dict) -> dict:
-    """The Hub metadata of a model card (its YAML front matter), from a ``config.json`` dict.
-
-    ``license`` is the provenance's ``license`` entry, else ``other``: a model's terms follow from
-    its training data, which genomamba cannot judge. ``datasets`` (Hub dataset ids) come from a
-    provenance ``datasets`` list and ``metrics`` from the fine-tuning's early-stopping metric; both
-    are left out when unknown.
-    """
-    arch, prov = config["architecture"], config["provenance"]
-    pipeline_tag, task_tag = _HUB_TASKS[arch["head"]["task"]]
-    tags = ["genomamba", "dna", "genomics", "mamba", "state-space-model", task_tag]
-    if arch["bidirectional"]:
-        tags.append("bidirectional")
-    if arch["rc_strategy"] != "none":
-        tags.append("reverse-complement")
-    meta: dict[str, Any] = {
-        "license": prov.get("license") if isinstance(prov.get("license"), str) else "other",
-        "library_name": "genomamba",
-        "pipeline_tag": pipeline_tag,
-        "tags": tags,
-    }
-    datasets = prov.get("datasets")
-    if isinstance(datasets, list) and datasets:
-        meta["datasets"] = [str(d) for d in datasets]
-    metric = ((prov.get("finetune") or {}).get("early_stopping") or {}).get("metric")
-    if isinstance(metric, str) and metric != "loss":
-        meta["metrics"] = [_HUB_METRICS.get(metric, metric)]
-    return meta
-
-
-def model_card(config: dict) -> str:
-    """The README.md of a model directory, written from its ``config.json`` dict: Hub metadata as
-    YAML front matter (:func:`card_metadata`), then a description for people."""
-    arch, prov = config["architecture"], config["provenance"]
-    head, mixer = arch["head"], arch["mixer"]
-    rc = {
-        "ps": "parameter sharing (exactly RC-equivariant)",
-        "ph": "post-hoc conjoining (averaged over both strands at inference)",
-        "none": "none",
-    }[arch["rc_strategy"]]
-    task = head["task"]
-    if head["problem_type"]:
-        task += f" ({head['problem_type']}, {head['num_labels']} outputs)"
-    if arch["bidirectional"]:
-        ties = "tied in/out projections" if arch["tie_projections"] else "untied projections"
-        mixer_text = f"BiMamba, {ties}, combine {arch['combine']}"
-    else:
-        mixer_text = "unidirectional Mamba"
-    d_inner = arch["d_model"] * mixer["expand"]
-    rows = [
-        ("preset", arch.get("preset") or "custom"),
-        ("parameters", f"{config['num_parameters']:,}"),
-        ("layers x d_model", f"{arch['n_layer']} x {arch['d_model']}"),
-        ("d_inner, d_state", f"{d_inner}, {mixer['d_state']}"),
-        ("mixer", mixer_text),
-        ("reverse complement", rc),
-        ("head", task),
-        ("labels", ", ".join(head["labels"]) if head.get("labels") else "-"),
-        ("window sized for", f"{arch['max_length']:,} bases" if arch.get("max_length") else "-"),
-        ("alphabet", f"version {config['alphabet']['version']}: {' '.join(config['alphabet']['tokens'])}"),
-        ("genomamba", f"{prov['genomamba_version']} (commit {prov.get('git_commit') or 'unknown'})"),
-        ("training data manifest sha256", prov.get("training_data_manifest_sha256") or "not recorded"),
-        ("created (UTC)", prov["created_utc"]),
-    ]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    meta = card_metadata(config)
-    front_matter = yaml.safe_dump(meta, sort_keys=False, default_flow_style=False)
-    return (
-        f"---\n{front_matter}---\n\n"
-        "# genomamba model\n\n"
-        "A character-level bidirectional Mamba DNA language model written by genomamba "
-        f"(model format {config['format']} v{config['format_version']}).\n\n"
-        f"| | |\n|---|---|\n{table}\n\n"
-        "## Loading\n\n```python\nfrom genomamba.model_directory import from_pretrained\n"
-        "model = from_pretrained(\"path/to/this/directory\")\n```\n\n"
-        "Inputs are right-padded token ids from `genomamba.alphabet` with an attention mask or lengths.\n"
-        "With Hugging Face transformers, importing `genomamba.hf` registers genomamba's classes\n"
-        "(no `trust_remote_code`):\n\n"
-        "```python\nimport genomamba.hf  # registers the genomamba model type with the Auto classes\n"
-        "from transformers import AutoModel\n"
-        "model = AutoModel.from_pretrained(\"path/to/this/directory\")\n```\n\n"
-        "Files: `config.json` (architecture, alphabet, provenance), `model.safetensors`\n"
-        "(weights; loading never unpickles).\n\n"
-        "## Intended use and limits\n\n"
-        "Research on DNA sequence modelling. Predictions are only as good as the training data named above;\n"
-        "check them against held-out data for your organism and task before relying on them.\n"
-        "The terms of use of the weights follow from that training data (genomamba's code is Apache-2.0)"
-        + (";\nno licence was recorded when the model was saved, so the metadata says `other`.\n"
-           if meta["license"] == "other" else f": recorded as `{meta['license']}`.\n")
-    )
-
-
 # -- helpers --------------------------------------------------------------------------------------
+#: what stays float32 when the weights are stored in a lower precision (``weights_dtype``): vectors
+#: (norm scales, biases, D) cost almost nothing, and A_log sets each state's decay exp(delta * A),
+#: which every position compounds, so its rounding would move every output
+_KEPT_NAMES = ("A_log",)
+_KEPT_TEXT = "vectors and A_log"
+
+
+def _stored_tensor(name: str, tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` as ``save_pretrained(weights_dtype=dtype)`` stores it."""
+    if not tensor.is_floating_point() or tensor.dim() < 2 or name.rsplit(".", 1)[-1] in _KEPT_NAMES:
+        return tensor
+    return tensor.to(dtype)
+
+
 def _tensors_to_save(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """State dict with each storage once: ``({name: tensor}, {alias: stored name})``."""
     tensors: dict[str, torch.Tensor] = {}
@@ -498,6 +440,11 @@ def _sha256(path: Path) -> str | None:
 
 def _write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     save_file(tensors, str(path), metadata=metadata)
+    # safetensors creates the file private (0600); give it the mode of any other file written here
+    # (the umask's), or a model shared on a cluster, or shipped in a wheel, is unreadable to others
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
 

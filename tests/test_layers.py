@@ -34,6 +34,9 @@ LAYERS: dict[str, tuple[int, str]] = {
     "io": (2, "FASTA/BED/VCF/labels readers and writers, windows, token shards (alphabet, optional)"),
     "features": (2, "k-mer and one-hot features of token arrays for the baselines (alphabet)"),
     "model": (2, "mixers, RC wrappers, backbone, heads, configs (ops, alphabet for the complement)"),
+    "pretrained": (2, "the registry of shipped models: names -> package-data model directories with "
+                      "sha256 pins (errors); no torch, so the CLI checks names while parsing options"),
+    "model_card": (2, "the README.md of a model directory, from its config.json dict (yaml); no torch"),
     "model_directory": (3, "the only module that reads and writes model directories (model, io)"),
     "tasks": (3, "labelled tasks: make-task builders, targets of labels, mutagenesis variants (io); "
                  "below runtime, train and infer, which import it"),
@@ -53,7 +56,8 @@ DNA_UNITS = {"alphabet", "io", "features"}
 # Import no torch or triton anywhere, not even lazily, and only units that do the same: the CLI
 # answers --help, validate and tokenize on a login node without loading torch. `import genomamba`
 # loads no torch either (checked by running it), though genomamba.load imports api on first use.
-TORCH_FREE = {"alphabet", "io", "tasks", "errors", "optional", "strict_config", "workflow"}
+TORCH_FREE = {"alphabet", "io", "tasks", "errors", "optional", "strict_config", "workflow", "pretrained",
+              "model_card"}
 TORCH_PACKAGES = {"torch", "triton"}
 # Import nothing of genomamba, not even the package itself (whose __version__ every other unit may
 # import): kernels/ lives outside the package folder, and setup.py loads workflow.py by path.

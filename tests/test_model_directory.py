@@ -243,3 +243,94 @@ def test_load_to_dtype(tmp_path):
     d = _saved(tmp_path)
     model = from_pretrained(d, dtype=torch.bfloat16)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+# -- shipping: bf16 weights, the release card, names -----------------------------------------------
+def test_bf16_weights_round_trip_within_bf16_rounding(tmp_path):
+    """Matrices are stored in bf16, vectors and A_log in float32; the model loads in float32 and
+    its outputs differ from the float32 model's by no more than a model with every tensor rounded
+    to bf16 differs (the measured bf16 tolerance), and by something (the weights were converted)."""
+    oracle = make_model(dtype=torch.float64, rc_strategy="ps")
+    model = make_model(dtype=torch.float32, rc_strategy="ps")
+    ids, mask = _batch()
+    want = oracle(ids, mask).logits
+    d = save_pretrained(model, tmp_path / "bf16", weights_dtype=torch.bfloat16)
+    full = save_pretrained(model, tmp_path / "fp32")
+    assert (d / "model.safetensors").stat().st_size < 0.75 * (full / "model.safetensors").stat().st_size
+    stored = load_file(str(d / "model.safetensors"))
+    for name, t in stored.items():
+        kept = t.dim() < 2 or name.endswith(".A_log")
+        assert t.dtype == (torch.float32 if kept else torch.bfloat16), name
+    assert read_config(d)["provenance"]["weights_dtype"] == "bfloat16 (vectors and A_log float32)"
+    assert "| weights stored as | bfloat16 (vectors and A_log float32) |" in (d / "README.md").read_text()
+
+    loaded = from_pretrained(d)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    rounded = make_model(dtype=torch.float32, rc_strategy="ps")
+    with torch.no_grad():
+        for p in rounded.parameters():
+            p.copy_(p.to(torch.bfloat16).float())
+    error = (loaded(ids, mask).logits.double() - want).abs().max()
+    tolerance = (rounded(ids, mask).logits.double() - want).abs().max()
+    assert 0 < error <= 2 * tolerance, (error, tolerance)
+    assert error < 2e-2 * want.abs().max()  # ship_model.py's bound
+
+
+def test_the_weights_file_gets_the_mode_of_the_other_files(tmp_path):
+    """safetensors creates files private (0600); a shipped or shared model must be readable."""
+    d = _saved(tmp_path)
+    assert (d / "model.safetensors").stat().st_mode == (d / "config.json").stat().st_mode
+
+
+RELEASE = {
+    "name": "genomamba-test-1k",
+    "description": "a tiny test model",
+    "training_data": {"corpus_manifest": "data_manifests/pretrain_corpus.yaml",
+                      "corpus_manifest_sha256": "e" * 64, "species": ["Homo sapiens", "Escherichia coli"]},
+    "tokens_seen": 2_000_000_000,
+    "steps": 16_000,
+    "compute": {"device": "1x NVIDIA H100 80GB", "hours": 0.55},
+    "validation": [{"step": 16000, "set": "human_chrX_70mb", "species": "Homo sapiens", "seq_len": 1024,
+                    "loss": 1.0312, "perplexity": 2.8046, "accuracy": 0.47}],
+    "benchmark": {"source": "bench/results.md", "sha256": "f" * 64,
+                  "table": "Test mcc x 100\n\n| task | probe |\n|---|---:|\n| GUE_EMP_H3 | 61.2 ± 0.4 |\n"},
+}
+
+
+def test_the_card_of_a_shipped_model_says_how_it_was_trained(tmp_path):
+    d = save_pretrained(make_model(dtype=torch.float32), tmp_path / "m", data_manifest_sha256="cd" * 32,
+                        provenance={"release": RELEASE})
+    card = (d / "README.md").read_text()
+    for text in (
+        "# genomamba-test-1k\n\nA tiny test model.",
+        f"- data: `data_manifests/pretrain_corpus.yaml` (sha256 `{'e' * 64}`): Homo sapiens, "
+        "Escherichia coli",
+        "- tokens seen: 2,000,000,000 in 16,000 steps",
+        "- compute: 1x NVIDIA H100 80GB, 0.55 hours of training",
+        "| human_chrX_70mb | Homo sapiens | 1,024 | 1.0312 | 2.805 | 0.470 |",
+        f"From `bench/results.md` (sha256 `{'f' * 64}`)",
+        "| GUE_EMP_H3 | 61.2 ± 0.4 |",
+        'from_pretrained("genomamba-test-1k")',
+        "`genomamba embed genomamba-test-1k seqs.fa -o emb.parquet`",
+        f"| training data manifest sha256 | {'cd' * 32} |",
+    ):
+        assert text in card, text
+    # what was not recorded is said to be so
+    bare = {"name": "x", "tokens_seen": None, "compute": {}, "validation": [], "benchmark": None}
+    d = save_pretrained(make_model(dtype=torch.float32), tmp_path / "bare", provenance={"release": bare})
+    card = (d / "README.md").read_text()
+    for text in ("- data: `not recorded`", "- tokens seen: not recorded",
+                 "device not recorded, time not recorded", "not recorded (the run had no validation data)",
+                 "Not measured for this release."):
+        assert text in card, text
+    # a model that is not shipped has no such sections
+    assert "## Training" not in (_saved(tmp_path / "plain")).joinpath("README.md").read_text()
+
+
+def test_an_unregistered_name_is_still_a_missing_directory(tmp_path, monkeypatch):
+    from genomamba import pretrained
+
+    monkeypatch.setattr(pretrained, "REGISTRY", tmp_path / "registry")  # no models.json: nothing registered
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelDirectoryError, match="genomamba-nothing is not a genomamba model directory"):
+        from_pretrained("genomamba-nothing")

@@ -8,7 +8,8 @@ unknown output suffix, a stride without a window, an output that names an input)
 :class:`~genomamba.errors.UsageError`. A tuning parameter left at None takes the library's default
 (:mod:`genomamba.api.options`).
 
-Common parameters: ``model_dir`` (a model directory), ``fasta`` (FASTA or GenBank files), ``out``
+Common parameters: ``model_dir`` (a model directory, or the name of a shipped model:
+:func:`~genomamba.api.options.model_path`), ``fasta`` (FASTA or GenBank files), ``out``
 (the output; its suffix picks the format), ``device`` (auto, cpu, cuda), ``lenient`` (read invalid
 characters as N), ``log`` (one-line messages; default stderr), ``progress`` (called with the
 number of bases, or variants, done).
@@ -25,7 +26,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 
-from genomamba.api.options import Log, Progress, given, usage_errors
+from genomamba.api.options import Log, Progress, given, model_path, usage_errors
 
 PathLike = str | os.PathLike
 
@@ -109,6 +110,8 @@ def embed(
     """
     from genomamba.infer.embed import embed_fasta
 
+    model_dir = model_path(model_dir)
+
     with _this_process_writes([out], log, progress) as (log, progress), usage_errors():
         return embed_fasta(model_dir, list(fasta), out, conjoin=conjoin, layer=layer, lenient=lenient,
                            log=log, progress=progress, context=context,
@@ -150,6 +153,8 @@ def embed_per_base(
     """
     from genomamba.infer.per_base import embed_per_base as write_per_base
     from genomamba.io.locks import output_locks
+
+    model_dir = model_path(model_dir)
 
     _one_process("embed --per-base")
     with usage_errors(), output_locks([out], note=log):
@@ -197,6 +202,8 @@ def predict(
     """
     from genomamba.infer.predict import predict_fasta
 
+    model_dir = model_path(model_dir)
+
     with _this_process_writes([out, track_out], log, progress) as (log, progress), usage_errors():
         return predict_fasta(model_dir, list(fasta), out, track=track, track_out=track_out, lenient=lenient,
                              log=log, progress=progress, context=context,
@@ -235,6 +242,8 @@ def score_variants(
     """
     from genomamba.infer.variants import score_variants as score
 
+    model_dir = model_path(model_dir)
+
     with _this_process_writes([out], log, progress) as (log, progress), usage_errors():
         return score(model_dir, vcf, genome, out, regions=tuple(regions), lenient=lenient, log=log,
                      progress=progress, **given(window=window, batch_size=batch_size, device=device))
@@ -271,6 +280,8 @@ def track(
     """
     from genomamba.infer.lm_track import lm_track
     from genomamba.io.locks import output_locks
+
+    model_dir = model_path(model_dir)
 
     _one_process("track")
     with usage_errors(), output_locks([out, track_out], note=log):

@@ -30,8 +30,10 @@ def doctor() -> dict:
     """What this installation has, as a JSON-ready dict: genomamba, Python and platform; torch
     and whether CUDA works (``gpus``: their names); Triton (``triton_installed`` False when it is
     simply not installed, an optional extra); the versions of :data:`PACKAGES`; which scan backend
-    would run on CPU and on CUDA (``scan_backends``); ``GENOMAMBA_SCAN_TUNING``. A part that cannot
-    be found out says why (``torch_error``, ``triton_error``, ``scan_backends_error``). Never raises.
+    would run on CPU and on CUDA (``scan_backends``); ``GENOMAMBA_SCAN_TUNING``; the models genomamba
+    registers and whether each is shipped intact (``models``: :func:`genomamba.pretrained.registry_status`).
+    A part that cannot be found out says why (``torch_error``, ``triton_error``,
+    ``scan_backends_error``, ``models_error``). Never raises.
     """
     info: dict = {
         "genomamba": __version__,
@@ -71,6 +73,13 @@ def doctor() -> dict:
         info["scan_backends"] = None
         info["scan_backends_error"] = f"{type(exc).__name__}: {exc}"
     info["scan_tuning"] = os.environ.get("GENOMAMBA_SCAN_TUNING", "").strip() or None
+    from genomamba.pretrained import ShippedModelError, registry_status
+
+    try:
+        info["models"] = registry_status()
+    except ShippedModelError as exc:  # an unreadable manifest: a damaged installation, reported
+        info["models"] = []
+        info["models_error"] = str(exc)
     return info
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from genomamba.api.options import model_path
 from genomamba.errors import InputDataError
 
 SequencesLike = Iterable[str | bytes | np.ndarray] | str
@@ -58,8 +59,8 @@ class Genomamba:
     def __init__(self, model_dir: str | os.PathLike, *, device: str = "auto", batch_size: int = 64):
         from genomamba.infer.runner import load_model
 
-        self.model_dir = str(model_dir)
-        self.model, self.device = load_model(model_dir, device)
+        self.model_dir = model_path(model_dir)  # a shipped model's name becomes its directory
+        self.model, self.device = load_model(self.model_dir, device)
         self.config = self.model.config
         self.task = self.config.head.task
         self.batch_size = batch_size
@@ -154,7 +155,8 @@ class Genomamba:
 
 
 def load(model_dir: str | os.PathLike, *, device: str = "auto", batch_size: int = 64) -> Genomamba:
-    """Load a model directory (``genomamba pretrain``/``finetune`` output) for inference.
+    """Load a model directory (``genomamba pretrain``/``finetune`` output), or a model genomamba
+    ships by its name (``genomamba.load("genomamba-small-1k")``), for inference.
 
     Raises:
         ModelDirectoryError: not a complete model directory (exit code 65 on the command line).

@@ -6,6 +6,9 @@
 * The library raises ``ValueError`` for options that cannot work together (a BED input without a
   genome, a stride without a window); inside :func:`usage_errors` those become
   :class:`~genomamba.errors.UsageError`, which the command line shows with its usage line (exit 2).
+* A model argument is a model directory or the name of a model genomamba ships: :func:`model_path`
+  turns it into the directory once, where the command function starts, so that everything below
+  (and every output's provenance) sees a real directory.
 """
 
 from __future__ import annotations
@@ -28,6 +31,19 @@ def given(**values) -> dict:
 def text(path: str | os.PathLike | None) -> str | None:
     """A path as the text the configuration dataclasses hold (None stays None)."""
     return None if path is None else os.fspath(path)
+
+
+def model_path(model: str | os.PathLike) -> str:
+    """The model directory that ``model`` names (an existing path wins, then the name of a shipped
+    model, checked against its sha256 pins: :func:`genomamba.model_directory.resolve_model`).
+
+    Raises:
+        ModelDirectoryError: a registered model whose weights this build does not ship, or a
+            shipped file that is missing or changed (exit code 65).
+    """
+    from genomamba.model_directory import resolve_model
+
+    return os.fspath(resolve_model(model))
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genomamba.api.options import Log, given, text, usage_errors
+from genomamba.api.options import Log, given, model_path, text, usage_errors
 from genomamba.errors import UsageError
 
 if TYPE_CHECKING:
@@ -141,7 +141,8 @@ def finetune(
     progress: bool = False,
     log: Log | None = None,
 ) -> FinetuneResult | dict:
-    """Fine-tune a pretrained ``model`` directory (or a ``preset`` from scratch) on labelled data
+    """Fine-tune a pretrained ``model`` (a directory, or the name of a shipped model:
+    :func:`~genomamba.api.options.model_path`; or a ``preset`` from scratch) on labelled data
     and export the best epoch's model to ``out/model`` with its metrics (see
     :mod:`genomamba.train.finetune`).
 
@@ -173,12 +174,13 @@ def finetune(
     from genomamba.train.finetune_data import FinetuneConfig, load_data
     from genomamba.train.seeds import finetune_seeds
 
+    model = None if model is None else model_path(model)
     with usage_errors():
         seed_list = _seed_list(seeds)
         config = FinetuneConfig(
             train=list(train), out=str(out), val=list(val), test=list(test), freeze_backbone=freeze_backbone,
             lenient=lenient, overwrite=overwrite,
-            **given(genome=text(genome), model=text(model), preset=preset, task=task, positive=positive,
+            **given(genome=text(genome), model=model, preset=preset, task=task, positive=positive,
                     rc_strategy=rc_strategy, pooling=pooling, dropout=dropout, val_fraction=val_fraction,
                     epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                     weight_decay=weight_decay, warmup_fraction=warmup_fraction, patience=patience,
@@ -232,6 +234,7 @@ def evaluate(
     from genomamba.io.locks import output_locks
     from genomamba.train.evaluate import evaluate as run_evaluate
 
+    model_dir = model_path(model_dir)
     with usage_errors(), output_locks([out], note=log):
         return run_evaluate(model_dir, list(data), out=out, genome=genome, split=split, lenient=lenient,
                             log=log, **given(batch_size=batch_size, device=device))
@@ -267,9 +270,10 @@ def benchmark(
     """
     from genomamba.suite.runner import BenchmarkConfig, run_benchmark
 
+    model = None if model is None else model_path(model)
     with usage_errors():
         config = BenchmarkConfig(
-            suites=[str(s) for s in suites], out=str(out), tasks=list(tasks) or None, model=text(model),
+            suites=[str(s) for s in suites], out=str(out), tasks=list(tasks) or None, model=model,
             published=text(published), keep_models=keep_models, report_only=report_only,
             **given(methods=None if methods is None else list(methods), seeds=_seed_list(seeds),
                     metric=metric, device=device),

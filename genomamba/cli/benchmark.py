@@ -6,7 +6,7 @@ import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.cli.console import log
-from genomamba.cli.options import ConfigDefault
+from genomamba.cli.options import ConfigDefault, ModelDirectory
 from genomamba.cli.threads import threads_option
 
 EPILOG = """\b
@@ -59,8 +59,9 @@ CONFIG = "genomamba.suite.runner:BenchmarkConfig"
 @click.option("--seeds", cls=ConfigDefault, config=CONFIG, type=str,
               shown=lambda seeds: ",".join(map(str, seeds)), help="Seeds, e.g. 1,2,3 or 1-5.")
 @click.option("--task", "tasks", multiple=True, metavar="NAME", help="Only these tasks (repeatable).")
-@click.option("--model", type=click.Path(exists=True, file_okay=False),
-              help="Pretrained model directory for finetune:model and probe.")
+@click.option("--model", type=ModelDirectory(),
+              help="Pretrained model directory, or the name of a shipped model, for finetune:model "
+                   "and probe.")
 @click.option("--published", type=click.Path(exists=True, dir_okay=False),
               help="YAML of published numbers: {TASK: {metric, value, source}}.")
 @click.option("--metric", cls=ConfigDefault, config=CONFIG,

@@ -1,4 +1,5 @@
-"""``genomamba doctor``: what this installation has (Python, torch, CUDA/GPU, Triton, scan backend)."""
+"""``genomamba doctor``: what this installation has (Python, torch, CUDA/GPU, Triton, scan backend,
+shipped models)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ Examples:
 Reports the Python and platform, torch and whether CUDA works (with the GPU names), the
 Triton version (optional: pip install 'genomamba[gpu]'; CPU runs do not need it), the versions
 of the packages genomamba uses, and which selective-scan backend would run on CPU and on CUDA
-(GENOMAMBA_SCAN_BACKEND overrides the automatic choice).
+(GENOMAMBA_SCAN_BACKEND overrides the automatic choice), and the models genomamba registers by
+name: shipped (each file checked against its sha256 pin; the name loads wherever a model
+directory is accepted), not shipped in this build, or damaged.
 Always exits 0: it describes, it does not judge.
 """
 
@@ -35,7 +38,7 @@ def _triton_line(info: dict) -> str:
 @click.command("doctor", epilog=EPILOG)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def doctor(fmt: str) -> None:
-    """Report the installation: Python, torch, CUDA/GPU, Triton, packages, scan backend."""
+    """Report the installation: Python, torch, CUDA/GPU, Triton, packages, scan backend, models."""
     from genomamba import api
 
     info = api.doctor()
@@ -66,4 +69,21 @@ def doctor(fmt: str) -> None:
             lines.append(f"GENOMAMBA_SCAN_BACKEND={report['env_override']}")
     if info["scan_tuning"]:
         lines.append(f"GENOMAMBA_SCAN_TUNING={info['scan_tuning']} (Triton scan launch-plan overrides)")
+    lines += _model_lines(info)
     click.echo("\n".join(lines))
+
+
+def _model_lines(info: dict) -> list[str]:
+    """One line per registered model: shipped (and where), not shipped in this build, or damaged."""
+    if info.get("models_error"):
+        return [f"models: unavailable ({info['models_error']})"]
+    lines = []
+    for model in info["models"]:
+        if model["state"] == "shipped":
+            state = f"shipped, sha256 pins match ({model['path']})"
+        elif model["state"] == "not shipped":
+            state = "not shipped in this build (not trained yet; docs/pretraining.md, 'Shipped models')"
+        else:
+            state = f"DAMAGED: {model['detail']}"
+        lines.append(f"model {model['name']}: {state}")
+    return lines or ["models: none registered"]

@@ -8,7 +8,7 @@ import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.cli.console import log
-from genomamba.cli.options import ConfigDefault, LabelledInput
+from genomamba.cli.options import ConfigDefault, LabelledInput, ModelDirectory
 from genomamba.cli.threads import threads_option
 
 EPILOG = """\b
@@ -37,7 +37,7 @@ process is writing OUT.
 
 
 @click.command("evaluate", epilog=EPILOG)
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_dir", type=ModelDirectory())
 @click.option(
     "--data",
     "data",

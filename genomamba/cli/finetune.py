@@ -8,7 +8,7 @@ import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.cli.console import log
-from genomamba.cli.options import ConfigDefault, LabelledInput
+from genomamba.cli.options import ConfigDefault, LabelledInput, ModelDirectory
 from genomamba.cli.threads import threads_option
 from genomamba.model.config import POOLINGS
 
@@ -83,7 +83,9 @@ peft; 75 another genomamba process is writing OUT.
 @click.option("--val", "val", multiple=True, type=LabelledInput(), help="Validation data.")
 @click.option("--test", "test", multiple=True, type=LabelledInput(), help="Test data.")
 @click.option("--genome", type=click.Path(exists=True, dir_okay=False), help="FASTA for BED inputs.")
-@click.option("--model", type=click.Path(exists=True, file_okay=False), help="Pretrained model directory.")
+@click.option("--model", type=ModelDirectory(),
+              help="Pretrained model directory, or the name of a shipped model (genomamba doctor "
+                   "lists them).")
 @click.option("--preset", help="Or train from scratch: tiny, small-1k, base-131k, long-1m.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory OUT.")
 @click.option(

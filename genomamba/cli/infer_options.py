@@ -10,16 +10,17 @@ import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.cli.console import progress_bar
-from genomamba.cli.options import changed_options
+from genomamba.cli.options import ModelDirectory, changed_options
 from genomamba.cli.streaming_options import STREAMING_OPTIONS
 
 EXIT_CODES = """\b
 Exit codes: 0 done; 2 usage (a bad option or output suffix); 65 an invalid FASTA or BED file (file,
 line and what is wrong), no sequence at all (every record empty, shorter than --window with --last
-drop, or over --max-n-fraction), or a model directory that cannot be loaded (predict: or has no
-sequence head); 69 --device cuda without a GPU (predict: or a .bw output without pyBigWig); 75
-another genomamba process is writing the output. Nothing is written unless the whole run
-succeeds: outputs go to temporary names and are renamed at the end.""" + SYSTEM_EXIT_CODES
+drop, or over --max-n-fraction), a model directory that cannot be loaded (predict: or has no
+sequence head), or the name of a model this build does not ship; 69 --device cuda without a GPU
+(predict: or a .bw output without pyBigWig); 75 another genomamba process is writing the output.
+Nothing is written unless the whole run succeeds: outputs go to temporary names and are renamed
+at the end.""" + SYSTEM_EXIT_CODES
 
 
 def check_context_options(context: str, *, also: str = "") -> None:
@@ -43,7 +44,7 @@ def shared_options(command: Callable) -> Callable:
     """MODEL_DIR [FASTA...] -o OUT, --bed/--genome, and the windowing, context, batching and device
     options."""
     options = [
-        click.argument("model_dir", type=click.Path(exists=True, file_okay=False)),
+        click.argument("model_dir", type=ModelDirectory()),
         click.argument("fasta", nargs=-1, required=False, type=click.Path(exists=True, dir_okay=False)),
         click.option("--bed", type=click.Path(exists=True, dir_okay=False),
                      help="Instead of FASTA files: the intervals of this BED file (BED3-BED12, or "

@@ -78,6 +78,25 @@ class LabelledInput(click.ParamType):
         return value
 
 
+class ModelDirectory(click.Path):
+    """A model argument: an existing directory (as ``click.Path(exists=True, file_okay=False)``
+    checks it), or the name of a model genomamba registers (:mod:`genomamba.pretrained`; ``genomamba
+    doctor`` lists them). The value is kept as given: the library resolves it, and reports a
+    registered model that this build does not ship (exit 65)."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, file_okay=False)
+
+    def convert(self, value, param, ctx):
+        import os
+
+        from genomamba.pretrained import is_registered
+
+        if not os.path.exists(value) and is_registered(value):  # an existing path wins
+            return value
+        return super().convert(value, param, ctx)
+
+
 def from_command_line(name: str, value: Any) -> Any:
     """``value`` when the option ``name`` of the running command was given (on the command line or
     in the environment), None when it is its default: for options whose default must yield to a

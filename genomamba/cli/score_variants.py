@@ -7,6 +7,7 @@ import click
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.cli.console import log
 from genomamba.cli.infer_options import main_progress_bar
+from genomamba.cli.options import ModelDirectory
 from genomamba.cli.threads import threads_option
 
 EPILOG = """\b
@@ -42,7 +43,7 @@ run succeeds.""" + SYSTEM_EXIT_CODES
 
 
 @click.command("score-variants", epilog=EPILOG)
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_dir", type=ModelDirectory())
 @click.argument("vcf", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--region", "regions", multiple=True,
               help="Instead of a VCF: every substitution of every position of CHROM:START-END "

@@ -6,6 +6,7 @@ import click
 
 from genomamba.cli.boundary import SYSTEM_EXIT_CODES
 from genomamba.cli.console import log, progress_bar
+from genomamba.cli.options import ModelDirectory
 from genomamba.cli.streaming_options import streaming_options
 from genomamba.cli.threads import threads_option
 
@@ -33,7 +34,7 @@ the output.""" + SYSTEM_EXIT_CODES
 
 
 @click.command("track", epilog=EPILOG)
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_dir", type=ModelDirectory())
 @click.argument("fasta", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
               help="Output: a track (.bw, .bigwig, .bedgraph, .bdg, text ones optionally .gz) or a table "
