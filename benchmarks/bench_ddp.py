@@ -38,53 +38,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from torchrun_launch import LAUNCHER, run_stoppable, torchrun_command  # noqa: E402
+
 GENOME = REPO / "data" / "demo" / "yeast_chrI_chrII.fa"
-LAUNCHER = "from genomamba.cli import main\n\nmain()\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env(processes: int = 1) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
-    return env
-
-
-def _run(command: list[str], timeout: float, log_path: Path, processes: int = 1) -> tuple[int | None, float]:
-    """Run ``command`` in its own process group with stdout/stderr to ``log_path``; returns (exit code
-    or None when it had to be stopped, wall seconds). A run over ``timeout`` gets SIGTERM (torchrun
-    forwards it: the workers checkpoint and stop), then SIGKILL 60 s later."""
-    tic = time.perf_counter()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=_env(processes), start_new_session=True
-        )
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            code = None
-    return code, time.perf_counter() - tic
 
 
 def steady_rate(records: list[dict], skip: int) -> dict:
@@ -144,7 +107,7 @@ def main() -> None:
         "--last-window",
         "shift",
     ]
-    code, seconds = _run(tokenize, 600, work / "tokenize.log")
+    code, seconds = run_stoppable(tokenize, 600, work / "tokenize.log")
     if code != 0:
         sys.exit(f"tokenize failed (exit {code}); see {work / 'tokenize.log'}")
     print(f"tokenized {GENOME.name} in {seconds:.1f} s -> {shards}", file=sys.stderr)
@@ -179,15 +142,14 @@ def main() -> None:
         if run_dir.exists():
             sys.exit(f"{run_dir} exists; use another --work")
         passes = (args.gpus[-1] if args.strong else n) * args.micro_batches
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n)]
-        command += ["--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(launcher)]
+        command = torchrun_command(n, launcher)
         command += ["pretrain", "--data", str(shards), "--preset", args.preset, "--out", str(run_dir)]
         command += ["--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size)]
         command += ["--tokens-per-step", str(passes * per_pass), "--max-steps", str(args.steps)]
         command += ["--warmup-steps", "10", "--checkpoint-every", str(args.steps), "--device", args.device]
         command += ["--deterministic"] if args.deterministic else []
         print(f"{n} process(es): {' '.join(command[1:])}", file=sys.stderr)
-        code, seconds = _run(command, args.run_timeout, work / f"run-{n}.log", processes=n)
+        code, seconds = run_stoppable(command, args.run_timeout, work / f"run-{n}.log", processes=n)
         metrics = run_dir / "metrics.jsonl"
         records = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.is_file() else []
         row = {

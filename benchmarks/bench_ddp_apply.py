@@ -62,8 +62,6 @@ import json
 import math
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -73,50 +71,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from torchrun_launch import LAUNCHER, run_stoppable, torchrun_command  # noqa: E402
+
 DEMO = REPO / "data" / "demo"
 GENOME = DEMO / "yeast_chrI_chrII.fa"
 GFF3 = DEMO / "yeast_chrI_chrII.gff3"
-LAUNCHER = "from genomamba.cli import main\n\nmain()\n"
 KEYS = ["file", "record", "start", "end", "n_bases"]  # a table row's identity, compared exactly
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env(processes: int, device: str) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
-    if device == "cpu" and Path("/sys/class/net/lo").exists():
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo on one machine: loopback only
-    return env
-
-
-def _run(
-    command: list[str], timeout: float, log_path: Path, processes: int, device: str
-) -> tuple[int | None, float]:
-    """Run ``command`` in its own process group with stdout/stderr to ``log_path``; returns (exit code
-    or None when it had to be stopped, wall seconds). A run over ``timeout`` gets SIGTERM (torchrun
-    forwards it to the workers), then SIGKILL 60 s later."""
-    tic = time.perf_counter()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=_env(processes, device), start_new_session=True
-        )
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            code = None
-    return code, time.perf_counter() - tic
 
 
 def build_task(path: Path, rows: int, row_len: int) -> dict:
@@ -413,13 +374,11 @@ def main() -> None:
             if name == "predict" and not (work / "finetune-1" / "model").is_dir():
                 row["status"] = "skipped: the 1-process fine-tuning left no model"
                 continue
-            command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n)]
-            command += ["--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(launcher)]
-            command += cli_args(name, n, args, work)
+            command = torchrun_command(n, launcher) + cli_args(name, n, args, work)
             row["command"] = shlex.join(["python", *command[1:]])
             print(f"{name}, {n} process(es): {row['command']}", file=sys.stderr)
             log = work / "logs" / f"{name}-{n}.log"
-            code, seconds = _run(command, args.run_timeout, log, n, args.device)
+            code, seconds = run_stoppable(command, args.run_timeout, log, n, args.device)
             row.update(exit_code=code, wall_s=round(seconds, 2))
             if code != 0:
                 row["status"] = "stopped at --run-timeout" if code is None else f"failed; see {log}"
