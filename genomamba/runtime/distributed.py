@@ -11,7 +11,7 @@ for one process, so the training loop has a single code path.
   step) fails before any process waits for another;
 * :func:`distributed` initialises the process group -- NCCL with one GPU per process
   (``cuda:LOCAL_RANK``, selected *before* the group is created so NCCL binds the right device),
-  gloo on CPU -- and tears it down afterwards;
+  gloo on CPU -- once per process, kept until the process exits;
 * :class:`Distributed` holds rank, device and backend, and offers :meth:`~Distributed.all_reduce`
   (sum or max of a few numbers, in float64 so token counts stay exact), :meth:`~Distributed.gather_objects`
   and :meth:`~Distributed.broadcast_object` (picklable values: scores, rows, decisions),
