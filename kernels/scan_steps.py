@@ -51,7 +51,7 @@ def _direction_params(AT_ptr, D_ptr, bias_ptr, d, n, dim, d_mask, dn_mask, BLOCK
     threads and a channel's states within one or two of them (see scan_forward.py). It is
     pre-scaled by log2(e) so that exp(dt A) is a single exp2 (the backward's d dt uses A2 ln 2).
     For a structured A (``DECAY`` LADDER or SCALAR) only the rate A[:, 0] is loaded: a (BLOCK_D,)
-    vector instead of the (BLOCK_D, BLOCK_N) tile, which :func:`_decay` and :func:`_rate_tile` expand.
+    vector instead of the (BLOCK_D, BLOCK_N) tile, which :func:`_decay` and :func:`_rate_dot` use.
     """
     if DECAY == FULL:
         A2 = tl.load(AT_ptr + n[None, :] * dim + d[:, None], mask=dn_mask, other=0.0).to(tl.float32)
